@@ -1,0 +1,213 @@
+"""Value, Node and Graph: the IR's data structures.
+
+A Graph holds its nodes in topological order. Values are produced by exactly one node, or are graph inputs,
+or are constants (weights held by reference in ``Graph.constants``). Attributes are plain data (ints, floats,
+strings, tuples, DType, Ref) so the IR serializes to JSON.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import torch
+
+from .dtype import DType
+from .ops import Op
+
+# A dimension is a concrete size or the name of a symbolic size ("s0", "12*s0").
+Dim = Union[int, str]
+Shape = tuple[Dim, ...]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An attribute entry that stands for a node's ``syms[index]`` (a symbolic size known only at run time)."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class QParams:
+    """Quantization parameters carried by a quantized value (scales/zero points are constant keys)."""
+
+    scheme: str  # "per_tensor" | "per_channel" | "per_group"
+    scale: str
+    zero_point: str | None = None
+    axis: int | None = None
+    group_size: int | None = None
+
+
+@dataclass(eq=False)
+class Value:
+    name: str
+    shape: Shape
+    dtype: DType
+    device: str = "cpu"
+    kind: str = "tensor"  # "tensor" | "sym" (a Python int at run time, e.g. a dynamic size)
+    layout: str = "strided"  # "strided" | "nhwc" | "packed" | "sparse_csr" ...
+    qparams: QParams | None = None
+    const: str | None = None  # key into Graph.constants when this value is a weight
+    producer: Node | None = field(default=None, repr=False)
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def is_static(self) -> bool:
+        return all(isinstance(d, int) for d in self.shape)
+
+    def numel(self) -> int | None:
+        n = 1
+        for d in self.shape:
+            if not isinstance(d, int):
+                return None
+            n *= d
+        return n
+
+    def type_str(self) -> str:
+        if self.kind == "sym":
+            return "sym"
+        dims = ",".join(str(d) for d in self.shape)
+        extra = f" @{self.device}" if self.device != "cpu" else ""
+        extra += f" {self.layout}" if self.layout != "strided" else ""
+        return f"{self.dtype.value}[{dims}]{extra}"
+
+    def __repr__(self) -> str:
+        return f"%{self.name}: {self.type_str()}"
+
+
+@dataclass(eq=False)
+class Node:
+    op: Op
+    inputs: list[Value]
+    attrs: dict[str, Any]
+    outputs: list[Value]
+    name: str = ""
+    syms: list[Value] = field(default_factory=list)  # sym values referenced by Ref(i) in attrs
+
+    @property
+    def out(self) -> Value:
+        if len(self.outputs) != 1:
+            raise ValueError(f"node {self.name} ({self.op.value}) has {len(self.outputs)} outputs")
+        return self.outputs[0]
+
+    def deps(self) -> Iterator[Value]:
+        yield from self.inputs
+        yield from self.syms
+
+    def __repr__(self) -> str:
+        return f"Node({self.name}: {self.op.value})"
+
+
+class Graph:
+    def __init__(self) -> None:
+        self.inputs: list[Value] = []
+        self.nodes: list[Node] = []
+        self.outputs: list[Value] = []
+        self.constants: dict[str, torch.Tensor] = {}
+        self.const_values: dict[str, Value] = {}
+        self.meta: dict[str, Any] = {}
+        self._ids = itertools.count()
+
+    # -- construction
+    def fresh(self, prefix: str = "v") -> str:
+        return f"{prefix}{next(self._ids)}"
+
+    def add_input(self, shape: Iterable[Dim], dtype: DType, device: str = "cpu", kind: str = "tensor",
+                  name: str | None = None) -> Value:
+        v = Value(name or self.fresh("in"), tuple(shape), dtype, device, kind=kind)
+        self.inputs.append(v)
+        return v
+
+    def add_constant(self, tensor: torch.Tensor, name: str | None = None) -> Value:
+        """Register a weight by reference; the same tensor object is shared, never copied."""
+        key = name or self.fresh("c")
+        while key in self.constants and self.constants[key] is not tensor:
+            key = self.fresh(key + "_")
+        if key in self.const_values:
+            return self.const_values[key]
+        self.constants[key] = tensor
+        v = Value(key, tuple(tensor.shape), DType.from_torch(tensor.dtype), _device_str(tensor.device), const=key)
+        self.const_values[key] = v
+        return v
+
+    def make_node(self, op: Op, inputs: Iterable[Value], attrs: Mapping[str, Any] | None = None,
+                  outputs: list[Value] | None = None, syms: Iterable[Value] = ()) -> Node:
+        """Create a node (not yet placed); outputs are inferred from the op registry unless given."""
+        node = Node(op, list(inputs), dict(attrs or {}), [], name=self.fresh("n"), syms=list(syms))
+        if outputs is None:
+            from .registry import infer_outputs
+            outputs = [Value(self.fresh(), s, dt, dev) if kind == "tensor" else
+                       Value(self.fresh(), (), DType.i64, dev, kind="sym")
+                       for s, dt, dev, kind in infer_outputs(node)]
+        for v in outputs:
+            v.producer = node
+        node.outputs = outputs
+        return node
+
+    def add_node(self, op: Op, inputs: Iterable[Value], attrs: Mapping[str, Any] | None = None,
+                 outputs: list[Value] | None = None, syms: Iterable[Value] = (),
+                 before: Node | None = None) -> Node:
+        node = self.make_node(op, inputs, attrs, outputs, syms)
+        if before is None:
+            self.nodes.append(node)
+        else:
+            self.nodes.insert(self.nodes.index(before), node)
+        return node
+
+    # -- queries
+    def users(self) -> dict[Value, list[Node]]:
+        out: dict[Value, list[Node]] = {}
+        for n in self.nodes:
+            for v in n.deps():
+                out.setdefault(v, []).append(n)
+        return out
+
+    def op_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for n in self.nodes:
+            key = n.attrs.get("target", n.op.value) if n.op is Op.FALLBACK else n.op.value
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def constant(self, v: Value) -> torch.Tensor | None:
+        return self.constants.get(v.const) if v.const is not None else None
+
+    # -- mutation
+    def replace_all_uses(self, old: Value, new: Value) -> None:
+        for n in self.nodes:
+            n.inputs = [new if v is old else v for v in n.inputs]
+            n.syms = [new if v is old else v for v in n.syms]
+        self.outputs = [new if v is old else v for v in self.outputs]
+
+    def remove_dead(self) -> int:
+        """Drop nodes whose outputs nobody uses; returns how many were removed."""
+        live = set(self.outputs)
+        kept: list[Node] = []
+        for n in reversed(self.nodes):
+            if any(v in live for v in n.outputs):
+                kept.append(n)
+                live.update(n.deps())
+        removed = len(self.nodes) - len(kept)
+        self.nodes = kept[::-1]
+        used = {v.const for v in live if v.const is not None}
+        for key in [k for k in self.constants if k not in used]:
+            del self.constants[key]
+            self.const_values.pop(key, None)
+        return removed
+
+    def __str__(self) -> str:
+        from .printer import format_graph
+        return format_graph(self)
+
+
+def _device_str(device: torch.device) -> str:
+    return device.type if device.index is None else f"{device.type}:{device.index}"
+
+
+def device_str(device: torch.device) -> str:
+    return _device_str(device)

@@ -1,0 +1,121 @@
+"""The one op registry: for every Op its schema, shape/dtype inference and torch reference implementation.
+
+The reference is what the fallback backend runs, what the reference interpreter (LEPTON_VERIFY) runs and what
+tests compare kernels against; so it must be the exact eager semantics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .dtype import DType
+from .graph import Node, Ref, Shape
+from .ops import Op
+
+# (shape, dtype, device, kind) of one output
+OutSpec = tuple[Shape, DType, str, str]
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class OpDef:
+    op: Op
+    reference: Callable[..., Any]
+    num_inputs: tuple[int, int]
+    attrs: Mapping[str, Any] = field(default_factory=dict)  # name -> default (REQUIRED if none)
+    infer: Callable[[Node], list[OutSpec]] | None = None
+    doc: str = ""
+
+    def normalize_attrs(self, given: Mapping[str, Any], where: str) -> dict[str, Any]:
+        unknown = set(given) - set(self.attrs)
+        if unknown and self.op is not Op.FALLBACK:
+            raise TypeError(f"{where}: op {self.op.value} has no attribute(s) {sorted(unknown)}; "
+                            f"it takes {sorted(self.attrs)}")
+        out = dict(given)
+        for name, default in self.attrs.items():
+            if name not in out:
+                if default is _REQUIRED:
+                    raise TypeError(f"{where}: op {self.op.value} needs attribute {name!r}")
+                out[name] = default
+        return out
+
+
+OPS: dict[Op, OpDef] = {}
+REQUIRED = _REQUIRED
+
+
+def register_op(op: Op, *, inputs: int | tuple[int, int] = 1, attrs: Mapping[str, Any] | None = None,
+                infer: Callable[[Node], list[OutSpec]] | None = None) -> Callable[[Callable], Callable]:
+    """Decorator on the torch reference implementation: ``@register_op(Op.RELU) def relu(x): ...``."""
+    n = (inputs, inputs) if isinstance(inputs, int) else inputs
+
+    def deco(fn: Callable) -> Callable:
+        if op in OPS:
+            raise ValueError(f"op {op.value} registered twice")
+        OPS[op] = OpDef(op, fn, n, dict(attrs or {}), infer, (fn.__doc__ or "").strip())
+        return fn
+
+    return deco
+
+
+def resolve_attrs(attrs: Mapping[str, Any], syms: list[Any]) -> dict[str, Any]:
+    """Replace Ref(i) entries (also inside lists/tuples) with the run-time symbolic values."""
+    def sub(a: Any) -> Any:
+        if isinstance(a, Ref):
+            return syms[a.index]
+        if isinstance(a, (list, tuple)):
+            return type(a)(sub(x) for x in a)
+        return a
+    return {k: sub(v) for k, v in attrs.items()}
+
+
+def run_reference(node: Node, args: list[Any], syms: list[Any]) -> Any:
+    return OPS[node.op].reference(*args, **resolve_attrs(node.attrs, syms))
+
+
+# -- shape inference ------------------------------------------------------------------------------------------
+
+_HINT_BASE = 100_003  # symbolic dims are traced with distinct large hints, mapped back afterwards
+
+
+def infer_outputs(node: Node) -> list[OutSpec]:
+    d = OPS.get(node.op)
+    if d is None:
+        raise KeyError(f"op {node.op.value} is not registered")
+    lo, hi = d.num_inputs
+    if not lo <= len(node.inputs) <= hi:
+        raise TypeError(f"op {node.op.value} takes {lo}..{hi} inputs, got {len(node.inputs)}")
+    node.attrs = d.normalize_attrs(node.attrs, f"node {node.name}")
+    if d.infer is not None:
+        return d.infer(node)
+    return infer_by_meta(node)
+
+
+def infer_by_meta(node: Node) -> list[OutSpec]:
+    """Run the reference on meta tensors: exact torch semantics for shapes and dtype promotion."""
+    hints: dict[str, int] = {}
+
+    def hint(dim: Any) -> int:
+        if isinstance(dim, int):
+            return dim
+        return hints.setdefault(str(dim), _HINT_BASE + 2 * len(hints) + 1)
+
+    args = [torch.empty([hint(s) for s in v.shape], dtype=v.dtype.to_torch(), device="meta")
+            if v.kind == "tensor" else hint(v.name) for v in node.inputs]
+    syms = [hint(v.name) for v in node.syms]
+    device = next((v.device for v in node.inputs if v.kind == "tensor"), "cpu")
+    out = run_reference(node, args, syms)
+    back = {h: s for s, h in hints.items()}
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    specs: list[OutSpec] = []
+    for o in outs:
+        if isinstance(o, torch.Tensor):
+            shape = tuple(back.get(int(s), int(s)) for s in o.shape)
+            specs.append((shape, DType.from_torch(o.dtype), device, "tensor"))
+        else:
+            specs.append(((), DType.i64, device, "sym"))
+    return specs
