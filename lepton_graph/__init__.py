@@ -1,3 +1,10 @@
 """lepton_graph: a compiler-style graph optimizer for PyTorch."""
 
+from .api import CompiledModel, compile, lepton_dynamo_backend
+from .config import config
+from .errors import ArtifactError, CaptureError, InputError, LeptonError, UnsupportedError
+
 __version__ = "0.1.0"
+
+__all__ = ["ArtifactError", "CaptureError", "CompiledModel", "InputError", "LeptonError", "UnsupportedError",
+           "__version__", "compile", "config", "lepton_dynamo_backend"]

@@ -30,6 +30,21 @@ class Ref:
 
 
 @dataclass(frozen=True)
+class Arg:
+    """In a FALLBACK node's argument template: stands for the node's ``inputs[index]``."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class TorchObj:
+    """A torch enum-like argument kept as plain data: kind is "device", "memory_format" or "layout"."""
+
+    kind: str
+    value: str
+
+
+@dataclass(frozen=True)
 class QParams:
     """Quantization parameters carried by a quantized value (scales/zero points are constant keys)."""
 
@@ -138,9 +153,13 @@ class Graph:
     def make_node(self, op: Op, inputs: Iterable[Value], attrs: Mapping[str, Any] | None = None,
                   outputs: list[Value] | None = None, syms: Iterable[Value] = ()) -> Node:
         """Create a node (not yet placed); outputs are inferred from the op registry unless given."""
+        from .registry import OPS, infer_outputs
+
         node = Node(op, list(inputs), dict(attrs or {}), [], name=self.fresh("n"), syms=list(syms))
+        if op not in OPS:
+            raise KeyError(f"op {op.value} is not registered")
+        node.attrs = OPS[op].normalize_attrs(node.attrs, f"node {node.name}")
         if outputs is None:
-            from .registry import infer_outputs
             outputs = [Value(self.fresh(), s, dt, dev) if kind == "tensor" else
                        Value(self.fresh(), (), DType.i64, dev, kind="sym")
                        for s, dt, dev, kind in infer_outputs(node)]

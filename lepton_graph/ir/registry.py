@@ -69,6 +69,8 @@ def resolve_attrs(attrs: Mapping[str, Any], syms: list[Any]) -> dict[str, Any]:
             return syms[a.index]
         if isinstance(a, (list, tuple)):
             return type(a)(sub(x) for x in a)
+        if isinstance(a, dict):
+            return {k: sub(x) for k, x in a.items()}
         return a
     return {k: sub(v) for k, v in attrs.items()}
 

@@ -1,0 +1,286 @@
+"""compile(): the public entry point, as a call or a decorator; and the torch.compile backend "lepton"."""
+
+from __future__ import annotations
+
+import collections
+import functools
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.utils._pytree as pytree
+
+from . import log
+from .compiler import compile_captured
+from .config import config
+from .errors import CaptureError, InputError, UnsupportedError
+from .frontend.export import Captured, capture_export
+from .report import CompileReport, RegionReport, VariantReport
+from .runtime.guards import Signature, Variant, VariantCache, check_compatible, explain_change, flatten_call
+
+# reports of graphs compiled through torch.compile(backend="lepton"), newest last
+DYNAMO_REPORTS: collections.deque[RegionReport] = collections.deque(maxlen=64)
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    device: str | None = None
+    dynamic: bool = False
+    cache_limit: int = 8
+    frontend: str = "auto"  # auto | export | dynamo
+    native: bool = True
+
+
+def compile(model: Any = None, /, *, device: str | torch.device | None = None, dynamic: bool = False,
+            cache_limit: int | None = None, frontend: str | None = None, native: bool | None = None) -> Any:
+    """Compile a model or function for inference.
+
+    Use as ``compile(model)``, ``@compile`` or ``@compile(dynamic=True)`` on a function, an ``nn.Module``
+    instance or an ``nn.Module`` subclass. The result has the model's call signature and keeps one compiled
+    variant per input signature (shapes, dtypes, devices), at most ``cache_limit``; with ``dynamic=True``,
+    sizes > 1 are compiled symbolically so one variant serves many batch sizes / sequence lengths.
+    """
+    opts = CompileOptions(
+        device=None if device is None else str(torch.device(device)),
+        dynamic=bool(dynamic),
+        cache_limit=config.cache_limit if cache_limit is None else int(cache_limit),
+        frontend=frontend or config.frontend,
+        native=config.native if native is None else bool(native),
+    )
+    if opts.frontend not in ("auto", "export", "dynamo"):
+        raise UnsupportedError(f"frontend must be 'auto', 'export' or 'dynamo', not {opts.frontend!r}")
+    if opts.cache_limit < 1:
+        raise UnsupportedError(f"cache_limit must be >= 1, got {opts.cache_limit}")
+    if opts.device is not None and opts.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UnsupportedError(f"device {opts.device!r} requested but torch sees no CUDA device")
+    if model is None:
+        return lambda m: _compile(m, opts)
+    return _compile(model, opts)
+
+
+def _compile(model: Any, opts: CompileOptions) -> Any:
+    if isinstance(model, type) and issubclass(model, torch.nn.Module):
+        @functools.wraps(model, updated=())
+        def build(*args: Any, **kwargs: Any) -> CompiledModel:
+            return CompiledModel(model(*args, **kwargs), opts)
+        return build
+    if isinstance(model, torch.nn.Module) or callable(model):
+        return CompiledModel(model, opts)
+    raise TypeError(f"compile() expects an nn.Module, an nn.Module subclass or a function, got {type(model).__name__}")
+
+
+class _FunctionModule(torch.nn.Module):
+    """Lets torch.export trace a plain function."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+
+class CompiledModel:
+    """The compiled callable. ``report()`` says what was compiled, what fell back to torch and why."""
+
+    def __init__(self, model: Any, opts: CompileOptions) -> None:
+        self.model = model
+        self.options = opts
+        self._module = model if isinstance(model, torch.nn.Module) else _FunctionModule(model)
+        target = model.forward if isinstance(model, torch.nn.Module) else model
+        try:
+            self._signature: inspect.Signature | None = inspect.signature(target)
+        except (TypeError, ValueError):
+            self._signature = None
+        if not isinstance(model, torch.nn.Module):
+            functools.update_wrapper(self, model)
+        self._cache = VariantCache(opts.cache_limit)
+        self._report = CompileReport(cache_limit=opts.cache_limit)
+        self._first: Signature | None = None
+        self._overflow: set[Signature] = set()
+        self._dynamo: Callable[..., Any] | None = None
+        self._export_failed: str | None = None
+        self._regions: list[RegionReport] | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        leaves, sig = flatten_call(args, kwargs)
+        var = self._cache.lookup(sig)
+        if var is None:
+            var = self._miss(args, kwargs, leaves, sig)
+            if var is None:  # cache full: this signature alone runs through torch
+                with torch.no_grad():
+                    return self.model(*args, **kwargs)
+        return var.run(args, kwargs, leaves)
+
+    def report(self) -> CompileReport:
+        return self._report
+
+    # -- compilation of a new variant
+    def _miss(self, args: tuple, kwargs: dict, leaves: list[Any], sig: Signature) -> Variant | None:
+        self._check_inputs(args, kwargs, sig)
+        if self._cache.full():
+            if sig not in self._overflow:
+                self._overflow.add(sig)
+                self._report.overflow.append(sig.describe())
+                log.log("guards", "variant cache full (%d): %s runs through torch", self._cache.limit, sig.describe())
+            return None
+        reason = "first call" if self._first is None else explain_change(self._closest(sig), sig)
+        log.log("guards", "compiling variant for %s (%s)", sig.describe(), reason)
+        t0 = time.perf_counter()
+        vrep = VariantReport(sig.describe(), reason)
+        var = self._compile_variant(args, kwargs, leaves, sig, vrep)
+        vrep.compile_s = time.perf_counter() - t0
+        if self._first is None:
+            self._first = sig
+        self._report.variants.append(vrep)
+        self._cache.add(var)
+        return var
+
+    def _closest(self, sig: Signature) -> Signature:
+        same = [v.signature for v in self._cache.variants if v.signature.structure == sig.structure]
+        return same[-1] if same else self._cache.variants[-1].signature
+
+    def _check_inputs(self, args: tuple, kwargs: dict, sig: Signature) -> None:
+        if self._signature is not None:
+            try:
+                self._signature.bind(*args, **kwargs)
+            except TypeError as e:
+                raise InputError(f"bad arguments for {_name(self.model)}{self._signature}: {e}") from None
+        if self.options.device is not None:
+            want = torch.device(self.options.device)
+            for n, leaf in zip(sig.names, sig.leaves):
+                if leaf[0] != "py" and leaf[2].type != want.type:
+                    raise InputError(f"argument {n}: expected device {want}, got {leaf[2]} (compiled for {want})")
+        if self._first is not None:
+            check_compatible(self._first, sig)
+
+    def _compile_variant(self, args: tuple, kwargs: dict, leaves: list[Any], sig: Signature,
+                         vrep: VariantReport) -> Variant:
+        if self.options.frontend != "dynamo" and self._export_failed is None:
+            try:
+                cap = capture_export(self._module, args, kwargs, leaves, dynamic=self.options.dynamic)
+            except CaptureError as e:
+                if self.options.frontend == "export":
+                    raise
+                self._reject_bad_inputs(args, kwargs, e)
+                self._export_failed = str(e)
+                log.log("guards", "export failed, using Dynamo: %s", e)
+            else:
+                return self._export_variant(cap, sig, vrep)
+        vrep.capture_fallback = self._export_failed
+        return self._dynamo_variant(args, kwargs, sig, vrep)
+
+    def _reject_bad_inputs(self, args: tuple, kwargs: dict, err: Exception) -> None:
+        """If eager rejects the inputs too, that is the user's error, not a capture limitation: say so."""
+        try:
+            with torch.no_grad():
+                self.model(*args, **kwargs)
+        except Exception as eager_err:
+            raise InputError(f"{_name(self.model)} rejects these inputs: {type(eager_err).__name__}: "
+                             f"{eager_err}") from err
+
+    def _export_variant(self, cap: Captured, sig: Signature, vrep: VariantReport) -> Variant:
+        device = self.options.device or _first_device(sig)
+        ex, rrep = compile_captured(cap, device=device, native=self.options.native)
+        vrep.frontend = "export"
+        vrep.regions.append(rrep)
+        tensor_idx = [i for i, leaf in enumerate(sig.leaves) if leaf[0] != "py"]
+        n_user, out_spec, mutations = cap.user_outputs, cap.out_spec, cap.mutations
+
+        def run(args: tuple, kwargs: dict, leaves: list[Any]) -> Any:
+            inputs = [leaves[i] for i in tensor_idx]
+            if torch.is_grad_enabled():
+                with torch.no_grad():
+                    outs = ex(*inputs)
+            else:
+                outs = ex(*inputs)
+            for k, buf in mutations:
+                buf.copy_(outs[n_user + k])
+            return pytree.tree_unflatten(list(outs[:n_user]), out_spec)
+
+        dims = None
+        if self.options.dynamic:
+            dims = tuple(None if v.kind != "tensor" else tuple(d if isinstance(d, int) else None for d in v.shape)
+                         for v in _inputs_by_leaf(cap, sig))
+        return Variant(sig, run, vrep, dims)
+
+    def _dynamo_variant(self, args: tuple, kwargs: dict, sig: Signature, vrep: VariantReport) -> Variant:
+        from .frontend.dynamo import make_backend
+
+        vrep.frontend = "dynamo"
+        if self._dynamo is None:
+            import torch._dynamo
+
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
+                                                       self.options.cache_limit + 2)
+            backend = make_backend(self._compile_region)
+            self._dynamo = torch.compile(self._module, backend=backend, dynamic=self.options.dynamic)
+        dyn = self._dynamo
+        self._regions = vrep.regions
+        try:
+            with torch.no_grad():
+                dyn(*args, **kwargs)  # compiles this signature's regions (their reports land in vrep)
+        finally:
+            self._regions = None
+
+        def run(args: tuple, kwargs: dict, leaves: list[Any]) -> Any:
+            with torch.no_grad():
+                return dyn(*args, **kwargs)
+
+        return Variant(sig, run, vrep)
+
+    def _compile_region(self, cap: Captured) -> Callable[..., Any]:
+        ex, rrep = compile_captured(cap, device=self.options.device or "cpu", native=self.options.native)
+        if self._regions is not None:
+            self._regions.append(rrep)
+        return ex
+
+    def __repr__(self) -> str:
+        return f"CompiledModel({_name(self.model)}, variants={len(self._cache.variants)})"
+
+
+def _name(obj: Any) -> str:
+    return getattr(obj, "__qualname__", None) or type(obj).__name__
+
+
+def _first_device(sig: Signature) -> str:
+    for leaf in sig.leaves:
+        if leaf[0] != "py":
+            return str(leaf[2])
+    return "cpu"
+
+
+def _inputs_by_leaf(cap: Captured, sig: Signature) -> list[Any]:
+    """Graph inputs aligned with signature leaves (non-tensor leaves get None)."""
+    it = iter(cap.graph.inputs)
+    return [next(it) if leaf[0] != "py" else _NoValue for leaf in sig.leaves]
+
+
+class _NoValueT:
+    kind = "py"
+    shape = ()
+
+
+_NoValue = _NoValueT()
+
+
+def lepton_dynamo_backend(gm: torch.fx.GraphModule, example_inputs: list[Any], **_: Any) -> Callable[..., Any]:
+    """``torch.compile(model, backend="lepton")``: every Dynamo region goes through our pipeline."""
+    from .frontend.dynamo import make_backend
+
+    def compile_region(cap: Captured) -> Callable[..., Any]:
+        ex, rrep = compile_captured(cap, device="cpu", native=config.native)
+        DYNAMO_REPORTS.append(rrep)
+        return ex
+
+    return make_backend(compile_region)(gm, example_inputs)
+
+
+def register_dynamo_backend() -> None:
+    from torch._dynamo import list_backends, register_backend
+
+    if "lepton" not in list_backends(exclude_tags=()):
+        register_backend(name="lepton")(lepton_dynamo_backend)

@@ -1,0 +1,80 @@
+"""Every knob, declared once. Environment variables (LEPTON_*) are read here and nowhere else."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    type: type
+    default: Any
+    doc: str
+    env: str | None = None
+
+
+OPTIONS = [
+    Option("log", str, "", "comma list of log channels: graph,passes,partitions,fallback,guards,executor", "LEPTON_LOG"),
+    Option("verify", bool, False, "run the IR verifier and the reference interpreter after every pass", "LEPTON_VERIFY"),
+    Option("cache_limit", int, 8, "compiled variants kept per model before new signatures go to the fallback path",
+           "LEPTON_CACHE_LIMIT"),
+    Option("native", bool, True, "lower partitions to native kernels (off: everything runs through torch)",
+           "LEPTON_NATIVE"),
+    Option("num_threads", int, 0, "threads for native kernels (0: torch.get_num_threads())", "LEPTON_NUM_THREADS"),
+    Option("frontend", str, "auto", "auto | export | dynamo: how a model is captured", "LEPTON_FRONTEND"),
+]
+
+
+def _parse(opt: Option, raw: str) -> Any:
+    if opt.type is bool:
+        return raw.strip().lower() not in ("", "0", "false", "no", "off")
+    return opt.type(raw)
+
+
+class Config:
+    def __init__(self) -> None:
+        for opt in OPTIONS:
+            raw = os.environ.get(opt.env) if opt.env else None
+            object.__setattr__(self, opt.name, opt.default if raw is None else _parse(opt, raw))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in {o.name for o in OPTIONS}:
+            raise AttributeError(f"unknown lepton_graph option {name!r}")
+        object.__setattr__(self, name, value)
+
+    @contextlib.contextmanager
+    def patch(self, **changes: Any) -> Iterator[None]:
+        old = {k: getattr(self, k) for k in changes}
+        for k, v in changes.items():
+            setattr(self, k, v)
+        try:
+            yield
+        finally:
+            for k, v in old.items():
+                object.__setattr__(self, k, v)
+
+    def patched(self, **changes: Any) -> Callable[[Callable], Callable]:
+        def deco(fn: Callable) -> Callable:
+            @functools.wraps(fn)
+            def wrapper(*a: Any, **k: Any) -> Any:
+                with self.patch(**changes):
+                    return fn(*a, **k)
+            return wrapper
+        return deco
+
+    def env_flag(self, name: str) -> str | None:
+        """Read-only access to an environment variable for the few LEPTON_* flags C++ reads too."""
+        return os.environ.get(name)
+
+
+config = Config()
+
+
+def help_text() -> str:
+    return "\n".join(f"{o.env or o.name:24} {o.doc} (default {o.default!r})" for o in OPTIONS)

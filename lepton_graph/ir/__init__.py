@@ -1,0 +1,15 @@
+"""The IR: values, nodes, graphs, the op registry and the tools around them."""
+
+from . import defs  # noqa: F401  (fills OPS)
+from .dtype import DType
+from .graph import Arg, Dim, Graph, Node, QParams, Ref, Shape, TorchObj, Value
+from .interpret import interpret
+from .ops import Op, OpGroup
+from .printer import format_graph, format_node
+from .registry import OPS, OpDef, register_op, run_reference
+from .verify import VerifyError, verify
+
+__all__ = [
+    "Arg", "DType", "Dim", "Graph", "Node", "OPS", "Op", "OpDef", "OpGroup", "QParams", "Ref", "Shape", "TorchObj",
+    "Value", "VerifyError", "format_graph", "format_node", "interpret", "register_op", "run_reference", "verify",
+]

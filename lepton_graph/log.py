@@ -1,0 +1,25 @@
+"""LEPTON_LOG=channel,... prints compiler artefacts (the IR after each stage, partitions, guards) to stderr."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .config import config
+
+CHANNELS = ("graph", "passes", "partitions", "fallback", "guards", "executor")
+
+
+def enabled(channel: str) -> bool:
+    chans = config.log
+    if not chans:
+        return False
+    names = {c.strip().lstrip("+") for c in chans.split(",")}
+    return channel in names or "all" in names
+
+
+def log(channel: str, msg: str, *args: Any) -> None:
+    """Lazily formatted: nothing is formatted when the channel is off."""
+    if enabled(channel):
+        text = msg % args if args else msg
+        print(f"[lepton:{channel}] {text}", file=sys.stderr)

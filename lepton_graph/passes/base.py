@@ -1,0 +1,39 @@
+"""What a pass is, and the instruments run around each one (timing, verifier, logging, numeric check)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..ir import Graph
+
+
+@dataclass
+class PassResult:
+    graph: Graph
+    changed: bool
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PassOptions:
+    """Options every pass may read; opt-in passes skip themselves unless enabled here."""
+
+    prune: Any = None
+    quantize: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Pass = Callable[[Graph, PassOptions], PassResult]
+
+
+@dataclass
+class PassRecord:
+    name: str
+    seconds: float
+    nodes_before: int
+    nodes_after: int
+    changed: bool
+    stats: dict[str, Any]
+    drift: float | None = None  # max relative output change vs. the graph before the pass (LEPTON_VERIFY)

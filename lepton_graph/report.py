@@ -1,0 +1,93 @@
+"""Compile reports: what was captured, how it was partitioned, what fell back to torch and why."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class RegionReport:
+    """One compiled graph (the whole model via torch.export, or one Dynamo region)."""
+
+    frontend: str
+    nodes: int = 0
+    partitions: int = 0
+    native_nodes: int = 0
+    fallback_nodes: int = 0
+    fallback_ops: dict[str, int] = field(default_factory=dict)
+    fallback_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    kernels_per_call: int = 0
+    capture_s: float = 0.0
+    passes_s: float = 0.0
+    lower_s: float = 0.0
+    passes: list[dict[str, Any]] = field(default_factory=list)
+    partition_table: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class VariantReport:
+    signature: str
+    reason: str  # why this variant was compiled ("first call", "args[0] shape [1, 8] -> [2, 8]", ...)
+    frontend: str = ""
+    compile_s: float = 0.0
+    regions: list[RegionReport] = field(default_factory=list)
+    capture_fallback: str | None = None  # why the export frontend was not used, if it was not
+
+    def total(self, key: str) -> Any:
+        return sum(getattr(r, key) for r in self.regions)
+
+
+@dataclass
+class CompileReport:
+    variants: list[VariantReport] = field(default_factory=list)
+    overflow: list[str] = field(default_factory=list)  # signatures sent to the fallback path (cache full)
+    cache_limit: int = 0
+
+    @property
+    def latest(self) -> VariantReport | None:
+        return self.variants[-1] if self.variants else None
+
+    def as_dict(self) -> dict[str, Any]:
+        v = self.latest
+        fallback_ops: dict[str, int] = {}
+        for r in v.regions if v else []:
+            for op, c in r.fallback_ops.items():
+                fallback_ops[op] = fallback_ops.get(op, 0) + c
+        return {
+            "frontend": v.frontend if v else None,
+            "signature": v.signature if v else None,
+            "regions": len(v.regions) if v else 0,
+            "partitions": v.total("partitions") if v else 0,
+            "nodes": v.total("nodes") if v else 0,
+            "native_nodes": v.total("native_nodes") if v else 0,
+            "fallback_nodes": v.total("fallback_nodes") if v else 0,
+            "fallback_ops": fallback_ops,
+            "kernels_per_call": v.total("kernels_per_call") if v else 0,
+            "compile_s": v.compile_s if v else 0.0,
+            "capture_fallback": v.capture_fallback if v else None,
+            "recompiles": [{"signature": x.signature, "reason": x.reason} for x in self.variants],
+            "cache_overflow": list(self.overflow),
+            "cache_limit": self.cache_limit,
+            "variants": [asdict(x) for x in self.variants],
+        }
+
+    def __str__(self) -> str:
+        d = self.as_dict()
+        rows = [("frontend", d["frontend"]), ("signature", d["signature"]), ("graph regions", d["regions"]),
+                ("nodes", d["nodes"]), ("partitions", d["partitions"]), ("native nodes", d["native_nodes"]),
+                ("fallback nodes", d["fallback_nodes"]), ("kernels per call", d["kernels_per_call"]),
+                ("compile s", f"{d['compile_s']:.3f}")]
+        if d["capture_fallback"]:
+            rows.append(("export not used", d["capture_fallback"]))
+        w = max(len(k) for k, _ in rows)
+        lines = ["lepton_graph compile report", "-" * 60]
+        lines += [f"{k:<{w}}  {v}" for k, v in rows]
+        if d["fallback_ops"]:
+            lines.append("fallback ops (run by torch):")
+            lines += [f"  {op:<40} x{c}" for op, c in sorted(d["fallback_ops"].items(), key=lambda t: -t[1])]
+        if len(self.variants) > 1 or self.overflow:
+            lines.append(f"compiled variants ({len(self.variants)} of at most {self.cache_limit}):")
+            lines += [f"  {x.signature}  <- {x.reason}" for x in self.variants]
+            lines += [f"  fallback path (cache full): {s}" for s in self.overflow]
+        return "\n".join(lines)
