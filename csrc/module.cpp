@@ -1,24 +1,82 @@
-// Python bindings of the native CPU kernels. Bindings only: kernels live in csrc/kernels/.
+// Python bindings of the native CPU kernels (lepton_graph._C). Bindings only: kernels live in csrc/kernels/ and
+// check their own arguments (std::invalid_argument -> ValueError). Kernels run with the GIL released.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/cpu_features.h"
+#include "common/threadpool.h"
+#include "common/view.h"
+#include "kernels/eltwise.h"
 
 namespace py = pybind11;
+using py::arg;
+
+namespace {
+
+std::map<std::string, bool> cpu_features_dict() {
+  const auto& f = lg::cpu_features();
+  return {{"avx2", f.avx2},         {"fma", f.fma},
+          {"avx512f", f.avx512f},   {"avx512bw", f.avx512bw},
+          {"avx512vl", f.avx512vl}, {"avx512_vnni", f.avx512_vnni},
+          {"avx512_bf16", f.avx512_bf16}};
+}
+
+py::dict build_info() {
+  py::dict info;
+  info["openmp"] = lg::kUsesOpenMP;
+  info["avx2_kernels"] = bool(LG_HAVE_AVX2_KERNELS);
+  info["avx512_kernels"] = bool(LG_HAVE_AVX512_KERNELS);
+#if defined(__clang__)
+  info["compiler"] = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+  info["compiler"] = std::string("gcc ") + __VERSION__;
+#else
+  info["compiler"] = std::string("unknown");
+#endif
+  return info;
+}
+
+py::dict describe_view(std::uintptr_t data_ptr, const std::string& dtype, const std::vector<int64_t>& shape,
+                       const std::vector<int64_t>& strides) {
+  const lg::TensorView v = lg::make_view(data_ptr, dtype, shape, strides);
+  py::dict d;
+  d["dtype"] = std::string(lg::dtype_info(v.dtype).name);
+  d["itemsize"] = v.itemsize();
+  d["numel"] = v.numel();
+  d["contiguous"] = v.is_contiguous();
+  return d;
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "lepton_graph native CPU kernels (no libtorch; raw buffers)";
+
+  m.def("cpu_features", &cpu_features_dict,
+        "Instruction-set extensions detected on this CPU at run time, after LEPTON_DISABLE_AVX512 / "
+        "LEPTON_DISABLE_AVX2 (read once, at first use).");
   m.def(
-      "cpu_features",
-      []() {
-        const auto& f = lg::cpu_features();
-        return std::map<std::string, bool>{{"avx2", f.avx2},     {"fma", f.fma},
-                                           {"avx512f", f.avx512f}, {"avx512bw", f.avx512bw},
-                                           {"avx512vl", f.avx512vl}, {"avx512_vnni", f.avx512_vnni},
-                                           {"avx512_bf16", f.avx512_bf16}};
-      },
-      "Instruction-set extensions detected on this CPU at run time (and honoured by kernel dispatch).");
+      "kernel_isa", []() { return std::string(lg::isa_name(lg::active_isa())); },
+      "The kernel variant dispatch uses now: 'avx512', 'avx2' or 'scalar'.");
+  m.def("set_max_isa", &lg::set_max_isa, arg("name"),
+        "Cap kernel dispatch at 'avx512', 'avx2' or 'scalar' (never raises it above what the CPU and build allow).");
+  m.def("build_info", &build_info, "How this extension was built: OpenMP, which ISA kernel units, compiler.");
+  m.def("set_num_threads", &lg::set_num_threads, arg("n"), "Threads used by native kernels (n >= 1).");
+  m.def("get_num_threads", &lg::get_num_threads,
+        "Threads used by native kernels (default: the hardware's concurrency).");
+  m.def("describe_view", &describe_view, arg("data_ptr"), arg("dtype"), arg("shape"), arg("strides"),
+        "Check a raw tensor view as kernels do and describe it: {dtype, itemsize, numel, contiguous}. "
+        "Strides are in elements; dtype is str(tensor.dtype) or its bare name.");
+
+  m.def("relu_f32", &lg::kernels::relu_f32, arg("x_ptr"), arg("y_ptr"), arg("n"),
+        py::call_guard<py::gil_scoped_release>(),
+        "y[i] = max(x[i], 0) over n contiguous float32 at addresses x_ptr, y_ptr (y_ptr == x_ptr is in place).");
+  m.def("add_f32", &lg::kernels::add_f32, arg("a_ptr"), arg("b_ptr"), arg("y_ptr"), arg("n"),
+        py::call_guard<py::gil_scoped_release>(),
+        "y[i] = a[i] + b[i] over n contiguous float32 at addresses a_ptr, b_ptr, y_ptr (y may alias a or b).");
 }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command: sets up .venv (.ci/setup.sh), then runs the whole pytest suite with Triton kernels in the
+# interpreter (no GPU needed) and the derandomized "ci" hypothesis profile. Extra arguments go to pytest, e.g.
+#   bash .ci/test.sh -m "not slow" -x tests/csrc
+# Exits non-zero when a test fails and also when pytest collected no test at all.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${LEPTON_VENV:-$ROOT/.venv}"
+
+bash "$ROOT/.ci/setup.sh"
+
+cd "$ROOT"
+export TRITON_INTERPRET=1
+export LEPTON_HYPOTHESIS_PROFILE="${LEPTON_HYPOTHESIS_PROFILE:-ci}"
+start=$SECONDS
+set +e
+"$VENV/bin/python" -m pytest --durations=15 "$@"
+rc=$?
+set -e
+echo "[test] pytest exit code $rc after $((SECONDS - start)) s" >&2
+if [ "$rc" -eq 5 ]; then
+  echo "[test] pytest collected no tests: that is a failure, not a pass" >&2
+  exit 1
+fi
+exit "$rc"

@@ -1,0 +1,203 @@
+"""Native CPU kernels (csrc/kernels/eltwise*.cpp via lepton_graph.backends.cpu.native) against torch eager.
+
+Every ISA variant the machine has is tested in-process (set_max_isa), and once more in a fresh interpreter with
+LEPTON_DISABLE_AVX512=1, which must hide AVX-512 from detection itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lepton_graph.backends.cpu import native
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
+
+ALL_ISAS = ("avx512", "avx2", "scalar")
+# Sizes around every vector width and unroll step (8/16/32/64), plus ones large enough to be split across threads.
+EDGE_SIZES = [0, 1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 1000, 16383, 16385, 65537]
+sizes = st.one_of(st.sampled_from(EDGE_SIZES), st.integers(min_value=0, max_value=70_000))
+
+
+def _available_isas() -> list[str]:
+    """The variants this CPU and build can run, best first (the cap only lowers dispatch)."""
+    seen: list[str] = []
+    for isa in ALL_ISAS:
+        native.set_max_isa(isa)
+        if native.kernel_isa() not in seen:
+            seen.append(native.kernel_isa())
+    native.set_max_isa("avx512")
+    return seen
+
+
+ISAS = _available_isas() if native.available() else []
+
+
+@contextlib.contextmanager
+def dispatch_at(isa: str) -> Iterator[None]:
+    native.set_max_isa(isa)
+    try:
+        assert native.kernel_isa() == isa
+        yield
+    finally:
+        native.set_max_isa("avx512")
+
+
+def _data(n: int, seed: int) -> torch.Tensor:
+    """Random floats with the special values (NaN, ±inf, -0.0, denormal) sprinkled in."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, generator=g) * 4
+    if n:
+        specials = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, 0.0, 1e-40, -1e-40])
+        idx = torch.randint(0, n, (min(n, 16),), generator=g)
+        x[idx] = specials[torch.randint(0, len(specials), (len(idx),), generator=g)]
+    return x
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@given(n=sizes, seed=st.integers(0, 2**31 - 1))
+def test_relu_f32_matches_torch(isa: str, n: int, seed: int) -> None:
+    x = _data(n, seed)
+    expected = torch.relu(x)
+    with dispatch_at(isa):
+        y = native.relu_f32(x)
+    # Bit-exact, -0.0 and NaN included: relu is a select, not arithmetic.
+    assert torch.equal(y.view(torch.int32), expected.view(torch.int32))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@given(n=sizes, seed=st.integers(0, 2**31 - 1))
+def test_add_f32_matches_torch(isa: str, n: int, seed: int) -> None:
+    a, b = _data(n, seed), _data(n, seed + 1)
+    with dispatch_at(isa):
+        y = native.add_f32(a, b)
+    torch.testing.assert_close(y, a + b, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (2, 3, 4), (1,), ()])
+def test_kernels_keep_shape_and_run_in_place(shape: tuple[int, ...]) -> None:
+    x = torch.randn(shape)
+    expected = torch.relu(x)
+    y = native.relu_f32(x)
+    assert y.shape == x.shape
+    assert native.relu_f32(x, out=x) is x
+    torch.testing.assert_close(x, expected)
+    a = torch.randn(shape)
+    total = a + x
+    assert native.add_f32(a, x, out=a) is a
+    torch.testing.assert_close(a, total)
+
+
+def test_thread_count_does_not_change_results() -> None:
+    x, b = _data(200_003, 0), _data(200_003, 1)
+    before = native.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 3):
+            native.set_num_threads(threads)
+            assert native.get_num_threads() == threads
+            outs.append((native.relu_f32(x), native.add_f32(x, b)))
+    finally:
+        native.set_num_threads(before)
+    bits = [(relu.view(torch.int32), add.view(torch.int32)) for relu, add in outs]  # NaN-safe comparison
+    for relu, add in bits[1:]:
+        assert torch.equal(relu, bits[0][0])
+        assert torch.equal(add, bits[0][1])
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: torch.randn(4, 6).t(), "x must be contiguous"),
+        (lambda: torch.randn(8)[::2], "x must be contiguous"),
+        (lambda: torch.randn(4, dtype=torch.float64), "x must be float32"),
+        (lambda: torch.randn(4, device="meta"), "x must be on the cpu device"),
+    ],
+)
+def test_relu_wrapper_rejects_bad_tensors(make, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        native.relu_f32(make())
+
+
+def test_add_wrapper_rejects_mismatches() -> None:
+    a = torch.randn(6)
+    with pytest.raises(ValueError, match="b must be contiguous"):
+        native.add_f32(a, torch.randn(12)[::2])
+    with pytest.raises(ValueError, match="b has 5 elements but a has 6"):
+        native.add_f32(a, torch.randn(5))
+    with pytest.raises(ValueError, match="out has 3 elements"):
+        native.add_f32(a, a, out=torch.empty(3))
+    with pytest.raises(TypeError, match="b must be a torch.Tensor"):
+        native.add_f32(a, [1.0] * 6)
+
+
+def test_raw_kernels_name_the_bad_argument() -> None:
+    from lepton_graph import _C
+
+    x, y = torch.randn(16), torch.empty(16)
+    with pytest.raises(ValueError, match="relu_f32: argument 'x_ptr' is null"):
+        _C.relu_f32(0, y.data_ptr(), 4)
+    with pytest.raises(ValueError, match="argument 'n' must be >= 0, got -1"):
+        _C.relu_f32(x.data_ptr(), y.data_ptr(), -1)
+    with pytest.raises(ValueError, match="argument 'b_ptr' is not aligned to 4 bytes"):
+        _C.add_f32(x.data_ptr(), x.data_ptr() + 2, y.data_ptr(), 4)
+    with pytest.raises(ValueError, match="argument 'y_ptr' partially overlaps x_ptr"):
+        _C.relu_f32(x.data_ptr(), x.data_ptr() + 4, 8)
+    _C.relu_f32(0, 0, 0)  # nothing to touch: null is fine for n == 0
+
+
+def test_settings_reject_bad_values() -> None:
+    with pytest.raises(ValueError, match="argument 'n' must be >= 1"):
+        native.set_num_threads(0)
+    with pytest.raises(ValueError, match="must be one of 'avx512', 'avx2', 'scalar'"):
+        native.set_max_isa("sse4")
+
+
+def test_describe_view_matches_torch() -> None:
+    from lepton_graph import _C
+
+    for t in (torch.randn(3, 4), torch.randn(3, 4).t(), torch.zeros(0, 5, dtype=torch.int8), torch.ones(2, 1)[:, :1]):
+        info = _C.describe_view(t.data_ptr(), str(t.dtype), list(t.shape), list(t.stride()))
+        assert info == {
+            "dtype": str(t.dtype).removeprefix("torch."),
+            "itemsize": t.element_size(),
+            "numel": t.numel(),
+            "contiguous": t.is_contiguous(),
+        }
+    with pytest.raises(ValueError, match="argument 'dtype' is not a supported dtype: 'complex64'"):
+        _C.describe_view(64, "complex64", [2], [1])
+    with pytest.raises(ValueError, match="argument 'strides' has 1 entries but shape has 2"):
+        _C.describe_view(64, "float32", [2, 2], [1])
+
+
+_SUBPROCESS_CHECK = textwrap.dedent(
+    """
+    import torch
+    from lepton_graph import _C
+    from lepton_graph.backends.cpu import native
+
+    assert _C.cpu_features()["avx512f"] is False, _C.cpu_features()
+    assert native.kernel_isa() in ("avx2", "scalar"), native.kernel_isa()
+    for n in (0, 1, 17, 1000, 70001):
+        x = torch.randn(n)
+        assert torch.equal(native.relu_f32(x), torch.relu(x))
+        assert torch.equal(native.add_f32(x, x), x + x)
+    print(native.kernel_isa())
+    """
+)
+
+
+def test_disable_avx512_env_forces_avx2_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEPTON_DISABLE_AVX512", "1")
+    done = subprocess.run([sys.executable, "-c", _SUBPROCESS_CHECK], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    expected = "avx2" if native.features().get("avx2") else "scalar"
+    assert done.stdout.strip() == expected
