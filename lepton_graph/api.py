@@ -212,10 +212,9 @@ class CompiledModel:
 
         vrep.frontend = "dynamo"
         if self._dynamo is None:
-            import torch._dynamo
+            import torch._dynamo as dynamo
 
-            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
-                                                       self.options.cache_limit + 2)
+            dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, self.options.cache_limit + 2)
             backend = make_backend(self._compile_region)
             self._dynamo = torch.compile(self._module, backend=backend, dynamic=self.options.dynamic)
         dyn = self._dynamo

@@ -45,6 +45,8 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
                 rep.fallback_nodes += 1
                 key = n.attrs["target"] if n.op is Op.FALLBACK else n.op.value
                 rep.fallback_ops[key] = rep.fallback_ops.get(key, 0) + 1
+                if n.op is Op.FALLBACK:
+                    rep.unregistered_ops[key] = rep.unregistered_ops.get(key, 0) + 1
         rep.partition_table.append({"index": p.index, "target": p.target, "nodes": len(p.nodes),
                                     "deps": sorted(p.deps)})
     return executor.run, rep

@@ -15,7 +15,8 @@ class RegionReport:
     partitions: int = 0
     native_nodes: int = 0
     fallback_nodes: int = 0
-    fallback_ops: dict[str, int] = field(default_factory=dict)
+    fallback_ops: dict[str, int] = field(default_factory=dict)  # op -> nodes run by torch
+    unregistered_ops: dict[str, int] = field(default_factory=dict)  # torch operators the IR does not model
     fallback_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
     kernels_per_call: int = 0
     capture_s: float = 0.0
@@ -51,9 +52,12 @@ class CompileReport:
     def as_dict(self) -> dict[str, Any]:
         v = self.latest
         fallback_ops: dict[str, int] = {}
+        unregistered: dict[str, int] = {}
         for r in v.regions if v else []:
             for op, c in r.fallback_ops.items():
                 fallback_ops[op] = fallback_ops.get(op, 0) + c
+            for op, c in r.unregistered_ops.items():
+                unregistered[op] = unregistered.get(op, 0) + c
         return {
             "frontend": v.frontend if v else None,
             "signature": v.signature if v else None,
@@ -63,6 +67,7 @@ class CompileReport:
             "native_nodes": v.total("native_nodes") if v else 0,
             "fallback_nodes": v.total("fallback_nodes") if v else 0,
             "fallback_ops": fallback_ops,
+            "unregistered_ops": unregistered,
             "kernels_per_call": v.total("kernels_per_call") if v else 0,
             "compile_s": v.compile_s if v else 0.0,
             "capture_fallback": v.capture_fallback if v else None,
@@ -83,6 +88,9 @@ class CompileReport:
         w = max(len(k) for k, _ in rows)
         lines = ["lepton_graph compile report", "-" * 60]
         lines += [f"{k:<{w}}  {v}" for k, v in rows]
+        if d["unregistered_ops"]:
+            lines.append("operators the IR does not model (FALLBACK nodes):")
+            lines += [f"  {op:<40} x{c}" for op, c in sorted(d["unregistered_ops"].items(), key=lambda t: -t[1])]
         if d["fallback_ops"]:
             lines.append("fallback ops (run by torch):")
             lines += [f"  {op:<40} x{c}" for op, c in sorted(d["fallback_ops"].items(), key=lambda t: -t[1])]

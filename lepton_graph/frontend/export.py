@@ -29,8 +29,10 @@ class Captured:
     out_spec: Any = None  # pytree spec to rebuild the model's output structure from the flat user outputs
 
 
-def _dynamic_shapes(args: tuple, kwargs: dict) -> Any:
+def _dynamic_shapes(module: torch.nn.Module, args: tuple, kwargs: dict) -> Any:
     """Mark every dimension of size > 1 of every tensor input as automatic-dynamic (batch, sequence...)."""
+    import inspect
+
     from torch.export import Dim
 
     def spec(x: Any) -> Any:
@@ -42,7 +44,8 @@ def _dynamic_shapes(args: tuple, kwargs: dict) -> Any:
             return {k: spec(v) for k, v in x.items()}
         return None
 
-    return (spec(args), spec(kwargs))
+    bound = inspect.signature(module.forward).bind(*args, **kwargs)
+    return {name: spec(value) for name, value in bound.arguments.items()}
 
 
 def capture_export(module: torch.nn.Module, args: tuple, kwargs: dict, flat_inputs: Sequence[Any],
@@ -52,7 +55,7 @@ def capture_export(module: torch.nn.Module, args: tuple, kwargs: dict, flat_inpu
     try:
         with torch.no_grad():
             ep = torch.export.export(module, args, kwargs, strict=False,
-                                     dynamic_shapes=_dynamic_shapes(args, kwargs) if dynamic else None)
+                                     dynamic_shapes=_dynamic_shapes(module, args, kwargs) if dynamic else None)
     except Exception as e:
         raise CaptureError(f"torch.export failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
     if _has_mutation(ep):

@@ -33,10 +33,10 @@ def converts(*targets: Any) -> Callable[[Callable], Callable]:
 def dim_of(d: Any) -> int | str:
     if isinstance(d, int):
         return d
-    try:
-        return int(d)  # a SymInt the shape environment has specialised
-    except (TypeError, ValueError, RuntimeError):
-        return str(d)
+    if isinstance(d, torch.SymInt):
+        known = d.node.maybe_as_int()  # never int(d): that would specialise the symbol
+        return known if known is not None else str(d)
+    return int(d)
 
 
 def _spec_of(val: Any) -> tuple[Shape, DType, str, str] | None:
@@ -101,7 +101,9 @@ class Importer:
             self.node = node
             if node.op == "placeholder":
                 src = placeholders[node.name]
-                self.env[node] = src if isinstance(src, Value) else self.g.add_constant(src, _const_name(node))
+                if isinstance(src, torch.Tensor):
+                    src = self.g.add_constant(src, _const_name(node))
+                self.env[node] = src  # a Value, or a Python scalar input that export specialised
             elif node.op == "get_attr":
                 self.env[node] = self.g.add_constant(_fetch_attr(gm, node.target), str(node.target))
             elif node.op == "call_function":
@@ -127,6 +129,9 @@ class Importer:
         if name.startswith(_DROPPED):
             self.env[node] = None
             return
+        if any(not isinstance(self.env.get(a), Value) for a in node.all_input_nodes):
+            # Python scalars bound to placeholders are substituted as literals
+            node.args, node.kwargs = fx.node.map_arg((node.args, node.kwargs), self._literal_or_node)  # type: ignore
         conv = CONVERTERS.get(target)
         if conv is not None:
             out = conv(self, *node.args, **node.kwargs)
@@ -137,6 +142,10 @@ class Importer:
         else:
             self.stats.fallback_reasons.setdefault(name, "no converter")
         self.env[node] = self._fallback(node, name)
+
+    def _literal_or_node(self, n: fx.Node) -> Any:
+        v = self.env.get(n)
+        return v if isinstance(v, (bool, int, float)) else n
 
     def _fallback(self, node: fx.Node, name: str) -> Any:
         inputs: list[Value] = []

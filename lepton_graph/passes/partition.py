@@ -74,6 +74,9 @@ def partition_graph(graph: Graph, backends: Sequence[Capability]) -> PartitionPl
 
 
 def _connect(graph: Graph, parts: list[Partition]) -> None:
+    if len(parts) == 1:  # the whole graph: take its exact signature so the executor needs no wrapper
+        parts[0].inputs, parts[0].outputs = list(graph.inputs), list(graph.outputs)
+        return
     owner: dict[Value, int] = {}
     for p in parts:
         for n in p.nodes:

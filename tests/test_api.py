@@ -1,0 +1,189 @@
+"""compile(): call and decorator forms, variant cache, errors, fallback, reports, torch.compile backend."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lepton_graph as lg
+from lepton_graph.config import config
+
+
+def mlp() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(12, 24), torch.nn.ReLU(), torch.nn.Linear(24, 5)).eval()
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return bool(((a - b).abs().max() / b.abs().max().clamp_min(1e-12)) <= 1e-4)
+
+
+def test_compile_module_matches_eager():
+    m = mlp()
+    c = lg.compile(m)
+    x = torch.randn(3, 12)
+    assert close(c(x), m(x))
+    d = c.report().as_dict()
+    for key in ("partitions", "native_nodes", "fallback_nodes", "fallback_ops", "kernels_per_call", "compile_s"):
+        assert key in d
+    assert d["native_nodes"] + d["fallback_nodes"] == d["nodes"] == 3
+    assert d["kernels_per_call"] == 3 and d["compile_s"] > 0
+    assert "fallback nodes" in str(c.report())
+
+
+def test_decorator_on_function_bare_and_with_options():
+    @lg.compile
+    def f(x, y):
+        return torch.tanh(x) * y + 1
+
+    @lg.compile(dynamic=True)
+    def g(x):
+        return x.softmax(-1) * 2
+
+    x, y = torch.randn(4, 5), torch.randn(5)
+    assert close(f(x, y), torch.tanh(x) * y + 1)
+    assert f.__name__ == "f"
+    for n in (2, 3, 9):
+        x = torch.randn(n, 7)
+        assert close(g(x), x.softmax(-1) * 2)
+    assert len(g.report().variants) == 1, "dynamic=True should serve all batch sizes with one variant"
+
+
+def test_decorator_on_module_class():
+    @lg.compile
+    class Net(torch.nn.Module):
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(width, 3)
+
+        def forward(self, x):
+            return torch.sigmoid(self.fc(x))
+
+    net = Net(6)
+    assert isinstance(net, lg.CompiledModel)
+    x = torch.randn(2, 6)
+    assert close(net(x), torch.sigmoid(net.model.fc(x)))
+
+
+def test_recompiles_on_new_shape_and_reports_why():
+    m = mlp()
+    c = lg.compile(m)
+    for b in (1, 4, 1, 4):
+        x = torch.randn(b, 12)
+        assert close(c(x), m(x))
+    rep = c.report()
+    assert [v.reason for v in rep.variants] == ["first call", "args[0] shape [1, 12] -> [4, 12]"]
+
+
+def test_cache_limit_sends_only_new_signature_to_fallback():
+    m = mlp()
+    c = lg.compile(m, cache_limit=2)
+    xs = [torch.randn(b, 12) for b in (1, 2, 3)]
+    for x in xs + xs:
+        assert close(c(x), m(x))
+    rep = c.report()
+    assert len(rep.variants) == 2
+    assert rep.overflow == ["args[0]:float32[3, 12]@cpu"]
+    # the cached signatures keep their compiled variants
+    assert c._cache.lookup(next(iter(c._cache.exact))) is not None
+
+
+def test_wrong_argument_count_is_a_clear_error():
+    c = lg.compile(mlp())
+    with pytest.raises(lg.InputError, match="bad arguments"):
+        c(torch.randn(2, 12), torch.randn(2, 12))
+
+
+def test_wrong_rank_dtype_device_are_clear_errors():
+    m = mlp()
+    c = lg.compile(m, device="cpu")
+    c(torch.randn(2, 12))
+    with pytest.raises(lg.InputError, match="rank 2"):
+        c(torch.randn(2, 3, 12))
+    with pytest.raises(lg.InputError, match="dtype"):
+        c(torch.randn(2, 12, dtype=torch.float64))
+    with pytest.raises(lg.InputError, match="device"):
+        c(torch.randn(2, 12, device="meta"))
+
+
+def test_input_the_model_rejects_names_the_problem():
+    c = lg.compile(mlp())
+    with pytest.raises(lg.InputError, match="rejects these inputs"):
+        c(torch.randn(2, 13))
+
+
+def test_unsupported_options_are_rejected():
+    with pytest.raises(lg.UnsupportedError, match="frontend"):
+        lg.compile(mlp(), frontend="onnx")
+    with pytest.raises(lg.UnsupportedError, match="cache_limit"):
+        lg.compile(mlp(), cache_limit=0)
+
+
+def test_op_without_lowering_runs_through_fallback_and_is_reported():
+    @lg.compile
+    def f(a, b):
+        return torch.special.bessel_j0(a) * b + a.cumsum(0)
+
+    a, b = torch.randn(5, 3), torch.randn(3)
+    assert close(f(a, b), torch.special.bessel_j0(a) * b + a.cumsum(0))
+    rep = f.report().as_dict()
+    assert rep["unregistered_ops"] == {"aten::special_bessel_j0": 1, "aten::cumsum": 1}
+    assert rep["fallback_nodes"] >= 2
+
+
+def test_pytree_inputs_and_outputs():
+    class M(torch.nn.Module):
+        def forward(self, xs, scale, extra=None):
+            return {"sum": xs[0] + xs[1] * scale, "pair": (xs[0].relu(), extra["k"] * 2)}
+
+    m = M()
+    c = lg.compile(m)
+    xs = (torch.randn(3), torch.randn(3))
+    out, ref = c(xs, 3.0, extra={"k": torch.ones(2)}), m(xs, 3.0, extra={"k": torch.ones(2)})
+    assert out.keys() == ref.keys()
+    assert close(out["sum"], ref["sum"]) and close(out["pair"][1], ref["pair"][1])
+    # a new Python scalar value is a new signature: compiled again, not silently reused
+    assert close(c(xs, 5.0, extra={"k": torch.ones(2)})["sum"], m(xs, 5.0, extra={"k": torch.ones(2)})["sum"])
+    assert len(c.report().variants) == 2
+
+
+def test_torch_compile_backend_lepton():
+    import torch._dynamo
+
+    m = mlp()
+    f = torch.compile(m, backend="lepton")
+    x = torch.randn(3, 12)
+    with torch.no_grad():
+        assert close(f(x), m(x))
+    assert lg.api.DYNAMO_REPORTS[-1].nodes > 0
+    torch._dynamo.reset()
+
+
+def test_dynamo_frontend_handles_graph_breaks():
+    def f(x):
+        y = torch.relu(x) + 1
+        print_count = int((y > 1.5).sum())  # data-dependent Python: a graph break
+        if print_count > 2:
+            return y * 2
+        return y - 1
+
+    c = lg.compile(f, frontend="dynamo")
+    for x in (torch.randn(8) + 2, torch.zeros(8)):
+        assert close(c(x), f(x))
+    assert c.report().as_dict()["frontend"] == "dynamo"
+
+
+def test_lepton_log_prints_ir_after_each_stage(capsys):
+    with config.patch(log="graph,passes,partitions"):
+        lg.compile(mlp())(torch.randn(2, 12))
+    err = capsys.readouterr().err
+    assert "[lepton:graph] captured (export)" in err and "linear(" in err
+    assert "[lepton:passes] after eliminate_dead_code" in err
+    assert "[lepton:partitions]" in err and "partitions" in err
+
+
+def test_runs_under_grad_mode_without_building_autograd_graph():
+    m = mlp()
+    c = lg.compile(m)
+    y = c(torch.randn(2, 12))
+    assert not y.requires_grad
