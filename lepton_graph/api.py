@@ -19,7 +19,15 @@ from .config import config
 from .errors import CaptureError, InputError, UnsupportedError
 from .frontend.export import Captured, capture_export
 from .report import CompileReport, RegionReport, VariantReport
-from .runtime.guards import Signature, Variant, VariantCache, check_compatible, explain_change, flatten_call
+from .runtime.guards import (
+    Signature,
+    Variant,
+    VariantCache,
+    check_compatible,
+    explain_change,
+    fast_key,
+    flatten_call,
+)
 
 # reports of graphs compiled through torch.compile(backend="lepton"), newest last
 DYNAMO_REPORTS: collections.deque[RegionReport] = collections.deque(maxlen=64)
@@ -106,6 +114,11 @@ class CompiledModel:
         self._regions: list[RegionReport] | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        key = fast_key(args, kwargs)
+        if key is not None:
+            var = self._cache.fast.get(key)
+            if var is not None:  # plain tensors: leaves are args then kwargs by name, as flatten_call orders them
+                return var.run(args, kwargs, [*args, *(kwargs[k] for k in sorted(kwargs))] if kwargs else args)
         leaves, sig = flatten_call(args, kwargs)
         var = self._cache.lookup(sig)
         if var is None:
@@ -113,6 +126,8 @@ class CompiledModel:
             if var is None:  # cache full: this signature alone runs through torch
                 with torch.no_grad():
                     return self.model(*args, **kwargs)
+        if key is not None and len(self._cache.fast) < 64 * self._cache.limit:
+            self._cache.fast[key] = var
         return var.run(args, kwargs, leaves)
 
     def report(self) -> CompileReport:

@@ -32,6 +32,22 @@ class Signature:
         return ", ".join(parts)
 
 
+def fast_key(args: tuple, kwargs: dict) -> tuple | None:
+    """A cheap cache key when every argument is a plain tensor (the common case); None otherwise."""
+    key: list[Any] = []
+    for a in args:
+        if type(a) is not torch.Tensor and not isinstance(a, torch.nn.Parameter):
+            return None
+        key.append((a.shape, a.dtype, a.device))
+    if kwargs:
+        for k in sorted(kwargs):
+            a = kwargs[k]
+            if type(a) is not torch.Tensor:
+                return None
+            key.append((k, a.shape, a.dtype, a.device))
+    return (len(args), *key)
+
+
 def flatten_call(args: tuple, kwargs: dict) -> tuple[list[Any], Signature]:
     """Flatten (args, kwargs) with kwargs in name order, and describe each leaf."""
     items = (tuple(args), {k: kwargs[k] for k in sorted(kwargs)})
@@ -143,6 +159,7 @@ class VariantCache:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.exact: dict[Signature, Variant] = {}
+        self.fast: dict[tuple, Variant] = {}  # fast_key -> variant, for calls with plain tensor arguments
         self.variants: list[Variant] = []
 
     def lookup(self, sig: Signature) -> Variant | None:
