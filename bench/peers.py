@@ -1,0 +1,288 @@
+"""Backends the bench compares: each one is a small Peer with a name and setup() -> callable.
+
+A peer's setup gets the eval-mode model, its example inputs and a SetupContext (threads, device, a scratch dir,
+stage timers, an info dict) and returns a callable with the model's signature. The harness times setup plus the
+first call as "compile seconds", so setup should do the conversion work and leave lazy work to the first call.
+Outputs may be any pytree (tensors, tuples, dicts, transformers ModelOutput, KV caches, numpy arrays): the harness
+flattens them to tensor leaves to compare with eager.
+
+How the non-default peers are set up follows /work/shared/anchors/README.md ("How the peers were set up").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+Fn = Callable[..., Any]
+
+
+def flatten_outputs(out: Any, prefix: str = "out", _seen: set[int] | None = None) -> list[tuple[str, torch.Tensor]]:
+    """Tensor leaves of an output pytree with their paths: tensors, numpy arrays, sequences, mappings (incl.
+    transformers ModelOutput) and plain objects such as a KV cache (walked through their attributes)."""
+    seen = set() if _seen is None else _seen
+    if isinstance(out, torch.Tensor):
+        return [(prefix, out)]
+    if type(out).__module__ == "numpy" and hasattr(out, "shape"):
+        return [(prefix, torch.as_tensor(out))]
+    if out is None or isinstance(out, (bool, int, float, complex, str, bytes, torch.dtype, torch.device)):
+        return []
+    if id(out) in seen:
+        return []
+    seen.add(id(out))
+    if hasattr(out, "items") and callable(out.items):
+        items = [(f"{prefix}.{k}", v) for k, v in out.items()]
+    elif isinstance(out, (list, tuple)):
+        items = [(f"{prefix}[{i}]", v) for i, v in enumerate(out)]
+    elif hasattr(out, "__dict__"):
+        items = [(f"{prefix}.{k}", v) for k, v in vars(out).items() if not k.startswith("_")]
+    else:
+        return []
+    return [leaf for path, v in items for leaf in flatten_outputs(v, path, seen)]
+
+
+class FlatOutputs(nn.Module):
+    """model(*args, **kwargs) with its outputs flattened to a tuple of tensors, in flatten_outputs' order.
+
+    Exporters reject outputs such as transformers' DynamicCache (no pytree registration); flattening keeps the
+    same computation and lets the harness compare the exported outputs with eager's leaves by position.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...]:
+        return tuple(t for _, t in flatten_outputs(self.model(*args, **kwargs)))
+
+
+class PositionalFlatOutputs(nn.Module):
+    """FlatOutputs taking every input positionally: args first, then the keyword inputs in a fixed order
+    (for tracers that cannot pass keyword arguments through **kwargs)."""
+
+    def __init__(self, model: nn.Module, n_args: int, keys: list[str]):
+        super().__init__()
+        self.model, self.n_args, self.keys = model, n_args, keys
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        kwargs = dict(zip(self.keys, tensors[self.n_args:], strict=True))
+        return tuple(t for _, t in flatten_outputs(self.model(*tensors[: self.n_args], **kwargs)))
+
+
+@dataclass
+class SetupContext:
+    threads: int
+    device: str
+    workdir: Path
+    info: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[name] = time.perf_counter() - t0
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A backend: `setup(model, args, kwargs, ctx) -> fn` with `fn(*args, **kwargs)` ~ `model(*args, **kwargs)`."""
+
+    name: str
+    setup: Callable[[nn.Module, tuple[Any, ...], dict[str, Any], SetupContext], Fn]
+    description: str = ""
+    default: bool = False  # in the default `--backends` set
+    devices: tuple[str, ...] = ("cpu", "cuda")
+
+
+PEERS: dict[str, Peer] = {}
+
+
+def peer(name: str, description: str, *, default: bool = False,
+         devices: tuple[str, ...] = ("cpu", "cuda")) -> Callable[[Callable], Callable]:
+    def deco(setup: Callable) -> Callable:
+        PEERS[name] = Peer(name, setup, description, default, devices)
+        return setup
+    return deco
+
+
+def default_backends() -> list[str]:
+    return [n for n, p in PEERS.items() if p.default]
+
+
+# --------------------------------------------------------------------------------------------------- torch
+
+@peer("eager", "the model itself (the harness runs every backend under torch.no_grad)", default=True)
+def setup_eager(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
+    return model
+
+
+def _fresh_inductor_cache(ctx: SetupContext, name: str) -> None:
+    # A fresh on-disk cache per (model, backend), so compile seconds are cold-cache numbers like the anchors'.
+    if ctx.info.get("warm_cache"):
+        return
+    path = ctx.workdir / f"inductor_{name}"
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
+
+
+def _inductor(name: str, **options: Any) -> Callable:
+    def setup(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
+        import torch._inductor.config as inductor_config
+
+        _fresh_inductor_cache(ctx, name)
+        ctx.info["inductor"] = {"mode": "default", "compile_threads": inductor_config.compile_threads,
+                                "cpp_wrapper": inductor_config.cpp_wrapper, **options}
+        with ctx.stage("torch.compile()"):
+            return torch.compile(model, options=options or None)
+    return setup
+
+
+peer("inductor", "torch.compile(model), default mode", default=True)(_inductor("inductor"))
+peer("inductor_freezing", "torch.compile(model, options={'freezing': True}) (recommended CPU inference setting)")(
+    _inductor("inductor_freezing", freezing=True))
+
+
+@peer("torch_int8", "torch.ao.quantization.quantize_dynamic(nn.Linear -> qint8), x86 engine", devices=("cpu",))
+def setup_torch_int8(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
+    with ctx.stage("quantize_dynamic"):
+        qmodel = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    ctx.info["quant_engine"] = torch.backends.quantized.engine
+    ctx.info["linear_quantized"] = sum(1 for m in qmodel.modules() if type(m).__name__ == "Linear"
+                                       and "quantized" in type(m).__module__)
+    return qmodel
+
+
+# --------------------------------------------------------------------------------------------------- lepton
+
+@peer("lepton", "lepton_graph.compile(model)", default=True)
+def setup_lepton(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
+    import lepton_graph
+
+    compile_fn = getattr(lepton_graph, "compile", None)
+    if compile_fn is None:
+        raise RuntimeError("lepton_graph.compile is not available in this checkout")
+    with ctx.stage("lepton_graph.compile()"):
+        return compile_fn(model)
+
+
+# --------------------------------------------------------------------------------------------------- ONNX Runtime
+
+def export_onnx(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Path:
+    """torch.onnx.export (outputs flattened) with the dynamo exporter; the TorchScript exporter (opset 17) when
+    that fails."""
+    path = ctx.workdir / "model.onnx"
+    flat = FlatOutputs(model).eval()
+    try:
+        with ctx.stage("onnx_export"):
+            torch.onnx.export(flat, args, str(path), kwargs=kwargs, dynamo=True, verbose=False)
+        ctx.info["onnx_exporter"] = "dynamo"
+    except Exception as e:  # noqa: BLE001 - any exporter failure means "try the other exporter"
+        ctx.info["onnx_dynamo_error"] = f"{type(e).__name__}: {e}"[:500]
+        with ctx.stage("onnx_export(torchscript)"):
+            torch.onnx.export(flat, args, str(path), kwargs=kwargs, dynamo=False, opset_version=17)
+        ctx.info["onnx_exporter"] = "torchscript"
+    return path
+
+
+def _feed(names: list[str], args: tuple, kwargs: dict) -> Callable[[tuple, dict], list[Any]]:
+    """Graph inputs (in graph order) from a call's tensors: by keyword name when every graph input is named
+    after a keyword, else by position over args followed by kwargs values."""
+    if all(n in kwargs for n in names):
+        def by_name(a: tuple, k: dict) -> list[Any]:
+            return [k[n].numpy() for n in names]
+        return by_name
+    if len(names) != len(args) + len(kwargs):
+        raise RuntimeError(f"cannot map graph inputs {names} onto args={len(args)} kwargs={list(kwargs)}")
+    keys = list(kwargs)
+
+    def by_position(a: tuple, k: dict) -> list[Any]:
+        return [t.numpy() for t in a] + [k[n].numpy() for n in keys]
+    return by_position
+
+
+def _ort(quantize: bool) -> Callable:
+    def setup(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
+        import onnxruntime as ort
+
+        path = export_onnx(model, args, kwargs, ctx)
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            qpath = ctx.workdir / "model.int8.onnx"
+            with ctx.stage("quantize_dynamic"):
+                quantize_dynamic(str(path), str(qpath), weight_type=QuantType.QInt8, per_channel=False,
+                                 reduce_range=False)
+            path = qpath
+            ctx.info["ort_quant"] = "quantize_dynamic(weight_type=QInt8, per_channel=False, reduce_range=False)"
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = ctx.threads
+        with ctx.stage("ort_session"):
+            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        ctx.info["ort_intra_op_num_threads"] = ctx.threads
+        names = [i.name for i in sess.get_inputs()]
+        feed = _feed(names, args, kwargs)
+
+        def run(*a: Any, **k: Any) -> list[torch.Tensor]:
+            return [torch.from_numpy(o) for o in sess.run(None, dict(zip(names, feed(a, k), strict=True)))]
+        return run
+    return setup
+
+
+peer("ort", "ONNX Runtime CPU, ORT_ENABLE_ALL, intra_op_num_threads = torch threads", devices=("cpu",))(_ort(False))
+peer("ort_int8", "ONNX Runtime + onnxruntime.quantization.quantize_dynamic (QInt8)", devices=("cpu",))(_ort(True))
+
+
+# --------------------------------------------------------------------------------------------------- OpenVINO
+
+def _openvino(precision: str | None) -> Callable:
+    def setup(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
+        import openvino as ov
+
+        try:
+            with ctx.stage("ov_convert_model(torch)"):
+                flat = PositionalFlatOutputs(model, len(args), list(kwargs)).eval()
+                ov_model = ov.convert_model(flat, example_input=(*args, *kwargs.values()))
+            ctx.info["ov_convert_from"] = "torch"
+        except Exception as e:  # noqa: BLE001 - the ONNX route is the documented fallback
+            ctx.info["ov_torch_convert_error"] = f"{type(e).__name__}: {e}"[:500]
+            # The failed attempt is not part of the conversion cost (as in the anchors).
+            ctx.stages["ov_convert_model(torch) failed"] = ctx.stages.pop("ov_convert_model(torch)", 0.0)
+            path = export_onnx(model, args, kwargs, ctx)
+            with ctx.stage("ov_convert_model(onnx)"):
+                ov_model = ov.convert_model(str(path))
+            ctx.info["ov_convert_from"] = "onnx"
+        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": ctx.threads}
+        if precision:
+            config["INFERENCE_PRECISION_HINT"] = precision
+        with ctx.stage("ov_compile_model"):
+            compiled = ov.compile_model(ov_model, "CPU", config)
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        ctx.info["ov_inference_precision"] = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        ctx.info["ov_num_threads"] = ctx.threads
+        names = [next(iter(i.get_names()), f"input_{n}") for n, i in enumerate(compiled.inputs)]
+        feed = _feed(names, args, kwargs)
+        request = compiled.create_infer_request()
+
+        def run(*a: Any, **k: Any) -> list[torch.Tensor]:
+            results = request.infer(feed(a, k))
+            return [torch.from_numpy(results[o]) for o in compiled.outputs]
+        return run
+    return setup
+
+
+peer("openvino_f32", "OpenVINO CPU, INFERENCE_PRECISION_HINT=f32", devices=("cpu",))(_openvino("f32"))
+peer("openvino_default", "OpenVINO CPU, default precision (bf16 where the CPU has it)", devices=("cpu",))(
+    _openvino(None))
+

@@ -1,0 +1,107 @@
+"""The `lepton-graph` console script: thin argparse front over the package and the bench/ harness.
+
+    lepton-graph info                      # version, torch, threads, CPU features
+    lepton-graph models                    # the built-in zoo
+    lepton-graph bench --models mlp_b1 --quick --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from . import __version__, zoo
+
+
+def _bench_module() -> ModuleType:
+    """bench/run.py lives beside the package in a source checkout (it is not installed with the wheel)."""
+    try:
+        return importlib.import_module("bench.run")
+    except ImportError:
+        root = Path(__file__).resolve().parents[1]
+        if not (root / "bench" / "run.py").is_file():
+            raise
+        sys.path.insert(0, str(root))
+        sys.modules.pop("bench", None)
+        return importlib.import_module("bench.run")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cmd_info(_: argparse.Namespace) -> int:
+    print(f"lepton_graph {__version__}")
+    print(f"python       {platform.python_version()} ({platform.platform()})")
+    print(f"torch        {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"cpu          {_cpu_model()}")
+    try:
+        from .backends.cpu import native
+
+        feats = native.features()
+        print("cpu features " + (", ".join(f"{k}={'yes' if v else 'no'}" for k, v in feats.items()) or
+                                 "unavailable (native extension not built)"))
+        try:
+            print(f"native       kernels {native.kernel_isa()}, build {native.build_info()}")
+        except Exception as e:  # noqa: BLE001 - older or partial builds of _C
+            print(f"native       unavailable: {e}")
+    except ImportError as e:
+        print(f"cpu features unavailable: {e}")
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    print(f"cuda         {cuda}")
+    return 0
+
+
+def cmd_models(ns: argparse.Namespace) -> int:
+    for name in zoo.names(include_test_only=ns.all):
+        entry = zoo.get(name)
+        tag = " [test]" if entry.test_only else ""
+        print(f"{name:14} {entry.description}{tag}")
+    return 0
+
+
+def cmd_bench(ns: argparse.Namespace) -> int:
+    return int(ns.bench_module.run_from_args(ns, ["lepton-graph", *ns.argv]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lepton-graph", description="lepton_graph: a graph optimizer for PyTorch.")
+    p.add_argument("--version", action="version", version=f"lepton_graph {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="version, torch, CPU features").set_defaults(func=cmd_info)
+    models = sub.add_parser("models", help="list the built-in model zoo")
+    models.add_argument("--all", action="store_true", help="include the tiny test-only variants")
+    models.set_defaults(func=cmd_models)
+    try:
+        bench = _bench_module()
+    except ImportError:
+        return p  # installed without the source tree: no bench/ to run
+    b = sub.add_parser("bench", help="benchmark zoo models: eager vs inductor vs lepton (and peers)",
+                       description=bench.__doc__.split("\n")[0] if bench.__doc__ else None)
+    bench.add_arguments(b)
+    b.set_defaults(func=cmd_bench, bench_module=bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ns = build_parser().parse_args(argv)
+    ns.argv = argv
+    return int(ns.func(ns))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
