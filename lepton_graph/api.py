@@ -184,7 +184,7 @@ class CompiledModel:
                 self._export_failed = str(e)
                 log.log("guards", "export failed, using Dynamo: %s", e)
             else:
-                return self._export_variant(cap, sig, vrep)
+                return self._export_variant(cap, sig, vrep, leaves)
         vrep.capture_fallback = self._export_failed
         return self._dynamo_variant(args, kwargs, sig, vrep)
 
@@ -197,12 +197,13 @@ class CompiledModel:
             raise InputError(f"{_name(self.model)} rejects these inputs: {type(eager_err).__name__}: "
                              f"{eager_err}") from err
 
-    def _export_variant(self, cap: Captured, sig: Signature, vrep: VariantReport) -> Variant:
+    def _export_variant(self, cap: Captured, sig: Signature, vrep: VariantReport, leaves: list[Any]) -> Variant:
         device = self.options.device or _first_device(sig)
-        ex, rrep = compile_captured(cap, device=device, native=self.options.native)
+        tensor_idx = [i for i, leaf in enumerate(sig.leaves) if leaf[0] != "py"]
+        ex, rrep = compile_captured(cap, device=device, native=self.options.native,
+                                    example_inputs=[leaves[i] for i in tensor_idx])
         vrep.frontend = "export"
         vrep.regions.append(rrep)
-        tensor_idx = [i for i, leaf in enumerate(sig.leaves) if leaf[0] != "py"]
         n_user, out_spec, mutations = cap.user_outputs, cap.out_spec, cap.mutations
 
         def run(args: tuple, kwargs: dict, leaves: list[Any]) -> Any:

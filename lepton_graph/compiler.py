@@ -3,26 +3,41 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
+import torch
+
 from . import log
 from .backends import default_backends
+from .config import config
 from .frontend.export import Captured
-from .ir import Op, format_graph
+from .ir import Op, format_graph, interpret
 from .passes import PassOptions, run_pipeline
+from .passes import drift as _drift
+from .passes.analysis import cost
 from .passes.partition import partition_graph
 from .report import RegionReport
 from .runtime import Executor, Step
 
+DRIFT_TOLERANCE = 1e-4  # relative, fp32 (the project's correctness bar)
 
-def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
-                     opts: PassOptions | None = None) -> tuple[Callable[..., tuple[Any, ...]], RegionReport]:
+
+def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True, opts: PassOptions | None = None,
+                     example_inputs: Sequence[Any] | None = None) -> tuple[Callable[..., tuple[Any, ...]],
+                                                                         RegionReport]:
+    """Passes, partitioning and lowering. With LEPTON_VERIFY and real example inputs, every pass's numeric
+    drift is measured against the captured graph, and the first pass beyond tolerance is named."""
     graph = cap.graph
     log.log("graph", "captured (%s):\n%s", cap.frontend, _Lazy(graph))
-    t0 = time.perf_counter()
-    graph, records = run_pipeline(graph, opts)
+    verify_inputs = example_inputs if config.verify else None
+    with torch.no_grad():
+        reference = interpret(graph, verify_inputs) if verify_inputs is not None else None
+        t0 = time.perf_counter()
+        before = cost(graph)
+        graph, records = run_pipeline(graph, opts, example_inputs=verify_inputs, reference=reference)
+        after = cost(graph)
     t1 = time.perf_counter()
     backends = default_backends(device, native)
     plan = partition_graph(graph, backends)
@@ -35,7 +50,15 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
     rep = RegionReport(cap.frontend, nodes=len(graph.nodes), partitions=len(plan.partitions),
                        capture_s=cap.capture_s, passes_s=t1 - t0, lower_s=t2 - t1,
                        kernels_per_call=executor.kernels_per_call,
-                       passes=[asdict(r) for r in records], fallback_reasons=plan.reasons)
+                       passes=[asdict(r) for r in records], fallback_reasons=plan.reasons,
+                       kernels_before=before.kernels, kernels_after=after.kernels,
+                       bytes_before=before.bytes_moved, bytes_after=after.bytes_moved)
+    if reference is not None:
+        rep.first_drifting_pass = next((r.name for r in records if (r.drift or 0) > DRIFT_TOLERANCE), None)
+        with torch.no_grad():
+            rep.lowering_drift = _drift(reference, executor.run(*verify_inputs))  # type: ignore[misc]
+        if rep.first_drifting_pass is None and rep.lowering_drift > DRIFT_TOLERANCE:
+            rep.first_drifting_pass = "lowering"
     for p in plan.partitions:
         native_p = p.target != "fallback-torch"
         for n in p.nodes:
@@ -44,6 +67,8 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
             elif n.op not in (Op.SYM_SIZE, Op.SYM_ARITH):
                 rep.fallback_nodes += 1
                 key = n.attrs["target"] if n.op is Op.FALLBACK else n.op.value
+                if n.op is Op.FUSED:
+                    key = f"fused[{'+'.join(b.op.value for b in n.attrs['body'].nodes)}]"
                 rep.fallback_ops[key] = rep.fallback_ops.get(key, 0) + 1
                 if n.op is Op.FALLBACK:
                     rep.unregistered_ops[key] = rep.unregistered_ops.get(key, 0) + 1

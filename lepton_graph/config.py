@@ -20,8 +20,10 @@ class Option:
 
 
 OPTIONS = [
-    Option("log", str, "", "comma list of log channels: graph,passes,partitions,fallback,guards,executor", "LEPTON_LOG"),
-    Option("verify", bool, False, "run the IR verifier and the reference interpreter after every pass", "LEPTON_VERIFY"),
+    Option("log", str, "", "comma list of log channels: graph,passes,fusion,partitions,fallback,guards,executor",
+           "LEPTON_LOG"),
+    Option("verify", bool, False, "run the IR verifier and the reference interpreter after every pass",
+           "LEPTON_VERIFY"),
     Option("cache_limit", int, 8, "compiled variants kept per model before new signatures go to the fallback path",
            "LEPTON_CACHE_LIMIT"),
     Option("native", bool, True, "lower partitions to native kernels (off: everything runs through torch)",

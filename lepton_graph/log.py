@@ -7,7 +7,7 @@ from typing import Any
 
 from .config import config
 
-CHANNELS = ("graph", "passes", "partitions", "fallback", "guards", "executor")
+CHANNELS = ("graph", "passes", "fusion", "partitions", "fallback", "guards", "executor")
 
 
 def enabled(channel: str) -> bool:

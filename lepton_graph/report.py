@@ -23,6 +23,12 @@ class RegionReport:
     passes_s: float = 0.0
     lower_s: float = 0.0
     passes: list[dict[str, Any]] = field(default_factory=list)
+    kernels_before: int = 0  # kernels per forward of the captured graph, and after the pass pipeline
+    kernels_after: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    first_drifting_pass: str | None = None  # LEPTON_VERIFY: the first pass moving outputs beyond tolerance
+    lowering_drift: float | None = None
     partition_table: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -69,6 +75,10 @@ class CompileReport:
             "fallback_ops": fallback_ops,
             "unregistered_ops": unregistered,
             "kernels_per_call": v.total("kernels_per_call") if v else 0,
+            "kernels_before_passes": v.total("kernels_before") if v else 0,
+            "kernels_after_passes": v.total("kernels_after") if v else 0,
+            "first_drifting_pass": next((r.first_drifting_pass for r in v.regions if r.first_drifting_pass),
+                                        None) if v else None,
             "compile_s": v.compile_s if v else 0.0,
             "capture_fallback": v.capture_fallback if v else None,
             "recompiles": [{"signature": x.signature, "reason": x.reason} for x in self.variants],
@@ -82,12 +92,23 @@ class CompileReport:
         rows = [("frontend", d["frontend"]), ("signature", d["signature"]), ("graph regions", d["regions"]),
                 ("nodes", d["nodes"]), ("partitions", d["partitions"]), ("native nodes", d["native_nodes"]),
                 ("fallback nodes", d["fallback_nodes"]), ("kernels per call", d["kernels_per_call"]),
+                ("planned kernels",
+                 f"{d['kernels_before_passes']} captured -> {d['kernels_after_passes']} after passes"),
                 ("compile s", f"{d['compile_s']:.3f}")]
         if d["capture_fallback"]:
             rows.append(("export not used", d["capture_fallback"]))
         w = max(len(k) for k, _ in rows)
         lines = ["lepton_graph compile report", "-" * 60]
         lines += [f"{k:<{w}}  {v}" for k, v in rows]
+        if d["first_drifting_pass"]:
+            lines.append(f"numeric drift beyond tolerance first introduced by: {d['first_drifting_pass']}")
+        v = self.latest
+        if v and v.regions and v.regions[0].passes:
+            lines.append("passes:                          s    nodes     kernels(est)  drift")
+            for p in v.regions[0].passes:
+                drift = "" if p["drift"] is None else f"{p['drift']:.1e}"
+                lines.append(f"  {p['name']:<28} {p['seconds']:6.3f} {p['nodes_before']:4}->{p['nodes_after']:<4} "
+                             f"{p['kernels_before']:5}->{p['kernels_after']:<5} {drift}")
         if d["unregistered_ops"]:
             lines.append("operators the IR does not model (FALLBACK nodes):")
             lines += [f"  {op:<40} x{c}" for op, c in sorted(d["unregistered_ops"].items(), key=lambda t: -t[1])]

@@ -27,7 +27,7 @@ class TorchFallback:
                                  f"fallback_{partition.index}")
 
     def kernels(self, partition: Partition) -> int:
-        return sum(1 for n in partition.nodes if n.op not in _FREE)
+        return sum(1 for n in inline_fused(partition.nodes) if n.op not in _FREE)
 
 
 # nodes that launch no kernel (pure metadata or Python ints)
@@ -96,9 +96,26 @@ def _call(node: Node, nm: _Namer) -> str:
     return f"{fn}({', '.join(args + kw)})"
 
 
+def inline_fused(nodes: list[Node]) -> list[Node]:
+    """FUSED nodes replaced by their bodies, rewired to the outer values (torch runs a group op by op)."""
+    out: list[Node] = []
+    for n in nodes:
+        if n.op is not Op.FUSED:
+            out.append(n)
+            continue
+        body = n.attrs["body"]
+        sub = dict(zip(body.inputs, n.inputs))
+        sub.update(zip(body.outputs, n.outputs))
+        for b in inline_fused(body.nodes):
+            out.append(Node(b.op, [sub.get(v, v) for v in b.inputs], b.attrs, [sub.get(v, v) for v in b.outputs],
+                            b.name, [sub.get(v, v) for v in b.syms]))
+    return out
+
+
 def generate_function(nodes: list[Node], inputs: list[Value], outputs: list[Value], graph: Graph,
                       name: str) -> Any:
     """Compile ``nodes`` into ``def name(*inputs) -> tuple(outputs)`` with eager-like memory behaviour."""
+    nodes = inline_fused(nodes)
     nm = _Namer(graph)
     params = [nm.var(v) for v in inputs]
     last_use: dict[Value, int] = {}

@@ -226,12 +226,9 @@ def _const_name(node: fx.Node) -> str:
     return str(node.meta.get("lepton_const_name", node.name))
 
 
-def import_fx(gm: fx.GraphModule, placeholders: Mapping[str, Value | torch.Tensor], graph: Graph) -> tuple[list[Any], ImportStats]:
+def import_fx(gm: fx.GraphModule, placeholders: Mapping[str, Any], graph: Graph) -> tuple[list[Any], ImportStats]:
     """Import ``gm`` into ``graph`` (whose inputs the caller created); returns the FX output structure."""
-    try:  # TEMP until aten_table lands
-        from . import aten_table  # noqa: F401  (fills CONVERTERS)
-    except ImportError:
-        pass
+    from . import aten_table  # noqa: F401  (fills CONVERTERS)
 
     imp = Importer(graph)
     outs = imp.run(gm, placeholders)

@@ -18,7 +18,7 @@ from .dtype import DType
 from .ops import Op
 
 # A dimension is a concrete size or the name of a symbolic size ("s0", "12*s0").
-Dim = Union[int, str]
+Dim = Union[int, str]  # noqa: UP007 (a runtime alias; kept for Python 3.10)
 Shape = tuple[Dim, ...]
 
 
@@ -230,3 +230,30 @@ def _device_str(device: torch.device) -> str:
 
 def device_str(device: torch.device) -> str:
     return _device_str(device)
+
+
+def toposort(graph: Graph) -> None:
+    """Stable topological sort of graph.nodes (keeps the current order wherever dependencies allow)."""
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    producers = {v: n for n in graph.nodes for v in n.outputs}
+    indeg = {n: 0 for n in graph.nodes}
+    users: dict[Node, list[Node]] = {n: [] for n in graph.nodes}
+    for n in graph.nodes:
+        for p in {producers[v] for v in n.deps() if v in producers}:
+            indeg[n] += 1
+            users[p].append(n)
+    import heapq
+
+    ready = [(order[n], id(n), n) for n in graph.nodes if indeg[n] == 0]
+    heapq.heapify(ready)
+    out: list[Node] = []
+    while ready:
+        _, _, n = heapq.heappop(ready)
+        out.append(n)
+        for u in users[n]:
+            indeg[u] -= 1
+            if indeg[u] == 0:
+                heapq.heappush(ready, (order[u], id(u), u))
+    if len(out) != len(graph.nodes):
+        raise ValueError("graph has a cycle")
+    graph.nodes = out

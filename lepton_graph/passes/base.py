@@ -36,4 +36,8 @@ class PassRecord:
     nodes_after: int
     changed: bool
     stats: dict[str, Any]
+    kernels_before: int = 0  # static estimates (analysis.estimate); the report also has exact totals
+    kernels_after: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
     drift: float | None = None  # max relative output change vs. the graph before the pass (LEPTON_VERIFY)

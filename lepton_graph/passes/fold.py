@@ -1,0 +1,108 @@
+"""Constant folding, and BatchNorm folded into the conv / linear weights before it."""
+
+from __future__ import annotations
+
+import torch
+
+from ..ir import Graph, Op, OpGroup, Value
+from ..ir.pattern import Match, P, Rules, rewrite
+from ..ir.registry import run_reference
+from .base import PassOptions, PassResult
+
+# folding must not turn a cheap view of a small constant into a large materialised one
+_MAX_GROWTH = 2
+_MAX_FREE_ELEMENTS = 1 << 16
+_NEVER_FOLD = frozenset({Op.FALLBACK, Op.FUSED, Op.EXPAND}) | OpGroup.SYMBOLIC
+
+
+def fold_constants(graph: Graph, opts: PassOptions) -> PassResult:
+    """Evaluate nodes whose inputs are all constants once, at compile time."""
+    folded = 0
+    for n in list(graph.nodes):
+        if n.op in _NEVER_FOLD or n.syms or len(n.outputs) != 1 or n.out.kind != "tensor":
+            continue
+        if not all(v.const is not None for v in n.inputs):
+            continue
+        in_elems = sum(graph.constants[v.const].numel() for v in n.inputs)  # type: ignore[index]
+        out_elems = n.out.numel()
+        if out_elems is None or out_elems > max(_MAX_GROWTH * in_elems, _MAX_FREE_ELEMENTS):
+            continue
+        with torch.no_grad():
+            t = run_reference(n, [graph.constants[v.const] for v in n.inputs], [])  # type: ignore[index]
+        if not isinstance(t, torch.Tensor) or t.device.type == "meta":
+            continue
+        if t._base is not None:  # a view of a weight: keep it a view of that weight's storage
+            t = t.contiguous() if not t.is_contiguous() else t
+        graph.replace_all_uses(n.out, graph.add_constant(t, f"{n.out.name}_folded"))
+        folded += 1
+    if folded:
+        graph.remove_dead()
+    return PassResult(graph, folded > 0, {"folded": folded})
+
+
+def _bn_scale(m: Match) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(scale, shift) in float64 with y = x * scale + shift for the matched inference BatchNorm."""
+    bn = m.root
+    g = m.graph
+    c = lambda v: g.constants[v.const].double()  # noqa: E731
+    mean, var = c(bn.inputs[1]), c(bn.inputs[2])
+    rest = list(bn.inputs[3:])
+    weight = c(rest.pop(0)) if bn.attrs["has_weight"] else torch.ones_like(mean)
+    bias = c(rest.pop(0)) if bn.attrs["has_bias"] else torch.zeros_like(mean)
+    scale = weight / torch.sqrt(var + bn.attrs["eps"])
+    return scale, bias - mean * scale
+
+
+def _all_const(m: Match) -> bool:
+    return all(v.const is not None for v in m.root.inputs[1:])
+
+
+def _fold_bn_into_conv(m: Match) -> Value | None:
+    # batch_norm(conv(x, w, b)) -> conv(x, w * s, (b - mean) * s + beta)
+    if not _all_const(m):
+        return None
+    conv = m.node("conv")
+    if conv.out.rank != 4:
+        return None
+    scale, shift = _bn_scale(m)  # type: ignore[misc]
+    g = m.graph
+    w = g.constants[m["w"].const].double()  # type: ignore[index]
+    b = g.constants[conv.inputs[2].const].double() if len(conv.inputs) == 3 else torch.zeros_like(scale)  # type: ignore
+    dtype = g.constants[m["w"].const].dtype  # type: ignore[index]
+    new_w = g.add_constant((w * scale.reshape(-1, 1, 1, 1)).to(dtype), f"{m['w'].const}.bnfold")
+    new_b = g.add_constant((b * scale + shift).to(dtype), f"{m['w'].const}.bnfold_bias")
+    return m.emit(Op.CONV2D, [m["x"], new_w, new_b], dict(conv.attrs))
+
+
+def _fold_bn_into_linear(m: Match) -> Value | None:
+    # batch_norm(linear(x, w, b)) -> linear(x, w * s[:, None], (b - mean) * s + beta)   for (N, C) inputs
+    if not _all_const(m) or m.node("lin").out.rank != 2:
+        return None
+    lin = m.node("lin")
+    scale, shift = _bn_scale(m)  # type: ignore[misc]
+    g = m.graph
+    w = g.constants[m["w"].const].double()  # type: ignore[index]
+    b = g.constants[lin.inputs[2].const].double() if len(lin.inputs) == 3 else torch.zeros_like(scale)  # type: ignore
+    dtype = g.constants[m["w"].const].dtype  # type: ignore[index]
+    new_w = g.add_constant((w * scale[:, None]).to(dtype), f"{m['w'].const}.bnfold")
+    new_b = g.add_constant((b * scale + shift).to(dtype), f"{m['w'].const}.bnfold_bias")
+    return m.emit(Op.LINEAR, [m["x"], new_w, new_b])
+
+
+_bias = P.const()
+bn_rules = Rules([
+    (P(Op.BATCH_NORM, P(Op.CONV2D, P.var("x"), P.const("w"), name="conv"), variadic=True),
+     _fold_bn_into_conv, "conv(x,w)+bn -> conv(x,w',b')"),
+    (P(Op.BATCH_NORM, P(Op.CONV2D, P.var("x"), P.const("w"), _bias, name="conv"), variadic=True),
+     _fold_bn_into_conv, "conv(x,w,b)+bn -> conv(x,w',b')"),
+    (P(Op.BATCH_NORM, P(Op.LINEAR, P.var("x"), P.const("w"), name="lin"), variadic=True),
+     _fold_bn_into_linear, "linear(x,w)+bn -> linear(x,w',b')"),
+    (P(Op.BATCH_NORM, P(Op.LINEAR, P.var("x"), P.const("w"), _bias, name="lin"), variadic=True),
+     _fold_bn_into_linear, "linear(x,w,b)+bn -> linear(x,w',b')"),
+])
+
+
+def fold_batchnorm(graph: Graph, opts: PassOptions) -> PassResult:
+    """Inference BatchNorm after a conv or linear layer becomes part of that layer's weight and bias."""
+    fired = rewrite(graph, bn_rules)
+    return PassResult(graph, bool(fired), {"rules": fired})
