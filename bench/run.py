@@ -466,9 +466,34 @@ def run_bench(models: Sequence[str] | None = None, backends: Sequence[str | Peer
     meta["loadavg_end"] = _loadavg()
     out = {"meta": meta, "results": results}
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(out, indent=1, default=str))
+        write_json(out, json_path)
     return out
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=1, default=str))
+
+
+# --------------------------------------------------------------------------------------------------- anchors
+
+# zoo name -> model name in /work/shared/anchors/anchors_cpu_run*.json
+ANCHOR_MODELS = {"resnet18_b1": "resnet18", "bert_b1_s128": "bert_base", "gpt2_b1_s128": "gpt2",
+                 "vit_b1": "vit_base"}
+
+
+def attach_anchors(result: dict[str, Any], path: str | Path) -> None:
+    """Add the anchor run's median (and its ratio vs its own eager) to each record that has a counterpart."""
+    data = json.loads(Path(path).read_text())
+    medians = {(r["model"], r["backend"]): r["median_ms"] for r in data.get("results", [])
+               if r.get("status") == "ok" and r.get("median_ms")}
+    result["meta"]["anchors"] = str(path)
+    for rec in result["results"]:
+        model = ANCHOR_MODELS.get(rec["model"], rec["model"])
+        a, eager = medians.get((model, rec["backend"])), medians.get((model, "eager"))
+        if a is not None:
+            rec["anchor_median_ms"] = a
+            rec["anchor_vs_eager"] = eager / a if eager else None
 
 
 # --------------------------------------------------------------------------------------------------- rendering
@@ -536,16 +561,27 @@ def render_markdown(result: dict[str, Any]) -> str:
             else:
                 cells.append(f"{_fmt_ms(r['median_ms'])} ({r['vs_eager']:.2f}x)")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    lines += ["", "| model | backend | median ms | p90 ms | vs eager | paired | compile s | max rel err | calls |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    anchors = any("anchor_median_ms" in r for r in recs)
+    lines += ["", "| model | backend | median ms | p90 ms | vs eager | paired | compile s | max rel err | calls |"
+              + (" anchor ms (vs eager) |" if anchors else ""), "|---|---|---|---|---|---|---|---|---|"
+              + ("---|" if anchors else "")]
     for r in recs:
         if r.get("status") != "ok" and not r.get("median_ms"):
-            lines.append(f"| {r['model']} | {r['backend']} | {_cell_error(r)} | | | | | | |")
+            empty = " |" * (7 + anchors)
+            lines.append(f"| {r['model']} | {r['backend']} | {_cell_error(r)} |{empty}")
             continue
         ratio = "–" if r.get("vs_eager") is None else f"{r['vs_eager']:.2f}x"
         paired = "–" if r.get("vs_eager_paired") is None else f"{r['vs_eager_paired']:.2f}x"
+        anchor = ""
+        if anchors:
+            a, ax = r.get("anchor_median_ms"), r.get("anchor_vs_eager")
+            anchor = " – |" if a is None else f" {_fmt_ms(a)}" + (f" ({ax:.2f}x) |" if ax else " |")
         lines.append(f"| {r['model']} | {r['backend']} | {_fmt_ms(r.get('median_ms'))} | {_fmt_ms(r.get('p90_ms'))} "
-                     f"| {ratio} | {paired} | {r.get('compile_s', 0):.2f} | {_fmt_err(r)} | {r.get('calls', 0)} |")
+                     f"| {ratio} | {paired} | {r.get('compile_s', 0):.2f} | {_fmt_err(r)} | {r.get('calls', 0)} |"
+                     + anchor)
+    if anchors:
+        lines += ["", f"Anchors: {result['meta'].get('anchors')} (another run: compare the ratios, not the ms; "
+                      "anchor BERT had no attention_mask, anchor GPT-2 ran with use_cache=False)."]
     lines += _render_reports(recs) + _render_notes(recs)
     return "\n".join(lines) + "\n"
 
@@ -607,6 +643,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="FILE", help="write all raw numbers and machine info here")
     p.add_argument("--md", metavar="FILE", help="also write the printed tables here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--anchors", metavar="FILE", help="peer numbers from an earlier run (JSON with a 'results' list "
+                                                     "of model/backend/median_ms) to show beside ours")
 
 
 def run_from_args(ns: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
@@ -616,11 +654,18 @@ def run_from_args(ns: argparse.Namespace, argv: Sequence[str] | None = None) -> 
         kw["rounds"] = ns.rounds
     settings = Settings.quick(**kw) if ns.quick else Settings(**kw)
     try:
+        anchors_ok = ns.anchors is None or Path(ns.anchors).is_file()
+        if not anchors_ok:
+            raise ValueError(f"--anchors: no such file {ns.anchors}")
         result = run_bench(split(ns.models), split(ns.backends), settings, progress=not ns.no_progress,
-                           argv=argv, json_path=ns.json)
+                           argv=argv)
     except (KeyError, ValueError, RuntimeError) as e:
         print(f"lepton-graph bench: {e}", file=sys.stderr)
         return 2
+    if ns.anchors:
+        attach_anchors(result, ns.anchors)
+    if ns.json:
+        write_json(result, ns.json)
     text = render_markdown(result)
     print(text)
     if ns.md:
