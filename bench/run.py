@@ -452,6 +452,7 @@ def run_bench(models: Sequence[str] | None = None, backends: Sequence[str | Peer
                 "max_rel_err": "max over output tensor leaves of max|y - y_eager| / max(max|y_eager|, tiny), "
                                "first call (accuracy) and after timing (warm_accuracy)"}}
     workdir = Path(tempfile.mkdtemp(prefix="lepton-bench-"))
+    inductor_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")  # peers point it into workdir
     results: list[dict[str, Any]] = []
     bar = tqdm(total=len(models) * len(peers) * (1 + settings.rounds), file=sys.stderr, disable=not progress,
                unit="step", dynamic_ncols=True)
@@ -462,6 +463,10 @@ def run_bench(models: Sequence[str] | None = None, backends: Sequence[str | Peer
         bar.close()
         shutil.rmtree(workdir, ignore_errors=True)
         torch.set_num_threads(threads_before)
+        if inductor_cache is None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache
     meta["finished"] = dt.datetime.now().isoformat(timespec="seconds")
     meta["loadavg_end"] = _loadavg()
     out = {"meta": meta, "results": results}
