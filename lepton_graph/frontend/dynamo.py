@@ -19,12 +19,19 @@ from .fx_import import dim_of, import_fx
 CompileFn = Callable[[Captured], Callable[..., Any]]
 
 
-def import_aot_graph(gm: fx.GraphModule, example_inputs: list[Any]) -> Captured:
-    """Import an AOTAutograd forward graph: every placeholder (parameters included) is a graph input."""
+def import_aot_graph(gm: fx.GraphModule, example_inputs: list[Any],
+                     weights: dict[int, torch.Tensor] | None = None) -> Captured:
+    """Import an AOTAutograd forward graph. Placeholders listed in ``weights`` (index -> the real tensor) become
+    constants held by reference; every other placeholder is a graph input."""
     t0 = time.perf_counter()
     graph = Graph()
     placeholders: dict[str, Any] = {}
-    for node, ex in zip([n for n in gm.graph.nodes if n.op == "placeholder"], example_inputs):
+    weights = weights or {}
+    for i, (node, ex) in enumerate(zip([n for n in gm.graph.nodes if n.op == "placeholder"], example_inputs)):
+        if i in weights:
+            node.meta["lepton_const_name"] = f"w{i}"
+            placeholders[node.name] = weights[i]
+            continue
         val = node.meta.get("val", ex)
         if isinstance(val, torch.Tensor):
             placeholders[node.name] = graph.add_input([dim_of(d) for d in val.shape], DType.from_torch(val.dtype),
@@ -39,23 +46,53 @@ def import_aot_graph(gm: fx.GraphModule, example_inputs: list[Any]) -> Captured:
     return Captured(graph, "dynamo", time.perf_counter() - t0, stats, [], len(outs))
 
 
+_WEIGHT_SOURCES = ("._parameters[", "._buffers[")
+
+
+def weight_inputs(gm: fx.GraphModule, example_inputs: list[Any]) -> dict[int, torch.Tensor]:
+    """Placeholders Dynamo lifted from module parameters/buffers (index -> the real tensor).
+
+    They are compiled as constants (by reference), so weight passes (folding, merging, packing) apply on the
+    Dynamo path as on the export path. Inference only: the graph is not differentiable in them.
+    """
+    out: dict[int, torch.Tensor] = {}
+    for i, (node, ex) in enumerate(zip([n for n in gm.graph.nodes if n.op == "placeholder"], example_inputs)):
+        grapharg = node.meta.get("grapharg")
+        source = grapharg.source.name if grapharg is not None and grapharg.source is not None else ""
+        if isinstance(ex, torch.Tensor) and any(s in source for s in _WEIGHT_SOURCES):
+            out[i] = ex.detach()
+    return out
+
+
 def make_backend(compile_fn: CompileFn) -> Callable[[fx.GraphModule, list[Any]], Callable[..., Any]]:
     """A torch.compile backend that lowers every Dynamo region through ``compile_fn``."""
     from functorch.compile import make_boxed_func
     from torch._dynamo.backends.common import aot_autograd
 
-    def fw_compiler(gm: fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
-        run = compile_fn(import_aot_graph(gm, example_inputs))
-
-        def call(args: list[Any]) -> Any:
-            out = run(*args)
-            args.clear()  # boxed convention: release inputs early
-            return out
-
-        call._boxed_call = True  # type: ignore[attr-defined]
-        return call
-
     def unsupported_backward(gm: fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
         return make_boxed_func(gm.forward)  # training is not our target: backward runs as plain torch
 
-    return aot_autograd(fw_compiler=fw_compiler, bw_compiler=unsupported_backward)
+    def backend(gm: fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
+        weights = weight_inputs(gm, example_inputs)
+        n_inputs = len(example_inputs)
+
+        def fw_compiler(aot_gm: fx.GraphModule, aot_inputs: list[Any]) -> Callable[..., Any]:
+            from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+            # AOT's inputs line up with Dynamo's when it added none of its own; otherwise freeze nothing
+            frozen = weights if len(aot_inputs) == n_inputs else {}
+            keep = [i for i in range(len(aot_inputs)) if i not in frozen]
+            with unset_fake_temporarily():  # compile-time folding must make real tensors, not fake ones
+                run = compile_fn(import_aot_graph(aot_gm, aot_inputs, frozen))
+
+            def call(args: list[Any]) -> Any:
+                out = run(*[args[i] for i in keep]) if frozen else run(*args)
+                args.clear()  # boxed convention: release inputs early
+                return out
+
+            call._boxed_call = True  # type: ignore[attr-defined]
+            return call
+
+        return aot_autograd(fw_compiler=fw_compiler, bw_compiler=unsupported_backward)(gm, example_inputs)
+
+    return backend

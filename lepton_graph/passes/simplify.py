@@ -106,8 +106,49 @@ def _unflatten_linear(m: Match) -> Value | None:
     return m.emit(Op.LINEAR, [x, *lin.inputs[1:]])
 
 
+def _drop_empty_cat_inputs(m: Match) -> Value | None:
+    # cat(x, empty) -> x   (an empty KV-cache past concatenated with the new keys)
+    node = m.root
+    dim = node.attrs["dim"] % node.out.rank if node.out.rank else 0
+    keep = [v for v in node.inputs  # torch.cat also skips 1-d empty tensors of any other rank (legacy rule)
+            if not ((v.rank == node.out.rank and isinstance(v.shape[dim], int) and v.shape[dim] == 0)
+                    or tuple(v.shape) == (0,))]
+    if len(keep) == len(node.inputs) or not keep:
+        return None
+    if len(keep) == 1:
+        return keep[0] if keep[0].shape == node.out.shape and keep[0].dtype == node.out.dtype else None
+    return m.emit(Op.CAT, keep, {"dim": node.attrs["dim"]})
+
+
+def _approx(value: float) -> object:
+    return lambda s: s is not None and abs(s - value) <= 1e-6 * max(1.0, abs(value))
+
+
+def _gelu(approximate: str) -> object:
+    def build(m: Match) -> Value | None:
+        return m.emit(Op.GELU, [m["x"]], {"approximate": approximate}) if m.root.out.shape == m["x"].shape else None
+    return build
+
+
+_x = P.var("x")
+# 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))  (GPT-2's gelu_new / NewGELUActivation)
+_tanh_inner = P(Op.TANH, P(Op.MUL, P(Op.ADD, _x, P(Op.MUL, P(Op.POW, _x, scalar=3.0), scalar=_approx(0.044715))),
+                           scalar=_approx((2.0 / 3.141592653589793) ** 0.5)))
+_gelu_tanh = [P(Op.MUL, P(Op.MUL, _x, scalar=0.5), P(Op.ADD, _tanh_inner, scalar=1.0)),
+              P(Op.MUL, P(Op.ADD, _tanh_inner, scalar=1.0), P(Op.MUL, _x, scalar=0.5))]
+# 0.5*x*(1 + erf(x/sqrt(2)))  (BERT-style gelu written out)
+_erf = P.any_of(P(Op.ERF, P(Op.DIV, _x, scalar=_approx(2 ** 0.5), reverse=False, rounding_mode=None)),
+                P(Op.ERF, P(Op.MUL, _x, scalar=_approx(2 ** -0.5))))
+_gelu_erf = [P(Op.MUL, P(Op.MUL, _x, scalar=0.5), P(Op.ADD, _erf, scalar=1.0)),
+             P(Op.MUL, P(Op.MUL, _x, P(Op.ADD, _erf, scalar=1.0)), scalar=0.5)]
+activation_rules = Rules(
+    [(p, _gelu("tanh"), "0.5x(1+tanh(c(x+0.044715x^3))) -> gelu_tanh(x)") for p in _gelu_tanh]
+    + [(p, _gelu("none"), "0.5x(1+erf(x/sqrt2)) -> gelu(x)") for p in _gelu_erf]
+)
+
 _w = P.const("w")
 algebra_rules = Rules([
+    (P(Op.CAT, variadic=True), _drop_empty_cat_inputs, "cat(x, empty) -> x"),
     (P(Op.MUL, P.var("x"), scalar=1), lambda m: _same(m, "x"), "x*1 -> x"),
     (P(Op.DIV, P.var("x"), scalar=1, reverse=False, rounding_mode=None), lambda m: _same(m, "x"), "x/1 -> x"),
     (P(Op.ADD, P.var("x"), scalar=0), lambda m: _same(m, "x"), "x+0 -> x"),
@@ -137,7 +178,7 @@ gemm_rules = Rules([
 
 def simplify(graph: Graph, opts: PassOptions) -> PassResult:
     """Algebraic identities, no-op views/casts/copies, view chains, canonical GEMMs, to a fixed point."""
-    fired = rewrite(graph, algebra_rules + gemm_rules)
+    fired = rewrite(graph, algebra_rules + gemm_rules + activation_rules)
     return PassResult(graph, bool(fired), {"rules": fired})
 
 
