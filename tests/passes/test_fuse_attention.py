@@ -42,8 +42,8 @@ def test_residual_add_fuses_into_layer_norm():
     x = g.add_input((3, 10), DType.f32)
     r = g.add_input((3, 10), DType.f32)
     s = g.add_node(Op.ADD, [x, r]).out
-    g.outputs = [g.add_node(Op.LAYER_NORM, [s, g.add_constant(torch.randn(10), "w"), g.add_constant(torch.randn(10), "b")],
-                            {"normalized_shape": (10,)}).out]
+    w, b = g.add_constant(torch.randn(10), "w"), g.add_constant(torch.randn(10), "b")
+    g.outputs = [g.add_node(Op.LAYER_NORM, [s, w, b], {"normalized_shape": (10,)}).out]
     g = check_pass(fuse, g, [torch.randn(3, 10), torch.randn(3, 10)])
     assert ops(g) == ["fused[norm:add+layer_norm]"]
 
@@ -118,7 +118,8 @@ def test_random_graphs_through_the_whole_pipeline(program, rows):
         elif kind == "b":
             v = g.add_node(_BINARY[j % len(_BINARY)], [a, b]).out
         elif kind == "lin":
-            v = g.add_node(Op.LINEAR, [a, g.add_constant(torch.randn(width, width) / 3), g.add_constant(torch.randn(width))]).out
+            w = g.add_constant(torch.randn(width, width) / 3)
+            v = g.add_node(Op.LINEAR, [a, w, g.add_constant(torch.randn(width))]).out
         elif kind == "norm":
             v = g.add_node(Op.LAYER_NORM, [a], {"normalized_shape": (width,)}).out
         else:
