@@ -83,9 +83,11 @@ class _Namer:
         return self.bind(a, "k")
 
 
-def _call(node: Node, nm: _Namer) -> str:
+def _call(node: Node, nm: _Namer, kernel: Any = None) -> str:
     args = [nm.var(v) for v in node.inputs]
     syms = [nm.var(v) for v in node.syms]
+    if kernel is not None:  # a lowered native kernel: takes the node's inputs, then its symbolic sizes
+        return f"{nm.bind(kernel, 'k')}({', '.join(args + syms)})"
     if node.op is Op.FALLBACK:
         fn = nm.bind(resolve_target(node.attrs["target"]), "t")
         pos = [nm.literal(a, syms, args) for a in node.attrs["args"]]
@@ -113,9 +115,13 @@ def inline_fused(nodes: list[Node]) -> list[Node]:
 
 
 def generate_function(nodes: list[Node], inputs: list[Value], outputs: list[Value], graph: Graph,
-                      name: str) -> Any:
-    """Compile ``nodes`` into ``def name(*inputs) -> tuple(outputs)`` with eager-like memory behaviour."""
-    nodes = inline_fused(nodes)
+                      name: str, kernels: dict[int, Any] | None = None) -> Any:
+    """Compile ``nodes`` into ``def name(*inputs) -> tuple(outputs)`` with eager-like memory behaviour.
+
+    ``kernels`` maps id(node) to a native kernel to call instead of the node's torch reference; FUSED nodes
+    without one are inlined (torch runs the group op by op)."""
+    kernels = kernels or {}
+    nodes = [n for m in nodes for n in ([m] if id(m) in kernels else inline_fused([m]))]
     nm = _Namer(graph)
     params = [nm.var(v) for v in inputs]
     last_use: dict[Value, int] = {}
@@ -125,7 +131,7 @@ def generate_function(nodes: list[Node], inputs: list[Value], outputs: list[Valu
     keep = set(outputs)
     body: list[str] = []
     for i, n in enumerate(nodes):
-        call = _call(n, nm)
+        call = _call(n, nm, kernels.get(id(n)))
         outs = [nm.var(v) for v in n.outputs]
         pick = n.attrs["outputs"] if n.op is Op.FALLBACK else None
         multi = len(n.outputs) != 1 or n.op is Op.SPLIT

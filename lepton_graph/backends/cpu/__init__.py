@@ -1,36 +1,66 @@
-"""The native CPU backend (C++ kernels in csrc/). Its capability table grows with the kernels."""
+"""The native CPU backend: C++ kernels in csrc/, reached through the lowerings in this package.
+
+Each kernel family module registers its lowerings (registry.py); a node is native when its lowering returns a
+kernel. Lowering runs once per node at compile time (weights are packed then) and its result is cached between
+``supports`` and ``lower``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from typing import Any
 
-from ...ir import Graph, Node, Op
+from ...ir import Graph, Node
 from ...passes.partition import Partition
+from .registry import Kernel, lowering_for
 
-# (Op) -> predicate(node) -> reason or None. Empty until native kernels beat torch (see bench/kernels).
-CAPABILITIES: dict[Op, Callable[[Node], str | None]] = {}
+# kernel family modules; each registers lowerings on import (missing ones are simply not native)
+FAMILIES = ("gemm", "conv", "eltwise", "norm", "attention", "movement")
 
 
 class CpuNative:
     name = "cpu-native"
 
+    def __init__(self) -> None:
+        self._kernels: dict[int, Kernel | str] = {}
+
     @classmethod
     def create(cls) -> CpuNative | None:
         try:
-            from . import native  # noqa: F401
+            from . import native  # noqa: F401  (the compiled extension)
         except ImportError:
             return None
+        for fam in FAMILIES:
+            try:
+                importlib.import_module(f"{__name__}.{fam}")
+            except ModuleNotFoundError as e:
+                if e.name != f"{__name__}.{fam}":
+                    raise
         return cls()
 
+    def _lower_node(self, node: Node, graph: Graph) -> Kernel | str:
+        key = id(node)
+        if key not in self._kernels:
+            fn = lowering_for(node)
+            if fn is None:
+                self._kernels[key] = "no native kernel"
+            else:
+                try:
+                    self._kernels[key] = fn(node, graph)
+                except (ValueError, NotImplementedError) as e:  # a kernel that rejects this configuration
+                    self._kernels[key] = f"kernel rejected: {e}"
+        return self._kernels[key]
+
     def supports(self, node: Node, graph: Graph) -> str | None:
-        check = CAPABILITIES.get(node.op)
-        if check is None:
-            return "no native kernel"
-        return check(node)
+        k = self._lower_node(node, graph)
+        return k if isinstance(k, str) else None
 
     def lower(self, partition: Partition, graph: Graph) -> Any:
-        raise NotImplementedError("no native kernels are registered yet")
+        from ..fallback import generate_function
+
+        kernels = {id(n): self._lower_node(n, graph) for n in partition.nodes}
+        return generate_function(partition.nodes, partition.inputs, partition.outputs, graph,
+                                 f"cpu_{partition.index}", kernels=kernels)
 
     def kernels(self, partition: Partition) -> int:
         return len(partition.nodes)
