@@ -22,7 +22,7 @@ from ..registry import register_op
 _PY_MODULES = {"operator": operator, "math": math, "torch": torch}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def resolve_target(target: str) -> Any:
     """'aten::add.Tensor' -> torch.ops.aten.add.Tensor; 'py:operator.mul' -> operator.mul."""
     if target.startswith("py:"):
