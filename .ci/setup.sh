@@ -26,8 +26,9 @@ constraints="$VENV/.lepton-constraints.txt"
 echo "torch==$TORCH_VERSION" > "$constraints"
 # pip's output goes to a log in the venv (shown in full when a step fails), so CI logs stay readable.
 pip_log="$VENV/.lepton-setup.log"
-: > "$pip_log"
+pip_log_fresh=1
 pip_install() {
+  if [ "$pip_log_fresh" = 1 ]; then : > "$pip_log"; pip_log_fresh=0; fi
   echo "+ pip install $*" >> "$pip_log"
   "$PY" -m pip install --disable-pip-version-check --progress-bar off "$@" >> "$pip_log" 2>&1 || {
     log "pip install $* failed; its output ($pip_log):"; tail -n 60 "$pip_log" >&2; exit 1; }
