@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/bindings.h"
 #include "common/cpu_features.h"
 #include "common/threadpool.h"
 #include "common/view.h"
@@ -79,4 +80,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("add_f32", &lg::kernels::add_f32, arg("a_ptr"), arg("b_ptr"), arg("y_ptr"), arg("n"),
         py::call_guard<py::gil_scoped_release>(),
         "y[i] = a[i] + b[i] over n contiguous float32 at addresses a_ptr, b_ptr, y_ptr (y may alias a or b).");
+
+  // kernel families bind themselves (csrc/kernels/*_bind.cpp, LG_BIND)
+  for (auto bind : lg::binders()) bind(m);
 }
