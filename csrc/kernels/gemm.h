@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace lg::gemm {
 
@@ -37,4 +38,75 @@ void gemm_f32_packed(const float* a, int64_t M, int64_t K, int64_t lda, const Pa
 void gemm_f32(const float* a, int64_t lda_m, int64_t lda_k, const float* b, int64_t ldb_k, int64_t ldb_n,
               float* c, int64_t ldc, int64_t M, int64_t N, int64_t K, const Epilogue& ep, bool threads = true);
 
+// A batch of gemm_f32 (batched matmul): batch index b (row-major over batch_shape) offsets A, B and C by
+// sum(b_d * stride_d) with each operand's batch strides (0 broadcasts). Parallel over the batch when it is large
+// enough, else each GEMM is threaded.
+void gemm_f32_batched(const std::vector<int64_t>& batch_shape, const float* a,
+                      const std::vector<int64_t>& a_batch_strides, int64_t lda_m, int64_t lda_k, const float* b,
+                      const std::vector<int64_t>& b_batch_strides, int64_t ldb_k, int64_t ldb_n, float* c,
+                      const std::vector<int64_t>& c_batch_strides, int64_t ldc, int64_t M, int64_t N, int64_t K,
+                      const Epilogue& ep);
+
+// Same as gemm_f32_packed, with threads=false running on the calling thread (conv calls it per image/tile).
+void gemm_f32_packed_st(const float* a, int64_t M, int64_t K, int64_t lda, const PackedB& b, float* c,
+                        int64_t ldc, const Epilogue& ep);
+
+// Opt-in mixed precision (AVX512_BF16 vdpbf16ps): B rounded to bf16 once at packing, A rounded to bf16 on the fly
+// (round to nearest even), products accumulated in fp32; the same epilogue in fp32. Relative error ~1e-3 of the
+// output's scale (bf16 keeps 8 mantissa bits). Without AVX512_BF16 (or with dispatch capped below avx512) a
+// portable emulation computes the same rounded products, slowly: check bf16_supported() before choosing it.
+std::shared_ptr<PackedB> pack_b_bf16(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n);
+void gemm_bf16_packed(const float* a, int64_t M, int64_t K, int64_t lda, const PackedB& b, float* c, int64_t ldc,
+                      const Epilogue& ep);
+bool bf16_supported();
+bool packed_is_bf16(const PackedB& p);
+int64_t packed_nbytes(const PackedB& p);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Internals shared by gemm.cpp (driver, packing, threading, portable kernels) and the ISA units. Plain data and
+// function pointers only.
+namespace detail {
+
+// Packed B: column panels of kPanel columns (the last one kPanel/2 wide when the remainder fits), each panel K rows
+// of `width` contiguous values (zero padded past N), panels back to back. bf16: rows are k-pairs, each holding
+// `width` (b[k][n], b[k+1][n]) pairs of bf16 (zero padded past K).
+constexpr int kPanel = 32;
+
+// Epilogue of one C tile; pointers already offset to the tile's first row and column.
+struct TileEpi {
+  const float* bias;      // nr values or null
+  const float* residual;  // mr x nr, row stride ld_residual, or null
+  int64_t ld_residual;
+  int residual_before_act;
+  int act;  // Act
+};
+
+// C[mr x nr] (row stride ldc) = (accumulate ? C : 0) + Ap * Bp, then the epilogue when ep != null.
+// Ap: packed A micro-panel, kc steps of mr values (ap[k * mr + i] = A[i][k]); Bp: panel rows of `width` values
+// (bp[k * width + j] = B[k][j]), width 16 or 32, nr <= width; mr <= the ISA's max_mr.
+// bf16: kc counts k-pairs, Ap holds uint32 bf16 pairs (ap[kp * mr + i]), Bp uint32 pairs (bp[kp * width + j]).
+using MicroKernel = void (*)(int64_t kc, const void* ap, const void* bp, int64_t width, float* c, int64_t ldc,
+                             int mr, int nr, bool accumulate, const TileEpi* ep);
+// Few rows (m <= 4) over one whole panel, A read in place (row stride lda): the memory-bound GEMV path.
+using SmallMKernel = void (*)(int m, int64_t K, const float* a, int64_t lda, const float* bp, int64_t width,
+                              float* c, int64_t ldc, int nr, const TileEpi* ep);
+// In-place epilogue over rows of C: c[i * ldc + j] for i < m, j < n.
+using EpiKernel = void (*)(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep);
+
+struct IsaKernels {
+  int max_mr;
+  MicroKernel micro;
+  SmallMKernel small_m;
+  EpiKernel epilogue;
+};
+struct IsaKernelsBf16 {
+  int max_mr;
+  MicroKernel micro;
+};
+
+IsaKernels kernels_avx512();
+IsaKernels kernels_avx2();
+IsaKernelsBf16 kernels_bf16_avx512();
+
+}  // namespace detail
 }  // namespace lg::gemm
