@@ -15,6 +15,7 @@ from .base import Pass, PassOptions, PassRecord, PassResult
 from .cleanup import eliminate_dead_code
 from .fold import fold_batchnorm, fold_constants
 from .fuse import fuse
+from .memory import mark_lifetimes
 from .merge import merge_linear_chains, merge_sibling_linears
 from .simplify import eliminate_common_subexpressions, simplify
 
@@ -28,6 +29,7 @@ PIPELINE: list[Pass] = [
     recognize_attention,
     eliminate_common_subexpressions,
     fuse,
+    mark_lifetimes,
 ]
 
 
