@@ -40,16 +40,20 @@ class CompileOptions:
     cache_limit: int = 8
     frontend: str = "auto"  # auto | export | dynamo
     native: bool = True
+    precision: str = "fp32"  # "fp32" | "bf16": bf16 lets native GEMMs use bf16 weights with fp32 accumulation
 
 
 def compile(model: Any = None, /, *, device: str | torch.device | None = None, dynamic: bool = False,
-            cache_limit: int | None = None, frontend: str | None = None, native: bool | None = None) -> Any:
+            cache_limit: int | None = None, frontend: str | None = None, native: bool | None = None,
+            precision: str = "fp32") -> Any:
     """Compile a model or function for inference.
 
     Use as ``compile(model)``, ``@compile`` or ``@compile(dynamic=True)`` on a function, an ``nn.Module``
     instance or an ``nn.Module`` subclass. The result has the model's call signature and keeps one compiled
     variant per input signature (shapes, dtypes, devices), at most ``cache_limit``; with ``dynamic=True``,
     sizes > 1 are compiled symbolically so one variant serves many batch sizes / sequence lengths.
+    ``native=False`` runs everything through torch (the fallback path); ``precision="bf16"`` is the opt-in mixed
+    precision mode (bf16 weights and products, fp32 accumulation and activations) where the CPU supports it.
     """
     opts = CompileOptions(
         device=None if device is None else str(torch.device(device)),
@@ -57,7 +61,10 @@ def compile(model: Any = None, /, *, device: str | torch.device | None = None, d
         cache_limit=config.cache_limit if cache_limit is None else int(cache_limit),
         frontend=frontend or config.frontend,
         native=config.native if native is None else bool(native),
+        precision=precision,
     )
+    if opts.precision not in ("fp32", "bf16"):
+        raise UnsupportedError(f"precision must be 'fp32' or 'bf16', not {opts.precision!r}")
     if opts.frontend not in ("auto", "export", "dynamo"):
         raise UnsupportedError(f"frontend must be 'auto', 'export' or 'dynamo', not {opts.frontend!r}")
     if opts.cache_limit < 1:
@@ -200,7 +207,7 @@ class CompiledModel:
     def _export_variant(self, cap: Captured, sig: Signature, vrep: VariantReport, leaves: list[Any]) -> Variant:
         device = self.options.device or _first_device(sig)
         tensor_idx = [i for i, leaf in enumerate(sig.leaves) if leaf[0] != "py"]
-        ex, rrep = compile_captured(cap, device=device, native=self.options.native,
+        ex, rrep = compile_captured(cap, device=device, native=self.options.native, precision=self.options.precision,
                                     example_inputs=[leaves[i] for i in tensor_idx])
         vrep.frontend = "export"
         vrep.regions.append(rrep)
@@ -248,7 +255,8 @@ class CompiledModel:
         return Variant(sig, run, vrep)
 
     def _compile_region(self, cap: Captured) -> Callable[..., Any]:
-        ex, rrep = compile_captured(cap, device=self.options.device or "cpu", native=self.options.native)
+        ex, rrep = compile_captured(cap, device=self.options.device or "cpu", native=self.options.native,
+                                    precision=self.options.precision)
         if self._regions is not None:
             self._regions.append(rrep)
         return ex

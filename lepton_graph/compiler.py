@@ -25,8 +25,8 @@ DRIFT_TOLERANCE = 1e-4  # relative, fp32 (the project's correctness bar)
 
 
 def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True, opts: PassOptions | None = None,
-                     example_inputs: Sequence[Any] | None = None) -> tuple[Callable[..., tuple[Any, ...]],
-                                                                         RegionReport]:
+                     example_inputs: Sequence[Any] | None = None,
+                     precision: str = "fp32") -> tuple[Callable[..., tuple[Any, ...]], RegionReport]:
     """Passes, partitioning and lowering. With LEPTON_VERIFY and real example inputs, every pass's numeric
     drift is measured against the captured graph, and the first pass beyond tolerance is named."""
     graph = cap.graph
@@ -39,6 +39,7 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
         graph, records = run_pipeline(graph, opts, example_inputs=verify_inputs, reference=reference)
         after = cost(graph)
     t1 = time.perf_counter()
+    graph.meta["precision"] = precision  # lowerings read it (e.g. bf16 GEMM weights)
     backends = default_backends(device, native)
     plan = partition_graph(graph, backends)
     log.log("partitions", "%s", _Lazy(plan))

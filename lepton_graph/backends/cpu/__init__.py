@@ -27,9 +27,17 @@ class CpuNative:
     @classmethod
     def create(cls) -> CpuNative | None:
         try:
-            from . import native  # noqa: F401  (the compiled extension)
+            from . import native
         except ImportError:
             return None
+        if not native.available():
+            return None
+        import torch
+
+        from ...config import config
+
+        # native kernels use as many threads as torch does, unless LEPTON_NUM_THREADS says otherwise
+        native.set_num_threads(config.num_threads or torch.get_num_threads())
         for fam in FAMILIES:
             try:
                 importlib.import_module(f"{__name__}.{fam}")
