@@ -15,6 +15,7 @@ from ..ir import Graph, Node, Op, OpGroup, Value
 from ..ir.registry import run_reference
 
 _NO_KERNEL = frozenset({Op.SYM_SIZE, Op.SYM_ARITH})
+_MAYBE_VIEW = OpGroup.VIEW | {Op.SPLIT, Op.CONTIGUOUS, Op.FALLBACK}
 
 
 @dataclass
@@ -35,21 +36,25 @@ def _meta(v: Value, graph: Graph) -> Any:
 
 
 def meta_values(graph: Graph) -> dict[Value, Any]:
+    """Meta tensors with the strides torch would give each value. Only view-like nodes are executed (on meta
+    tensors); every other node makes fresh contiguous outputs, which is what registered compute ops do."""
     env: dict[Value, Any] = {v: _meta(v, graph) for v in graph.inputs}
     env.update({v: _meta(v, graph) for v in graph.const_values.values()})
     for n in graph.nodes:
-        try:
-            out = run_reference(n, [env[v] for v in n.inputs], [env[v] for v in n.syms])
-        except Exception:  # an op without a meta kernel: assume a fresh contiguous result
+        out: Any
+        if n.op not in _MAYBE_VIEW:
             out = [_meta(v, graph) for v in n.outputs]
             out = out[0] if len(out) == 1 else out
+        else:
+            try:
+                out = run_reference(n, [env[v] for v in n.inputs], [env[v] for v in n.syms])
+            except Exception:  # an op without a meta kernel: assume a fresh contiguous result
+                out = [_meta(v, graph) for v in n.outputs]
+                out = out[0] if len(out) == 1 else out
         outs = out if len(n.outputs) != 1 or isinstance(out, (tuple, list)) else (out,)
         for v, o in zip(n.outputs, outs):
             env[v] = o
     return env
-
-
-_MAYBE_VIEW = OpGroup.VIEW | {Op.SPLIT, Op.CONTIGUOUS, Op.FALLBACK}
 
 
 def is_view(node: Node, env: dict[Value, Any]) -> bool:
