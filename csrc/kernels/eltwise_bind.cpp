@@ -1,0 +1,28 @@
+// Python bindings of the program interpreter (fused elementwise / norm / softmax), reductions and data movement.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "common/bindings.h"
+#include "kernels/movement.h"
+#include "kernels/program.h"
+
+namespace py = pybind11;
+using py::arg;
+
+LG_BIND(eltwise_program) {
+  py::class_<lg::kernels::Program>(m, "Program",
+                                   "A compiled elementwise program (see csrc/kernels/program.h): built once from "
+                                   "an instruction list, run many times on raw buffers.")
+      .def(py::init<const std::vector<int64_t>&, const std::vector<double>&, int64_t, const std::vector<std::string>&,
+                    const std::vector<std::string>&, bool>(),
+           arg("code"), arg("consts"), arg("nregs"), arg("in_dtypes"), arg("out_dtypes"), arg("row_mode") = false)
+      .def("run", &lg::kernels::Program::run, arg("in_ptrs"), arg("in_shapes"), arg("in_strides"), arg("out_shape"),
+           arg("out_ptrs"), py::call_guard<py::gil_scoped_release>(),
+           "Run over out_shape: inputs broadcast (strides in elements), outputs contiguous.")
+      .def_property_readonly("num_inputs", &lg::kernels::Program::num_inputs)
+      .def_property_readonly("num_outputs", &lg::kernels::Program::num_outputs)
+      .def("__repr__", &lg::kernels::Program::describe);
+  m.def("reduce_f32", &lg::kernels::reduce_f32, arg("fn"), arg("x_ptr"), arg("out_ptr"), arg("outer"), arg("red"),
+        arg("inner"), py::call_guard<py::gil_scoped_release>(),
+        "out[o, i] = fn over r of x[o, r, i] ('sum', 'mean', 'amax', 'amin'); x contiguous f32 [outer, red, inner].");
+}
