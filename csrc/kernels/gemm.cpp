@@ -154,21 +154,24 @@ IsaKernels scalar_kernels() { return IsaKernels{4, micro_scalar, nullptr, epilog
 
 IsaKernels isa_kernels() {
   const Isa isa = active_isa();
-#if 0
+#if LG_HAVE_AVX512_KERNELS
   if (isa == Isa::avx512) return detail::kernels_avx512();
 #endif
-#if 0
+#if LG_HAVE_AVX2_KERNELS
   if (isa >= Isa::avx2) return detail::kernels_avx2();
 #endif
   (void)isa;
   return scalar_kernels();
 }
 
+void pack_a_bf16(const float* a, int64_t lda, int64_t K, int64_t m0, int64_t mc, int64_t kp0, int64_t kc2,
+                 int max_mr, uint32_t* dst);
+
 detail::IsaKernelsBf16 bf16_kernels() {
-#if 0
+#if LG_HAVE_AVX512_KERNELS
   if (active_isa() == Isa::avx512 && cpu_features().avx512_bf16) return detail::kernels_bf16_avx512();
 #endif
-  return detail::IsaKernelsBf16{4, micro_bf16_scalar};
+  return detail::IsaKernelsBf16{4, micro_bf16_scalar, pack_a_bf16};
 }
 
 uint32_t f32_to_bf16_rne(float f) {
@@ -248,8 +251,8 @@ void pack_a_f32(const float* a, int64_t lda_m, int64_t lda_k, int64_t m0, int64_
   }
 }
 
-// bf16: kc2 k-pairs starting at k0 (k0 even); pairs past K are zero.
-void pack_a_bf16(const float* a, int64_t lda, int64_t K, int64_t m0, int64_t mc, int64_t k0, int64_t kc2,
+// bf16: kc2 k-pairs starting at pair kp0; pairs past K are zero (see detail::PackABf16).
+void pack_a_bf16(const float* a, int64_t lda, int64_t K, int64_t m0, int64_t mc, int64_t kp0, int64_t kc2,
                  int max_mr, uint32_t* dst) {
   for (int64_t t0 = 0; t0 < mc; t0 += max_mr) {
     const int mr = static_cast<int>(std::min<int64_t>(max_mr, mc - t0));
@@ -257,7 +260,7 @@ void pack_a_bf16(const float* a, int64_t lda, int64_t K, int64_t m0, int64_t mc,
     for (int i = 0; i < mr; ++i) {
       const float* src = a + (m0 + t0 + i) * lda;
       for (int64_t kp = 0; kp < kc2; ++kp) {
-        const int64_t k = k0 + 2 * kp;
+        const int64_t k = 2 * (kp0 + kp);
         const uint32_t lo = f32_to_bf16_rne(src[k]);
         const uint32_t hi = k + 1 < K ? f32_to_bf16_rne(src[k + 1]) : 0u;
         d[kp * mr + i] = lo | (hi << 16);
@@ -367,7 +370,7 @@ void run_block(const Problem& p, const IsaKernels& ks, const detail::IsaKernelsB
     for (int64_t ic = m0; ic < m1; ic += MC) {
       const int64_t mc = std::min<int64_t>(MC, m1 - ic);
       if (p.bf16)
-        pack_a_bf16(p.a, p.lda_m, p.K, ic, mc, 2 * pc, kc, max_mr, abuf);
+        kb.pack_a(p.a, p.lda_m, p.K, ic, mc, pc, kc, max_mr, abuf);
       else
         pack_a_f32(p.a, p.lda_m, p.lda_k, ic, mc, pc, kc, max_mr, reinterpret_cast<float*>(abuf));
       for (int64_t j = j0; j < j1; ++j) {
@@ -390,7 +393,7 @@ void run_block(const Problem& p, const IsaKernels& ks, const detail::IsaKernelsB
 void run(const Problem& p, bool threads) {
   if (p.M == 0 || p.N == 0) return;
   const IsaKernels ks = isa_kernels();
-  const detail::IsaKernelsBf16 kb = p.bf16 ? bf16_kernels() : detail::IsaKernelsBf16{1, nullptr};
+  const detail::IsaKernelsBf16 kb = p.bf16 ? bf16_kernels() : detail::IsaKernelsBf16{1, nullptr, nullptr};
   const int unit = p.bf16 ? kb.max_mr : ks.max_mr;
   const double flops = 2.0 * double(p.M) * double(p.N) * double(std::max<int64_t>(p.K, 1));
   int T = threads ? get_num_threads() : 1;

@@ -99,9 +99,14 @@ struct IsaKernels {
   SmallMKernel small_m;
   EpiKernel epilogue;
 };
+// Packs rows [m0, m0 + mc) x k-pairs [kp0, kp0 + kc2) of f32 A (row stride lda, K columns) into bf16-pair tiles of
+// max_mr rows (tile t at dst + t * max_mr * kc2, pair (i, kp) at [kp * mr_t + i]); pairs past K are zero.
+using PackABf16 = void (*)(const float* a, int64_t lda, int64_t K, int64_t m0, int64_t mc, int64_t kp0, int64_t kc2,
+                           int max_mr, uint32_t* dst);
 struct IsaKernelsBf16 {
   int max_mr;
   MicroKernel micro;
+  PackABf16 pack_a;
 };
 
 IsaKernels kernels_avx512();

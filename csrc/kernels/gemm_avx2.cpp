@@ -1,0 +1,264 @@
+// AVX2/FMA fp32 GEMM kernels (compiled with -mavx2 -mfma; entered only through gemm.cpp's dispatch). Everything
+// lives in namespace impl_avx2 so every emitted function carries "_avx2" in its name.
+//
+// Micro-kernel: 6 x 16 tile in 12 ymm accumulators; a 32-wide packed panel is done as two 16-column halves.
+#include <immintrin.h>
+
+#include "kernels/gemm.h"
+
+namespace lg::gemm::detail {
+namespace impl_avx2 {
+
+constexpr int kMaxMR = 6;
+
+// ---------------------------------------------------------------------------------------------- vector math
+inline __m256 exp_ps(__m256 x) {
+  // Clamped so 2^n stays a normal float: exp saturates at ~FLT_MAX / FLT_MIN (callers divide by 1 + exp).
+  x = _mm256_max_ps(_mm256_set1_ps(-87.3365447504f), _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+inline __m256 div_one_plus_exp_neg(__m256 x, __m256 y) {
+  const __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), y));
+  return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+inline __m256 tanh_ps(__m256 x) {
+  const __m256 lim = _mm256_set1_ps(7.90531110763549805f);
+  x = _mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), lim), _mm256_min_ps(lim, x));
+  const __m256 x2 = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_set1_ps(-2.76076847742355e-16f);
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.00018790482477e-13f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-8.60467152213735e-11f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(5.12229709037114e-08f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(1.48572235717979e-05f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(6.37261928875436e-04f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(4.89352455891786e-03f));
+  p = _mm256_mul_ps(p, x);
+  __m256 q = _mm256_set1_ps(1.19825839466702e-06f);
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(1.18534705686654e-04f));
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(2.26843463243900e-03f));
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(4.89352518554385e-03f));
+  return _mm256_div_ps(p, q);
+}
+
+inline __m256 gelu_erf_ps(__m256 x) {
+  const __m256 absx = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  const __m256 z = _mm256_mul_ps(absx, _mm256_set1_ps(0.70710678118654752f));
+  const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(z, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f)));
+  __m256 p = _mm256_set1_ps(0.17087277f);
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
+  // exp's lower clamp would leave erfc(|z|) at ~1e-38 * t instead of 0 for |x| > 13: harmless (times 0.5 x).
+  const __m256 e = _mm256_mul_ps(t, exp_ps(_mm256_fnmadd_ps(z, z, p)));
+  const __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ);
+  const __m256 f = _mm256_blendv_ps(e, _mm256_sub_ps(_mm256_set1_ps(2.0f), e), pos);
+  return _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)), f);
+}
+
+inline __m256 act_ps(__m256 v, int act) {
+  switch (act) {
+    case 1: return _mm256_max_ps(_mm256_setzero_ps(), v);
+    case 2: return gelu_erf_ps(v);
+    case 3: {
+      const __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
+      const __m256 u = _mm256_mul_ps(_mm256_fmadd_ps(v3, _mm256_set1_ps(0.044715f), v),
+                                     _mm256_set1_ps(2.0f * 0.79788456080286536f));
+      return div_one_plus_exp_neg(v, u);
+    }
+    case 4: return div_one_plus_exp_neg(v, v);
+    case 5: return tanh_ps(v);
+    case 6: return div_one_plus_exp_neg(_mm256_set1_ps(1.0f), v);
+    default: return v;
+  }
+}
+
+inline __m256i mask_for(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+inline __m256 load_m(const float* p, __m256i m, int n) { return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m); }
+inline void store_m(float* p, __m256 v, __m256i m, int n) {
+  if (n >= 8)
+    _mm256_storeu_ps(p, v);
+  else
+    _mm256_maskstore_ps(p, m, v);
+}
+
+// n valid columns (<= 8, > 0) of row `row`, column `col` in the tile.
+inline void finish_store(__m256 v, float* dst, __m256i m, int n, const TileEpi* ep, __m256 bias, int row, int col) {
+  if (ep) {
+    v = _mm256_add_ps(v, bias);
+    const float* res = ep->residual ? ep->residual + row * ep->ld_residual + col : nullptr;
+    if (res && ep->residual_before_act) v = _mm256_add_ps(v, load_m(res, m, n));
+    v = act_ps(v, ep->act);
+    if (res && !ep->residual_before_act) v = _mm256_add_ps(v, load_m(res, m, n));
+  }
+  store_m(dst, v, m, n);
+}
+
+// ---------------------------------------------------------------------------------------------- micro-kernel
+// Columns [0, 16) of a panel slice (row stride W): MR x 16 in 2*MR ymm accumulators.
+template <int MR>
+void micro16_t(int64_t kc, const float* __restrict ap, const float* __restrict bp, int64_t W, float* c, int64_t ldc,
+               int nr, bool accumulate, const TileEpi* ep, int col0) {
+  __m256 acc[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(bp + k * W), b1 = _mm256_load_ps(bp + k * W + 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m256 a = _mm256_broadcast_ss(ap + k * MR + i);
+      acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+    }
+  }
+  const int n0 = nr < 8 ? nr : 8, n1 = nr - 8;
+  const __m256i m0 = mask_for(n0), m1 = mask_for(n1);
+  const bool has_bias = ep && ep->bias;
+  const __m256 bias0 = has_bias ? load_m(ep->bias + col0, m0, n0) : _mm256_setzero_ps();
+  const __m256 bias1 = has_bias && n1 > 0 ? load_m(ep->bias + col0 + 8, m1, n1) : _mm256_setzero_ps();
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    float* dst = c + i * ldc;
+    __m256 r0 = acc[i][0], r1 = acc[i][1];
+    if (accumulate) r0 = _mm256_add_ps(r0, load_m(dst, m0, n0));
+    finish_store(r0, dst, m0, n0, ep, bias0, i, col0);
+    if (n1 > 0) {
+      if (accumulate) r1 = _mm256_add_ps(r1, load_m(dst + 8, m1, n1));
+      finish_store(r1, dst + 8, m1, n1, ep, bias1, i, col0 + 8);
+    }
+  }
+}
+
+template <int MR>
+void micro_t(int64_t kc, const float* ap, const float* bp, int64_t width, float* c, int64_t ldc, int nr,
+             bool accumulate, const TileEpi* ep) {
+  for (int h = 0; h < width / 16 && 16 * h < nr; ++h) {
+    const int nh = nr - 16 * h < 16 ? nr - 16 * h : 16;
+    micro16_t<MR>(kc, ap, bp + 16 * h, width, c + 16 * h, ldc, nh, accumulate, ep, 16 * h);
+  }
+}
+
+void micro_avx2(int64_t kc, const void* ap, const void* bp, int64_t width, float* c, int64_t ldc, int mr, int nr,
+                bool accumulate, const TileEpi* ep) {
+  const auto* a = static_cast<const float*>(ap);
+  const auto* b = static_cast<const float*>(bp);
+  switch (mr) {
+    case 1: return micro_t<1>(kc, a, b, width, c, ldc, nr, accumulate, ep);
+    case 2: return micro_t<2>(kc, a, b, width, c, ldc, nr, accumulate, ep);
+    case 3: return micro_t<3>(kc, a, b, width, c, ldc, nr, accumulate, ep);
+    case 4: return micro_t<4>(kc, a, b, width, c, ldc, nr, accumulate, ep);
+    case 5: return micro_t<5>(kc, a, b, width, c, ldc, nr, accumulate, ep);
+    default: return micro_t<6>(kc, a, b, width, c, ldc, nr, accumulate, ep);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- small M (GEMV)
+template <int M, int U>
+void small16_t(int64_t K, const float* __restrict a, int64_t lda, const float* __restrict bp, int64_t W, float* c,
+               int64_t ldc, int nr, const TileEpi* ep, int col0) {
+  __m256 acc[U][M][2];
+#pragma GCC unroll 4
+  for (int u = 0; u < U; ++u)
+#pragma GCC unroll 4
+    for (int i = 0; i < M; ++i) acc[u][i][0] = acc[u][i][1] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + U <= K; k += U) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) {
+      const __m256 b0 = _mm256_load_ps(bp + (k + u) * W), b1 = _mm256_load_ps(bp + (k + u) * W + 8);
+#pragma GCC unroll 4
+      for (int i = 0; i < M; ++i) {
+        const __m256 av = _mm256_broadcast_ss(a + i * lda + k + u);
+        acc[u][i][0] = _mm256_fmadd_ps(av, b0, acc[u][i][0]);
+        acc[u][i][1] = _mm256_fmadd_ps(av, b1, acc[u][i][1]);
+      }
+    }
+  }
+  for (; k < K; ++k) {
+    const __m256 b0 = _mm256_load_ps(bp + k * W), b1 = _mm256_load_ps(bp + k * W + 8);
+#pragma GCC unroll 4
+    for (int i = 0; i < M; ++i) {
+      const __m256 av = _mm256_broadcast_ss(a + i * lda + k);
+      acc[0][i][0] = _mm256_fmadd_ps(av, b0, acc[0][i][0]);
+      acc[0][i][1] = _mm256_fmadd_ps(av, b1, acc[0][i][1]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int u = 1; u < U; ++u)
+#pragma GCC unroll 4
+    for (int i = 0; i < M; ++i) {
+      acc[0][i][0] = _mm256_add_ps(acc[0][i][0], acc[u][i][0]);
+      acc[0][i][1] = _mm256_add_ps(acc[0][i][1], acc[u][i][1]);
+    }
+  const int n0 = nr < 8 ? nr : 8, n1 = nr - 8;
+  const __m256i m0 = mask_for(n0), m1 = mask_for(n1);
+  const bool has_bias = ep && ep->bias;
+  const __m256 bias0 = has_bias ? load_m(ep->bias + col0, m0, n0) : _mm256_setzero_ps();
+  const __m256 bias1 = has_bias && n1 > 0 ? load_m(ep->bias + col0 + 8, m1, n1) : _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int i = 0; i < M; ++i) {
+    finish_store(acc[0][i][0], c + i * ldc, m0, n0, ep, bias0, i, col0);
+    if (n1 > 0) finish_store(acc[0][i][1], c + i * ldc + 8, m1, n1, ep, bias1, i, col0 + 8);
+  }
+}
+
+template <int M, int U>
+void small_t(int64_t K, const float* a, int64_t lda, const float* bp, int64_t width, float* c, int64_t ldc, int nr,
+             const TileEpi* ep) {
+  for (int h = 0; h < width / 16 && 16 * h < nr; ++h) {
+    const int nh = nr - 16 * h < 16 ? nr - 16 * h : 16;
+    small16_t<M, U>(K, a, lda, bp + 16 * h, width, c + 16 * h, ldc, nh, ep, 16 * h);
+  }
+}
+
+void small_m_avx2(int m, int64_t K, const float* a, int64_t lda, const float* bp, int64_t width, float* c,
+                  int64_t ldc, int nr, const TileEpi* ep) {
+  switch (m) {
+    case 1: return small_t<1, 4>(K, a, lda, bp, width, c, ldc, nr, ep);
+    case 2: return small_t<2, 2>(K, a, lda, bp, width, c, ldc, nr, ep);
+    case 3: return small_t<3, 1>(K, a, lda, bp, width, c, ldc, nr, ep);
+    default: return small_t<4, 1>(K, a, lda, bp, width, c, ldc, nr, ep);
+  }
+}
+
+void epilogue_avx2(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep) {
+  for (int64_t j = 0; j < n; j += 8) {
+    const int nn = static_cast<int>(n - j < 8 ? n - j : 8);
+    const __m256i mk = mask_for(nn);
+    const __m256 bias = ep->bias ? load_m(ep->bias + j, mk, nn) : _mm256_setzero_ps();
+    for (int i = 0; i < m; ++i) {
+      float* dst = c + i * ldc + j;
+      finish_store(load_m(dst, mk, nn), dst, mk, nn, ep, bias, i, static_cast<int>(j));
+    }
+  }
+}
+
+}  // namespace impl_avx2
+
+IsaKernels kernels_avx2() {
+  return IsaKernels{impl_avx2::kMaxMR, impl_avx2::micro_avx2, impl_avx2::small_m_avx2, impl_avx2::epilogue_avx2};
+}
+
+}  // namespace lg::gemm::detail

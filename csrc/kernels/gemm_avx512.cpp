@@ -1,0 +1,259 @@
+// AVX-512 fp32 GEMM kernels (compiled with the AVX-512 flag set; entered only through gemm.cpp's dispatch).
+// Everything here lives in namespace impl_avx512 so every emitted function carries "_avx512" in its name.
+//
+// Micro-kernel: MR x 32 (MR <= 14) tile of C in 2*MR zmm accumulators; per k one broadcast of A per row (embedded
+// broadcast operand of the FMA) and two loads of the packed B panel row. The epilogue (bias, residual, activation)
+// is applied to the accumulators before the single store. Small M (<= 4) streams a whole B panel with k unrolled
+// into independent accumulators (GEMV: memory bound).
+#include <immintrin.h>
+
+#include "kernels/gemm.h"
+
+namespace lg::gemm::detail {
+namespace impl_avx512 {
+
+constexpr int kMaxMR = 14;
+
+// ---------------------------------------------------------------------------------------------- vector math
+// exp: Cody-Waite range reduction, degree-6 polynomial (Cephes), 2^n by scalef (exact overflow to inf / underflow).
+inline __m512 exp_ps(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x));  // NaN passes through
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// x / (1 + exp(-y)): sigmoid (x = 1), SiLU (y = x), GELU-tanh (y = 2u).
+inline __m512 div_one_plus_exp_neg(__m512 x, __m512 y) {
+  const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), y));
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+// tanh: rational minimax approximation (Eigen's), |rel err| < 4e-7.
+inline __m512 tanh_ps(__m512 x) {
+  const __m512 lim = _mm512_set1_ps(7.90531110763549805f);
+  x = _mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), lim), _mm512_min_ps(lim, x));
+  const __m512 x2 = _mm512_mul_ps(x, x);
+  __m512 p = _mm512_set1_ps(-2.76076847742355e-16f);
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(2.00018790482477e-13f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-8.60467152213735e-11f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(5.12229709037114e-08f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(1.48572235717979e-05f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(6.37261928875436e-04f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(4.89352455891786e-03f));
+  p = _mm512_mul_ps(p, x);
+  __m512 q = _mm512_set1_ps(1.19825839466702e-06f);
+  q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(1.18534705686654e-04f));
+  q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(2.26843463243900e-03f));
+  q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(4.89352518554385e-03f));
+  return _mm512_div_ps(p, q);
+}
+
+// GELU (erf): 0.5 x erfc(-x / sqrt 2), erfc by Numerical Recipes' erfcc (rel. err < 1.2e-7) on |z|, reflected.
+inline __m512 gelu_erf_ps(__m512 x) {
+  const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f));
+  const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(z, _mm512_set1_ps(0.5f), _mm512_set1_ps(1.0f)));
+  __m512 p = _mm512_set1_ps(0.17087277f);
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.13520398f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.27886807f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.18628806f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.09678418f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.37409196f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.00002368f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
+  const __m512 e = _mm512_mul_ps(t, exp_ps(_mm512_fnmadd_ps(z, z, p)));  // erfc(|z|)
+  const __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
+  const __m512 f = _mm512_mask_sub_ps(e, pos, _mm512_set1_ps(2.0f), e);  // 1 + erf(x / sqrt 2)
+  return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), f);
+}
+
+inline __m512 act_ps(__m512 v, int act) {
+  switch (act) {
+    case 1: return _mm512_max_ps(_mm512_setzero_ps(), v);  // NaN passes (second operand)
+    case 2: return gelu_erf_ps(v);
+    case 3: {
+      const __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
+      const __m512 u = _mm512_mul_ps(_mm512_fmadd_ps(v3, _mm512_set1_ps(0.044715f), v),
+                                     _mm512_set1_ps(2.0f * 0.79788456080286536f));
+      return div_one_plus_exp_neg(v, u);
+    }
+    case 4: return div_one_plus_exp_neg(v, v);
+    case 5: return tanh_ps(v);
+    case 6: return div_one_plus_exp_neg(_mm512_set1_ps(1.0f), v);
+    default: return v;
+  }
+}
+
+inline __mmask16 mask_for(int n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n < 0 ? 0 : n)) - 1u); }
+
+// v (columns [16 * vi, 16 * vi + 16) of row `row` in the tile) -> epilogue -> store at dst.
+inline void finish_store(__m512 v, float* dst, __mmask16 m, const TileEpi* ep, __m512 bias, int row, int col) {
+  if (ep) {
+    v = _mm512_add_ps(v, bias);
+    const float* res = ep->residual ? ep->residual + row * ep->ld_residual + col : nullptr;
+    if (res && ep->residual_before_act) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res));
+    v = act_ps(v, ep->act);
+    if (res && !ep->residual_before_act) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res));
+  }
+  _mm512_mask_storeu_ps(dst, m, v);
+}
+
+// ---------------------------------------------------------------------------------------------- micro-kernel
+template <int MR, int NV>
+void micro_t(int64_t kc, const float* __restrict ap, const float* __restrict bp, float* c, int64_t ldc, int nr,
+             bool accumulate, const TileEpi* ep) {
+  constexpr int W = 16 * NV;
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 b[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_load_ps(bp + k * W + 16 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512 a = _mm512_set1_ps(ap[k * MR + i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
+    }
+  }
+  __mmask16 m[NV];
+  __m512 bias[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    m[v] = mask_for(nr - 16 * v);
+    bias[v] = ep && ep->bias ? _mm512_maskz_loadu_ps(m[v], ep->bias + 16 * v) : _mm512_setzero_ps();
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      float* dst = c + i * ldc + 16 * v;
+      __m512 r = acc[i][v];
+      if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m[v], dst));
+      finish_store(r, dst, m[v], ep, bias[v], i, 16 * v);
+    }
+  }
+}
+
+void micro_avx512(int64_t kc, const void* ap, const void* bp, int64_t width, float* c, int64_t ldc, int mr, int nr,
+                  bool accumulate, const TileEpi* ep) {
+  const auto* a = static_cast<const float*>(ap);
+  const auto* b = static_cast<const float*>(bp);
+#define LG_MICRO_CASE(R)                                                                  \
+  case R:                                                                                 \
+    if (width == 16) return micro_t<R, 1>(kc, a, b, c, ldc, nr, accumulate, ep);          \
+    return micro_t<R, 2>(kc, a, b, c, ldc, nr, accumulate, ep);
+  switch (mr) {
+    LG_MICRO_CASE(1) LG_MICRO_CASE(2) LG_MICRO_CASE(3) LG_MICRO_CASE(4) LG_MICRO_CASE(5) LG_MICRO_CASE(6)
+    LG_MICRO_CASE(7) LG_MICRO_CASE(8) LG_MICRO_CASE(9) LG_MICRO_CASE(10) LG_MICRO_CASE(11) LG_MICRO_CASE(12)
+    LG_MICRO_CASE(13)
+    default: LG_MICRO_CASE(14)
+  }
+#undef LG_MICRO_CASE
+}
+
+// ---------------------------------------------------------------------------------------------- small M (GEMV)
+// M rows (<= 4) over one panel of K rows; U independent accumulator sets over k keep enough FMAs in flight.
+template <int M, int NV, int U>
+void small_t(int64_t K, const float* __restrict a, int64_t lda, const float* __restrict bp, float* c, int64_t ldc,
+             int nr, const TileEpi* ep) {
+  constexpr int W = 16 * NV;
+  __m512 acc[U][M][NV];
+#pragma GCC unroll 4
+  for (int u = 0; u < U; ++u)
+#pragma GCC unroll 4
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[u][i][v] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + U <= K; k += U) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) {
+#pragma GCC unroll 4
+      for (int i = 0; i < M; ++i) {
+        const __m512 av = _mm512_set1_ps(a[i * lda + k + u]);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v)
+          acc[u][i][v] = _mm512_fmadd_ps(av, _mm512_load_ps(bp + (k + u) * W + 16 * v), acc[u][i][v]);
+      }
+    }
+  }
+  for (; k < K; ++k) {
+#pragma GCC unroll 4
+    for (int i = 0; i < M; ++i) {
+      const __m512 av = _mm512_set1_ps(a[i * lda + k]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[0][i][v] = _mm512_fmadd_ps(av, _mm512_load_ps(bp + k * W + 16 * v), acc[0][i][v]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int u = 1; u < U; ++u)
+#pragma GCC unroll 4
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[0][i][v] = _mm512_add_ps(acc[0][i][v], acc[u][i][v]);
+  __mmask16 m[NV];
+  __m512 bias[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    m[v] = mask_for(nr - 16 * v);
+    bias[v] = ep && ep->bias ? _mm512_maskz_loadu_ps(m[v], ep->bias + 16 * v) : _mm512_setzero_ps();
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) finish_store(acc[0][i][v], c + i * ldc + 16 * v, m[v], ep, bias[v], i, 16 * v);
+}
+
+void small_m_avx512(int m, int64_t K, const float* a, int64_t lda, const float* bp, int64_t width, float* c,
+                    int64_t ldc, int nr, const TileEpi* ep) {
+  if (width == 16) {
+    switch (m) {
+      case 1: return small_t<1, 1, 8>(K, a, lda, bp, c, ldc, nr, ep);
+      case 2: return small_t<2, 1, 4>(K, a, lda, bp, c, ldc, nr, ep);
+      case 3: return small_t<3, 1, 2>(K, a, lda, bp, c, ldc, nr, ep);
+      default: return small_t<4, 1, 2>(K, a, lda, bp, c, ldc, nr, ep);
+    }
+  }
+  switch (m) {
+    case 1: return small_t<1, 2, 4>(K, a, lda, bp, c, ldc, nr, ep);
+    case 2: return small_t<2, 2, 2>(K, a, lda, bp, c, ldc, nr, ep);
+    case 3: return small_t<3, 2, 2>(K, a, lda, bp, c, ldc, nr, ep);
+    default: return small_t<4, 2, 1>(K, a, lda, bp, c, ldc, nr, ep);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- epilogue pass
+void epilogue_avx512(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep) {
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 mk = mask_for(static_cast<int>(n - j < 16 ? n - j : 16));
+    const __m512 bias = ep->bias ? _mm512_maskz_loadu_ps(mk, ep->bias + j) : _mm512_setzero_ps();
+    for (int i = 0; i < m; ++i) {
+      float* dst = c + i * ldc + j;
+      finish_store(_mm512_maskz_loadu_ps(mk, dst), dst, mk, ep, bias, i, static_cast<int>(j));
+    }
+  }
+}
+
+}  // namespace impl_avx512
+
+IsaKernels kernels_avx512() {
+  return IsaKernels{impl_avx512::kMaxMR, impl_avx512::micro_avx512, impl_avx512::small_m_avx512,
+                    impl_avx512::epilogue_avx512};
+}
+
+}  // namespace lg::gemm::detail

@@ -1,0 +1,101 @@
+// AVX512_BF16 mixed-precision GEMM kernels (vdpbf16ps): B pre-packed as bf16 k-pairs, A rounded to bf16 pairs while
+// packing, fp32 accumulation. Compiled with the AVX-512 flag set (which includes -mavx512bf16); entered only when
+// the CPU reports AVX512_BF16. Namespace impl_bf16_avx512 keeps "_avx512" in every emitted function's name.
+#include <immintrin.h>
+
+#include "kernels/gemm.h"
+
+namespace lg::gemm::detail {
+namespace impl_bf16_avx512 {
+
+constexpr int kMaxMR = 14;
+
+inline __mmask16 mask_for(int n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n < 0 ? 0 : n)) - 1u); }
+
+// MR x (16 * NV) tile; kc k-pairs. Each vdpbf16ps does 2 k-steps on 16 columns.
+template <int MR, int NV>
+void micro_t(int64_t kc, const uint32_t* __restrict ap, const uint32_t* __restrict bp, float* c, int64_t ldc, int nr,
+             bool accumulate, const TileEpi* ep) {
+  constexpr int W = 16 * NV;
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512i b[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_load_si512(bp + k * W + 16 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512i a = _mm512_set1_epi32(static_cast<int>(ap[k * MR + i]));
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], (__m512bh)a, (__m512bh)b[v]);
+    }
+  }
+  __mmask16 m[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) m[v] = mask_for(nr - 16 * v);
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      float* dst = c + i * ldc + 16 * v;
+      __m512 r = acc[i][v];
+      if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m[v], dst));
+      _mm512_mask_storeu_ps(dst, m[v], r);
+    }
+  }
+  // The epilogue on the tile just stored (still in L1), by the fp32 kernels' vector epilogue.
+  if (ep) kernels_avx512().epilogue(c, ldc, MR, nr, ep);
+}
+
+void micro_bf16_avx512(int64_t kc, const void* ap, const void* bp, int64_t width, float* c, int64_t ldc, int mr,
+                       int nr, bool accumulate, const TileEpi* ep) {
+  const auto* a = static_cast<const uint32_t*>(ap);
+  const auto* b = static_cast<const uint32_t*>(bp);
+#define LG_MICRO_CASE(R)                                                                  \
+  case R:                                                                                 \
+    if (width == 16) return micro_t<R, 1>(kc, a, b, c, ldc, nr, accumulate, ep);          \
+    return micro_t<R, 2>(kc, a, b, c, ldc, nr, accumulate, ep);
+  switch (mr) {
+    LG_MICRO_CASE(1) LG_MICRO_CASE(2) LG_MICRO_CASE(3) LG_MICRO_CASE(4) LG_MICRO_CASE(5) LG_MICRO_CASE(6)
+    LG_MICRO_CASE(7) LG_MICRO_CASE(8) LG_MICRO_CASE(9) LG_MICRO_CASE(10) LG_MICRO_CASE(11) LG_MICRO_CASE(12)
+    LG_MICRO_CASE(13)
+    default: LG_MICRO_CASE(14)
+  }
+#undef LG_MICRO_CASE
+}
+
+// 32 floats of a row -> 16 bf16 pairs (round to nearest even), then spread into the tile's interleaved layout.
+void pack_a_bf16_avx512(const float* a, int64_t lda, int64_t K, int64_t m0, int64_t mc, int64_t kp0, int64_t kc2,
+                        int max_mr, uint32_t* dst) {
+  alignas(64) uint32_t tmp[16];
+  for (int64_t t0 = 0; t0 < mc; t0 += max_mr) {
+    const int mr = static_cast<int>(mc - t0 < max_mr ? mc - t0 : max_mr);
+    uint32_t* d = dst + t0 * kc2;
+    for (int i = 0; i < mr; ++i) {
+      const float* src = a + (m0 + t0 + i) * lda;
+      for (int64_t kp = 0; kp < kc2; kp += 16) {
+        const int64_t k = 2 * (kp0 + kp);
+        const int64_t left = K - k;
+        const __mmask16 lo = mask_for(static_cast<int>(left < 16 ? left : 16));
+        const __mmask16 hi = mask_for(static_cast<int>(left - 16 < 16 ? left - 16 : 16));
+        const __m512 x0 = _mm512_maskz_loadu_ps(lo, src + k);
+        const __m512 x1 = _mm512_maskz_loadu_ps(hi, src + k + 16);
+        _mm512_store_si512(tmp, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+        const int n = static_cast<int>(kc2 - kp < 16 ? kc2 - kp : 16);
+        for (int j = 0; j < n; ++j) d[(kp + j) * mr + i] = tmp[j];
+      }
+    }
+  }
+}
+
+}  // namespace impl_bf16_avx512
+
+IsaKernelsBf16 kernels_bf16_avx512() {
+  return IsaKernelsBf16{impl_bf16_avx512::kMaxMR, impl_bf16_avx512::micro_bf16_avx512,
+                        impl_bf16_avx512::pack_a_bf16_avx512};
+}
+
+}  // namespace lg::gemm::detail
