@@ -1,0 +1,422 @@
+"""CPU lowerings of LINEAR, MATMUL, ADDMM and FUSED "gemm" groups onto the native GEMM (csrc/kernels/gemm*).
+
+Constant weights are packed once here, at lowering time, into the micro-kernel's panel layout (``_C.PackedB``,
+kept alive by the kernel closure); bias, residual add and one activation of a fused group run as the GEMM's
+epilogue on the register tile. Inputs may be any strided view: x is flattened to (M, K) as a view when it can be,
+copied otherwise. Groups rooted at CONV2D belong to the conv family (``conv.lower_conv_group``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ...ir import DType, Graph, Node, Op, Value
+from .native import _lib
+from .registry import Kernel, lowers, lowers_fused
+
+# lg::gemm::Act
+ACT_NONE, ACT_RELU, ACT_GELU, ACT_GELU_TANH, ACT_SILU, ACT_TANH, ACT_SIGMOID = range(7)
+_ACT = {Op.RELU: ACT_RELU, Op.SILU: ACT_SILU, Op.TANH: ACT_TANH, Op.SIGMOID: ACT_SIGMOID}
+_GELU = {"none": ACT_GELU, "tanh": ACT_GELU_TANH}
+
+
+def _f32_cpu(v: Value, what: str) -> str | None:
+    if v.kind != "tensor":
+        return f"{what} is a {v.kind}"
+    if v.dtype is not DType.f32:
+        return f"{what} is {v.dtype.value}, only float32 is native"
+    if not str(v.device).startswith("cpu"):
+        return f"{what} is on {v.device}"
+    return None
+
+
+def _const(graph: Graph, v: Value) -> torch.Tensor | None:
+    t = graph.constant(v)
+    return None if t is None else t.detach()
+
+
+def _rows(t: torch.Tensor, m: int, k: int) -> torch.Tensor:
+    """t viewed as (m, k) with unit column stride and a row stride >= k (a copy only when no such view exists)."""
+    t2 = t.reshape(m, k)
+    if (k > 1 and t2.stride(1) != 1) or (m > 1 and t2.stride(0) < k):
+        t2 = t2.contiguous()
+    return t2
+
+
+def pack_weight(w: torch.Tensor, transposed: bool, bf16: bool = False) -> Any:
+    """Pack a 2-D float32 weight as the GEMM's B operand: ``w`` is (N, K) when ``transposed`` (nn.Linear), else
+    (K, N). The packed copy is independent of ``w``."""
+    lib = _lib()
+    w = w.detach()
+    if w.dtype != torch.float32 or w.device.type != "cpu" or w.dim() != 2:
+        raise ValueError(f"weight must be a 2-D float32 cpu tensor, got {w.dtype} {tuple(w.shape)} on {w.device}")
+    k, n = (w.shape[1], w.shape[0]) if transposed else (w.shape[0], w.shape[1])
+    sk, sn = (w.stride(1), w.stride(0)) if transposed else (w.stride(0), w.stride(1))
+    pack = lib.gemm_pack_b_bf16 if bf16 else lib.gemm_pack_b_f32
+    return pack(w.data_ptr(), k, n, sk, sn)
+
+
+class _Epi:
+    """The epilogue of a GEMM: constant per-column bias, one runtime residual (input index), one activation."""
+
+    def __init__(self) -> None:
+        self.bias: torch.Tensor | None = None  # constant, (N,) contiguous
+        self.bias_input: int | None = None  # runtime per-column bias (node input index)
+        self.bias_scale: float = 1.0
+        self.residual: int | None = None  # node input index
+        self.residual_before_act = False
+        self.act = ACT_NONE
+
+    def add_bias(self, t: torch.Tensor) -> None:
+        t = t.to(torch.float32).reshape(-1)
+        self.bias = t.clone() if self.bias is None else self.bias + t
+
+
+def _make_linear_kernel(packed: Any, k: int, n: int, epi: _Epi, x_index: int) -> Kernel:
+    """out = epilogue(x @ B) for x (..., k) at node input ``x_index``; B packed."""
+    lib = _lib()
+    call = lib.gemm_packed
+    bias = None if epi.bias is None else epi.bias.contiguous()
+    bias_ptr = 0 if bias is None else bias.data_ptr()
+    act, res_idx, before = epi.act, epi.residual, epi.residual_before_act
+    bias_idx, bias_scale = epi.bias_input, epi.bias_scale
+
+    def gemm_kernel(*args: torch.Tensor) -> torch.Tensor:
+        x = args[x_index]
+        lead = x.shape[:-1]
+        m = math.prod(lead)
+        x2 = _rows(x, m, k)
+        out = torch.empty((*lead, n), dtype=torch.float32)
+        bp = bias_ptr
+        if bias_idx is not None:
+            b = args[bias_idx]
+            b = (b * bias_scale if bias_scale != 1.0 else b).to(torch.float32).reshape(-1).expand(n)
+            b = (b + bias if bias is not None else b).contiguous()
+            bp = b.data_ptr()
+        if res_idx is None:
+            call(x2.data_ptr(), m, k, x2.stride(0), packed, out.data_ptr(), n, bp, 0, 0, False, act)
+        else:
+            r = _rows(args[res_idx].expand(out.shape), m, n)
+            call(x2.data_ptr(), m, k, x2.stride(0), packed, out.data_ptr(), n, bp, r.data_ptr(), r.stride(0),
+                 before, act)
+        return out
+
+    gemm_kernel.__lepton_keep__ = (packed, bias)  # type: ignore[attr-defined]
+    return gemm_kernel
+
+
+def _make_runtime_kernel(k: int, n: int, epi: _Epi, x_index: int, w_index: int, w_transposed: bool,
+                         alpha: float = 1.0) -> Kernel:
+    """out = epilogue(alpha * x @ W) with W a runtime input: (N, K) when ``w_transposed`` else (K, N)."""
+    lib = _lib()
+    call = lib.gemm_f32
+    bias = None if epi.bias is None else epi.bias.contiguous()
+    bias_ptr = 0 if bias is None else bias.data_ptr()
+    act, res_idx, before = epi.act, epi.residual, epi.residual_before_act
+    bias_idx, bias_scale = epi.bias_input, epi.bias_scale
+
+    def gemm_kernel(*args: torch.Tensor) -> torch.Tensor:
+        x, w = args[x_index], args[w_index]
+        if alpha != 1.0:
+            x = x * alpha
+        lead = x.shape[:-1]
+        m = math.prod(lead)
+        x2 = x.reshape(m, k)
+        out = torch.empty((*lead, n), dtype=torch.float32)
+        sk, sn = (w.stride(1), w.stride(0)) if w_transposed else (w.stride(0), w.stride(1))
+        bp = bias_ptr
+        if bias_idx is not None:
+            b = args[bias_idx]
+            b = (b * bias_scale if bias_scale != 1.0 else b).to(torch.float32).reshape(-1).expand(n)
+            b = (b + bias if bias is not None else b).contiguous()
+            bp = b.data_ptr()
+        rp, ldr = 0, 0
+        if res_idx is not None:
+            r = _rows(args[res_idx].expand(out.shape), m, n)
+            rp, ldr = r.data_ptr(), r.stride(0)
+        call(x2.data_ptr(), x2.stride(0), x2.stride(1), w.data_ptr(), sk, sn, out.data_ptr(), n, m, n, k, bp, rp,
+             ldr, before, act)
+        return out
+
+    gemm_kernel.__lepton_keep__ = (bias,)  # type: ignore[attr-defined]
+    return gemm_kernel
+
+
+# ---------------------------------------------------------------------------------------------------- roots
+
+class _Root:
+    """A GEMM-like root node reduced to: x input index, constant packed B or runtime B, K, N, epilogue seed."""
+
+    def __init__(self, x_index: int, k: int, n: int, epi: _Epi, packed: Any = None, w_index: int | None = None,
+                 w_transposed: bool = False, alpha: float = 1.0):
+        self.x_index, self.k, self.n, self.epi = x_index, k, n, epi
+        self.packed, self.w_index, self.w_transposed, self.alpha = packed, w_index, w_transposed, alpha
+
+    def kernel(self) -> Kernel:
+        if self.packed is not None:
+            return _make_linear_kernel(self.packed, self.k, self.n, self.epi, self.x_index)
+        assert self.w_index is not None
+        return _make_runtime_kernel(self.k, self.n, self.epi, self.x_index, self.w_index, self.w_transposed,
+                                    self.alpha)
+
+
+def _linear_root(node: Node, graph: Graph, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
+                 ) -> _Root | str:
+    x, w = node.inputs[0], node.inputs[1]
+    b = node.inputs[2] if len(node.inputs) > 2 else None
+    for v, what in ((x, "input"), (w, "weight"), (b, "bias")):
+        if v is not None and (why := _f32_cpu(v, what)):
+            return why
+    if w.rank != 2 or not all(isinstance(d, int) for d in w.shape):
+        return "weight is not a static 2-D tensor"
+    if x.rank < 1:
+        return "input is a scalar"
+    n, k = w.shape
+    if x.shape[-1] != k:
+        return f"input's last dim {x.shape[-1]} != in_features {k}"
+    epi = _Epi()
+    if b is not None:
+        if b.shape != (n,):
+            return f"bias shape {b.shape} is not ({n},)"
+        bt = const_of(b)
+        if bt is not None:
+            epi.add_bias(bt)
+        else:
+            epi.bias_input = index_of(b)
+    wt = const_of(w)
+    if wt is not None:
+        return _Root(index_of(x), k, n, epi, packed=pack_weight(wt, transposed=True, bf16=_use_bf16(graph)))
+    return _Root(index_of(x), k, n, epi, w_index=index_of(w), w_transposed=True)
+
+
+def _matmul_const_root(node: Node, graph: Graph, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
+                       ) -> _Root | str:
+    """MATMUL with a constant 2-D B and a >= 2-D A: the same as a LINEAR without bias."""
+    a, b = node.inputs
+    for v, what in ((a, "a"), (b, "b")):
+        if why := _f32_cpu(v, what):
+            return why
+    bt = const_of(b)
+    if bt is None or b.rank != 2 or a.rank < 1:
+        return "matmul B is not a constant 2-D tensor"
+    k, n = bt.shape
+    if a.shape[-1] != k:
+        return f"a's last dim {a.shape[-1]} != {k}"
+    if a.rank == 1:
+        return "1-D a"
+    return _Root(index_of(a), k, n, _Epi(), packed=pack_weight(bt, transposed=False, bf16=_use_bf16(graph)))
+
+
+def _use_bf16(graph: Graph) -> bool:
+    """compile(precision="bf16"): constant weights packed as bf16 (vdpbf16ps) when the CPU has AVX512_BF16."""
+    return graph.meta.get("precision") == "bf16" and bool(_lib().gemm_bf16_supported())
+
+
+def _identity_index(node: Node) -> Callable[[Value], int]:
+    idx = {v: i for i, v in enumerate(node.inputs)}
+    return lambda v: idx[v]
+
+
+def _graph_const(graph: Graph) -> Callable[[Value], Any]:
+    return lambda v: _const(graph, v)
+
+
+@lowers(Op.LINEAR)
+def lower_linear(node: Node, graph: Graph) -> Kernel | str:
+    root = _linear_root(node, graph, _identity_index(node), _graph_const(graph))
+    return root if isinstance(root, str) else root.kernel()
+
+
+# ---------------------------------------------------------------------------------------------------- matmul
+
+def _matmul_general() -> Kernel:
+    lib = _lib()
+    batched, gemm = lib.gemm_f32_batched, lib.gemm_f32
+
+    def matmul_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        squeeze_m = a.dim() == 1
+        squeeze_n = b.dim() == 1
+        if squeeze_m:
+            a = a.unsqueeze(0)
+        if squeeze_n:
+            b = b.unsqueeze(1)
+        m, k = a.shape[-2:]
+        n = b.shape[-1]
+        if b.shape[-2] != k:
+            raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not match")
+        batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        out = torch.empty((*batch, m, n), dtype=torch.float32)
+        if b.dim() == 2 and a.dim() > 2:  # one GEMM over all of a's rows when they form a matrix
+            a2 = a.reshape(-1, k)
+            mm = a2.shape[0]
+            gemm(a2.data_ptr(), a2.stride(0), a2.stride(1), b.data_ptr(), b.stride(0), b.stride(1),
+                 out.data_ptr(), n, mm, n, k)
+        elif not batch:
+            gemm(a.data_ptr(), a.stride(0), a.stride(1), b.data_ptr(), b.stride(0), b.stride(1), out.data_ptr(), n,
+                 m, n, k)
+        else:
+            ae = a.expand(*batch, m, k)
+            be = b.expand(*batch, k, n)
+            nb = len(batch)
+            batched(list(batch), ae.data_ptr(), list(ae.stride()[:nb]), ae.stride(-2), ae.stride(-1), be.data_ptr(),
+                    list(be.stride()[:nb]), be.stride(-2), be.stride(-1), out.data_ptr(), list(out.stride()[:nb]),
+                    n, m, n, k)
+        if squeeze_m:
+            out = out.squeeze(-2)
+        if squeeze_n:
+            out = out.squeeze(-1)
+        return out
+
+    return matmul_kernel
+
+
+@lowers(Op.MATMUL)
+def lower_matmul(node: Node, graph: Graph) -> Kernel | str:
+    a, b = node.inputs
+    for v, what in ((a, "a"), (b, "b")):
+        if why := _f32_cpu(v, what):
+            return why
+    if a.rank == 0 or b.rank == 0:
+        return "matmul of a scalar"
+    if a.rank == 1 and b.rank == 1:
+        return "1-D x 1-D matmul (a dot product)"
+    if b.const is not None and b.rank == 2 and a.rank >= 2:
+        root = _matmul_const_root(node, graph, _identity_index(node), _graph_const(graph))
+        if not isinstance(root, str):
+            return root.kernel()
+    return _matmul_general()
+
+
+# ---------------------------------------------------------------------------------------------------- addmm
+
+@lowers(Op.ADDMM)
+def lower_addmm(node: Node, graph: Graph) -> Kernel | str:
+    bias, a, b = node.inputs
+    for v, what in ((bias, "bias"), (a, "a"), (b, "b")):
+        if why := _f32_cpu(v, what):
+            return why
+    if a.rank != 2 or b.rank != 2:
+        return "addmm operands are not 2-D"
+    beta, alpha = node.attrs.get("beta", 1), node.attrs.get("alpha", 1)
+    if not isinstance(beta, (int, float)) or not isinstance(alpha, (int, float)):
+        return "symbolic beta/alpha"
+    k, n = b.shape
+    if not isinstance(n, int) or not isinstance(k, int):
+        return "B is not static"
+    epi = _Epi()
+    if beta != 0:
+        bt = _const(graph, bias)
+        per_col = bias.rank <= 1 or all(d == 1 for d in bias.shape[:-1])
+        if per_col and bias.numel() in (1, n):
+            if bt is not None:
+                epi.add_bias(bt.reshape(-1).expand(n) * beta)
+            else:
+                epi.bias_input, epi.bias_scale = 0, float(beta)
+        else:  # a full (M, N) (or column) bias: the residual, scaled at run time when beta != 1
+            if beta != 1:
+                return "addmm with a non-per-column bias and beta != 1"
+            epi.residual, epi.residual_before_act = 0, True
+    btc = _const(graph, b)
+    if btc is not None:
+        w = btc * alpha if alpha != 1 else btc
+        return _Root(1, k, n, epi, packed=pack_weight(w, transposed=False, bf16=_use_bf16(graph))).kernel()
+    return _Root(1, k, n, epi, w_index=2, w_transposed=False, alpha=float(alpha)).kernel()
+
+
+# ---------------------------------------------------------------------------------------------------- fused
+
+def _is_per_column(v: Value, n: int) -> bool:
+    return v.rank >= 1 and v.shape[-1] == n and all(d == 1 for d in v.shape[:-1])
+
+
+@lowers_fused("gemm")
+def lower_gemm_group(node: Node, graph: Graph) -> Kernel | str:
+    body: Graph = node.attrs["body"]
+    if not body.nodes:
+        return "empty body"
+    root = body.nodes[0]
+    if root.op is Op.CONV2D:
+        try:
+            from .conv import lower_conv_group
+        except ImportError:
+            return "conv-rooted gemm group: no conv lowering available"
+        return lower_conv_group(node, graph)
+    if len(node.outputs) != 1 or len(body.outputs) != 1 or body.outputs[0] is not body.nodes[-1].outputs[0]:
+        return "gemm group with more than one output"
+    outer = dict(zip(body.inputs, node.inputs))
+    index = {v: i for i, v in enumerate(body.inputs)}
+
+    def index_of(v: Value) -> int:
+        return index[v]
+
+    def const_of(v: Value) -> Any:
+        o = outer.get(v)
+        return None if o is None else _const(graph, o)
+
+    if root.op is Op.LINEAR:
+        r = _linear_root(root, graph, index_of, const_of)
+    elif root.op is Op.MATMUL:
+        r = _matmul_const_root(root, graph, index_of, const_of)
+    elif root.op is Op.ADDMM:
+        return "addmm-rooted gemm group"
+    else:
+        return f"gemm group rooted at {root.op.value}"
+    if isinstance(r, str):
+        return r
+    epi, n = r.epi, r.n
+    out_shape = tuple(root.out.shape)
+    cur = root.out
+    act_seen = False
+    for op_node in body.nodes[1:]:
+        if cur not in op_node.inputs or len(op_node.outputs) != 1:
+            return f"{op_node.op.value} does not consume the chain"
+        if op_node.out.dtype is not DType.f32:
+            return f"{op_node.op.value} output is {op_node.out.dtype.value}"
+        if op_node.op is Op.ADD:
+            if op_node.attrs.get("alpha", 1) != 1:
+                return "add with alpha != 1"
+            others = [v for v in op_node.inputs if v is not cur]
+            if len(op_node.inputs) == 1:
+                s = op_node.attrs.get("scalar")
+                if not isinstance(s, (int, float)) or isinstance(s, bool) or act_seen:
+                    return "scalar add after the activation" if act_seen else f"add of {s!r}"
+                epi.add_bias(torch.full((n,), float(s)))
+            elif len(others) != 1:
+                return "x + x in the epilogue"
+            else:
+                o = others[0]
+                if why := _f32_cpu(o, "addend"):
+                    return why
+                oc = const_of(o)
+                per_col = _is_per_column(o, n) and not act_seen
+                if per_col and oc is not None:
+                    epi.add_bias(oc)
+                elif tuple(o.shape) == out_shape:
+                    if epi.residual is not None:
+                        return "two residual adds"
+                    epi.residual, epi.residual_before_act = index_of(o), not act_seen
+                elif per_col and o.rank == 1 and epi.bias_input is None:
+                    epi.bias_input = index_of(o)
+                else:
+                    return f"add of a {tuple(o.shape)} tensor to the {out_shape} gemm output"
+        elif op_node.op in _ACT or op_node.op is Op.GELU:
+            if act_seen:
+                return "two activations"
+            if op_node.op is Op.GELU:
+                approx = op_node.attrs.get("approximate", "none")
+                if approx not in _GELU:
+                    return f"gelu approximate={approx!r}"
+                epi.act = _GELU[approx]
+            else:
+                epi.act = _ACT[op_node.op]
+            act_seen = True
+        else:
+            return f"{op_node.op.value} in a gemm epilogue"
+        if tuple(op_node.out.shape) != out_shape:
+            return "epilogue changes the shape"
+        cur = op_node.out
+    return r.kernel()
