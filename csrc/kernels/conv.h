@@ -1,0 +1,113 @@
+// fp32 2-D convolution and pooling on CPU (declarations only: this header is included by the ISA units too).
+//
+// Convolution is an implicit GEMM over NHWC pixels: C[pixel, oc] = sum_k A[pixel, k] * W[k, oc] with
+// k = (kh * KW + kw) * Cg + c. A is never materialised: for each pixel the micro-kernel gets one pointer per
+// "segment" (a run of L consecutive k that is contiguous in memory: a whole (kw, c) row of the window when the
+// input is dense NHWC and dilation_w == 1, one tap's channels otherwise). Taps in the padding point at a zero
+// buffer; a window row cut by the left/right border is copied, zero-filled, into scratch. W is packed once
+// (pack_conv2d_weight_f32) into panels of kNR output channels. The epilogue (bias, residual, activation) runs on
+// the register tile, and the output is written with any strides (channel stride 1, i.e. channels_last, is fast).
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "kernels/gemm.h"
+
+namespace lg::conv {
+
+using Act = lg::gemm::Act;
+
+inline constexpr int kNR = 32;    // output channels per packed weight panel
+inline constexpr int kMaxMR = 14;  // pixels per register tile (AVX-512: 14 x 2 accumulators)
+
+// Packed weights: groups x panels x K x kNR floats, panel columns past OCg zero-filled.
+struct PackedConvWeight {
+  int64_t OC = 0, Cg = 0, KH = 0, KW = 0, groups = 1;
+  int64_t OCg = 0, K = 0, panels = 0;
+  float* data = nullptr;  // 64-byte aligned, owned
+  // Depthwise (Cg == 1, OCg == 1): taps x OC floats (tap-major) for the channel-vector kernel.
+  float* dw = nullptr;
+  ~PackedConvWeight();
+  const float* panel(int64_t g, int64_t p) const { return data + (g * panels + p) * K * kNR; }
+};
+
+// w is (OC, Cg, KH, KW) with element strides w_strides.
+std::shared_ptr<PackedConvWeight> pack_conv2d_weight_f32(const float* w, int64_t OC, int64_t Cg, int64_t KH,
+                                                         int64_t KW, const int64_t w_strides[4], int64_t groups);
+
+struct Conv2dParams {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  Act act = Act::None;
+  bool residual_before_act = true;
+};
+
+// A 4-d strided f32 view, sizes and strides in (N, C, H, W) order, strides in elements.
+struct View4 {
+  const float* data = nullptr;
+  int64_t size[4] = {0, 0, 0, 0};
+  int64_t stride[4] = {0, 0, 0, 0};
+};
+
+// y = act(conv(x, w) + bias (+ residual)) (+ residual): x (N, C, H, W), y and residual (N, OC, OH, OW).
+// Shapes must already be checked by the caller (conv_bind.cpp does).
+void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, const View4* residual,
+                float* y, const int64_t y_stride[4], const Conv2dParams& p);
+
+// ---- pooling (N, C, H, W views with any strides; output written with its own strides)
+struct Pool2dParams {
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+  bool count_include_pad = true;
+  int64_t divisor_override = 0;  // 0: none
+};
+void max_pool2d_f32(const View4& x, float* y, const int64_t y_size[4], const int64_t y_stride[4],
+                    const Pool2dParams& p);
+void avg_pool2d_f32(const View4& x, float* y, const int64_t y_size[4], const int64_t y_stride[4],
+                    const Pool2dParams& p);
+void adaptive_avg_pool2d_f32(const View4& x, float* y, const int64_t y_size[4], const int64_t y_stride[4]);
+
+// ---- ISA micro-kernels (no checks; entered only through conv.cpp after active_isa() allowed them)
+
+// One register tile: mr pixels x kNR output channels of one weight panel.
+struct TileArgs {
+  const float* const* rows = nullptr;  // S * mr pointers: rows[s * mr + m] = pixel m's run for segment s
+  int64_t S = 0, L = 0;                // segments, floats per segment
+  const float* w = nullptr;            // the panel: S * L rows of kNR floats
+  float* const* out = nullptr;         // mr pointers: pixel m's first output channel of this panel
+  int64_t out_cs = 1;                  // output channel stride
+  const float* const* res = nullptr;   // mr pointers into the residual, or null
+  int64_t res_cs = 1;
+  const float* bias = nullptr;         // this panel's first bias value, or null
+  int64_t n = kNR;                     // valid columns (<= kNR)
+  Act act = Act::None;                 // only None / Relu are applied here; conv.cpp applies the others
+  bool residual_before_act = true;
+};
+void conv_tile_f32_avx512(const TileArgs& t, int mr);
+void conv_tile_f32_avx2(const TileArgs& t, int mr);
+
+// Depthwise (channel multiplier 1) over one output row segment: y[ow, c] for ow in [0, nw), channels [0, C).
+// taps[t] points at valid tap t's input for the first output pixel (taps in the padding are left out: they add
+// nothing), in_step is the input pixel step between consecutive output pixels, and tap t's weights are
+// w + widx[t] * C.
+struct DwArgs {
+  const float* const* taps = nullptr;  // T pointers
+  const int64_t* widx = nullptr;        // T weight tap indices
+  int64_t T = 0, in_step = 0, C = 0, nw = 0;
+  const float* w = nullptr;             // taps x C, tap-major
+  const float* bias = nullptr;
+  float* out = nullptr;                 // output pixel 0, channel 0; channel stride 1
+  int64_t out_step = 0;                 // output pixel step
+  const float* res = nullptr;           // residual pixel 0 (channel stride 1) or null
+  int64_t res_step = 0;
+  Act act = Act::None;
+  bool residual_before_act = true;
+};
+void conv_dw_row_f32_avx512(const DwArgs& a);
+
+// Channels-last pooling of one output pixel over channels [0, C) (channel stride 1 in and out):
+// max or sum over the given input pixel pointers, times scale (sum only).
+void pool_max_pixel_f32_avx512(const float* const* in, int64_t n_in, int64_t C, float* out);
+void pool_avg_pixel_f32_avx512(const float* const* in, int64_t n_in, int64_t C, float scale, float* out);
+
+}  // namespace lg::conv

@@ -1,0 +1,200 @@
+// Python bindings of the conv / pooling family (see conv.h). Every argument is checked here (ValueError naming it);
+// kernels run with the GIL released.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/bindings.h"
+#include "common/check.h"
+#include "common/view.h"
+#include "kernels/conv.h"
+
+namespace py = pybind11;
+using py::arg;
+
+namespace {
+
+using lg::conv::Act;
+using lg::conv::View4;
+using Ints = std::vector<int64_t>;
+
+View4 view4(std::uintptr_t ptr, const Ints& shape, const Ints& strides, const char* what) {
+  if (shape.size() != 4 || strides.size() != 4)
+    lg::detail::fail_check(what, "shape", "must have 4 dims (N, C, H, W) with 4 strides, got ", shape.size(), " and ",
+                           strides.size());
+  const lg::TensorView v = lg::make_view(ptr, "float32", shape, strides);
+  View4 r;
+  r.data = v.data<const float>();
+  for (int i = 0; i < 4; ++i) {
+    r.size[i] = shape[i];
+    r.stride[i] = strides[i];
+  }
+  return r;
+}
+
+std::array<int64_t, 4> four(const Ints& v) {
+  return {v[0], v[1], v[2], v[3]};
+}
+
+// A conv2d with its packed weights and fixed attributes; run() takes the activations.
+struct Conv2dF32 {
+  std::shared_ptr<lg::conv::PackedConvWeight> w;
+  lg::conv::Conv2dParams p;
+
+  int64_t out_size(int64_t in, int64_t pad, int64_t dil, int64_t k, int64_t stride) const {
+    const int64_t span = in + pad - dil * (k - 1) - 1;
+    return span < 0 ? 0 : span / stride + 1;
+  }
+
+  Ints output_shape(const Ints& x_shape) const {
+    LG_CHECK(x_shape.size() == 4, x_shape, "must have 4 dims (N, C, H, W), got ", x_shape.size());
+    return {x_shape[0], w->OC, out_size(x_shape[2], p.pad_top + p.pad_bottom, p.dilation_h, w->KH, p.stride_h),
+            out_size(x_shape[3], p.pad_left + p.pad_right, p.dilation_w, w->KW, p.stride_w)};
+  }
+
+  void run(std::uintptr_t x_ptr, const Ints& x_shape, const Ints& x_strides, std::uintptr_t y_ptr,
+           const Ints& y_shape, const Ints& y_strides, std::uintptr_t bias_ptr, std::uintptr_t res_ptr,
+           const Ints& res_strides) const {
+    const View4 x = view4(x_ptr, x_shape, x_strides, "conv2d_f32");
+    LG_CHECK(x_shape[1] == w->Cg * w->groups, x_shape, "has ", x_shape[1], " channels, the weight expects ",
+             w->Cg * w->groups);
+    const Ints expect = output_shape(x_shape);
+    LG_CHECK(y_shape == expect, y_shape, "must be (", expect[0], ", ", expect[1], ", ", expect[2], ", ", expect[3],
+             ")");
+    const View4 y = view4(y_ptr, y_shape, y_strides, "conv2d_f32");
+    if (bias_ptr) LG_CHECK_BUFFER(bias_ptr, float, w->OC);  // 0: no bias
+    View4 res;
+    if (res_ptr) res = view4(res_ptr, y_shape, res_strides, "conv2d_f32");
+    const auto ys = four(y_strides);
+    lg::conv::conv2d_f32(x, *w, reinterpret_cast<const float*>(bias_ptr), res_ptr ? &res : nullptr,
+                         const_cast<float*>(y.data), ys.data(), p);
+  }
+};
+
+Conv2dF32 make_conv(std::uintptr_t w_ptr, const Ints& w_shape, const Ints& w_strides, int64_t groups,
+                    const Ints& stride, const Ints& padding, const Ints& dilation, int act, bool residual_before_act) {
+  LG_CHECK(w_shape.size() == 4 && w_strides.size() == 4, w_shape, "must be (OC, C/groups, KH, KW) with 4 strides");
+  lg::make_view(w_ptr, "float32", w_shape, w_strides);
+  LG_CHECK(stride.size() == 2 && stride[0] >= 1 && stride[1] >= 1, stride, "must be 2 ints >= 1");
+  LG_CHECK(dilation.size() == 2 && dilation[0] >= 1 && dilation[1] >= 1, dilation, "must be 2 ints >= 1");
+  LG_CHECK(padding.size() == 4 && padding[0] >= 0 && padding[1] >= 0 && padding[2] >= 0 && padding[3] >= 0, padding,
+           "must be 4 ints >= 0 (top, bottom, left, right)");
+  LG_CHECK(act >= 0 && act <= static_cast<int>(Act::Sigmoid), act, "is not a known activation: ", act);
+  Conv2dF32 c;
+  const auto ws = four(w_strides);
+  c.w = lg::conv::pack_conv2d_weight_f32(reinterpret_cast<const float*>(w_ptr), w_shape[0], w_shape[1], w_shape[2],
+                                         w_shape[3], ws.data(), groups);
+  c.p.stride_h = stride[0];
+  c.p.stride_w = stride[1];
+  c.p.pad_top = padding[0];
+  c.p.pad_bottom = padding[1];
+  c.p.pad_left = padding[2];
+  c.p.pad_right = padding[3];
+  c.p.dilation_h = dilation[0];
+  c.p.dilation_w = dilation[1];
+  c.p.act = static_cast<Act>(act);
+  c.p.residual_before_act = residual_before_act;
+  return c;
+}
+
+// torch's pooling_output_shape
+int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t pad, int64_t d, bool ceil_mode) {
+  const int64_t num = in + 2 * pad - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
+  int64_t out = (num >= 0 ? num / s : -((-num + s - 1) / s)) + 1;
+  if (ceil_mode && (out - 1) * s >= in + pad) --out;
+  return out < 0 ? 0 : out;
+}
+
+lg::conv::Pool2dParams pool_params(const Ints& kernel, const Ints& stride, const Ints& padding, const Ints& dilation) {
+  LG_CHECK(kernel.size() == 2 && kernel[0] >= 1 && kernel[1] >= 1, kernel, "must be 2 ints >= 1");
+  LG_CHECK(stride.size() == 2 && stride[0] >= 1 && stride[1] >= 1, stride, "must be 2 ints >= 1");
+  LG_CHECK(dilation.size() == 2 && dilation[0] >= 1 && dilation[1] >= 1, dilation, "must be 2 ints >= 1");
+  LG_CHECK(padding.size() == 2 && padding[0] >= 0 && padding[1] >= 0 && 2 * padding[0] <= kernel[0] &&
+               2 * padding[1] <= kernel[1],
+           padding, "must be 2 ints >= 0 and at most half the kernel size");
+  lg::conv::Pool2dParams p;
+  p.kh = kernel[0];
+  p.kw = kernel[1];
+  p.sh = stride[0];
+  p.sw = stride[1];
+  p.ph = padding[0];
+  p.pw = padding[1];
+  p.dh = dilation[0];
+  p.dw = dilation[1];
+  return p;
+}
+
+void check_pool_out(const Ints& x_shape, const Ints& y_shape, int64_t oh, int64_t ow) {
+  LG_CHECK(y_shape.size() == 4 && y_shape[0] == x_shape[0] && y_shape[1] == x_shape[1] && y_shape[2] == oh &&
+               y_shape[3] == ow,
+           y_shape, "must be (", x_shape[0], ", ", x_shape[1], ", ", oh, ", ", ow, ")");
+}
+
+void max_pool2d(std::uintptr_t x_ptr, const Ints& x_shape, const Ints& x_strides, std::uintptr_t y_ptr,
+                const Ints& y_shape, const Ints& y_strides, const Ints& kernel, const Ints& stride,
+                const Ints& padding, const Ints& dilation, bool ceil_mode) {
+  const View4 x = view4(x_ptr, x_shape, x_strides, "max_pool2d_f32");
+  const auto p = pool_params(kernel, stride, padding, dilation);
+  check_pool_out(x_shape, y_shape, pool_out(x_shape[2], p.kh, p.sh, p.ph, p.dh, ceil_mode),
+                 pool_out(x_shape[3], p.kw, p.sw, p.pw, p.dw, ceil_mode));
+  const View4 y = view4(y_ptr, y_shape, y_strides, "max_pool2d_f32");
+  const auto ys = four(y_shape), yst = four(y_strides);
+  lg::conv::max_pool2d_f32(x, const_cast<float*>(y.data), ys.data(), yst.data(), p);
+}
+
+void avg_pool2d(std::uintptr_t x_ptr, const Ints& x_shape, const Ints& x_strides, std::uintptr_t y_ptr,
+                const Ints& y_shape, const Ints& y_strides, const Ints& kernel, const Ints& stride,
+                const Ints& padding, bool ceil_mode, bool count_include_pad, int64_t divisor_override) {
+  const View4 x = view4(x_ptr, x_shape, x_strides, "avg_pool2d_f32");
+  auto p = pool_params(kernel, stride, padding, {1, 1});
+  LG_CHECK(divisor_override >= 0, divisor_override, "must be >= 0 (0: none), got ", divisor_override);
+  p.count_include_pad = count_include_pad;
+  p.divisor_override = divisor_override;
+  check_pool_out(x_shape, y_shape, pool_out(x_shape[2], p.kh, p.sh, p.ph, 1, ceil_mode),
+                 pool_out(x_shape[3], p.kw, p.sw, p.pw, 1, ceil_mode));
+  const View4 y = view4(y_ptr, y_shape, y_strides, "avg_pool2d_f32");
+  const auto ys = four(y_shape), yst = four(y_strides);
+  lg::conv::avg_pool2d_f32(x, const_cast<float*>(y.data), ys.data(), yst.data(), p);
+}
+
+void adaptive_avg_pool2d(std::uintptr_t x_ptr, const Ints& x_shape, const Ints& x_strides, std::uintptr_t y_ptr,
+                         const Ints& y_shape, const Ints& y_strides) {
+  const View4 x = view4(x_ptr, x_shape, x_strides, "adaptive_avg_pool2d_f32");
+  LG_CHECK(y_shape.size() == 4 && y_shape[0] == x_shape[0] && y_shape[1] == x_shape[1], y_shape,
+           "must be (N, C, OH, OW) with the input's N and C");
+  LG_CHECK((y_shape[2] > 0 && y_shape[3] > 0) || x_shape[0] * x_shape[1] == 0, y_shape,
+           "output size must be > 0");
+  const View4 y = view4(y_ptr, y_shape, y_strides, "adaptive_avg_pool2d_f32");
+  const auto ys = four(y_shape), yst = four(y_strides);
+  lg::conv::adaptive_avg_pool2d_f32(x, const_cast<float*>(y.data), ys.data(), yst.data());
+}
+
+}  // namespace
+
+LG_BIND(conv) {
+  py::class_<Conv2dF32>(m, "Conv2dF32",
+                        "A conv2d with its weights packed once; run() computes act(conv(x) + bias (+ residual)) "
+                        "(+ residual) into y (N, OC, OH, OW), any strides (channels_last is the fast layout).")
+      .def(py::init(&make_conv), arg("w_ptr"), arg("w_shape"), arg("w_strides"), arg("groups"), arg("stride"),
+           arg("padding"), arg("dilation"), arg("act"), arg("residual_before_act"))
+      .def("output_shape", &Conv2dF32::output_shape, arg("x_shape"))
+      .def("run", &Conv2dF32::run, arg("x_ptr"), arg("x_shape"), arg("x_strides"), arg("y_ptr"), arg("y_shape"),
+           arg("y_strides"), arg("bias_ptr"), arg("res_ptr"), arg("res_strides"),
+           py::call_guard<py::gil_scoped_release>());
+  m.def("max_pool2d_f32", &max_pool2d, arg("x_ptr"), arg("x_shape"), arg("x_strides"), arg("y_ptr"),
+        arg("y_shape"), arg("y_strides"), arg("kernel"), arg("stride"), arg("padding"), arg("dilation"),
+        arg("ceil_mode"), py::call_guard<py::gil_scoped_release>(),
+        "F.max_pool2d over a float32 (N, C, H, W) view into y (any strides; channels_last is vectorised).");
+  m.def("avg_pool2d_f32", &avg_pool2d, arg("x_ptr"), arg("x_shape"), arg("x_strides"), arg("y_ptr"),
+        arg("y_shape"), arg("y_strides"), arg("kernel"), arg("stride"), arg("padding"), arg("ceil_mode"),
+        arg("count_include_pad"), arg("divisor_override"), py::call_guard<py::gil_scoped_release>(),
+        "F.avg_pool2d (divisor_override 0 = none) over a float32 (N, C, H, W) view into y.");
+  m.def("adaptive_avg_pool2d_f32", &adaptive_avg_pool2d, arg("x_ptr"), arg("x_shape"), arg("x_strides"),
+        arg("y_ptr"), arg("y_shape"), arg("y_strides"), py::call_guard<py::gil_scoped_release>(),
+        "F.adaptive_avg_pool2d over a float32 (N, C, H, W) view into y of shape (N, C, OH, OW).");
+}

@@ -1,0 +1,356 @@
+"""CPU lowerings of convolution and pooling onto the native kernels (csrc/kernels/conv*, pool*).
+
+Conv2d runs as an implicit GEMM over channels-last pixels with the weights packed once here, at lowering time, and
+the epilogue (bias, residual add, activation) fused into the register tile. Outputs are channels_last tensors (NCHW
+shape, NHWC strides): the next conv, pool or residual add reads them without any layout conversion, and every
+consumer accepts strided tensors. ``lower_conv_group`` lowers FUSED "gemm" groups rooted at a conv (the "gemm"
+fused lowering delegates those here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ...ir import DType, Graph, Node, Op, Value
+from .native import _lib
+from .registry import Kernel, lowers
+
+# lg::gemm::Act
+_ACT = {Op.RELU: 1, Op.SILU: 4, Op.TANH: 5, Op.SIGMOID: 6}
+_GELU = {"none": 2, "tanh": 3}
+_CL = torch.channels_last
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, (list, tuple)):
+        return (int(v[0]), int(v[0])) if len(v) == 1 else (int(v[0]), int(v[1]))
+    return int(v), int(v)
+
+
+def _f32_cpu(v: Value, what: str) -> str | None:
+    if v.dtype is not DType.f32:
+        return f"{what} is {v.dtype.value}, only float32 is native"
+    if not str(v.device).startswith("cpu"):
+        return f"{what} is on {v.device}"
+    return None
+
+
+def _static(shape: tuple) -> bool:
+    return all(isinstance(d, int) for d in shape)
+
+
+def _padding(attrs: dict[str, Any], kernel: tuple[int, int], dilation: tuple[int, int]) -> list[int] | str:
+    """(top, bottom, left, right) for CONV2D's padding attribute."""
+    pad = attrs.get("padding", (0, 0))
+    if pad == "valid":
+        return [0, 0, 0, 0]
+    if pad == "same":
+        out: list[int] = []
+        for k, d in zip(kernel, dilation, strict=True):
+            total = d * (k - 1)
+            out += [total // 2, total - total // 2]
+        return out
+    if isinstance(pad, str):
+        return f"padding {pad!r}"
+    ph, pw = _pair(pad)
+    return [ph, ph, pw, pw]
+
+
+class _ConvSpec:
+    """What one native conv call computes: conv(x) + bias (+ residual), activation, (+ residual)."""
+
+    def __init__(self, conv: Node, graph: Graph):
+        self.conv = conv
+        self.graph = graph
+        self.bias: torch.Tensor | None = None
+        self.act = 0
+        self.residual: Value | None = None
+        self.residual_before_act = True
+
+
+def _check_conv(node: Node, graph: Graph) -> str | None:
+    for v, what in zip(node.inputs, ("input", "weight", "bias"), strict=False):
+        why = _f32_cpu(v, what)
+        if why:
+            return why
+    x, w = node.inputs[0], node.inputs[1]
+    if x.rank not in (3, 4):
+        return f"input rank {x.rank}"
+    if w.const is None or graph.constant(w) is None:
+        return "weight is not a constant (packed at compile time)"
+    if len(node.inputs) > 2 and node.inputs[2].const is None:
+        return "bias is not a constant"
+    if not _static(tuple(w.shape)):
+        return "symbolic weight shape"
+    return None
+
+
+def _bias_of(node: Node, graph: Graph) -> torch.Tensor | None:
+    if len(node.inputs) > 2:
+        return graph.constant(node.inputs[2]).detach().float().contiguous()
+    return None
+
+
+def _broadcast_bias(v: Value, graph: Graph, oc: int) -> torch.Tensor | None:
+    """A constant operand of an ADD that is a per-output-channel bias: shape (OC, 1, 1) or (1, OC, 1, 1)."""
+    t = graph.constant(v)
+    if t is None or t.dtype != torch.float32:
+        return None
+    shape = tuple(t.shape)
+    while shape and shape[0] == 1 and len(shape) > 3:
+        shape = shape[1:]
+    if shape in ((oc, 1, 1),) or (oc == 1 and all(d == 1 for d in shape)):
+        return t.detach().reshape(oc).contiguous()
+    return None
+
+
+def _make_kernel(spec: _ConvSpec, x_index: int, res_index: int | None) -> Kernel:
+    node, graph = spec.conv, spec.graph
+    lib = _lib()
+    w = graph.constant(node.inputs[1]).detach().float()
+    kernel = _pair(node.attrs.get("kernel_size", tuple(w.shape[2:])))
+    stride, dilation = _pair(node.attrs.get("stride", 1)), _pair(node.attrs.get("dilation", 1))
+    padding = _padding(node.attrs, kernel, dilation)
+    if isinstance(padding, str):
+        raise NotImplementedError(padding)
+    conv = lib.Conv2dF32(w.data_ptr(), list(w.shape), list(w.stride()), int(node.attrs.get("groups", 1)),
+                         list(stride), padding, list(dilation), spec.act, spec.residual_before_act)
+    bias = spec.bias
+    bias_ptr = bias.data_ptr() if bias is not None else 0
+    x_val = node.inputs[0]
+    unbatched = x_val.rank == 3
+    out_shape = None
+    if _static(tuple(x_val.shape)):
+        xs = list(x_val.shape)
+        out_shape = tuple(conv.output_shape([1, *xs] if unbatched else xs))
+    empty = torch.empty
+    run = conv.run
+
+    def conv2d(*args: torch.Tensor) -> torch.Tensor:
+        x = args[x_index]
+        if unbatched:
+            x = x.unsqueeze(0)
+        shape = out_shape or conv.output_shape(list(x.shape))
+        y = empty(shape, memory_format=_CL)
+        if res_index is None:
+            run(x.data_ptr(), x.shape, x.stride(), y.data_ptr(), shape, y.stride(), bias_ptr, 0, (0, 0, 0, 0))
+        else:
+            r = args[res_index]
+            if unbatched:
+                r = r.unsqueeze(0)
+            run(x.data_ptr(), x.shape, x.stride(), y.data_ptr(), shape, y.stride(), bias_ptr, r.data_ptr(),
+                r.stride())
+        return y.squeeze(0) if unbatched else y
+
+    conv2d.__lepton_keepalive__ = (conv, bias)  # type: ignore[attr-defined]
+    return conv2d
+
+
+@lowers(Op.CONV2D)
+def lower_conv2d(node: Node, graph: Graph) -> Kernel | str:
+    why = _check_conv(node, graph)
+    if why:
+        return why
+    spec = _ConvSpec(node, graph)
+    spec.bias = _bias_of(node, graph)
+    return _make_kernel(spec, 0, None)
+
+
+def lower_conv_group(node: Node, graph: Graph) -> Kernel | str:
+    """A FUSED "gemm" node whose body is CONV2D followed by bias/residual ADDs and at most one activation."""
+    body: Graph = node.attrs["body"]
+    if not body.nodes or body.nodes[0].op is not Op.CONV2D:
+        return "not a conv-rooted group"
+    if len(body.outputs) != 1 or len(node.outputs) != 1:
+        return "group has several outputs"
+    conv = body.nodes[0]
+    # body inputs stand for the fused node's inputs; constants are looked up through the node's own inputs
+    outer = dict(zip(body.inputs, node.inputs, strict=True))
+
+    def ext(v: Value) -> Value:
+        return outer.get(v, v)
+
+    inner_conv = Node(conv.op, [ext(v) for v in conv.inputs], conv.attrs, conv.outputs, conv.name)
+    why = _check_conv(inner_conv, graph)
+    if why:
+        return why
+    spec = _ConvSpec(inner_conv, graph)
+    spec.bias = _bias_of(inner_conv, graph)
+    oc = int(inner_conv.inputs[1].shape[0])
+    out_shape = tuple(conv.out.shape)
+    cur = conv.out
+    res_inner: Value | None = None
+    for n in body.nodes[1:]:
+        if cur not in n.inputs or len(n.outputs) != 1:
+            return f"{n.op.value} does not continue the conv's chain"
+        if n.op is Op.ADD:
+            if n.attrs.get("scalar") is not None or n.attrs.get("alpha", 1) != 1 or len(n.inputs) != 2:
+                return "add with a scalar or alpha"
+            other = n.inputs[1] if n.inputs[0] is cur else n.inputs[0]
+            if other is cur:
+                return "x + x"
+            b = _broadcast_bias(ext(other), graph, oc)
+            if b is not None and spec.act == 0 and res_inner is None:
+                spec.bias = b.clone() if spec.bias is None else spec.bias + b
+            elif tuple(other.shape) == out_shape and res_inner is None and other not in body.outputs:
+                why = _f32_cpu(other, "residual")
+                if why:
+                    return why
+                res_inner = other
+                spec.residual_before_act = spec.act == 0
+            else:
+                return "add operand is neither a per-channel bias nor a same-shape residual"
+        elif n.op in _ACT or n.op is Op.GELU:
+            if spec.act or (res_inner is not None and not spec.residual_before_act):
+                return f"{n.op.value} after the epilogue's activation"
+            spec.act = _GELU.get(n.attrs.get("approximate", "none"), 2) if n.op is Op.GELU else _ACT[n.op]
+        else:
+            return f"{n.op.value} in a conv epilogue"
+        cur = n.out
+    if cur is not body.outputs[0]:
+        return "group output is not the end of the chain"
+    ins = list(body.inputs)
+    x_inner = conv.inputs[0]
+    if x_inner not in ins or (res_inner is not None and res_inner not in ins):
+        return "conv input produced inside the group"
+    return _make_kernel(spec, ins.index(x_inner), None if res_inner is None else ins.index(res_inner))
+
+
+# ---------------------------------------------------------------------------------------------------- pooling
+
+def _pool_kernel(node: Node, call: Callable[[torch.Tensor, torch.Tensor], None],
+                 out_hw: Callable[[int, int], tuple[int, int]]) -> Kernel:
+    x_val = node.inputs[0]
+    unbatched = x_val.rank == 3
+    empty = torch.empty
+
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        if unbatched:
+            x = x.unsqueeze(0)
+        n, c, h, w = x.shape
+        oh, ow = out_hw(h, w)
+        fmt = _CL if x.stride(1) == 1 and c > 1 else torch.contiguous_format
+        y = empty((n, c, oh, ow), memory_format=fmt)
+        call(x, y)
+        return y.squeeze(0) if unbatched else y
+
+    return pool
+
+
+def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    num = size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
+    out = num // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return max(out, 0)
+
+
+@lowers(Op.MAX_POOL2D, Op.AVG_POOL2D, Op.ADAPTIVE_AVG_POOL2D)
+def lower_pool2d(node: Node, graph: Graph) -> Kernel | str:
+    x_val = node.inputs[0]
+    why = _f32_cpu(x_val, "input")
+    if why:
+        return why
+    if x_val.rank not in (3, 4):
+        return f"input rank {x_val.rank}"
+    lib = _lib()
+    a = node.attrs
+    if node.op is Op.ADAPTIVE_AVG_POOL2D:
+        osz = a["output_size"]
+        osz = (osz, osz) if isinstance(osz, int) else tuple(osz)
+        if any(not isinstance(o, int) for o in osz):
+            return "output_size with None entries"
+        fn = lib.adaptive_avg_pool2d_f32
+        return _pool_kernel(node, lambda x, y: fn(x.data_ptr(), x.shape, x.stride(), y.data_ptr(), y.shape,
+                                                  y.stride()), lambda h, w: osz)
+    k = _pair(a["kernel_size"])
+    s = k if a.get("stride") in (None, (), []) else _pair(a["stride"])
+    p = _pair(a.get("padding", 0))
+    ceil_mode = bool(a.get("ceil_mode", False))
+    if node.op is Op.MAX_POOL2D:
+        d = _pair(a.get("dilation", 1))
+        mp = lib.max_pool2d_f32
+        args = (list(k), list(s), list(p), list(d), ceil_mode)
+        return _pool_kernel(node, lambda x, y: mp(x.data_ptr(), x.shape, x.stride(), y.data_ptr(), y.shape,
+                                                  y.stride(), *args),
+                            lambda h, w: (_pool_out(h, k[0], s[0], p[0], d[0], ceil_mode),
+                                          _pool_out(w, k[1], s[1], p[1], d[1], ceil_mode)))
+    div = a.get("divisor_override")
+    if div is not None and int(div) <= 0:
+        return f"divisor_override {div}"
+    ap = lib.avg_pool2d_f32
+    args2 = (list(k), list(s), list(p), ceil_mode, bool(a.get("count_include_pad", True)), int(div or 0))
+    return _pool_kernel(node, lambda x, y: ap(x.data_ptr(), x.shape, x.stride(), y.data_ptr(), y.shape, y.stride(),
+                                              *args2),
+                        lambda h, w: (_pool_out(h, k[0], s[0], p[0], 1, ceil_mode),
+                                      _pool_out(w, k[1], s[1], p[1], 1, ceil_mode)))
+
+
+# ---------------------------------------------------------------------------------------------------- direct calls
+
+_ACT_NAMES = {"none": 0, "relu": 1, "gelu": 2, "gelu_tanh": 3, "silu": 4, "tanh": 5, "sigmoid": 6}
+
+
+def conv2d_f32(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, stride: Any = 1,
+               padding: Any = 0, dilation: Any = 1, groups: int = 1, act: str = "none",
+               residual: torch.Tensor | None = None, residual_before_act: bool = True) -> torch.Tensor:
+    """``act(F.conv2d(x, w, bias, ...) (+ residual)) (+ residual)`` with the native kernel (packs ``w`` per call;
+    lowered graphs pack once). ``x`` is (N, C, H, W) float32 with any strides; the result is channels_last.
+    ``padding`` is an int, a pair, or (top, bottom, left, right)."""
+    pad = list(padding) if isinstance(padding, (list, tuple)) and len(padding) == 4 else None
+    if pad is None:
+        ph, pw = _pair(padding)
+        pad = [ph, ph, pw, pw]
+    conv = _lib().Conv2dF32(w.data_ptr(), list(w.shape), list(w.stride()), groups, list(_pair(stride)), pad,
+                            list(_pair(dilation)), _ACT_NAMES[act], residual_before_act)
+    shape = conv.output_shape(list(x.shape))
+    y = torch.empty(shape, memory_format=_CL)
+    conv.run(x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), shape, list(y.stride()),
+             0 if bias is None else bias.data_ptr(), 0 if residual is None else residual.data_ptr(),
+             [0, 0, 0, 0] if residual is None else list(residual.stride()))
+    return y
+
+
+def _pool_out_like(x: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
+    n, c = x.shape[:2]
+    fmt = _CL if x.stride(1) == 1 and c > 1 else torch.contiguous_format
+    return torch.empty((n, c, oh, ow), memory_format=fmt)
+
+
+def max_pool2d_f32(x: torch.Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                   ceil_mode: bool = False) -> torch.Tensor:
+    """``F.max_pool2d`` on a float32 (N, C, H, W) tensor with any strides (output in the input's memory format)."""
+    k = _pair(kernel_size)
+    s = k if stride is None else _pair(stride)
+    p, d = _pair(padding), _pair(dilation)
+    y = _pool_out_like(x, _pool_out(x.shape[2], k[0], s[0], p[0], d[0], ceil_mode),
+                       _pool_out(x.shape[3], k[1], s[1], p[1], d[1], ceil_mode))
+    _lib().max_pool2d_f32(x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), list(y.shape),
+                          list(y.stride()), list(k), list(s), list(p), list(d), ceil_mode)
+    return y
+
+
+def avg_pool2d_f32(x: torch.Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+                   count_include_pad: bool = True, divisor_override: int | None = None) -> torch.Tensor:
+    """``F.avg_pool2d`` on a float32 (N, C, H, W) tensor with any strides."""
+    k = _pair(kernel_size)
+    s = k if stride is None else _pair(stride)
+    p = _pair(padding)
+    y = _pool_out_like(x, _pool_out(x.shape[2], k[0], s[0], p[0], 1, ceil_mode),
+                       _pool_out(x.shape[3], k[1], s[1], p[1], 1, ceil_mode))
+    _lib().avg_pool2d_f32(x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), list(y.shape),
+                          list(y.stride()), list(k), list(s), list(p), ceil_mode, count_include_pad,
+                          int(divisor_override or 0))
+    return y
+
+
+def adaptive_avg_pool2d_f32(x: torch.Tensor, output_size: Any) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d`` on a float32 (N, C, H, W) tensor with any strides."""
+    oh, ow = _pair(output_size)
+    y = _pool_out_like(x, oh, ow)
+    _lib().adaptive_avg_pool2d_f32(x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), list(y.shape),
+                                   list(y.stride()))
+    return y
