@@ -224,10 +224,7 @@ class CompiledModel:
                 buf.copy_(outs[n_user + k])
             return pytree.tree_unflatten(list(outs[:n_user]), out_spec)
 
-        dims = None
-        if self.options.dynamic:
-            dims = tuple(None if v.kind != "tensor" else tuple(d if isinstance(d, int) else None for d in v.shape)
-                         for v in _inputs_by_leaf(cap, sig))
+        dims = _dim_pattern(cap, sig) if self.options.dynamic else None
         return Variant(sig, run, vrep, dims)
 
     def _dynamo_variant(self, args: tuple, kwargs: dict, sig: Signature, vrep: VariantReport) -> Variant:
@@ -276,18 +273,16 @@ def _first_device(sig: Signature) -> str:
     return "cpu"
 
 
-def _inputs_by_leaf(cap: Captured, sig: Signature) -> list[Any]:
-    """Graph inputs aligned with signature leaves (non-tensor leaves get None)."""
-    it = iter(cap.graph.inputs)
-    return [next(it) if leaf[0] != "py" else _NoValue for leaf in sig.leaves]
-
-
-class _NoValueT:
-    kind = "py"
-    shape = ()
-
-
-_NoValue = _NoValueT()
+def _dim_pattern(cap: Captured, sig: Signature) -> tuple[tuple[int | None, ...] | None, ...]:
+    """Per signature leaf: the compiled graph input's dims, None where the dim is symbolic (non-tensors: None)."""
+    inputs = iter(cap.graph.inputs)  # graph inputs are the tensor leaves, in leaf order
+    out: list[tuple[int | None, ...] | None] = []
+    for leaf in sig.leaves:
+        if leaf[0] == "py":
+            out.append(None)
+        else:
+            out.append(tuple(d if isinstance(d, int) else None for d in next(inputs).shape))
+    return tuple(out)
 
 
 def lepton_dynamo_backend(gm: torch.fx.GraphModule, example_inputs: list[Any], **_: Any) -> Callable[..., Any]:
