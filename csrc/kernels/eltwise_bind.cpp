@@ -25,4 +25,7 @@ LG_BIND(eltwise_program) {
   m.def("reduce_f32", &lg::kernels::reduce_f32, arg("fn"), arg("x_ptr"), arg("out_ptr"), arg("outer"), arg("red"),
         arg("inner"), py::call_guard<py::gil_scoped_release>(),
         "out[o, i] = fn over r of x[o, r, i] ('sum', 'mean', 'amax', 'amin'); x contiguous f32 [outer, red, inner].");
+  m.def("argmax_f32", &lg::kernels::argmax_f32, arg("x_ptr"), arg("out_ptr"), arg("outer"), arg("red"), arg("inner"),
+        py::call_guard<py::gil_scoped_release>(),
+        "out[o, i] = argmax over r of x[o, r, i] as int64 (first maximum; NaN counts as the maximum).");
 }

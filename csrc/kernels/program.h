@@ -125,5 +125,7 @@ class Program {
 // Reduction entry (portable): x is a contiguous f32 [outer, red, inner] buffer, out [outer, inner].
 void reduce_f32(const std::string& fn, std::uintptr_t x_ptr, std::uintptr_t out_ptr, int64_t outer, int64_t red,
                 int64_t inner);
+// out[o, i] = argmax over r of x[o, r, i] (int64; first maximum, NaN counts as the maximum).
+void argmax_f32(std::uintptr_t x_ptr, std::uintptr_t out_ptr, int64_t outer, int64_t red, int64_t inner);
 
 }  // namespace lg::kernels
