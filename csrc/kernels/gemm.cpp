@@ -67,10 +67,11 @@ float act_scalar(float v, int act) {
   switch (static_cast<Act>(act)) {
     case Act::None: return v;
     case Act::Relu: return v < 0.0f ? 0.0f : v;
-    case Act::GeluErf: return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
+    // 1 + erf(z) = erfc(-z) and 1 + tanh(u) = 2 / (1 + exp(-2u)): no cancellation for negative v.
+    case Act::GeluErf: return 0.5f * v * std::erfc(-v * 0.70710678118654752f);
     case Act::GeluTanh: {
       const float u = 0.79788456080286536f * (v + 0.044715f * v * v * v);
-      return 0.5f * v * (1.0f + std::tanh(u));
+      return v / (1.0f + std::exp(-2.0f * u));
     }
     case Act::Silu: return v / (1.0f + std::exp(-v));
     case Act::Tanh: return std::tanh(v);

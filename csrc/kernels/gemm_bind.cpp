@@ -50,7 +50,7 @@ void gemm_packed(std::uintptr_t a_ptr, int64_t M, int64_t K, int64_t lda, const 
                  int64_t ld_residual, bool residual_before_act, int act) {
   LG_CHECK(packed.p != nullptr, packed, "is empty");
   LG_CHECK_BUFFER(a_ptr, float, M * K);
-  LG_CHECK_BUFFER(c_ptr, float, M);
+  LG_CHECK_BUFFER(c_ptr, float, M * lg::gemm::packed_n(*packed.p));
   const auto ep = make_epilogue(bias_ptr, residual_ptr, ld_residual, residual_before_act, act);
   const auto* a = reinterpret_cast<const float*>(a_ptr);
   auto* c = reinterpret_cast<float*>(c_ptr);

@@ -1,0 +1,313 @@
+"""Native GEMM (csrc/kernels/gemm*.cpp, lepton_graph/backends/cpu/gemm.py) against torch.
+
+Every ISA variant the machine has runs in-process (set_max_isa): packed fp32 GEMM with every epilogue, the GEMV
+path (M <= 4), run-time B with general strides, batched/broadcasting matmul, bf16 mixed precision; then the
+lowerings (LINEAR, MATMUL, ADDMM, FUSED gemm groups) through lepton_graph.compile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lepton_graph.backends.cpu import native
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
+
+if native.available():
+    from lepton_graph import _C
+    from lepton_graph.backends.cpu import gemm as G
+
+
+def _available_isas() -> list[str]:
+    seen: list[str] = []
+    for isa in ("avx512", "avx2", "scalar"):
+        native.set_max_isa(isa)
+        if native.kernel_isa() not in seen:
+            seen.append(native.kernel_isa())
+    native.set_max_isa("avx512")
+    return seen
+
+
+ISAS = _available_isas() if native.available() else []
+
+
+@contextlib.contextmanager
+def dispatch_at(isa: str) -> Iterator[None]:
+    native.set_max_isa(isa)
+    try:
+        assert native.kernel_isa() == isa
+        yield
+    finally:
+        native.set_max_isa("avx512")
+
+
+ACTS = {
+    0: lambda v: v,
+    1: torch.relu,
+    2: F.gelu,
+    3: lambda v: F.gelu(v, approximate="tanh"),
+    4: F.silu,
+    5: torch.tanh,
+    6: torch.sigmoid,
+}
+# Around the micro-tile (14 / 6 rows), the GEMV cut-off (4), the panel widths (16 / 32) and KC (256).
+M_SIZES = st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, 13, 14, 15, 29, 64, 197])
+N_SIZES = st.sampled_from([0, 1, 7, 15, 16, 17, 31, 32, 33, 48, 65, 100])
+K_SIZES = st.sampled_from([0, 1, 3, 8, 17, 64, 255, 257, 600])
+
+
+def _rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
+    if ref.numel() == 0:
+        return 0.0
+    return ((got.double() - ref.double()).abs().max() / ref.double().abs().max().clamp_min(1e-30)).item()
+
+
+def _reference(a, b, bias, res, before, act):
+    v = a.double() @ b.double()
+    if bias is not None:
+        v = v + bias.double()
+    if res is not None and before:
+        v = v + res.double()
+    v = ACTS[act](v)
+    if res is not None and not before:
+        v = v + res.double()
+    return v
+
+
+def _wide(rows: int, cols: int, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """A (rows, cols) view with row stride cols + pad (non-contiguous when pad > 0)."""
+    return torch.randn(rows, cols + pad, generator=gen)[:, :cols]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@given(m=M_SIZES, n=N_SIZES, k=K_SIZES, act=st.integers(0, 6), bias=st.booleans(),
+       res=st.sampled_from([None, "before", "after"]), pad=st.sampled_from([0, 3]), seed=st.integers(0, 2**16))
+@settings(max_examples=30)
+def test_gemm_packed_matches_torch(isa, m, n, k, act, bias, res, pad, seed) -> None:
+    g = torch.Generator().manual_seed(seed)
+    a = _wide(m, k, pad, g) * 2
+    b = torch.randn(k, n, generator=g) / max(k, 1) ** 0.5
+    bv = torch.randn(n, generator=g) if bias else None
+    rv = _wide(m, n, pad, g) if res else None
+    out = torch.full((m, n + pad), float("nan"))[:, :n]  # ldc > n: the padding must stay untouched
+    packed = _C.gemm_pack_b_f32(b.data_ptr(), k, n, n, 1)
+    assert (packed.k, packed.n, packed.bf16) == (k, n, False)
+    with dispatch_at(isa):
+        _C.gemm_packed(a.data_ptr(), m, k, a.stride(0), packed, out.data_ptr(), out.stride(0),
+                       bv.data_ptr() if bv is not None else 0, rv.data_ptr() if rv is not None else 0,
+                       rv.stride(0) if rv is not None else 0, res == "before", act)
+    ref = _reference(a, b, bv, rv, res == "before", act)
+    assert _rel_err(out, ref) <= 1e-5
+    if pad and m:
+        assert out.as_strided((m, pad), (n + pad, 1), n).isnan().all()
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("act", range(7))
+def test_activations_extreme_values(isa, act) -> None:
+    """Activation epilogues over a wide range (exp overflows and underflows there) and NaN, vs torch in fp64;
+    +-inf only where the limit is unambiguous (x * 0 at -inf is NaN in torch, 0 here for some activations)."""
+    specials = [float("nan"), 0.0, -0.0] + ([float("inf"), -float("inf")] if act in (0, 1, 5, 6) else [])
+    x = torch.cat([torch.linspace(-120, 120, 4001), torch.tensor(specials)])
+    n = x.numel()
+    one = torch.ones(1, 1)
+    packed = _C.gemm_pack_b_f32(one.data_ptr(), 1, 1, 1, 1)
+    out = torch.empty(n, 1)
+    a = x.reshape(n, 1).contiguous()
+    with dispatch_at(isa):
+        _C.gemm_packed(a.data_ptr(), n, 1, 1, packed, out.data_ptr(), 1, 0, 0, 0, False, act)
+    ref = ACTS[act](x.double())
+    got = out.reshape(-1).double()
+    assert torch.equal(got.isnan(), ref.isnan())
+    inf = ref.isinf()
+    assert torch.equal(got[inf], ref[inf])
+    finite = ref.isfinite()
+    err = (got[finite] - ref[finite]).abs() / ref[finite].abs().clamp_min(1e-3)
+    assert err.max().item() < 2e-5
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@given(m=M_SIZES, n=N_SIZES, k=K_SIZES, ta=st.booleans(), tb=st.booleans(), threads=st.booleans(),
+       act=st.integers(0, 6), seed=st.integers(0, 2**16))
+@settings(max_examples=20)
+def test_gemm_runtime_b_strided(isa, m, n, k, ta, tb, threads, act, seed) -> None:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(k, m, generator=g).t() if ta else torch.randn(m, k, generator=g)
+    b = torch.randn(n, k, generator=g).t() if tb else torch.randn(k, n, generator=g)
+    bias = torch.randn(n, generator=g)
+    out = torch.empty(m, n)
+    with dispatch_at(isa):
+        _C.gemm_f32(a.data_ptr(), a.stride(0), a.stride(1), b.data_ptr(), b.stride(0), b.stride(1), out.data_ptr(),
+                    n, m, n, k, bias.data_ptr(), 0, 0, False, act, threads)
+    assert _rel_err(out, _reference(a, b, bias, None, False, act)) <= 1e-5
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize(("sa", "sb"), [((2, 3, 5, 7), (2, 3, 7, 9)), ((4, 1, 6, 33), (5, 33, 17)),
+                                        ((3, 20, 64), (64, 40)), ((7,), (2, 7, 3)), ((2, 5, 8), (8,)),
+                                        ((8, 40, 16), (8, 16, 40)), ((0, 3, 4), (4, 5))])
+def test_matmul_kernel_batched_broadcasting(isa, sa, sb) -> None:
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(*sa, generator=g), torch.randn(*sb, generator=g)
+    kernel = G._matmul_general()
+    with dispatch_at(isa):
+        got = kernel(a, b)
+        got_t = kernel(a.transpose(-1, -2).contiguous().transpose(-1, -2) if a.dim() > 1 else a,
+                       b.transpose(-1, -2).contiguous().transpose(-1, -2) if b.dim() > 1 else b)
+    ref = torch.matmul(a.double(), b.double())
+    assert got.shape == ref.shape and got_t.shape == ref.shape
+    assert _rel_err(got, ref) <= 1e-5 and _rel_err(got_t, ref) <= 1e-5
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize(("m", "n", "k"), [(1, 10, 7), (3, 33, 64), (29, 100, 257), (64, 48, 600), (0, 4, 4)])
+def test_bf16_gemm(isa, m, n, k) -> None:
+    """Mixed precision: exactly the bf16-rounded products summed in fp32; ~1e-3 of fp32's scale."""
+    g = torch.Generator().manual_seed(1)
+    a, b, bias = torch.randn(m, k, generator=g), torch.randn(k, n, generator=g), torch.randn(n, generator=g)
+    packed = _C.gemm_pack_b_bf16(b.data_ptr(), k, n, n, 1)
+    assert packed.bf16
+    out = torch.empty(m, n)
+    with dispatch_at(isa):
+        _C.gemm_packed(a.data_ptr(), m, k, k, packed, out.data_ptr(), n, bias.data_ptr(), 0, 0, False, 1)
+    rounded = torch.relu(a.bfloat16().double() @ b.bfloat16().double() + bias.double())
+    assert _rel_err(out, rounded) <= 1e-5
+    assert _rel_err(out, torch.relu(a.double() @ b.double() + bias.double())) <= 1e-2
+
+
+def test_bad_arguments_raise_value_error() -> None:
+    b = torch.randn(8, 4)
+    a = torch.randn(3, 8)
+    c = torch.empty(3, 4)
+    p = _C.gemm_pack_b_f32(b.data_ptr(), 8, 4, 4, 1)
+    with pytest.raises(ValueError, match="'K'"):
+        _C.gemm_packed(a.data_ptr(), 3, 7, 8, p, c.data_ptr(), 4)
+    with pytest.raises(ValueError, match="'M'"):
+        _C.gemm_packed(a.data_ptr(), -1, 8, 8, p, c.data_ptr(), 4)
+    with pytest.raises(ValueError, match="'lda'"):
+        _C.gemm_packed(a.data_ptr(), 3, 8, 2, p, c.data_ptr(), 4)
+    with pytest.raises(ValueError, match="'ldc'"):
+        _C.gemm_packed(a.data_ptr(), 3, 8, 8, p, c.data_ptr(), 3)
+    with pytest.raises(ValueError, match="'act'"):
+        _C.gemm_packed(a.data_ptr(), 3, 8, 8, p, c.data_ptr(), 4, act=9)
+    with pytest.raises(ValueError, match="'a_ptr'"):
+        _C.gemm_packed(0, 3, 8, 8, p, c.data_ptr(), 4)
+    with pytest.raises(ValueError, match="'a_ptr'"):
+        _C.gemm_packed(a.data_ptr() + 2, 3, 8, 8, p, c.data_ptr(), 4)
+    with pytest.raises(ValueError, match="'N'"):
+        _C.gemm_pack_b_f32(b.data_ptr(), 8, -4, 4, 1)
+    with pytest.raises(ValueError, match="'b_ptr'"):
+        _C.gemm_pack_b_f32(0, 8, 4, 4, 1)
+    with pytest.raises(ValueError, match="'ep'"):
+        _C.gemm_packed(a.data_ptr(), 3, 8, 8, p, c.data_ptr(), 4, residual_ptr=c.data_ptr(), ld_residual=2)
+    with pytest.raises(ValueError, match="'K'"):
+        _C.gemm_f32(a.data_ptr(), 8, 1, b.data_ptr(), 4, 1, c.data_ptr(), 4, 3, 4, -8)
+    with pytest.raises(ValueError, match="batch_strides"):
+        _C.gemm_f32_batched([2], a.data_ptr(), [1, 2], 8, 1, b.data_ptr(), [0], 4, 1, c.data_ptr(), [0], 4, 3, 4, 8)
+
+
+# ------------------------------------------------------------------------------------------------ lowerings
+
+def _compile(model, *xs, **kw):
+    import lepton_graph as lg
+
+    compiled = lg.compile(model, **kw)
+    got = compiled(*xs)
+    return compiled, got
+
+
+class _Mlp(torch.nn.Module):
+    def __init__(self, act: str) -> None:
+        super().__init__()
+        self.l1, self.l2, self.l3 = torch.nn.Linear(24, 40), torch.nn.Linear(40, 24), torch.nn.Linear(24, 10)
+        self.act = act
+
+    def forward(self, x):
+        h = self.l1(x)
+        h = {"gelu": F.gelu, "gelu_tanh": lambda v: F.gelu(v, approximate="tanh"), "silu": F.silu,
+             "relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[self.act](h)
+        h = torch.relu(self.l2(h) + x)  # residual before the activation
+        return self.l3(h) + 0.5
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_tanh", "silu", "relu", "tanh", "sigmoid"])
+def test_compiled_mlp_is_native_and_matches(act) -> None:
+    torch.manual_seed(0)
+    m = _Mlp(act).eval()
+    x = torch.randn(3, 5, 24)
+    compiled, got = _compile(m, x)
+    rep = compiled.report().as_dict()
+    assert rep["native_nodes"] >= 3, rep
+    ref = m(x)
+    assert _rel_err(got, ref) <= 1e-4
+
+
+def test_compiled_residual_after_activation_and_matmul() -> None:
+    torch.manual_seed(0)
+    w = torch.randn(16, 12)
+    lin = torch.nn.Linear(16, 16)
+    bias = torch.randn(12)
+
+    def f(x, y):
+        h = F.gelu(lin(x)) + x  # residual after the activation
+        return h @ w, torch.matmul(y, y.transpose(-1, -2)), torch.addmm(bias, h, w, beta=0.5, alpha=2.0)
+
+    x, y = torch.randn(2, 16), torch.randn(3, 4, 7)
+    compiled, got = _compile(f, x, y)
+    with torch.no_grad():
+        ref = f(x, y)
+    assert compiled.report().as_dict()["native_nodes"] >= 3
+    for g_, r_ in zip(got, ref):
+        assert _rel_err(g_, r_) <= 1e-4
+
+
+def test_bf16_precision_compile() -> None:
+    torch.manual_seed(0)
+    m = _Mlp("gelu").eval()
+    x = torch.randn(4, 24)
+    compiled, got = _compile(m, x, precision="bf16")
+    assert _rel_err(got, m(x)) <= 2e-2
+
+
+def _linear_kernel(shape_x, n, k, bias=True):
+    from lepton_graph.ir import DType, Graph, Op
+
+    g = Graph()
+    x = g.add_input(shape_x, DType.f32)
+    w = g.add_constant(torch.randn(n, k))
+    ins = [x, w] + ([g.add_constant(torch.randn(n))] if bias else [])
+    node = g.add_node(Op.LINEAR, ins)
+    return G.lower_linear(node, g), g.constants
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_linear_kernel_non_contiguous_and_edge_inputs(isa) -> None:
+    kernel, consts = _linear_kernel((6, 5, 9), 11, 9)
+    w, b = consts["c0"] if "c0" in consts else list(consts.values())[0], list(consts.values())[1]
+    base = torch.randn(5, 6, 9)
+    cases = [base.transpose(0, 1), torch.randn(6, 5, 20)[..., ::2][..., :9], torch.randn(9, 6, 5).permute(1, 2, 0),
+             torch.randn(1, 9).expand(30, 9).reshape(6, 5, 9)]
+    with dispatch_at(isa):
+        for x in cases:
+            assert _rel_err(kernel(x), F.linear(x.double(), w.double(), b.double())) <= 1e-5
+        x1 = torch.randn(9)
+        assert _rel_err(kernel(x1), F.linear(x1.double(), w.double(), b.double())) <= 1e-5
+        x0 = torch.randn(0, 9)
+        assert kernel(x0).shape == (0, 11)
+
+
+def test_linear_lowering_declines_non_f32() -> None:
+    from lepton_graph.ir import DType, Graph, Op
+
+    g = Graph()
+    x = g.add_input((2, 4), DType.f64)
+    w = g.add_constant(torch.randn(3, 4, dtype=torch.float64))
+    node = g.add_node(Op.LINEAR, [x, w])
+    assert isinstance(G.lower_linear(node, g), str)
