@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -44,12 +45,21 @@ bool mask_is_trivial(const SdpaArgs& a) {
         const int64_t base = b * a.m_sb + h * a.m_sh + l * a.m_sl;
         if (a.mask_kind == MaskKind::boolean) {
           const auto* m = static_cast<const uint8_t*>(a.mask) + base;
-          for (int64_t s = 0; s < ns; ++s)
-            if (!m[s * a.m_ss]) return false;
+          if (a.m_ss == 1) {
+            if (std::memchr(m, 0, static_cast<size_t>(ns))) return false;
+          } else {
+            for (int64_t s = 0; s < ns; ++s)
+              if (!m[s * a.m_ss]) return false;
+          }
         } else {
           const auto* m = static_cast<const float*>(a.mask) + base;
-          for (int64_t s = 0; s < ns; ++s)
-            if (m[s * a.m_ss] != 0.0f) return false;
+          uint32_t bits = 0;  // any bit but the sign: a value that is not +-0 (NaN included)
+          for (int64_t s = 0; s < ns; ++s) {
+            uint32_t u;
+            std::memcpy(&u, m + s * a.m_ss, sizeof(u));
+            bits |= u & 0x7fffffffu;
+          }
+          if (bits) return false;
         }
       }
   return true;

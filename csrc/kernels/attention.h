@@ -51,6 +51,4 @@ void sdpa_f32(std::uintptr_t q_ptr, const int64_t* q_strides, std::uintptr_t k_p
 void sdpa_f32_tasks_avx2(const SdpaArgs& a, int64_t task_begin, int64_t task_end);
 void sdpa_f32_tasks_avx512(const SdpaArgs& a, int64_t task_begin, int64_t task_end);
 
-// The widths the SIMD variants tile queries by (block_q is a multiple of it unless block_q == L < width... see
-// attention.cpp); exposed for tests through the binding.
 }  // namespace lg::kernels

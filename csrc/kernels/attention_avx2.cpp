@@ -18,7 +18,7 @@ namespace {
 struct Simd {
   static constexpr int W = 8;
   static constexpr int kQkRows = 3;  // keys per QK^T register tile (x up to 4 query vectors): 16 ymm registers
-  static constexpr int kPvRows = 2;  // queries per P.V register tile (x up to 4 feature vectors)
+  static constexpr int kPvRows = 3;  // queries per P.V register tile (x up to 4 feature vectors)
   using V = __m256;
   static V zero() { return _mm256_setzero_ps(); }
   static V set1(float x) { return _mm256_set1_ps(x); }
@@ -44,6 +44,33 @@ struct Simd {
     return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
   }
   static V iota() { return _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7); }
+  // n <= 8 bools -> 0 where true, -inf where false (lanes past n: -inf)
+  static V load_bool(const uint8_t* p, int n) {
+    int64_t bytes = 0;
+    std::memcpy(&bytes, p, static_cast<size_t>(n));
+    const __m256i w = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bytes));
+    const V off = _mm256_castsi256_ps(_mm256_cmpeq_epi32(w, _mm256_setzero_si256()));
+    return _mm256_blendv_ps(_mm256_setzero_ps(), _mm256_set1_ps(-INFINITY), off);
+  }
+  // r[i] <- column i of the 8 x 8 block whose rows are r[0..7]
+  static void transpose(V* r) {
+    V t[8];
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; ++i) {  // r[4i + j], 128-bit lane l: column 4l + j of rows 4i..4i+3
+      r[4 * i + 0] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+      r[4 * i + 1] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
+      r[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+      r[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; ++j) {
+      t[j] = _mm256_permute2f128_ps(r[j], r[4 + j], 0x20);
+      t[4 + j] = _mm256_permute2f128_ps(r[j], r[4 + j], 0x31);
+    }
+    for (int j = 0; j < 8; ++j) r[j] = t[j];
+  }
 };
 
 }  // namespace
@@ -186,6 +213,12 @@ inline float mask_value(const SdpaArgs& a, int64_t off) {
   return x < -FLT_MAX && m != -INFINITY ? -FLT_MAX : x;
 }
 
+// mask_value on a vector of float mask entries.
+inline V mask_log2(V m) {
+  const V lo = Simd::set1(-FLT_MAX);
+  return Simd::select_lt(m, lo, Simd::set1(-INFINITY), Simd::max(Simd::mul(m, Simd::set1(kLog2e)), lo));
+}
+
 struct Scratch {
   float* qt;     // E x BQ
   float* st;     // kBlockK x BQ
@@ -206,13 +239,19 @@ void run_task(const SdpaArgs& a, const Scratch& s, int64_t b, int64_t h, int64_t
   const float* v = a.v + b * a.v_sb + hk * a.v_sh;
 
   // Q block, transposed and pre-scaled (scores come out in log2 units, for exp2).
-  const float sc = a.scale * kLog2e;
-  for (int64_t i = 0; i < bq; ++i) {
-    const float* qi = q + i * a.q_sl;
-    for (int64_t e = 0; e < E; ++e) s.qt[e * BQ + i] = qi[e] * sc;
+  const V sc = Simd::set1(a.scale * kLog2e);
+  for (int64_t i0 = 0; i0 < BQ; i0 += W) {
+    for (int64_t e0 = 0; e0 < E; e0 += W) {
+      const int ne = E - e0 < W ? static_cast<int>(E - e0) : W;
+      V r[W];
+      for (int i = 0; i < W; ++i) {
+        const float* qi = q + (i0 + i) * a.q_sl + e0;
+        r[i] = i0 + i >= bq ? Simd::zero() : Simd::mul(ne == W ? Simd::load(qi) : Simd::load_n(qi, ne), sc);
+      }
+      Simd::transpose(r);
+      for (int e = 0; e < ne; ++e) Simd::store(s.qt + (e0 + e) * BQ + i0, r[e]);
+    }
   }
-  if (bq < BQ)
-    for (int64_t e = 0; e < E; ++e) std::memset(s.qt + e * BQ + bq, 0, sizeof(float) * (BQ - bq));
   for (int c = 0; c < C; ++c) {
     Simd::store(s.m + c * W, Simd::set1(-INFINITY));
     Simd::store(s.l + c * W, Simd::zero());
@@ -242,7 +281,30 @@ void run_task(const SdpaArgs& a, const Scratch& s, int64_t b, int64_t h, int64_t
     // masks; running max
     V mx[C];
     for (int c = 0; c < C; ++c) mx[c] = Simd::load(s.m + c * W);
-    if (mode == kGeneral) {
+    if (mode == kGeneral && a.m_ss == 1) {
+      // W x W tiles of mask rows (queries), transposed to key rows with the queries on the lanes
+      const bool is_bool = a.mask_kind == MaskKind::boolean;
+      for (int c = 0; c < C; ++c) {
+        for (int64_t jb = 0; jb < bk; jb += W) {
+          const int nj = bk - jb < W ? static_cast<int>(bk - jb) : W;
+          V r[W];
+          for (int i = 0; i < W; ++i) {
+            const int64_t ii = c * W + i, off = mbase + ii * a.m_sl + j0 + jb;
+            if (ii >= bq)
+              r[i] = Simd::zero();
+            else if (is_bool)
+              r[i] = Simd::load_bool(static_cast<const uint8_t*>(a.mask) + off, nj);
+            else
+              r[i] = mask_log2(Simd::load_n(static_cast<const float*>(a.mask) + off, nj));
+          }
+          Simd::transpose(r);
+          for (int j = 0; j < nj; ++j) {
+            float* row = s.st + (jb + j) * BQ + c * W;
+            Simd::store(row, Simd::add(Simd::load(row), r[j]));
+          }
+        }
+      }
+    } else if (mode == kGeneral) {
       for (int64_t j = 0; j < bk; ++j) {
         float* row = s.st + j * BQ;
         const int64_t off = mbase + (j0 + j) * a.m_ss;
