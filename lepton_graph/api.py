@@ -228,15 +228,12 @@ class CompiledModel:
         return Variant(sig, run, vrep, dims)
 
     def _dynamo_variant(self, args: tuple, kwargs: dict, sig: Signature, vrep: VariantReport) -> Variant:
-        from .frontend.dynamo import make_backend
+        from .frontend.dynamo import compile_with_dynamo
 
         vrep.frontend = "dynamo"
         if self._dynamo is None:
-            import torch._dynamo as dynamo
-
-            dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, self.options.cache_limit + 2)
-            backend = make_backend(self._compile_region)
-            self._dynamo = torch.compile(self._module, backend=backend, dynamic=self.options.dynamic)
+            self._dynamo = compile_with_dynamo(self._module, self._compile_region, dynamic=self.options.dynamic,
+                                               recompile_limit=self.options.cache_limit + 2)
         dyn = self._dynamo
         self._regions = vrep.regions
         try:
@@ -285,7 +282,7 @@ def _dim_pattern(cap: Captured, sig: Signature) -> tuple[tuple[int | None, ...] 
     return tuple(out)
 
 
-def lepton_dynamo_backend(gm: torch.fx.GraphModule, example_inputs: list[Any], **_: Any) -> Callable[..., Any]:
+def lepton_dynamo_backend(gm: Any, example_inputs: list[Any], **_: Any) -> Callable[..., Any]:
     """``torch.compile(model, backend="lepton")``: every Dynamo region goes through our pipeline."""
     from .frontend.dynamo import make_backend
 
@@ -298,7 +295,7 @@ def lepton_dynamo_backend(gm: torch.fx.GraphModule, example_inputs: list[Any], *
 
 
 def register_dynamo_backend() -> None:
-    from torch._dynamo import list_backends, register_backend
+    """For environments where package entry points are not scanned: register "lepton" explicitly."""
+    from .frontend.dynamo import register_backend
 
-    if "lepton" not in list_backends(exclude_tags=()):
-        register_backend(name="lepton")(lepton_dynamo_backend)
+    register_backend("lepton", lepton_dynamo_backend)

@@ -25,10 +25,7 @@ ENV_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
 MAX_CODE_LINES = 800
 
 # (path relative to lepton_graph/, rule) -> why it is allowed for now.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("api.py", "capture"): "registers the torch.compile backend 'lepton' and runs torch.compile "
-    "(should move behind frontend/dynamo.py)",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _under(name: str, prefixes: tuple[str, ...]) -> bool:

@@ -96,3 +96,22 @@ def make_backend(compile_fn: CompileFn) -> Callable[[fx.GraphModule, list[Any]],
         return aot_autograd(fw_compiler=fw_compiler, bw_compiler=unsupported_backward)(gm, example_inputs)
 
     return backend
+
+
+def compile_with_dynamo(module: torch.nn.Module, compile_fn: CompileFn, *, dynamic: bool,
+                        recompile_limit: int) -> Callable[..., Any]:
+    """torch.compile with our backend; Dynamo's own recompile limit is raised to at least ours, so its cliff
+    (the whole frame back to eager) never comes before our variant cache's own bound."""
+    import torch._dynamo as dynamo
+
+    dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, recompile_limit)
+    return torch.compile(module, backend=make_backend(compile_fn), dynamic=dynamic)
+
+
+def register_backend(name: str, fn: Callable[..., Any]) -> None:
+    """Make ``torch.compile(backend=name)`` find ``fn`` (the package entry point does this without an import)."""
+    from torch._dynamo import list_backends
+    from torch._dynamo import register_backend as register
+
+    if name not in list_backends(exclude_tags=()):
+        register(name=name)(fn)
