@@ -176,6 +176,24 @@ def setup_lepton(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext)
         return compile_fn(model)
 
 
+@peer("lepton_torch", "lepton_graph.compile(model, native=False): captured, optimized, run op by op through torch "
+      "(the fallback-only path)")
+def setup_lepton_torch(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
+    import lepton_graph
+
+    with ctx.stage("lepton_graph.compile(native=False)"):
+        return lepton_graph.compile(model, native=False)
+
+
+@peer("lepton_bf16", "lepton_graph.compile(model, precision='bf16'): opt-in mixed precision (bf16 GEMM weights)",
+      devices=("cpu",))
+def setup_lepton_bf16(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
+    import lepton_graph
+
+    with ctx.stage("lepton_graph.compile(precision='bf16')"):
+        return lepton_graph.compile(model, precision="bf16")
+
+
 # --------------------------------------------------------------------------------------------------- ONNX Runtime
 
 def export_onnx(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Path:
