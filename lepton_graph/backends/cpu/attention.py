@@ -85,24 +85,27 @@ def lower_sdpa(node: Node, graph: Graph) -> Kernel | str:
     def kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> Any:
         if rank != 4:  # (L, E) or (N, L, E): views with a leading head / batch dim of 1
             q, k, v = (t.reshape((1,) * (4 - rank) + tuple(t.shape)) for t in (q, k, v))
-        if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
+        qs, ks, vs = q.stride(), k.stride(), v.stride()
+        if qs[3] != 1 or ks[3] != 1 or vs[3] != 1:
             q, k, v = _unit_last(q), _unit_last(k), _unit_last(v)
+            qs, ks, vs = q.stride(), k.stride(), v.stride()
         B, H, L, E = q.shape
-        Hkv, S, Ev = k.shape[1], k.shape[2], v.shape[3]
-        if v.shape[2] != S or v.shape[1] != Hkv:
+        _, Hkv, S, _ = k.shape
+        _, Hv, Sv, Ev = v.shape
+        if Sv != S or Hv != Hkv:
             raise ValueError(f"sdpa: k {tuple(k.shape)} and v {tuple(v.shape)} disagree")
-        if blhe:
-            out = torch.empty((B, L, H, Ev), dtype=torch.float32).transpose(1, 2)
+        if blhe:  # (B, L, H, Ev) memory, seen as (B, H, L, Ev)
+            out = torch.empty_strided((B, H, L, Ev), (L * H * Ev, Ev, H * Ev, 1), dtype=torch.float32)
         else:
             out = torch.empty((B, H, L, Ev), dtype=torch.float32)
         scale = scale_attr if scale_attr is not None else (1.0 / math.sqrt(E) if E else 1.0)
         if mask is None:
-            sdpa(q.data_ptr(), q.stride(), k.data_ptr(), k.stride(), v.data_ptr(), v.stride(), out.data_ptr(),
-                 out.stride(), 0, 0, _NO_STRIDES, B, H, Hkv, L, S, E, Ev, causal, scale)
+            sdpa(q.data_ptr(), qs, k.data_ptr(), ks, v.data_ptr(), vs, out.data_ptr(), out.stride(), 0, 0,
+                 _NO_STRIDES, B, H, Hkv, L, S, E, Ev, causal, scale)
         else:
             m = mask.expand(B, H, L, S)
-            sdpa(q.data_ptr(), q.stride(), k.data_ptr(), k.stride(), v.data_ptr(), v.stride(), out.data_ptr(),
-                 out.stride(), m.data_ptr(), mask_kind, m.stride(), B, H, Hkv, L, S, E, Ev, causal, scale)
+            sdpa(q.data_ptr(), qs, k.data_ptr(), ks, v.data_ptr(), vs, out.data_ptr(), out.stride(), m.data_ptr(),
+                 mask_kind, m.stride(), B, H, Hkv, L, S, E, Ev, causal, scale)
         return out if rank == 4 else out.reshape(out.shape[4 - rank:])
 
     return kernel
