@@ -281,7 +281,7 @@ int64_t env_int(const char* name, int64_t dflt) {
 
 // Cache blocking (Zen 4: 32 KiB L1d, 1 MiB L2 per core); overridable for tuning.
 int64_t block_kc() {
-  static const int64_t v = env_int("LEPTON_GEMM_KC", 256);
+  static const int64_t v = env_int("LEPTON_GEMM_KC", 512);
   return v;
 }
 int64_t block_mc() {
@@ -361,7 +361,10 @@ void run_block(const Problem& p, const IsaKernels& ks, const detail::IsaKernelsB
   }
   const int max_mr = p.bf16 ? kb.max_mr : ks.max_mr;
   const detail::MicroKernel micro = p.bf16 ? kb.micro : ks.micro;
-  const int64_t KC = p.bf16 ? (block_kc() + 1) / 2 : block_kc();  // in rows of the panel (k or k-pairs)
+  // K slices of (nearly) equal length <= KC, in rows of the panel (k or k-pairs), multiples of 8 where possible.
+  const int64_t kc_max = std::max<int64_t>(8, p.bf16 ? (block_kc() + 1) / 2 : block_kc());
+  const int64_t n_kb = (p.b_rows + kc_max - 1) / kc_max;
+  const int64_t KC = std::min<int64_t>(kc_max, ((p.b_rows + n_kb - 1) / n_kb + 7) / 8 * 8);
   const int64_t MC = std::max<int64_t>(max_mr, block_mc() / max_mr * max_mr);
   const int64_t mc_max = std::min<int64_t>(MC, m1 - m0);
   uint32_t* abuf = tls_scratch().get(mc_max * std::min<int64_t>(KC, p.b_rows));

@@ -13,6 +13,9 @@ namespace lg::gemm::detail {
 namespace impl_avx512 {
 
 constexpr int kMaxMR = 14;
+#ifndef LG_GEMV_PREFETCH
+#define LG_GEMV_PREFETCH 0
+#endif
 
 // ---------------------------------------------------------------------------------------------- vector math
 // exp: Cody-Waite range reduction, degree-6 polynomial (Cephes), 2^n by scalef (exact overflow to inf / underflow).
@@ -181,6 +184,11 @@ void small_t(int64_t K, const float* __restrict a, int64_t lda, const float* __r
       for (int v = 0; v < NV; ++v) acc[u][i][v] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + U <= K; k += U) {
+#if LG_GEMV_PREFETCH
+#pragma GCC unroll 8
+    for (int l = 0; l < U * W / 16; ++l)
+      _mm_prefetch(reinterpret_cast<const char*>(bp + (k + LG_GEMV_PREFETCH) * W + 16 * l), _MM_HINT_T0);
+#endif
 #pragma GCC unroll 4
     for (int u = 0; u < U; ++u) {
 #pragma GCC unroll 4

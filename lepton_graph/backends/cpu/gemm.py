@@ -80,17 +80,33 @@ def _make_linear_kernel(packed: Any, k: int, n: int, epi: _Epi, x_index: int) ->
     """out = epilogue(x @ B) for x (..., k) at node input ``x_index``; B packed."""
     lib = _lib()
     call = lib.gemm_packed
+    empty = torch.empty
     bias = None if epi.bias is None else epi.bias.contiguous()
     bias_ptr = 0 if bias is None else bias.data_ptr()
     act, res_idx, before = epi.act, epi.residual, epi.residual_before_act
     bias_idx, bias_scale = epi.bias_input, epi.bias_scale
 
-    def gemm_kernel(*args: torch.Tensor) -> torch.Tensor:
-        x = args[x_index]
-        lead = x.shape[:-1]
-        m = math.prod(lead)
+    def rows_of(x: torch.Tensor) -> tuple[torch.Tensor, int, int, torch.Tensor]:
+        """(x as rows, M, row stride, output)."""
+        if x.is_contiguous() and k:
+            m = x.numel() // k
+            out = empty(m, n) if x.dim() == 2 else empty((*x.shape[:-1], n))
+            return x, m, k, out
+        m = math.prod(x.shape[:-1])
         x2 = _rows(x, m, k)
-        out = torch.empty((*lead, n), dtype=torch.float32)
+        return x2, m, x2.stride(0), empty((*x.shape[:-1], n))
+
+    if res_idx is None and bias_idx is None and x_index == 0:
+        def linear_kernel(x: torch.Tensor, *_: Any) -> torch.Tensor:  # the common case: x, constant W, b
+            x2, m, lda, out = rows_of(x)
+            call(x2.data_ptr(), m, k, lda, packed, out.data_ptr(), n, bias_ptr, 0, 0, False, act)
+            return out
+
+        linear_kernel.__lepton_keep__ = (packed, bias)  # type: ignore[attr-defined]
+        return linear_kernel
+
+    def gemm_kernel(*args: torch.Tensor) -> torch.Tensor:
+        x2, m, lda, out = rows_of(args[x_index])
         bp = bias_ptr
         if bias_idx is not None:
             b = args[bias_idx]
@@ -98,11 +114,15 @@ def _make_linear_kernel(packed: Any, k: int, n: int, epi: _Epi, x_index: int) ->
             b = (b + bias if bias is not None else b).contiguous()
             bp = b.data_ptr()
         if res_idx is None:
-            call(x2.data_ptr(), m, k, x2.stride(0), packed, out.data_ptr(), n, bp, 0, 0, False, act)
+            call(x2.data_ptr(), m, k, lda, packed, out.data_ptr(), n, bp, 0, 0, False, act)
         else:
-            r = _rows(args[res_idx].expand(out.shape), m, n)
-            call(x2.data_ptr(), m, k, x2.stride(0), packed, out.data_ptr(), n, bp, r.data_ptr(), r.stride(0),
-                 before, act)
+            r = args[res_idx]
+            if not r.is_contiguous() or r.shape != out.shape:
+                r = _rows(r.expand(out.shape), m, n)
+                ldr = r.stride(0)
+            else:
+                ldr = n
+            call(x2.data_ptr(), m, k, lda, packed, out.data_ptr(), n, bp, r.data_ptr(), ldr, before, act)
         return out
 
     gemm_kernel.__lepton_keep__ = (packed, bias)  # type: ignore[attr-defined]
