@@ -355,7 +355,9 @@ void unary(int32_t fn, const float* a, float* d, int64_t n, const float* k) {
     case U_GELU:
       map1(a, d, n, [](F x) {
         const F e = verf(V::mul(x, V::set1(0.70710678118654752440f)));
-        return V::mul(V::mul(x, V::set1(0.5f)), V::add(V::set1(1.0f), e));
+        const F y = V::mul(V::mul(x, V::set1(0.5f)), V::add(V::set1(1.0f), e));
+        // torch's erf-GELU gives NaN for both infinities
+        return V::select(V::eq(vabs(x), V::set1(__builtin_inff())), V::set1(__builtin_nanf("")), y);
       });
       break;
     case U_GELU_TANH:
