@@ -91,8 +91,13 @@ using DwFn = void(const DwArgs&);
 struct NhwcInput {
   const float* data;
   int64_t sN, sH, sW;
-  std::vector<float> copy;
 };
+
+// The NHWC copy's buffer, kept per calling thread between calls (no page faults on a fresh allocation each time).
+std::vector<float>& nhwc_scratch() {
+  static thread_local std::vector<float> buf;
+  return buf;
+}
 
 void to_nhwc(const View4& x, NhwcInput& in) {
   const int64_t N = x.size[0], C = x.size[1], H = x.size[2], W = x.size[3];
@@ -103,8 +108,9 @@ void to_nhwc(const View4& x, NhwcInput& in) {
     in.sW = x.stride[3];
     return;
   }
-  in.copy.resize(static_cast<size_t>(N * H * W * C));
-  float* dst = in.copy.data();
+  std::vector<float>& buf = nhwc_scratch();
+  if (buf.size() < static_cast<size_t>(N * H * W * C)) buf.resize(static_cast<size_t>(N * H * W * C));
+  float* dst = buf.data();
   const int64_t* s = x.stride;
   parallel_for(0, N * H, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, W * C)), [&](int64_t b, int64_t e) {
     for (int64_t nh = b; nh < e; ++nh) {
@@ -271,6 +277,13 @@ void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, co
   const bool wide = G == 1 && p.dilation_w == 1 && (in.sW == C || KW == 1);
   const int64_t S = wide ? KH : KH * KW, L = wide ? KW * Cg : Cg;
   std::vector<float> zeros(static_cast<size_t>(std::max<int64_t>(L, 1)), 0.0f);
+  // offset of each segment from the window's top-left input pixel
+  std::vector<int64_t> seg_off(static_cast<size_t>(S));
+  for (int64_t kh = 0, s = 0; kh < KH; ++kh)
+    for (int64_t kw = 0; kw < (wide ? 1 : KW); ++kw)
+      seg_off[static_cast<size_t>(s++)] = kh * p.dilation_h * in.sH + kw * p.dilation_w * in.sW;
+  const int64_t sh = p.stride_h, sw = p.stride_w, pt = p.pad_top, pl = p.pad_left;
+  const int64_t h_span = (KH - 1) * p.dilation_h, w_span = (KW - 1) * p.dilation_w;
 
   const Isa isa = active_isa();
   TileFn* kernel = pick_kernel<TileFn>(isa, tile_scalar, LG_IF_AVX2(conv_tile_f32_avx2),
@@ -295,6 +308,7 @@ void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, co
     const float* resp[kMaxMR];
     int64_t cur_g = -1, cur_t = -1;
     int mr = 0;
+    const float** R = rows.data();
     for (int64_t it = b; it < e; ++it) {
       int64_t g, t, pn;
       if (panel_major) {
@@ -313,11 +327,25 @@ void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, co
         mr = static_cast<int>(q1 - q0);
         size_t used = 0;
         fixups.clear();
+        int64_t n = q0 / (OH * OW), oh = (q0 / OW) % OH, ow = q0 % OW - 1;
         for (int m = 0; m < mr; ++m) {
-          const int64_t q = q0 + m, n = q / (OH * OW), oh = (q / OW) % OH, ow = q % OW;
+          if (++ow == OW) {  // next pixel in (n, oh, ow) order
+            ow = 0;
+            if (++oh == OH) {
+              oh = 0;
+              ++n;
+            }
+          }
           const float* xb = in.data + n * in.sN + g * Cg;
-          const int64_t ih0 = oh * p.stride_h - p.pad_top, iw0 = ow * p.stride_w - p.pad_left;
-          const bool w_inside = iw0 >= 0 && iw0 + (KW - 1) * p.dilation_w < W;
+          const int64_t ih0 = oh * sh - pt, iw0 = ow * sw - pl;
+          const bool w_inside = iw0 >= 0 && iw0 + w_span < W;
+          out_pix[m] = y + n * ys[0] + oh * ys[2] + ow * ys[3];
+          res_pix[m] = res ? res->data + n * res->stride[0] + oh * res->stride[2] + ow * res->stride[3] : nullptr;
+          if (w_inside && ih0 >= 0 && ih0 + h_span < H) {  // the whole window is inside: no checks
+            const float* base = xb + ih0 * in.sH + iw0 * in.sW;
+            for (int64_t s = 0; s < S; ++s) R[s * mr + m] = base + seg_off[s];
+            continue;
+          }
           for (int64_t kh = 0; kh < KH; ++kh) {
             const int64_t ih = ih0 + kh * p.dilation_h;
             const bool h_ok = ih >= 0 && ih < H;
@@ -332,10 +360,13 @@ void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, co
                 float* d = border.data() + used;
                 for (int64_t kw = 0; kw < KW; ++kw) {
                   const int64_t iw = iw0 + kw;
-                  if (iw >= 0 && iw < W)
-                    std::memcpy(d + kw * Cg, xb + ih * in.sH + iw * in.sW, sizeof(float) * Cg);
-                  else
-                    std::memset(d + kw * Cg, 0, sizeof(float) * Cg);
+                  float* dk = d + kw * Cg;
+                  if (iw >= 0 && iw < W) {
+                    const float* src_k = xb + ih * in.sH + iw * in.sW;
+                    for (int64_t c = 0; c < Cg; ++c) dk[c] = src_k[c];
+                  } else {
+                    for (int64_t c = 0; c < Cg; ++c) dk[c] = 0.0f;
+                  }
                 }
                 fixups.emplace_back(kh * mr + m, used);  // pointer set below: border may still move
                 src = nullptr;
@@ -350,8 +381,6 @@ void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, co
               }
             }
           }
-          out_pix[m] = y + n * ys[0] + oh * ys[2] + ow * ys[3];
-          res_pix[m] = res ? res->data + n * res->stride[0] + oh * res->stride[2] + ow * res->stride[3] : nullptr;
         }
         for (const auto& [idx, off] : fixups) rows[static_cast<size_t>(idx)] = border.data() + off;
       }
