@@ -151,7 +151,7 @@ void micro_bf16_scalar(int64_t kc, const void* ap, const void* bp, int64_t width
   if (ep) epilogue_scalar(c, ldc, mr, nr, ep);
 }
 
-IsaKernels scalar_kernels() { return IsaKernels{4, micro_scalar, nullptr, epilogue_scalar}; }
+IsaKernels scalar_kernels() { return IsaKernels{4, micro_scalar, nullptr, epilogue_scalar, nullptr}; }
 
 IsaKernels isa_kernels() {
   const Isa isa = active_isa();
@@ -237,7 +237,7 @@ std::shared_ptr<PackedB> make_packed(int64_t K, int64_t N, bool bf16) {
 // Packs rows [m0, m0 + mc) x cols [k0, k0 + kc) of A into tiles of max_mr rows: tile t at dst + t * max_mr * kc,
 // element (i, k) at [k * mr_t + i].
 void pack_a_f32(const float* a, int64_t lda_m, int64_t lda_k, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
-                int max_mr, float* dst) {
+                int max_mr, float* dst) {  // the portable detail::PackAF32
   for (int64_t t0 = 0; t0 < mc; t0 += max_mr) {
     const int mr = static_cast<int>(std::min<int64_t>(max_mr, mc - t0));
     float* d = dst + t0 * kc;
@@ -376,7 +376,8 @@ void run_block(const Problem& p, const IsaKernels& ks, const detail::IsaKernelsB
       if (p.bf16)
         kb.pack_a(p.a, p.lda_m, p.K, ic, mc, pc, kc, max_mr, abuf);
       else
-        pack_a_f32(p.a, p.lda_m, p.lda_k, ic, mc, pc, kc, max_mr, reinterpret_cast<float*>(abuf));
+        (ks.pack_a ? ks.pack_a : pack_a_f32)(p.a, p.lda_m, p.lda_k, ic, mc, pc, kc, max_mr,
+                                             reinterpret_cast<float*>(abuf));
       for (int64_t j = j0; j < j1; ++j) {
         const int w = p.width(j);
         const int64_t n0 = j * kPanel;

@@ -93,11 +93,17 @@ using SmallMKernel = void (*)(int m, int64_t K, const float* a, int64_t lda, con
 // In-place epilogue over rows of C: c[i * ldc + j] for i < m, j < n.
 using EpiKernel = void (*)(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep);
 
+// Packs rows [m0, m0 + mc) x columns [k0, k0 + kc) of A (element (i, k) at a[i * lda_m + k * lda_k]) into tiles of
+// max_mr rows: tile t at dst + t * max_mr * kc, element (i, k) at [k * mr_t + i].
+using PackAF32 = void (*)(const float* a, int64_t lda_m, int64_t lda_k, int64_t m0, int64_t mc, int64_t k0,
+                          int64_t kc, int max_mr, float* dst);
+
 struct IsaKernels {
   int max_mr;
   MicroKernel micro;
   SmallMKernel small_m;
   EpiKernel epilogue;
+  PackAF32 pack_a;  // null: the portable packing
 };
 // Packs rows [m0, m0 + mc) x k-pairs [kp0, kp0 + kc2) of f32 A (row stride lda, K columns) into bf16-pair tiles of
 // max_mr rows (tile t at dst + t * max_mr * kc2, pair (i, kp) at [kp * mr_t + i]); pairs past K are zero.

@@ -258,7 +258,8 @@ void epilogue_avx2(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep) {
 }  // namespace impl_avx2
 
 IsaKernels kernels_avx2() {
-  return IsaKernels{impl_avx2::kMaxMR, impl_avx2::micro_avx2, impl_avx2::small_m_avx2, impl_avx2::epilogue_avx2};
+  return IsaKernels{impl_avx2::kMaxMR, impl_avx2::micro_avx2, impl_avx2::small_m_avx2, impl_avx2::epilogue_avx2,
+                    nullptr};
 }
 
 }  // namespace lg::gemm::detail

@@ -104,7 +104,7 @@ def test_gemm_packed_matches_torch(isa, m, n, k, act, bias, res, pad, seed) -> N
                        bv.data_ptr() if bv is not None else 0, rv.data_ptr() if rv is not None else 0,
                        rv.stride(0) if rv is not None else 0, res == "before", act)
     ref = _reference(a, b, bv, rv, res == "before", act)
-    assert _rel_err(out, ref) <= 1e-5
+    assert _rel_err(out, ref) <= 5e-5
     if pad and m:
         assert out.as_strided((m, pad), (n + pad, 1), n).isnan().all()
 
@@ -140,13 +140,13 @@ def test_activations_extreme_values(isa, act) -> None:
 def test_gemm_runtime_b_strided(isa, m, n, k, ta, tb, threads, act, seed) -> None:
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(k, m, generator=g).t() if ta else torch.randn(m, k, generator=g)
-    b = torch.randn(n, k, generator=g).t() if tb else torch.randn(k, n, generator=g)
+    b = (torch.randn(n, k, generator=g).t() if tb else torch.randn(k, n, generator=g)) / max(k, 1) ** 0.5
     bias = torch.randn(n, generator=g)
     out = torch.empty(m, n)
     with dispatch_at(isa):
         _C.gemm_f32(a.data_ptr(), a.stride(0), a.stride(1), b.data_ptr(), b.stride(0), b.stride(1), out.data_ptr(),
                     n, m, n, k, bias.data_ptr(), 0, 0, False, act, threads)
-    assert _rel_err(out, _reference(a, b, bias, None, False, act)) <= 1e-5
+    assert _rel_err(out, _reference(a, b, bias, None, False, act)) <= 5e-5
 
 
 @pytest.mark.parametrize("isa", ISAS)
