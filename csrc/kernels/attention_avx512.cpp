@@ -94,6 +94,8 @@ struct Simd {
 namespace {
 
 using V = Simd::V;
+// Fully unroll the register-tile loops early, so the accumulator arrays live in registers.
+#define LG_UNROLL _Pragma("GCC unroll 16")
 constexpr int W = Simd::W;
 constexpr int64_t kBlockK = 64;  // keys per block: the BK x BQ score tile (16 KiB at BQ = 64) stays in L1
 constexpr float kLog2e = 1.4426950408889634f;
@@ -115,39 +117,70 @@ inline V exp2v(V x) {
   return Simd::select_lt(x, lo, Simd::zero(), Simd::mul(p, Simd::pow2i(n)));
 }
 
-// st[r][:] = sum_e k[r, e] * qt[e][:] for R keys (rows of k at stride k_ss) and C query vectors.
-template <int R, int C>
-inline void qk_tile(const float* __restrict qt, const float* __restrict k, int64_t k_ss, int64_t E,
+// st[r][:NC] = sum_e k[r, e] * qt[e][:NC] for R keys (rows of k at stride k_ss) and NC query vectors (qt and st
+// rows hold `ld` floats).
+template <int R, int NC>
+inline void qk_tile(const float* __restrict qt, int64_t ld, const float* __restrict k, int64_t k_ss, int64_t E,
                     float* __restrict st) {
-  V acc[R][C];
+  V acc[R][NC];
+  LG_UNROLL
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) acc[r][c] = Simd::zero();
+    LG_UNROLL
+    for (int c = 0; c < NC; ++c) acc[r][c] = Simd::zero();
   for (int64_t e = 0; e < E; ++e) {
-    V q[C];
-    for (int c = 0; c < C; ++c) q[c] = Simd::load(qt + e * (C * W) + c * W);
+    V q[NC];
+    LG_UNROLL
+    for (int c = 0; c < NC; ++c) q[c] = Simd::load(qt + e * ld + c * W);
+    LG_UNROLL
     for (int r = 0; r < R; ++r) {
       const V kb = Simd::bcast(k + r * k_ss + e);
-      for (int c = 0; c < C; ++c) acc[r][c] = Simd::fmadd(kb, q[c], acc[r][c]);
+      LG_UNROLL
+      for (int c = 0; c < NC; ++c) acc[r][c] = Simd::fmadd(kb, q[c], acc[r][c]);
     }
   }
+  LG_UNROLL
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) Simd::store(st + r * (C * W) + c * W, acc[r][c]);
+    LG_UNROLL
+    for (int c = 0; c < NC; ++c) Simd::store(st + r * ld + c * W, acc[r][c]);
 }
 
+template <int R>
+void qk_rows(int nc, const float* qt, int64_t ld, const float* k, int64_t k_ss, int64_t E, float* st) {
+  switch (nc) {
+    case 1: qk_tile<R, 1>(qt, ld, k, k_ss, E, st); break;
+    case 2: qk_tile<R, 2>(qt, ld, k, k_ss, E, st); break;
+    case 3: qk_tile<R, 3>(qt, ld, k, k_ss, E, st); break;
+    default: qk_tile<R, 4>(qt, ld, k, k_ss, E, st); break;
+  }
+}
+
+// st (bk x C vectors) = k_block . qt. causal_d = j0 - i0 (first key minus first query) when causal, else
+// INT64_MIN: a tile of keys skips the leading query vectors in which every query precedes every key (they are
+// masked to -inf afterwards, whatever they hold).
 template <int C>
-void qk_block(const float* qt, const float* k, int64_t k_ss, int64_t E, int64_t bk, float* st) {
+void qk_block(const float* qt, const float* k, int64_t k_ss, int64_t E, int64_t bk, float* st, int64_t causal_d) {
   constexpr int R = Simd::kQkRows;
+  constexpr int64_t ld = C * W;
+  auto skip = [&](int64_t j) -> int {
+    const int64_t d = causal_d + j;  // first key of the tile minus first query of the block
+    return d < W ? 0 : static_cast<int>(d / W < C ? d / W : C - 1);
+  };
   int64_t j = 0;
-  for (; j + R <= bk; j += R) qk_tile<R, C>(qt, k + j * k_ss, k_ss, E, st + j * (C * W));
+  for (; j + R <= bk; j += R) {
+    const int c0 = skip(j);
+    qk_rows<R>(C - c0, qt + c0 * W, ld, k + j * k_ss, k_ss, E, st + j * ld + c0 * W);
+  }
+  const int c0 = skip(j);
+  const float* qj = qt + c0 * W;
   const float* kj = k + j * k_ss;
-  float* sj = st + j * (C * W);
+  float* sj = st + j * ld + c0 * W;
   switch (bk - j) {
     case 0: break;
-    case 1: qk_tile<1, C>(qt, kj, k_ss, E, sj); break;
-    case 2: qk_tile<2, C>(qt, kj, k_ss, E, sj); break;
-    case 3: qk_tile<3, C>(qt, kj, k_ss, E, sj); break;
-    case 4: qk_tile<4, C>(qt, kj, k_ss, E, sj); break;
-    default: qk_tile<5, C>(qt, kj, k_ss, E, sj); break;
+    case 1: qk_rows<1>(C - c0, qj, ld, kj, k_ss, E, sj); break;
+    case 2: qk_rows<2>(C - c0, qj, ld, kj, k_ss, E, sj); break;
+    case 3: qk_rows<3>(C - c0, qj, ld, kj, k_ss, E, sj); break;
+    case 4: qk_rows<4>(C - c0, qj, ld, kj, k_ss, E, sj); break;
+    default: qk_rows<5>(C - c0, qj, ld, kj, k_ss, E, sj); break;
   }
 }
 
@@ -157,62 +190,81 @@ template <int R, int NV, bool TAIL>
 inline void pv_tile(float* __restrict o, int64_t ldo, const float* __restrict alpha, const float* __restrict pt,
                     int64_t ldp, const float* __restrict v, int64_t v_ss, int64_t bk, int last) {
   V acc[R][NV];
+  LG_UNROLL
   for (int r = 0; r < R; ++r) {
     const V a = Simd::bcast(alpha + r);
+    LG_UNROLL
     for (int n = 0; n < NV; ++n) acc[r][n] = Simd::mul(Simd::load(o + r * ldo + n * W), a);
   }
   for (int64_t j = 0; j < bk; ++j) {
     V vv[NV];
+    LG_UNROLL
     for (int n = 0; n < NV; ++n)
       vv[n] = (TAIL && n == NV - 1) ? Simd::load_n(v + j * v_ss + n * W, last) : Simd::load(v + j * v_ss + n * W);
+    LG_UNROLL
     for (int r = 0; r < R; ++r) {
       const V p = Simd::bcast(pt + j * ldp + r);
+      LG_UNROLL
       for (int n = 0; n < NV; ++n) acc[r][n] = Simd::fmadd(p, vv[n], acc[r][n]);
     }
   }
+  LG_UNROLL
   for (int r = 0; r < R; ++r)
+    LG_UNROLL
     for (int n = 0; n < NV; ++n) Simd::store(o + r * ldo + n * W, acc[r][n]);
+}
+
+// Causal: queries [i, i + R) see keys up to i + R - 1 - causal_d of the block (p is 0 beyond); a tile that sees
+// none keeps o (its alpha is exactly 1: no key of the block raised its max).
+inline int64_t keys_seen(int64_t i, int R, int64_t bk, int64_t causal_d) {
+  const int64_t n = i + R - causal_d;
+  return n < bk ? (n > 0 ? n : 0) : bk;
 }
 
 template <int NV, bool TAIL>
 void pv_rows(float* o, int64_t ldo, const float* alpha, const float* pt, int64_t ldp, const float* v, int64_t v_ss,
-             int64_t bk, int64_t rows, int last) {
+             int64_t bk, int64_t rows, int last, int64_t causal_d) {
   constexpr int R = Simd::kPvRows;
   int64_t i = 0;
-  for (; i + R <= rows; i += R) pv_tile<R, NV, TAIL>(o + i * ldo, ldo, alpha + i, pt + i, ldp, v, v_ss, bk, last);
+  for (; i + R <= rows; i += R) {
+    const int64_t n = keys_seen(i, R, bk, causal_d);
+    if (n) pv_tile<R, NV, TAIL>(o + i * ldo, ldo, alpha + i, pt + i, ldp, v, v_ss, n, last);
+  }
   float* oi = o + i * ldo;
-  switch (rows - i) {
-    case 0: break;
-    case 1: pv_tile<1, NV, TAIL>(oi, ldo, alpha + i, pt + i, ldp, v, v_ss, bk, last); break;
-    case 2: pv_tile<2, NV, TAIL>(oi, ldo, alpha + i, pt + i, ldp, v, v_ss, bk, last); break;
-    case 3: pv_tile<3, NV, TAIL>(oi, ldo, alpha + i, pt + i, ldp, v, v_ss, bk, last); break;
-    case 4: pv_tile<4, NV, TAIL>(oi, ldo, alpha + i, pt + i, ldp, v, v_ss, bk, last); break;
-    default: pv_tile<5, NV, TAIL>(oi, ldo, alpha + i, pt + i, ldp, v, v_ss, bk, last); break;
+  const int rem = static_cast<int>(rows - i);
+  const int64_t n = keys_seen(i, rem, bk, causal_d);
+  if (rem == 0 || n == 0) return;
+  switch (rem) {
+    case 1: pv_tile<1, NV, TAIL>(oi, ldo, alpha + i, pt + i, ldp, v, v_ss, n, last); break;
+    case 2: pv_tile<2, NV, TAIL>(oi, ldo, alpha + i, pt + i, ldp, v, v_ss, n, last); break;
+    case 3: pv_tile<3, NV, TAIL>(oi, ldo, alpha + i, pt + i, ldp, v, v_ss, n, last); break;
+    case 4: pv_tile<4, NV, TAIL>(oi, ldo, alpha + i, pt + i, ldp, v, v_ss, n, last); break;
+    default: pv_tile<5, NV, TAIL>(oi, ldo, alpha + i, pt + i, ldp, v, v_ss, n, last); break;
   }
 }
 
 template <int NV>
 void pv_chunk(bool tail, float* o, int64_t ldo, const float* alpha, const float* pt, int64_t ldp, const float* v,
-              int64_t v_ss, int64_t bk, int64_t rows, int last) {
+              int64_t v_ss, int64_t bk, int64_t rows, int last, int64_t causal_d) {
   if (tail)
-    pv_rows<NV, true>(o, ldo, alpha, pt, ldp, v, v_ss, bk, rows, last);
+    pv_rows<NV, true>(o, ldo, alpha, pt, ldp, v, v_ss, bk, rows, last, causal_d);
   else
-    pv_rows<NV, false>(o, ldo, alpha, pt, ldp, v, v_ss, bk, rows, last);
+    pv_rows<NV, false>(o, ldo, alpha, pt, ldp, v, v_ss, bk, rows, last, causal_d);
 }
 
 // o (rows x Ev, row stride ldo) = o * alpha + p^T . v over Ev in chunks of up to 4 vectors.
 void pv_block(float* o, int64_t ldo, const float* alpha, const float* pt, int64_t ldp, const float* v, int64_t v_ss,
-              int64_t bk, int64_t rows, int64_t Ev) {
+              int64_t bk, int64_t rows, int64_t Ev, int64_t causal_d) {
   for (int64_t e0 = 0; e0 < Ev; e0 += 4 * W) {
     const int64_t ne = Ev - e0 < 4 * W ? Ev - e0 : 4 * W;
     const int nv = static_cast<int>((ne + W - 1) / W);
     const int last = static_cast<int>(ne - (nv - 1) * W);
     const bool tail = last != W;
     switch (nv) {
-      case 1: pv_chunk<1>(tail, o + e0, ldo, alpha, pt, ldp, v + e0, v_ss, bk, rows, last); break;
-      case 2: pv_chunk<2>(tail, o + e0, ldo, alpha, pt, ldp, v + e0, v_ss, bk, rows, last); break;
-      case 3: pv_chunk<3>(tail, o + e0, ldo, alpha, pt, ldp, v + e0, v_ss, bk, rows, last); break;
-      default: pv_chunk<4>(tail, o + e0, ldo, alpha, pt, ldp, v + e0, v_ss, bk, rows, last); break;
+      case 1: pv_chunk<1>(tail, o + e0, ldo, alpha, pt, ldp, v + e0, v_ss, bk, rows, last, causal_d); break;
+      case 2: pv_chunk<2>(tail, o + e0, ldo, alpha, pt, ldp, v + e0, v_ss, bk, rows, last, causal_d); break;
+      case 3: pv_chunk<3>(tail, o + e0, ldo, alpha, pt, ldp, v + e0, v_ss, bk, rows, last, causal_d); break;
+      default: pv_chunk<4>(tail, o + e0, ldo, alpha, pt, ldp, v + e0, v_ss, bk, rows, last, causal_d); break;
     }
   }
 }
@@ -290,7 +342,8 @@ void run_task(const SdpaArgs& a, const Scratch& s, int64_t b, int64_t h, int64_t
   const V neg_inf = Simd::set1(-INFINITY);
   for (int64_t j0 = 0; j0 < j_end; j0 += kBlockK) {
     const int64_t bk = j_end - j0 < kBlockK ? j_end - j0 : kBlockK;
-    qk_block<C>(s.qt, k + j0 * a.k_ss, a.k_ss, E, bk, s.st);
+    const int64_t causal_d = a.causal ? j0 - i0 : -(int64_t(1) << 62);
+    qk_block<C>(s.qt, k + j0 * a.k_ss, a.k_ss, E, bk, s.st, causal_d);
 
     // masks; running max
     V mx[C];
@@ -366,7 +419,7 @@ void run_task(const SdpaArgs& a, const Scratch& s, int64_t b, int64_t h, int64_t
     }
     for (int c = 0; c < C; ++c) Simd::store(s.l + c * W, sum[c]);
 
-    pv_block(s.o, EvP, s.alpha, s.st, BQ, v + j0 * a.v_ss, a.v_ss, bk, bq, Ev);
+    pv_block(s.o, EvP, s.alpha, s.st, BQ, v + j0 * a.v_ss, a.v_ss, bk, bq, Ev, causal_d);
   }
 
   // out = o / l (0 where every key was masked)
