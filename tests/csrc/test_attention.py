@@ -298,3 +298,24 @@ def test_compiled_model_runs_sdpa_natively(causal):
     report = compiled.report().as_dict()
     assert report["native_nodes"] >= 1
     assert not any("sdpa" in op for op in report.get("fallback_ops", {}))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("threads", [1, 3, 16])
+def test_query_block_sizes_and_threads(isa, threads):
+    """More threads than (batch x head x block) tasks shrinks the query blocks (48, 32, 16 rows): causal trimming
+    and masks must hold for every block size and alignment against the key blocks."""
+    before = native.get_num_threads()
+    q, k, v = qkv_views(1, 2, 1, 150, 170, 40, 24, "padded", 7)
+    mask = make_mask("float", "LS", 1, 2, 150, 170, 8)
+    try:
+        native.set_num_threads(threads)
+        with dispatch_at(isa):
+            got_causal = sdpa_kernel(q.shape, k.shape, v.shape, causal=True)(q, k, v)
+            got_mask = sdpa_kernel(q.shape, k.shape, v.shape, mask)(q, k, v, mask)
+            got_both = _raw_sdpa(q, k, v, mask, causal=True)
+    finally:
+        native.set_num_threads(before)
+    check(got_causal, reference(q, k, v, causal=True))
+    check(got_mask, reference(q, k, v, mask))
+    check(got_both, reference(q, k, v, mask, causal=True))
