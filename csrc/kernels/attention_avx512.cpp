@@ -20,7 +20,8 @@
 
 #include "kernels/attention.h"
 
-namespace lg::kernels {
+// Named per ISA (the build test tells kernels apart by the _avx2 / _avx512 in their names).
+namespace lg::kernels::sdpa_avx512 {
 namespace {
 
 struct Simd {
@@ -88,8 +89,12 @@ struct Simd {
 };
 
 }  // namespace
+}  // namespace lg::kernels::sdpa_avx512
 
+#define LG_SDPA_NS sdpa_avx512
 #define LG_SDPA_TASKS_FN sdpa_f32_tasks_avx512
+namespace lg::kernels {
+namespace LG_SDPA_NS {
 // ---- ISA-independent body (identical in attention_avx2.cpp) -------------------------------------------------------
 namespace {
 
@@ -439,6 +444,9 @@ struct AlignedFree {
 };
 
 }  // namespace
+}  // namespace LG_SDPA_NS
+
+using namespace LG_SDPA_NS;
 
 void LG_SDPA_TASKS_FN(const SdpaArgs& a, int64_t task_begin, int64_t task_end) {
   const int64_t BQ = (a.block_q + W - 1) / W * W;
