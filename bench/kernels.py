@@ -140,6 +140,109 @@ BENCHMARKS: list[tuple[str, Callable[..., list[dict[str, Any]]], Callable[..., d
 ]
 
 
+# ------------------------------------------------------------------------------------------ elementwise / norm
+# (the elementwise family: programs, norms, softmax, reductions, movement)
+
+def _lowered(nodes: list[tuple[Any, dict[str, Any]]], xs: list[torch.Tensor], outputs: int = 1) -> Any:
+    """Our kernel for a chain: nodes[0] applied to xs, each later node to the previous value (one program if
+    several); ``outputs`` = how many of the last values are outputs."""
+    from lepton_graph.backends.cpu import eltwise, movement, norm  # noqa: F401  (registers the lowerings)
+    from lepton_graph.backends.cpu.registry import lowering_for
+    from lepton_graph.ir import DType, Graph
+
+    g = Graph()
+    ins = [g.add_input(tuple(x.shape), DType.from_torch(x.dtype)) for x in xs]
+    vals = []
+    for i, (op, attrs) in enumerate(nodes):
+        args = (ins[:2] if len(nodes) > 1 and nodes[1][0] in norm._ROW_OPS else ins) if i == 0 else [vals[-1]]
+        if i == 1 and op in norm._ROW_OPS:  # a row op after a prologue takes (value, weight, bias)
+            args = [vals[-1], *ins[2:]]
+        vals.append(g.add_node(op, args, attrs).out)
+    g.outputs = vals[-outputs:]
+    if len(nodes) == 1:
+        k = lowering_for(g.nodes[0])(g.nodes[0], g)
+    elif any(n.op in norm._ROW_OPS for n in g.nodes):
+        k = norm._lower_rows(g.nodes, g.inputs, g.outputs)
+    else:
+        k = eltwise.program_kernel(eltwise.build_program(g.nodes, g.inputs, g.outputs), g.outputs)
+    assert not isinstance(k, str), k
+    return k
+
+
+def bench_eltwise(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
+    """Elementwise programs, norms, softmax, reductions and copies vs the torch op and vs a torch copy moving the
+    same number of bytes (read + write). GB/s counts each input read once and each output written once. The
+    large elementwise cases write into preallocated outputs (out= for torch, Program.run for ours) so that page
+    faults of fresh 32 MB outputs do not dominate; the others allocate on both sides."""
+    from lepton_graph.ir import Op
+
+    F = torch.nn.functional
+    n = (1 << 20) if quick else (1 << 23)
+    a, b = torch.randn(n), torch.randn(n)
+    y = torch.empty(n)
+    rows_, d = (512 if quick else 8192), 768
+    x2, r2 = torch.randn(rows_, d), torch.randn(rows_, d)
+    w, bias = torch.randn(d), torch.randn(d)
+    big = torch.randn(rows_, 3072)
+    att = torch.randn(12 if quick else 96, 128, 128)
+    tr = torch.randn(12, rows_ // 4, 64).transpose(0, 1)
+    ln = {"normalized_shape": (d,), "eps": 1e-12}
+
+    def into(k: Any, xs: list[torch.Tensor]) -> Impl:
+        run = k.program.run
+        args = ([t.data_ptr() for t in xs], [t.shape for t in xs], [t.stride() for t in xs], y.shape,
+                [y.data_ptr()])
+        return lambda: run(*args)
+
+    k_bias = _lowered([(Op.ADD, {})], [big, big[0]])
+    k_ln = _lowered([(Op.LAYER_NORM, ln)], [x2, w, bias])
+    k_addln = _lowered([(Op.ADD, {}), (Op.LAYER_NORM, ln)], [x2, r2, w, bias], outputs=2)
+    k_sm = _lowered([(Op.SOFTMAX, {"dim": -1})], [att])
+    k_sum = _lowered([(Op.SUM, {"dims": (1,), "keepdim": False})], [big])
+    k_tr = _lowered([(Op.CONTIGUOUS, {})], [tr])
+    cases: list[tuple[str, int, Impl, Impl]] = [
+        ("relu f32[N]", 8 * n, into(_lowered([(Op.RELU, {})], [a]), [a]), lambda: torch.clamp_min(a, 0, out=y)),
+        ("add f32[N]+f32[N]", 12 * n, into(_lowered([(Op.ADD, {})], [a, b]), [a, b]),
+         lambda: torch.add(a, b, out=y)),
+        ("relu(a+b) fused", 12 * n, into(_lowered([(Op.ADD, {}), (Op.RELU, {})], [a, b]), [a, b]),
+         lambda: torch.relu_(torch.add(a, b, out=y))),
+        ("gelu erf f32[N]", 8 * n, into(_lowered([(Op.GELU, {"approximate": "none"})], [a]), [a]),
+         lambda: torch._C._nn.gelu(a, out=y)),
+        ("gelu tanh f32[N]", 8 * n, into(_lowered([(Op.GELU, {"approximate": "tanh"})], [a]), [a]),
+         lambda: torch._C._nn.gelu(a, approximate="tanh", out=y)),
+        ("bias add [R,3072]+[3072]", 8 * big.numel(), lambda: k_bias(big, big[0]), lambda: big + big[0]),
+        ("layer_norm [R,768]", 8 * x2.numel(), lambda: k_ln(x2, w, bias), lambda: F.layer_norm(x2, (d,), w, bias,
+                                                                                               1e-12)),
+        ("add+layer_norm fused", 16 * x2.numel(), lambda: k_addln(x2, r2, w, bias),
+         lambda: F.layer_norm(torch.add(x2, r2), (d,), w, bias, 1e-12)),
+        ("softmax [B,128,128]", 8 * att.numel(), lambda: k_sm(att), lambda: torch.softmax(att, -1)),
+        ("sum last dim [R,3072]", 4 * big.numel(), lambda: k_sum(big), lambda: big.sum(1)),
+        ("contiguous(transpose)", 8 * tr.numel(), lambda: k_tr(tr), lambda: tr.contiguous()),
+    ]
+    rows: list[dict[str, Any]] = []
+    print(f"{'case':>28} {'ours GB/s':>10} {'copy GB/s':>10} {'ours/copy':>10} {'vs torch op':>12}")
+    for name, nbytes, ours, peer in cases:
+        src = torch.empty(nbytes // 8)
+        dst = torch.empty_like(src)
+        times = time_interleaved({"ours": ours, "torch": peer, "copy": lambda s=src, t=dst: t.copy_(s)}, rounds)
+        row = {"family": "eltwise", "case": name, "bytes": nbytes, **{f"{k}_s": v for k, v in times.items()},
+               "ours_gbs": nbytes / times["ours"] / 1e9, "copy_gbs": nbytes / times["copy"] / 1e9,
+               "vs_copy": times["copy"] / times["ours"], "vs_torch": times["torch"] / times["ours"]}
+        rows.append(row)
+        print(f"{name:>28} {row['ours_gbs']:10.1f} {row['copy_gbs']:10.1f} {row['vs_copy']:10.2f} "
+              f"{row['vs_torch']:12.2f}", flush=True)
+    return rows
+
+
+def summarize_eltwise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    el = [r for r in rows if r["family"] == "eltwise"]
+    return {"eltwise_geomean_vs_torch": float(np.exp(np.mean(np.log([r["vs_torch"] for r in el])))) if el else 0.0,
+            "eltwise_min_vs_copy": min((r["vs_copy"] for r in el), default=0.0)}
+
+
+BENCHMARKS.append(("eltwise", bench_eltwise, summarize_eltwise))
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:

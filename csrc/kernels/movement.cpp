@@ -66,31 +66,44 @@ void copy_strided(std::uintptr_t src_ptr, std::uintptr_t dst_ptr, int64_t itemsi
     ds.push_back(1);
   }
   const int nd = static_cast<int>(sz.size());
+  LG_CHECK(nd <= 16, shape, "has more than 16 dims after collapsing");
   const int64_t inner = sz.back(), sin = ss.back(), din = ds.back();
   const int64_t rows = numel / inner;
   const char* src = reinterpret_cast<const char*>(src_ptr);
   char* dst = reinterpret_cast<char*>(dst_ptr);
   const int64_t grain = std::max<int64_t>(1, kGrainBytes / (inner * itemsize));
   parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+    // the row's N-d index once per chunk, then an odometer (no divisions per row)
+    int64_t idx[16] = {0};
+    int64_t so = 0, dof = 0, rem = r0;
+    for (int d = nd - 2; d >= 0; --d) {
+      const int64_t q = rem / sz[d];
+      idx[d] = rem - q * sz[d];
+      so += idx[d] * ss[d];
+      dof += idx[d] * ds[d];
+      rem = q;
+    }
+    const size_t row_bytes = static_cast<size_t>(inner * itemsize);
     for (int64_t r = r0; r < r1; ++r) {
-      int64_t so = 0, dof = 0, rem = r;
-      for (int d = nd - 2; d >= 0 && rem > 0; --d) {
-        const int64_t q = rem / sz[d], i = rem - q * sz[d];
-        so += i * ss[d];
-        dof += i * ds[d];
-        rem = q;
-      }
       const char* s = src + so * itemsize;
       char* o = dst + dof * itemsize;
       if (sin == 1 && din == 1) {
-        std::memcpy(o, s, static_cast<size_t>(inner * itemsize));
-        continue;
+        std::memcpy(o, s, row_bytes);
+      } else {
+        switch (itemsize) {
+          case 1: copy_row<uint8_t>(s, o, inner, sin, din); break;
+          case 2: copy_row<uint16_t>(s, o, inner, sin, din); break;
+          case 4: copy_row<uint32_t>(s, o, inner, sin, din); break;
+          default: copy_row<uint64_t>(s, o, inner, sin, din); break;
+        }
       }
-      switch (itemsize) {
-        case 1: copy_row<uint8_t>(s, o, inner, sin, din); break;
-        case 2: copy_row<uint16_t>(s, o, inner, sin, din); break;
-        case 4: copy_row<uint32_t>(s, o, inner, sin, din); break;
-        default: copy_row<uint64_t>(s, o, inner, sin, din); break;
+      for (int d = nd - 2; d >= 0; --d) {
+        so += ss[d];
+        dof += ds[d];
+        if (++idx[d] < sz[d]) break;
+        so -= ss[d] * sz[d];
+        dof -= ds[d] * sz[d];
+        idx[d] = 0;
       }
     }
   });

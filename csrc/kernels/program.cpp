@@ -215,7 +215,7 @@ void Program::run(const std::vector<std::uintptr_t>& in_ptrs, const std::vector<
   LG_CHECK(sizes.size() <= size_t(kProgMaxDims), out_shape, "needs ", sizes.size(), " dims after collapsing (max ",
            kProgMaxDims, ")");
 
-  auto plan = std::make_unique<ProgPlan>();
+  std::unique_ptr<ProgPlan> plan(new ProgPlan);  // default-initialised: only the used entries are set
   ProgPlan& p = *plan;
   p.code = code_.data();
   p.ncode = static_cast<int32_t>(code_.size());
@@ -249,7 +249,8 @@ void Program::run(const std::vector<std::uintptr_t>& in_ptrs, const std::vector<
   const int64_t target = std::clamp<int64_t>(12288 / nregs_, 256, 2048);
   const int64_t rows = numel / p.inner;
   if (row_mode_ || p.inner <= target) {
-    p.rows_per_tile = std::max<int64_t>(1, target / p.inner);
+    // long rows: one row per tile, so that [D]-shaped weights broadcast over rows load without a copy
+    p.rows_per_tile = p.inner >= 256 ? 1 : std::max<int64_t>(1, target / p.inner);
     p.tiles_per_row = 0;
     p.tile = round16(p.rows_per_tile * p.inner);
     p.ntiles = (rows + p.rows_per_tile - 1) / p.rows_per_tile;

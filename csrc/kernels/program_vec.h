@@ -84,6 +84,7 @@ struct V {
   static I slli23(I a) { return _mm512_slli_epi32(a, 23); }
   static I srli23(I a) { return _mm512_srli_epi32(a, 23); }
   static I srai1(I a) { return _mm512_srai_epi32(a, 1); }
+  static float reduce_add(F a) { return _mm512_reduce_add_ps(a); }
 };
 #elif LG_VEC_ISA == 1
 struct V {
@@ -136,6 +137,11 @@ struct V {
   static I slli23(I a) { return _mm256_slli_epi32(a, 23); }
   static I srli23(I a) { return _mm256_srli_epi32(a, 23); }
   static I srai1(I a) { return _mm256_srai_epi32(a, 1); }
+  static float reduce_add(F a) {
+    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+  }
 };
 #else
 struct V {
@@ -185,6 +191,7 @@ struct V {
   static I slli23(I a) { return static_cast<I>(static_cast<uint32_t>(a) << 23); }
   static I srli23(I a) { return static_cast<I>(static_cast<uint32_t>(a) >> 23); }
   static I srai1(I a) { return a >> 1; }
+  static float reduce_add(F a) { return a; }
 };
 #endif
 
@@ -445,13 +452,7 @@ void where(const float* c, const float* a, const float* b, float* d, int64_t n, 
 }
 
 // Horizontal sum / max of a vector through memory (portable, and NaN-propagating for max).
-inline float hsum(F v) {
-  float t[V::N];
-  V::store(t, v);
-  float s = 0.0f;
-  for (int i = 0; i < V::N; ++i) s += t[i];
-  return s;
-}
+inline float hsum(F v) { return V::reduce_add(v); }
 inline float hmax(F v) {
   float t[V::N];
   V::store(t, v);
