@@ -19,7 +19,7 @@ import torch.fx as fx
 
 from ..ir import DType, Op, Ref, Value
 from ..ir.graph import device_str
-from .fx_import import Importer, converts
+from .fx_import import Importer, converts, dim_of
 
 aten = torch.ops.aten
 Converter = Callable[..., Any]
@@ -27,13 +27,11 @@ _NUMBER = (bool, int, float)
 
 
 def _overloads(*names: str) -> list[Any]:
-    """aten overloads by "name.overload", skipping any this torch build lacks."""
+    """aten overloads by "name.overload" (".default" implied); a misspelt name fails at import."""
     out = []
     for full in names:
         name, _, overload = full.partition(".")
-        packet = getattr(aten, name, None)
-        if packet is not None and hasattr(packet, overload or "default"):
-            out.append(getattr(packet, overload or "default"))
+        out.append(getattr(getattr(aten, name), overload or "default"))
     return out
 
 
@@ -68,9 +66,9 @@ def _emit_first(b: Importer, op: Op, inputs: Sequence[Value], attrs: dict[str, A
     """Emit ``op`` for output 0 of a tuple-returning ATen op whose other outputs are unused; else decline."""
     if not _only_first_used(b):
         return None
-    assert b.node is not None
-    shape, dtype, device, kind = Importer._out_specs(b.node)[0]
-    out = Value(b.g.fresh(), shape, dtype, device, kind=kind)
+    first = _out_val(b)[0]  # the other outputs may have types the IR lacks (a CUDA rng state is uint64)
+    shape = tuple(dim_of(d) for d in first.shape)
+    out = Value(b.g.fresh(), shape, DType.from_torch(first.dtype), device_str(first.device))
     b.g.add_node(op, inputs, attrs, outputs=[out], syms=syms)
     return [out] + [None] * (len(_out_val(b)) - 1)
 
@@ -113,7 +111,7 @@ def _unary(op: Op, *names: str) -> None:
         x = _tensor(b, self)
         return None if x is None else b.emit(op, [x])
 
-    converts(*_overloads(*names))(convert)
+    _on(*names)(convert)
 
 
 for _op, _name in [
@@ -192,7 +190,7 @@ def _binaries(op: Op, *names: str, alpha: bool = False) -> None:
         def convert(b: Importer, self: Any, other: Any) -> Any:
             return _binary(b, op, self, other)
 
-    converts(*_overloads(*names))(convert)
+    _on(*names)(convert)
 
 
 _binaries(Op.ADD, "add.Tensor", "add.Scalar", alpha=True)
@@ -317,9 +315,13 @@ def _max_dim(b: Importer, self: Any, dim: int, keepdim: bool = False) -> Any:
 def _any(b: Importer, self: Any, dim: Any = None, keepdim: bool = False) -> Any:
     # any == amax on bools, except that amax rejects empty reductions: only static non-empty dims qualify
     x = b.value(self)
+    if x.dtype is not DType.bool:
+        return None
+    if isinstance(dim, (list, tuple)) and not dim:
+        return x  # unlike sum/amax, any.dims over an empty list reduces nothing
     dims = _dims(dim)
     reduced = [x.shape[d] for d in dims] if dims is not None else list(x.shape)
-    if x.dtype is not DType.bool or not all(isinstance(n, int) and n > 0 for n in reduced):
+    if not all(isinstance(n, int) and n > 0 for n in reduced):
         return None
     return b.emit(Op.AMAX, [x], {"dims": dims, "keepdim": keepdim})
 
@@ -593,19 +595,47 @@ def _cat(b: Importer, tensors: Any, dim: int = 0) -> Any:
 
 @_on("split_with_sizes", "split.sizes")
 def _split_with_sizes(b: Importer, self: Any, split_sizes: Any, dim: int = 0) -> Any:
+    if len(split_sizes) == 1:
+        return [b.value(self)]  # one piece: the tensor itself
     syms: list[Value] = []
     return b.emit(Op.SPLIT, [b.value(self)], {"sizes": b.ints(tuple(split_sizes), syms), "dim": dim}, syms)
 
 
+def _split_static(b: Importer, self: Any, dim: int, pieces: Callable[[torch.Tensor], Sequence[torch.Tensor]]) -> Any:
+    """SPLIT with the sizes torch itself picks for a dim of static size (``pieces`` runs on a meta tensor)."""
+    x = b.value(self)
+    total = x.shape[dim]
+    if not isinstance(total, int):
+        return None  # the number of pieces would depend on a symbolic size
+    sizes = tuple(int(t.shape[0]) for t in pieces(torch.empty(total, device="meta")))
+    if len(sizes) != len(_out_val(b)):
+        return None
+    return [x] if len(sizes) == 1 else b.emit(Op.SPLIT, [x], {"sizes": sizes, "dim": dim})
+
+
 @_on("split.Tensor")
 def _split(b: Importer, self: Any, split_size: Any, dim: int = 0) -> Any:
-    total = b.value(self).shape[dim]
-    if not isinstance(split_size, int) or not isinstance(total, int):
-        return None  # the number of pieces would depend on a symbolic size
-    sizes = [split_size] * (total // split_size) + ([total % split_size] if total % split_size else [])
-    if len(sizes or [0]) != len(_out_val(b)):
+    if not isinstance(split_size, int):
         return None
-    return b.emit(Op.SPLIT, [b.value(self)], {"sizes": tuple(sizes or [0]), "dim": dim})
+    return _split_static(b, self, dim, lambda t: torch.split(t, split_size))
+
+
+@_on("chunk")
+def _chunk(b: Importer, self: Any, chunks: int, dim: int = 0) -> Any:
+    return _split_static(b, self, dim, lambda t: torch.chunk(t, chunks))
+
+
+@_on("unbind.int")
+def _unbind(b: Importer, self: Any, dim: int = 0) -> Any:
+    # unbind == split into size-1 pieces, each squeezed
+    x = b.value(self)
+    n = x.shape[dim]
+    if not isinstance(n, int) or n == 0:
+        return None
+    if n == 1:
+        return [b.g.add_node(Op.SQUEEZE, [x], {"dims": (dim,)}).out]
+    pieces = b.g.add_node(Op.SPLIT, [x], {"sizes": (1,) * n, "dim": dim}).outputs
+    return [b.g.add_node(Op.SQUEEZE, [p], {"dims": (dim,)}).out for p in pieces]
 
 
 @_on("contiguous")
@@ -700,11 +730,11 @@ def _full(b: Importer, size: Any, value: Any) -> Any:
 
 
 def _full_like(b: Importer, self: Any, value: Any) -> Any:
+    if not isinstance(value, _NUMBER):
+        return None
     x = b.value(self)
     syms: list[Value] = []
     shape = tuple(_sym_dim(b, x, i, syms) for i in range(x.rank))
-    if not isinstance(value, _NUMBER):
-        return None
     return _creation(b, Op.FULL, {"shape": shape, "value": value}, syms)
 
 
@@ -717,6 +747,16 @@ def _full_default(b: Importer, size: Any, fill_value: Any, **kwargs: Any) -> Any
 def _zeros(b: Importer, size: Any, **kwargs: Any) -> Any:
     assert b.node is not None
     return _full(b, size, 0 if b.node.target is aten.zeros.default else 1)
+
+
+@_on("empty.memory_format")
+def _empty(b: Importer, size: Any, **kwargs: Any) -> Any:
+    return _full(b, size, 0)  # the contents of empty are unspecified, so zeros are one valid choice
+
+
+@_on("empty_like")
+def _empty_like(b: Importer, self: Any, **kwargs: Any) -> Any:
+    return _full_like(b, self, 0)
 
 
 @_on("scalar_tensor")

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from .dtype import DType
-from .graph import Node, Ref, Shape
+from .graph import Node, Ref, Shape, Value
 from .ops import Op
 
 # (shape, dtype, device, kind) of one output
@@ -82,6 +82,7 @@ def run_reference(node: Node, args: list[Any], syms: list[Any]) -> Any:
 # -- shape inference ------------------------------------------------------------------------------------------
 
 _HINT_BASE = 100_003  # symbolic dims are traced with distinct large hints, mapped back afterwards
+_HINT_STEP = 1_009
 
 
 def infer_outputs(node: Node) -> list[OutSpec]:
@@ -104,11 +105,29 @@ def infer_by_meta(node: Node) -> list[OutSpec]:
     def hint(dim: Any) -> int:
         if isinstance(dim, int):
             return dim
-        return hints.setdefault(str(dim), _HINT_BASE + 2 * len(hints) + 1)
+        key = str(dim)
+        if key not in hints:
+            if key.isidentifier():
+                hints[key] = _HINT_BASE + _HINT_STEP * len(hints)
+            else:  # an expression ("2*s0", "s0*s1"): its symbols' hints must give the same value
+                import sympy
+
+                expr = sympy.sympify(key)
+                hints[key] = int(expr.subs({s: hint(s.name) for s in expr.free_symbols}))
+        return hints[key]
+
+    def sym_hint(v: Value) -> int:
+        # a sym value read off a tensor's size must agree with that tensor's symbolic dim
+        p = v.producer
+        if p is not None and p.op is Op.SYM_SIZE:
+            return hint(p.inputs[0].shape[p.attrs["dim"]])
+        if p is not None and p.op is Op.SYM_ARITH:
+            return int(run_reference(p, [], [sym_hint(s) for s in p.syms]))
+        return hint(v.name)
 
     args = [torch.empty([hint(s) for s in v.shape], dtype=v.dtype.to_torch(), device="meta")
-            if v.kind == "tensor" else hint(v.name) for v in node.inputs]
-    syms = [hint(v.name) for v in node.syms]
+            if v.kind == "tensor" else sym_hint(v) for v in node.inputs]
+    syms = [sym_hint(v) for v in node.syms]
     device = next((v.device for v in node.inputs if v.kind == "tensor"), "cpu")
     out = run_reference(node, args, syms)
     back = {h: s for s, h in hints.items()}

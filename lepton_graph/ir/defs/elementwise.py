@@ -165,13 +165,19 @@ def pow_(a: Tensor, b: Tensor | None = None, *, scalar: Any, reverse: bool) -> T
 
 @register_op(Op.MAXIMUM, inputs=(1, 2), attrs=_BINARY)
 def maximum(a: Tensor, b: Tensor | None = None, *, scalar: Any, reverse: bool) -> Tensor:
-    """torch.maximum (NaN-propagating); commutative, so ``reverse`` changes nothing."""
-    return torch.maximum(a, b if b is not None else _wrapped(scalar, a))
+    """torch.maximum (NaN-propagating); commutative, so ``reverse`` changes nothing. With a scalar it is
+    clamp_min, which promotes and propagates NaN the same way but has no bool kernel."""
+    if b is not None:
+        return torch.maximum(a, b)
+    return torch.clamp_min(a, scalar) if a.dtype != torch.bool else torch.maximum(a, _wrapped(scalar, a))
 
 
 @register_op(Op.MINIMUM, inputs=(1, 2), attrs=_BINARY)
 def minimum(a: Tensor, b: Tensor | None = None, *, scalar: Any, reverse: bool) -> Tensor:
-    return torch.minimum(a, b if b is not None else _wrapped(scalar, a))
+    """torch.minimum; with a scalar, clamp_max (see MAXIMUM)."""
+    if b is not None:
+        return torch.minimum(a, b)
+    return torch.clamp_max(a, scalar) if a.dtype != torch.bool else torch.minimum(a, _wrapped(scalar, a))
 
 
 def _comparison(op: Op, fn: Any, mirrored: Any) -> None:
