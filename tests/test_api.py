@@ -193,3 +193,14 @@ def test_runs_under_grad_mode_without_building_autograd_graph():
     c = lg.compile(m)
     y = c(torch.randn(2, 12))
     assert not y.requires_grad
+
+
+def test_output_that_is_an_input_is_a_copy():
+    @lg.compile
+    def f(x):
+        return x.clone(), x * 2
+
+    x = torch.randn(4)
+    a, b = f(x)
+    assert torch.equal(a, x) and a.data_ptr() != x.data_ptr()
+    assert torch.equal(b, x * 2)

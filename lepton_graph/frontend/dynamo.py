@@ -36,8 +36,8 @@ def import_aot_graph(gm: fx.GraphModule, example_inputs: list[Any],
         if isinstance(val, torch.Tensor):
             placeholders[node.name] = graph.add_input([dim_of(d) for d in val.shape], DType.from_torch(val.dtype),
                                                       device_str(val.device), name=node.name)
-        else:  # a symbolic size passed in by Dynamo
-            placeholders[node.name] = graph.add_input((), DType.i64, "cpu", kind="sym", name=node.name)
+        else:  # a symbolic size passed in by Dynamo: named by its symbol, so tensor dims "s0" refer to it
+            placeholders[node.name] = graph.add_input((), DType.i64, "cpu", kind="sym", name=str(val))
     outs, stats = import_fx(gm, placeholders, graph)
     graph.outputs = [v for v in outs if isinstance(v, Value)]
     if len(graph.outputs) != len(outs):

@@ -109,7 +109,9 @@ class Importer:
             elif node.op == "call_function":
                 self._call(node)
             elif node.op == "output":
-                outputs = list(fx.node.map_arg(node.args[0], lambda n: self.env[n]))  # type: ignore[arg-type]
+                result = node.args[0]
+                result = result if isinstance(result, (tuple, list)) else (result,)
+                outputs = list(fx.node.map_arg(result, lambda n: self.env[n]))  # type: ignore[arg-type]
             else:
                 raise CaptureError(f"unsupported FX node kind {node.op} ({node.name})")
         return outputs
@@ -129,25 +131,26 @@ class Importer:
         if name.startswith(_DROPPED):
             self.env[node] = None
             return
+        args, kwargs = node.args, node.kwargs
         if any(not isinstance(self.env.get(a), Value) for a in node.all_input_nodes):
             # Python scalars bound to placeholders are substituted as literals
-            node.args, node.kwargs = fx.node.map_arg((node.args, node.kwargs), self._literal_or_node)  # type: ignore
+            args, kwargs = fx.node.map_arg((args, kwargs), self._literal_or_node)  # type: ignore[assignment]
         conv = CONVERTERS.get(target)
         if conv is not None:
-            out = conv(self, *node.args, **node.kwargs)
+            out = conv(self, *args, **kwargs)
             if out is not None:
                 self.env[node] = out
                 return
             self.stats.fallback_reasons.setdefault(name, "converter declined these arguments")
         else:
             self.stats.fallback_reasons.setdefault(name, "no converter")
-        self.env[node] = self._fallback(node, name)
+        self.env[node] = self._fallback(node, name, args, kwargs)
 
     def _literal_or_node(self, n: fx.Node) -> Any:
         v = self.env.get(n)
         return v if isinstance(v, (bool, int, float)) else n
 
-    def _fallback(self, node: fx.Node, name: str) -> Any:
+    def _fallback(self, node: fx.Node, name: str, args: Any, kwargs: Any) -> Any:
         inputs: list[Value] = []
         syms: list[Value] = []
 
@@ -180,7 +183,7 @@ class Importer:
                 return a
             raise CaptureError(f"operator {name}: cannot represent argument of type {type(a).__name__}")
 
-        args, kwargs = enc(tuple(node.args)), enc(dict(node.kwargs))
+        args, kwargs = enc(tuple(args)), enc(dict(kwargs))
         val = node.meta.get("val")
         pick = None
         if isinstance(val, (tuple, list)):

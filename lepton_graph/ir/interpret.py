@@ -18,7 +18,7 @@ def interpret(graph: Graph, inputs: Sequence[Any]) -> list[Any]:
     for node in graph.nodes:
         out = run_reference(node, [env[v] for v in node.inputs], [env[v] for v in node.syms])
         if len(node.outputs) == 1:
-            env[node.outputs[0]] = out
+            env[node.outputs[0]] = out[0] if isinstance(out, (tuple, list)) else out
         else:
             env.update(zip(node.outputs, out))
     return [env[v] for v in graph.outputs]

@@ -29,11 +29,24 @@ class Executor:
         self.graph = graph
         self.steps = list(steps)
         self.kernels_per_call = sum(s.kernels for s in self.steps)
-        self.run = self._build()
+        self.run = self._copy_aliased_outputs(self._build())
         log.log("executor", "dispatch function:\n%s", getattr(self.run, "__lepton_source__", "<direct>"))
 
     def __call__(self, *inputs: Any) -> tuple[Any, ...]:
         return self.run(*inputs)
+
+    def _copy_aliased_outputs(self, run: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[Any, ...]]:
+        """An output that IS a graph input or a weight (e.g. after clone() was simplified away) is copied, so the
+        caller never gets an alias of its argument or of the model's parameters, as eager's clone() promised."""
+        ins = set(self.graph.inputs)
+        aliased = frozenset(i for i, v in enumerate(self.graph.outputs) if v in ins or v.const is not None)
+        if not aliased:
+            return run
+
+        def copying(*inputs: Any) -> tuple[Any, ...]:
+            return tuple(o.clone() if i in aliased else o for i, o in enumerate(run(*inputs)))
+
+        return copying
 
     def _build(self) -> Callable[..., tuple[Any, ...]]:
         g = self.graph

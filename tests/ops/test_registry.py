@@ -705,8 +705,6 @@ def test_symbolic_sizes_infer_consistently() -> None:
     assert flat.rank == 1
 
 
-@pytest.mark.xfail(strict=True, reason="ir/interpret.py binds a single-output node to the reference's whole "
-                   "result, so a one-piece SPLIT yields the 1-tuple instead of the tensor")
 def test_split_one_piece() -> None:
     g = Graph()
     x = g.add_input((4, 3), DType.f32)
