@@ -52,6 +52,10 @@ class Settings:
     device: str = "cpu"
     seed: int = 0
     warm_cache: bool = False  # reuse the inductor on-disk cache instead of a fresh one per (model, backend)
+    # Timing-phase budget per model: on a quiet 2-core machine the default run needs ~20-40 s per model; under
+    # heavy load from other processes rounds get 10-30x slower, and the run stops after min_rounds instead.
+    max_model_s: float = 150.0
+    min_rounds: int = 5
 
     @staticmethod
     def quick(**kw: Any) -> Settings:
@@ -320,7 +324,7 @@ def bench_model(name: str, backends: Sequence[Peer], settings: Settings, workdir
                     run.record.setdefault("info", run.ctx.info)
             step(f"setup {run.peer.name}", 1)
         with CpuShare() as share:
-            _measure(runs, args, kwargs, settings, step)
+            base["rounds_done"] = _measure(runs, args, kwargs, settings, step)
         if share.foreign_s is not None:
             base["timing_wall_s"] = share.wall_s
             base["foreign_cpu_s"] = share.foreign_s  # other processes' CPU time during the timing rounds
@@ -341,9 +345,14 @@ def bench_model(name: str, backends: Sequence[Peer], settings: Settings, workdir
 
 
 def _measure(runs: list[BackendRun], args: tuple, kwargs: dict, settings: Settings,
-             step: Callable[[str, int], None]) -> None:
+             step: Callable[[str, int], None]) -> int:
+    """Timing rounds; returns how many ran (fewer than settings.rounds once max_model_s is spent)."""
     sync = _sync(settings.device)
+    t_start = time.perf_counter()
     for r in range(settings.rounds):
+        if r >= settings.min_rounds and time.perf_counter() - t_start > settings.max_model_s:
+            step("time budget spent", len(runs) * (settings.rounds - r))
+            return r
         live = [run for run in runs if run.status == "ok"]
         order = live[r % len(live):] + live[:r % len(live)] if live else []
         gc.collect()
@@ -361,6 +370,7 @@ def _measure(runs: list[BackendRun], args: tuple, kwargs: dict, settings: Settin
         finally:
             gc.enable()
         step(f"round {r + 1}/{settings.rounds}", len(runs))
+    return settings.rounds
 
 
 def _record(run: BackendRun, base: dict[str, Any]) -> dict[str, Any]:
@@ -587,7 +597,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     if anchors:
         lines += ["", f"Anchors: {result['meta'].get('anchors')} (another run: compare the ratios, not the ms; "
                       "anchor BERT had no attention_mask, anchor GPT-2 ran with use_cache=False)."]
-    lines += _render_reports(recs) + _render_notes(recs)
+    lines += _render_reports(recs) + _render_notes(recs, s["rounds"])
     return "\n".join(lines) + "\n"
 
 
@@ -615,7 +625,7 @@ def _render_reports(recs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _render_notes(recs: list[dict[str, Any]]) -> list[str]:
+def _render_notes(recs: list[dict[str, Any]], rounds: int) -> list[str]:
     notes = []
     for r in recs:
         for key in ("accuracy", "warm_accuracy"):
@@ -627,6 +637,8 @@ def _render_notes(recs: list[dict[str, Any]]) -> list[str]:
         if r.get("foreign_cpu_s") and r["foreign_cpu_s"] > 0.1 * r.get("timing_wall_s", 0) and r["backend"] == "eager":
             notes.append(f"- {r['model']}: other processes used {r['foreign_cpu_s']:.1f} CPU s during its "
                          f"{r['timing_wall_s']:.0f} s of timing: its numbers are disturbed")
+        if r["backend"] == "eager" and r.get("rounds_done", rounds) < rounds:
+            notes.append(f"- {r['model']}: time budget spent after {r['rounds_done']} rounds")
         if r.get("status") == "error" and r.get("median_ms"):
             notes.append(f"- {r['model']} / {r['backend']}: failed after {r.get('rounds')} rounds: {r['error']}")
     return (["", "Notes:", *sorted(set(notes))]) if notes else []
@@ -644,6 +656,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="fewer, shorter rounds and a shorter warm-up")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all available cores)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights and inputs")
+    p.add_argument("--max-model-s", type=float, default=Settings.max_model_s,
+                   help="stop a model's timing rounds after this many seconds (at least 5 rounds run)")
     p.add_argument("--warm-cache", action="store_true", help="keep inductor's on-disk cache (warm compile times)")
     p.add_argument("--json", metavar="FILE", help="write all raw numbers and machine info here")
     p.add_argument("--md", metavar="FILE", help="also write the printed tables here")
@@ -654,7 +668,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_from_args(ns: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     split = (lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else None)
-    kw: dict[str, Any] = {"device": ns.device, "threads": ns.threads, "seed": ns.seed, "warm_cache": ns.warm_cache}
+    kw: dict[str, Any] = {"device": ns.device, "threads": ns.threads, "seed": ns.seed, "warm_cache": ns.warm_cache,
+                          "max_model_s": ns.max_model_s}
     if ns.rounds:
         kw["rounds"] = ns.rounds
     settings = Settings.quick(**kw) if ns.quick else Settings(**kw)

@@ -167,3 +167,11 @@ def test_cli_info_and_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--all"]) == 0
     assert "bert_tiny" in capsys.readouterr().out
     assert main(["bench", "--models", "nope", "--no-progress"]) == 2
+
+
+def test_time_budget_stops_rounds_early() -> None:
+    settings = Settings(rounds=50, batch_s=0.001, warmup_s=0.001, threads=1, max_model_s=0.0, min_rounds=2)
+    out = run_bench(["mlp_tiny"], ["eager"], settings, progress=False)
+    rec = out["results"][0]
+    assert rec["rounds_done"] == 2 and rec["rounds"] == 2
+    assert "time budget spent after 2 rounds" in render_markdown(out)
