@@ -285,7 +285,7 @@ int64_t block_kc() {
   return v;
 }
 int64_t block_mc() {
-  static const int64_t v = env_int("LEPTON_GEMM_MC", 252);
+  static const int64_t v = env_int("LEPTON_GEMM_MC", 256);
   return v;
 }
 
@@ -365,26 +365,31 @@ void run_block(const Problem& p, const IsaKernels& ks, const detail::IsaKernelsB
   const int64_t kc_max = std::max<int64_t>(8, p.bf16 ? (block_kc() + 1) / 2 : block_kc());
   const int64_t n_kb = (p.b_rows + kc_max - 1) / kc_max;
   const int64_t KC = std::min<int64_t>(kc_max, ((p.b_rows + n_kb - 1) / n_kb + 7) / 8 * 8);
-  const int64_t MC = std::max<int64_t>(max_mr, block_mc() / max_mr * max_mr);
-  const int64_t mc_max = std::min<int64_t>(MC, m1 - m0);
-  uint32_t* abuf = tls_scratch().get(mc_max * std::min<int64_t>(KC, p.b_rows));
+  // Row blocks of (nearly) equal height <= MC; within a block, tiles of equal height <= max_mr (the last one
+  // smaller), so no thin leftover tile runs with too few accumulators.
+  const int64_t rows = m1 - m0;
+  const int64_t n_mb = (rows + block_mc() - 1) / block_mc();
+  const int64_t MC = (rows + n_mb - 1) / n_mb;
+  uint32_t* abuf = tls_scratch().get(MC * std::min<int64_t>(KC, p.b_rows));
   for (int64_t pc = 0; pc < p.b_rows; pc += KC) {
     const int64_t kc = std::min<int64_t>(KC, p.b_rows - pc);
     const bool last = pc + kc == p.b_rows;
     for (int64_t ic = m0; ic < m1; ic += MC) {
       const int64_t mc = std::min<int64_t>(MC, m1 - ic);
+      const int64_t n_tiles = (mc + max_mr - 1) / max_mr;
+      const int tile_mr = static_cast<int>((mc + n_tiles - 1) / n_tiles);
       if (p.bf16)
-        kb.pack_a(p.a, p.lda_m, p.K, ic, mc, pc, kc, max_mr, abuf);
+        kb.pack_a(p.a, p.lda_m, p.K, ic, mc, pc, kc, tile_mr, abuf);
       else
-        (ks.pack_a ? ks.pack_a : pack_a_f32)(p.a, p.lda_m, p.lda_k, ic, mc, pc, kc, max_mr,
+        (ks.pack_a ? ks.pack_a : pack_a_f32)(p.a, p.lda_m, p.lda_k, ic, mc, pc, kc, tile_mr,
                                              reinterpret_cast<float*>(abuf));
       for (int64_t j = j0; j < j1; ++j) {
         const int w = p.width(j);
         const int64_t n0 = j * kPanel;
         const int nr = static_cast<int>(std::min<int64_t>(w, p.N - n0));
         const uint32_t* bp = p.b + j * p.b_rows * kPanel + pc * w;
-        for (int64_t t0 = 0; t0 < mc; t0 += max_mr) {
-          const int mr = static_cast<int>(std::min<int64_t>(max_mr, mc - t0));
+        for (int64_t t0 = 0; t0 < mc; t0 += tile_mr) {
+          const int mr = static_cast<int>(std::min<int64_t>(tile_mr, mc - t0));
           const int64_t i = ic + t0;
           const TileEpi te = last && epi ? tile_epi(p, i, n0) : TileEpi{};
           micro(kc, abuf + t0 * kc, bp, w, p.c + i * p.ldc + n0, p.ldc, mr, nr, pc > 0,
@@ -399,13 +404,12 @@ void run(const Problem& p, bool threads) {
   if (p.M == 0 || p.N == 0) return;
   const IsaKernels ks = isa_kernels();
   const detail::IsaKernelsBf16 kb = p.bf16 ? bf16_kernels() : detail::IsaKernelsBf16{1, nullptr, nullptr};
-  const int unit = p.bf16 ? kb.max_mr : ks.max_mr;
   const double flops = 2.0 * double(p.M) * double(p.N) * double(std::max<int64_t>(p.K, 1));
   int T = threads ? get_num_threads() : 1;
   if (flops < 262144.0) T = 1;
-  // Grid tm x tn over (row tiles, panels): minimise the largest share; ties go to splitting N (A is cheap to
-  // re-pack, B is the big operand); few rows are never split (each split re-reads B).
-  const int64_t m_units = p.M <= 4 ? 1 : (p.M + unit - 1) / unit;
+  // Grid tm x tn over (rows, panels): minimise the largest share; ties go to splitting N (A is cheap to re-pack,
+  // B is the big operand); fewer than 8 rows are never split (each split re-reads B).
+  const int64_t m_units = p.M < 8 ? 1 : p.M;
   int best_tm = 1, best_tn = 1;
   double best = 1e300;
   for (int tn = 1; tn <= T; ++tn) {
@@ -426,8 +430,7 @@ void run(const Problem& p, bool threads) {
   parallel_for(0, int64_t(tm) * tn, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t ti = t / tn, tj = t % tn;
-      const int64_t mu0 = m_units * ti / tm, mu1 = m_units * (ti + 1) / tm;
-      const int64_t m0 = p.M <= 4 ? 0 : std::min(p.M, mu0 * unit), m1 = p.M <= 4 ? p.M : std::min(p.M, mu1 * unit);
+      const int64_t m0 = p.M * ti / tm, m1 = p.M * (ti + 1) / tm;
       run_block(p, ks, kb, m0, m1, p.n_panels * tj / tn, p.n_panels * (tj + 1) / tn);
     }
   });
