@@ -83,6 +83,7 @@ struct ProgPlan {
   int64_t rows_per_tile;
   int64_t ntiles;
   int32_t row_mode;
+  int32_t stream;                    // large outputs: f32 results go out with non-temporal stores
 };
 
 // Run tiles [t0, t1) of `plan`; `scratch` holds nregs * tile floats, 64-byte aligned.

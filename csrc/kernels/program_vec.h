@@ -744,6 +744,30 @@ const float* load_input(const ProgPlan& p, const ProgInput& in, int64_t e0, int6
   return buf;
 }
 
+// dst[0, n) = src[0, n) with non-temporal stores (no read-for-ownership of output lines that will not be
+// re-read soon); used only for outputs much larger than the caches.
+inline void stream_store(float* dst, const float* src, int64_t n) {
+#if LG_VEC_ISA == 2
+  int64_t i = 0;
+  for (; i < n && (reinterpret_cast<std::uintptr_t>(dst + i) & 63u); ++i) dst[i] = src[i];
+  for (; i + 16 <= n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+#elif LG_VEC_ISA == 1
+  int64_t i = 0;
+  for (; i < n && (reinterpret_cast<std::uintptr_t>(dst + i) & 31u); ++i) dst[i] = src[i];
+  for (; i + 8 <= n; i += 8) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+#else
+  std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+#endif
+}
+
+inline void stream_fence() {
+#if LG_VEC_ISA > 0
+  _mm_sfence();
+#endif
+}
+
 void run_tiles(const ProgPlan& p, int64_t t0, int64_t t1, float* scratch) {
   const float* regs[kProgMaxRegs] = {};
   for (int64_t t = t0; t < t1; ++t) {
@@ -759,12 +783,16 @@ void run_tiles(const ProgPlan& p, int64_t t0, int64_t t1, float* scratch) {
     for (int32_t pc = 0; pc < p.ncode; ++pc) {
       const Instr& ins = p.code[pc];
       float* own = scratch + static_cast<int64_t>(ins.dst) * p.tile;
-      float* d = ins.bind >= 0 ? reinterpret_cast<float*>(p.out[ins.bind]) + e0 : own;
+      float* const bound = ins.bind >= 0 ? reinterpret_cast<float*>(p.out[ins.bind]) + e0 : nullptr;
+      float* d = bound && !p.stream ? bound : own;
       switch (ins.op) {
         case OP_LOAD: regs[ins.dst] = load_input(p, p.in[ins.a], e0, n, own); break;
         case OP_STORE: {
           const int64_t isz = itemsize(p.out_dtype[ins.b]);
-          convert_out(regs[ins.a], p.out[ins.b] + e0 * isz, p.out_dtype[ins.b], n);
+          if (p.stream && p.out_dtype[ins.b] == PD_F32)
+            stream_store(reinterpret_cast<float*>(p.out[ins.b]) + e0, regs[ins.a], n);
+          else
+            convert_out(regs[ins.a], p.out[ins.b] + e0 * isz, p.out_dtype[ins.b], n);
           break;
         }
         case OP_UNARY: unary(ins.fn, regs[ins.a], d, n, p.consts + ins.k); regs[ins.dst] = d; break;
@@ -787,8 +815,10 @@ void run_tiles(const ProgPlan& p, int64_t t0, int64_t t1, float* scratch) {
           regs[ins.dst] = d;
           break;
       }
+      if (bound && p.stream) stream_store(bound, d, n);
     }
   }
+  if (p.stream) stream_fence();
 }
 
 // ---------------------------------------------------------------------------------------------- reductions

@@ -279,6 +279,24 @@ def test_integer_arithmetic_is_declined() -> None:
     assert isinstance(eltwise.lower_elementwise(n, g), str)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+def test_huge_outputs_stream_past_the_caches(isa: str) -> None:
+    """Outputs >= 16 MB take the non-temporal store path (bound results and explicit stores, odd offsets)."""
+    g = Graph()
+    x = g.add_input((5, 1 << 20), DType.f32)
+    b = g.add_input((1 << 20,), DType.f32)
+    s = g.add_node(Op.ADD, [x, b]).out
+    r = g.add_node(Op.RELU, [s]).out
+    g.outputs = [s, r, x]  # x: an input that is also an output (an explicit store)
+    built = eltwise.build_program(g.nodes, g.inputs, g.outputs)
+    k = eltwise.program_kernel(built, g.outputs)
+    xs = [torch.randn(5, (1 << 20) + 3)[:, 3:], torch.randn(1 << 20)]
+    with dispatch_at(isa):
+        got = k(*xs)
+    for a, e in zip(got, interpret(g, xs)):
+        assert torch.equal(a, e)
+
+
 def test_large_tensor_multithreaded() -> None:
     a = torch.randn(3, 1 << 18)
     b = torch.randn(1 << 18)
