@@ -10,10 +10,16 @@ rotating round to round) so the machine's drift hits all of them alike; only rat
 
 from __future__ import annotations
 
-import argparse
+import os
+
+# numpy's OpenBLAS threads busy-wait ~2^28 cycles (~0.1 s) after each call by default, stealing both cores from
+# whichever implementation runs next in an interleaved round; 2^20 cycles (~0.3 ms) still keeps them spinning
+# between back-to-back calls. Must be set before numpy (and torch, which imports it) is loaded.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+
+import argparse  # noqa: E402
 import datetime as dt
 import json
-import os
 import platform
 import statistics
 import sys
