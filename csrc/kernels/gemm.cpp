@@ -5,6 +5,10 @@
 // over the MR-row tiles, so a B panel slice (KC x 32) stays in L1/L2 while the packed A block (MC x KC) stays in L2.
 // C tiles are written on the first K slice and accumulated on later ones; the epilogue runs on the last one while
 // the tile is in registers. M <= 4 takes the GEMV-like path that streams each B panel once, A read in place.
+//
+// Threads: one parallel_for over a tm x tn grid of C rectangles (usually tn = threads: each thread streams its own
+// share of B, packing A for itself), no barriers; small calls, and calls that would wait longer for a worker than
+// they save (an oversubscribed machine, measured), stay on the calling thread.
 #include "kernels/gemm.h"
 
 #include <algorithm>
@@ -568,10 +572,8 @@ void gemm_f32(const float* a, int64_t lda_m, int64_t lda_k, const float* b, int6
   check_epilogue(ep, M, N);
   if (M == 0 || N == 0) return;
   const int64_t n_panels = (N + kPanel - 1) / kPanel;
-  Scratch& s = tls_scratch();
-  // The A-packing scratch is the same thread-local buffer: B gets its own.
+  // Its own thread-local buffer (tls_scratch holds the packed A blocks of this thread).
   static thread_local Scratch bscratch;
-  (void)s;
   float* bp = reinterpret_cast<float*>(bscratch.get(n_panels * K * kPanel));
   pack_b_panels_f32(b, K, N, ldb_k, ldb_n, bp);
   const Problem p{a, lda_m, lda_k, reinterpret_cast<const uint32_t*>(bp), K, n_panels, last_panel_width(N), false,
