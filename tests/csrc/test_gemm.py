@@ -268,6 +268,25 @@ def test_compiled_residual_after_activation_and_matmul() -> None:
         assert _rel_err(g_, r_) <= 1e-4
 
 
+def test_compiled_addmm_and_runtime_matmul_groups() -> None:
+    """Fused groups rooted at ADDMM (constant and run-time B) and at a MATMUL with a run-time B."""
+    torch.manual_seed(0)
+    w, b, b2 = torch.randn(16, 12), torch.randn(12), torch.randn(12)
+
+    def f(x, y, r):
+        return (torch.relu(torch.addmm(b, x, w)), F.gelu(x @ y + b2), torch.sigmoid(torch.addmm(r, x, y)),
+                torch.tanh(torch.addmm(b, x, w, alpha=0.5, beta=2.0)))
+
+    x, y, r = torch.randn(5, 16), torch.randn(16, 12), torch.randn(5, 12)
+    compiled, got = _compile(f, x, y, r)
+    with torch.no_grad():
+        ref = f(x, y, r)
+    rep = compiled.report().as_dict()
+    assert rep["native_nodes"] == rep["nodes"], rep
+    for g_, r_ in zip(got, ref):
+        assert _rel_err(g_, r_) <= 1e-4
+
+
 def test_bf16_precision_compile() -> None:
     torch.manual_seed(0)
     m = _Mlp("gelu").eval()

@@ -313,8 +313,8 @@ def lower_matmul(node: Node, graph: Graph) -> Kernel | str:
 
 # ---------------------------------------------------------------------------------------------------- addmm
 
-@lowers(Op.ADDMM)
-def lower_addmm(node: Node, graph: Graph) -> Kernel | str:
+def _addmm_root(node: Node, graph: Graph, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
+                ) -> _Root | str:
     bias, a, b = node.inputs
     for v, what in ((bias, "bias"), (a, "a"), (b, "b")):
         if why := _f32_cpu(v, what):
@@ -329,22 +329,42 @@ def lower_addmm(node: Node, graph: Graph) -> Kernel | str:
         return "B is not static"
     epi = _Epi()
     if beta != 0:
-        bt = _const(graph, bias)
+        bt = const_of(bias)
         per_col = bias.rank <= 1 or all(d == 1 for d in bias.shape[:-1])
         if per_col and bias.numel() in (1, n):
             if bt is not None:
                 epi.add_bias(bt.reshape(-1).expand(n) * beta)
             else:
-                epi.bias_input, epi.bias_scale = 0, float(beta)
-        else:  # a full (M, N) (or column) bias: the residual, scaled at run time when beta != 1
+                epi.bias_input, epi.bias_scale = index_of(bias), float(beta)
+        else:  # a full (M, N) (or column) bias: the residual
             if beta != 1:
                 return "addmm with a non-per-column bias and beta != 1"
-            epi.residual, epi.residual_before_act = 0, True
-    btc = _const(graph, b)
+            epi.residual, epi.residual_before_act = index_of(bias), True
+    btc = const_of(b)
     if btc is not None:
         w = btc * alpha if alpha != 1 else btc
-        return _Root(1, k, n, epi, packed=pack_weight(w, transposed=False, bf16=_use_bf16(graph))).kernel()
-    return _Root(1, k, n, epi, w_index=2, w_transposed=False, alpha=float(alpha)).kernel()
+        return _Root(index_of(a), k, n, epi, packed=pack_weight(w, transposed=False, bf16=_use_bf16(graph)))
+    return _Root(index_of(a), k, n, epi, w_index=index_of(b), w_transposed=False, alpha=float(alpha))
+
+
+def _matmul_runtime_root(node: Node, index_of: Callable[[Value], int]) -> _Root | str:
+    """MATMUL of a >= 2-D A by a run-time 2-D B (in a fused group: the epilogue applies)."""
+    a, b = node.inputs
+    for v, what in ((a, "a"), (b, "b")):
+        if why := _f32_cpu(v, what):
+            return why
+    if a.rank < 2 or b.rank != 2:
+        return "batched matmul in a gemm group"
+    k, n = b.shape
+    if not isinstance(n, int) or not isinstance(k, int) or a.shape[-1] != k:
+        return "matmul B is not static"
+    return _Root(index_of(a), k, n, _Epi(), w_index=index_of(b), w_transposed=False)
+
+
+@lowers(Op.ADDMM)
+def lower_addmm(node: Node, graph: Graph) -> Kernel | str:
+    root = _addmm_root(node, graph, _identity_index(node), _graph_const(graph))
+    return root if isinstance(root, str) else root.kernel()
 
 
 # ---------------------------------------------------------------------------------------------------- fused
@@ -380,9 +400,11 @@ def lower_gemm_group(node: Node, graph: Graph) -> Kernel | str:
     if root.op is Op.LINEAR:
         r = _linear_root(root, graph, index_of, const_of)
     elif root.op is Op.MATMUL:
-        r = _matmul_const_root(root, graph, index_of, const_of)
+        b = root.inputs[1]
+        r = (_matmul_const_root(root, graph, index_of, const_of) if const_of(b) is not None
+             else _matmul_runtime_root(root, index_of))
     elif root.op is Op.ADDMM:
-        return "addmm-rooted gemm group"
+        r = _addmm_root(root, graph, index_of, const_of)
     else:
         return f"gemm group rooted at {root.op.value}"
     if isinstance(r, str):
