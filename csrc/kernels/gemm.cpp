@@ -406,13 +406,19 @@ void run_block(const Problem& p, const IsaKernels& ks, const detail::IsaKernelsB
   }
 }
 
-// How late worker threads start on their chunk after the calling thread forks (moving average over parallel
-// calls). OpenMP workers that went to sleep wake in microseconds on an idle machine, but on an oversubscribed
-// one (other processes on every core) a woken worker waits for a time slice: milliseconds.
+// What a parallel call costs the calling thread beyond its own share of the work (moving average): waking the
+// workers, and waiting for them at the join. On an idle machine, microseconds (the shares are equal); on an
+// oversubscribed one (other processes on every core) a worker that sleeps, or is preempted, waits for a time slice
+// and so does the caller: milliseconds (OpenMP's fork also waits for the previous team's workers to dock).
 struct ThreadLatency {
   std::atomic<int64_t> ema_ns{0};
-  std::atomic<uint32_t> probe{0};
+  std::atomic<int64_t> next_probe_ns{0};  // steady-clock time after which a call may go parallel again
 };
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 ThreadLatency& thread_latency() {
   static ThreadLatency t;
@@ -426,18 +432,21 @@ void run(const Problem& p, bool threads) {
   const double flops = 2.0 * double(p.M) * double(p.N) * double(std::max<int64_t>(p.K, 1));
   int T = threads ? get_num_threads() : 1;
   if (flops < 262144.0) T = 1;
-  // Worker start latency (see ThreadLatency): on a quiet machine it is microseconds and every call above the
+  // Parallel overhead (see ThreadLatency): on a quiet machine it is microseconds and every call above the
   // threshold is split; once it reaches the oversubscribed regime (>= 200 us), a call whose single-thread time
-  // would not pay for the wait stays on the calling thread. Every 32nd such call still goes parallel, to keep
-  // measuring (and to notice when the machine is quiet again).
+  // would not pay for it stays on the calling thread. One such call goes parallel again after 50x the overhead
+  // has passed (at most ~2% of the time spent probing), to notice when the machine is quiet again.
   ThreadLatency& lat = thread_latency();
   const int64_t lat_ns = lat.ema_ns.load(std::memory_order_relaxed);
   if (T > 1 && lat_ns >= 200000) {
     const double b_bytes = double(p.K) * double(p.N) * (p.bf16 ? 2.0 : 4.0);
     const double single_s = std::max(flops / 1.0e11, b_bytes / 4.0e10);
-    if (single_s / T + double(lat_ns) * 1e-9 >= single_s &&
-        lat.probe.fetch_add(1, std::memory_order_relaxed) % 32 != 0)
-      T = 1;
+    if (single_s / T + double(lat_ns) * 1e-9 >= single_s) {
+      const int64_t now = now_ns();
+      int64_t next = lat.next_probe_ns.load(std::memory_order_relaxed);
+      if (now < next || !lat.next_probe_ns.compare_exchange_strong(next, now + 50 * lat_ns, std::memory_order_relaxed))
+        T = 1;
+    }
   }
   // Grid tm x tn over (rows, panels): minimise the largest share; ties go to splitting N (A is cheap to re-pack,
   // B is the big operand); fewer than 8 rows are never split (each split re-reads B).
@@ -459,24 +468,24 @@ void run(const Problem& p, bool threads) {
     return;
   }
   const int tm = best_tm, tn = best_tn;
-  const auto t0 = std::chrono::steady_clock::now();
-  std::atomic<int64_t> worst_start_ns{0};
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point fork = Clock::now();
+  Clock::time_point own_start{}, own_done{};
   parallel_for(0, int64_t(tm) * tn, 1, [&](int64_t b, int64_t e) {
-    if (b > 0) {  // a worker's chunk: how long after the fork did it start?
-      const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
-                             .count();
-      int64_t prev = worst_start_ns.load(std::memory_order_relaxed);
-      while (ns > prev && !worst_start_ns.compare_exchange_weak(prev, ns, std::memory_order_relaxed)) {
-      }
-    }
+    if (b == 0) own_start = Clock::now();  // the calling thread's chunk
     for (int64_t t = b; t < e; ++t) {
       const int64_t ti = t / tn, tj = t % tn;
       const int64_t m0 = p.M * ti / tm, m1 = p.M * (ti + 1) / tm;
       run_block(p, ks, kb, m0, m1, p.n_panels * tj / tn, p.n_panels * (tj + 1) / tn);
     }
+    if (b == 0) own_done = Clock::now();
   });
+  const int64_t overhead_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>((Clock::now() - fork) - (own_done - own_start)).count();
+  // Quick to believe the machine is quiet again (halving), slower to believe it is oversubscribed (a quarter).
   const int64_t ema = lat.ema_ns.load(std::memory_order_relaxed);
-  lat.ema_ns.store(ema + (worst_start_ns.load(std::memory_order_relaxed) - ema) / 4, std::memory_order_relaxed);
+  lat.ema_ns.store(overhead_ns < ema ? (ema + overhead_ns) / 2 : ema + (overhead_ns - ema) / 4,
+                   std::memory_order_relaxed);
 }
 
 void check_epilogue(const Epilogue& ep, int64_t M, int64_t N) {
