@@ -455,7 +455,8 @@ def run_bench(models: Sequence[str] | None = None, backends: Sequence[str | Peer
             "models": models, "backends": [p.name for p in peers], "versions": versions(),
             "machine": machine_info(), "git_commit": git_commit(), "loadavg_start": _loadavg(),
             "definitions": {
-                "compile_s": "backend setup + first call (inductor: fresh on-disk cache per model/backend)",
+                "compile_s": "backend setup + first call (inductor: fresh on-disk cache per model/backend; "
+                             "in-process state such as imports and loaded kernels carries over between models)",
                 "median_ms/p90_ms": "per-call wall time over all interleaved rounds after warm-up, gc disabled",
                 "vs_eager": "eager median / backend median from the same run (> 1 = faster)",
                 "vs_eager_paired": "median over rounds of eager round median / backend round median",
