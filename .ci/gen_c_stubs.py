@@ -30,6 +30,8 @@ def _sig(doc: str, name: str) -> tuple[str, str]:
     sig = re.sub(r"\bcollections\.abc\.Sequence\b", "list", sig)
     for a, b in _TYPES.items():
         sig = sig.replace(a, b)
+    sig = re.sub(r'typing\.Annotated\[list\[(\w+)\], "FixedSize\((\d+)\)"\]',
+                 lambda m: "tuple[" + ", ".join([m.group(1)] * int(m.group(2))) + "]", sig)
     return f"def {name}{sig}:", rest.strip()
 
 

@@ -30,3 +30,72 @@ def relu_f32(x_ptr: int, y_ptr: int, n: int) -> None:
 
 def add_f32(a_ptr: int, b_ptr: int, y_ptr: int, n: int) -> None:
     """y[i] = a[i] + b[i] over n contiguous float32; y_ptr may equal a_ptr or b_ptr."""
+
+class Conv2dF32:
+    """A conv2d with its weights packed once; run() computes act(conv(x) + bias (+ residual)) (+ residual) into y (N, OC, OH, OW), any strides (channels_last is the fast layout)."""
+    def __init__(self, w_ptr: int, w_shape: list[int], w_strides: list[int], groups: int, stride: list[int], padding: list[int], dilation: list[int], act: int, residual_before_act: bool) -> None:
+        """(undocumented)"""
+    def output_shape(self, x_shape: list[int]) -> list[int]:
+        """(undocumented)"""
+    def run(self, x_ptr: int, x_shape: list[int], x_strides: list[int], y_ptr: int, y_shape: list[int], y_strides: list[int], bias_ptr: int, res_ptr: int, res_strides: list[int]) -> None:
+        """(undocumented)"""
+
+class PackedB:
+    """A GEMM B operand (K x N) packed once into the micro-kernel's panel layout (f32 or bf16)."""
+    def __init__(*args: object, **kwargs: object) -> object: ...
+
+class Program:
+    """A compiled elementwise program (see csrc/kernels/program.h): built once from an instruction list, run many times on raw buffers."""
+    def __init__(self, code: list[int], consts: list[float], nregs: int, in_dtypes: list[str], out_dtypes: list[str], row_mode: bool = False) -> None:
+        """(undocumented)"""
+    def run(self, in_ptrs: list[int], in_shapes: list[list[int]], in_strides: list[list[int]], out_shape: list[int], out_ptrs: list[int]) -> None:
+        """Run over out_shape: inputs broadcast (strides in elements), outputs contiguous."""
+
+def adaptive_avg_pool2d_f32(x_ptr: int, x_shape: list[int], x_strides: list[int], y_ptr: int, y_shape: list[int], y_strides: list[int]) -> None:
+    """F.adaptive_avg_pool2d over a float32 (N, C, H, W) view into y of shape (N, C, OH, OW)."""
+
+def arange(out_ptr: int, dtype: str, n: int, start: float, step: float) -> None:
+    """out[i] = start + i * step (in double, then cast)."""
+
+def argmax_f32(x_ptr: int, out_ptr: int, outer: int, red: int, inner: int) -> None:
+    """out[o, i] = argmax over r of x[o, r, i] as int64 (first maximum; NaN counts as the maximum)."""
+
+def avg_pool2d_f32(x_ptr: int, x_shape: list[int], x_strides: list[int], y_ptr: int, y_shape: list[int], y_strides: list[int], kernel: list[int], stride: list[int], padding: list[int], ceil_mode: bool, count_include_pad: bool, divisor_override: int) -> None:
+    """F.avg_pool2d (divisor_override 0 = none) over a float32 (N, C, H, W) view into y."""
+
+def copy_strided(src_ptr: int, dst_ptr: int, itemsize: int, shape: list[int], src_strides: list[int], dst_strides: list[int]) -> None:
+    """dst[idx] = src[idx] over shape; strides in elements; itemsize 1, 2, 4 or 8."""
+
+def fill(out_ptr: int, itemsize: int, n: int, bits: int) -> None:
+    """out[i] = the itemsize-byte pattern bits, for i < n."""
+
+def gather_rows(x_ptr: int, index_ptr: int, out_ptr: int, itemsize: int, outer: int, rows: int, inner: int, n: int, index_is_i64: bool, allow_negative: bool = True) -> None:
+    """out[o, j, :] = x[o, index[j], :] (x contiguous [outer, rows, inner]); out-of-range indices raise."""
+
+def gemm_bf16_supported() -> bool:
+    """True when gemm_pack_b_bf16 operands run on AVX512_BF16 hardware (else a slow portable emulation)."""
+
+def gemm_f32(a_ptr: int, lda_m: int, lda_k: int, b_ptr: int, ldb_k: int, ldb_n: int, c_ptr: int, ldc: int, M: int, N: int, K: int, bias_ptr: int = 0, residual_ptr: int = 0, ld_residual: int = 0, residual_before_act: bool = False, act: int = 0, threads: bool = True) -> None:
+    """C = epilogue(A x B) with general strides for A and B (both at run time); see gemm_packed."""
+
+def gemm_f32_batched(batch_shape: list[int], a_ptr: int, a_batch_strides: list[int], lda_m: int, lda_k: int, b_ptr: int, b_batch_strides: list[int], ldb_k: int, ldb_n: int, c_ptr: int, c_batch_strides: list[int], ldc: int, M: int, N: int, K: int, bias_ptr: int = 0, act: int = 0) -> None:
+    """Batched gemm_f32: batch strides per operand (0 broadcasts), row-major over batch_shape."""
+
+def gemm_pack_b_bf16(b_ptr: int, K: int, N: int, stride_k: int, stride_n: int) -> PackedB:
+    """Pack B rounded to bf16 (mixed precision: A rounded on the fly, fp32 accumulation) for gemm_packed."""
+
+def gemm_pack_b_f32(b_ptr: int, K: int, N: int, stride_k: int, stride_n: int) -> PackedB:
+    """Pack B (K x N float32, element (k, n) at b_ptr[k * stride_k + n * stride_n]) for gemm_packed."""
+
+def gemm_packed(a_ptr: int, M: int, K: int, lda: int, packed: PackedB, c_ptr: int, ldc: int, bias_ptr: int = 0, residual_ptr: int = 0, ld_residual: int = 0, residual_before_act: bool = False, act: int = 0) -> None:
+    """C (M x N, row stride ldc) = epilogue(A (M x K, row stride lda) x packed B); f32 or bf16 per the packing. epilogue(v) = act(v + bias[n] (+ residual if residual_before_act)) (+ residual otherwise); act: 0 none, 1 relu, 2 gelu (erf), 3 gelu (tanh), 4 silu, 5 tanh, 6 sigmoid."""
+
+def max_pool2d_f32(x_ptr: int, x_shape: list[int], x_strides: list[int], y_ptr: int, y_shape: list[int], y_strides: list[int], kernel: list[int], stride: list[int], padding: list[int], dilation: list[int], ceil_mode: bool) -> None:
+    """F.max_pool2d over a float32 (N, C, H, W) view into y (any strides; channels_last is vectorised)."""
+
+def reduce_f32(fn: str, x_ptr: int, out_ptr: int, outer: int, red: int, inner: int) -> None:
+    """out[o, i] = fn over r of x[o, r, i] ('sum', 'mean', 'amax', 'amin'); x contiguous f32 [outer, red, inner]."""
+
+def sdpa_f32(q_ptr: int, q_strides: tuple[int, int, int, int], k_ptr: int, k_strides: tuple[int, int, int, int], v_ptr: int, v_strides: tuple[int, int, int, int], out_ptr: int, out_strides: tuple[int, int, int, int], mask_ptr: int, mask_kind: int, mask_strides: tuple[int, int, int, int], B: int, Hq: int, Hkv: int, L: int, S: int, E: int, Ev: int, is_causal: bool, scale: float) -> None:
+    """Fused scaled-dot-product attention, float32: out (B, Hq, L, Ev) = softmax(scale * q k^T + mask) v.
+q (B, Hq, L, E), k (B, Hkv, S, E), v (B, Hkv, S, Ev), out: strided views given by address and 4 element strides (unit last stride); Hq a multiple of Hkv (GQA). mask_kind 0 = none, 1 = bool (True keeps, 1 byte), 2 = float (added), a (B, Hq, L, S) view (stride 0 on broadcast dims). is_causal keeps key j <= query i (and combines with the mask). Rows with every key masked give 0, like torch."""
