@@ -64,7 +64,41 @@ def _to_sdpa(m: Match) -> Value | None:
     return m.emit(Op.SDPA, inputs, {"is_causal": False, "scale": scale if not math.isnan(scale) else None})
 
 
-attention_rules = Rules([(_pattern, _to_sdpa, "matmul-scale-mask-softmax-matmul -> sdpa")])
+def _repeat_kv(name: str) -> P:
+    """HF's repeat_kv: x[:, :, None].expand(b, h_kv, n_rep, s, d).reshape(b, h_kv * n_rep, s, d)."""
+    return P(Op.RESHAPE, P(Op.EXPAND, P(Op.UNSQUEEZE, P.var(name), name=f"{name}_u"), name=f"{name}_e"),
+             name=f"{name}_r", shared=True)
+
+
+def _is_head_repeat(m: Match, name: str) -> int | None:
+    """The repeat factor if ``name`` was repeated along the heads dim (dim 1 of (B, H_kv, S, D)), else None."""
+    x, out = m[name], m[f"{name}_r"]
+    if x.rank != 4 or out.rank != 4 or not x.is_static or not out.is_static:
+        return None
+    if m.node(f"{name}_u").attrs["dim"] % 5 != 2:
+        return None
+    b, h, s, d = x.shape
+    rep = out.shape[1] // h if out.shape[1] % h == 0 else None  # type: ignore[operator]
+    if rep is None or tuple(out.shape) != (b, h * rep, s, d) or tuple(m[f"{name}_e"].shape) != (b, h, rep, s, d):
+        return None
+    return rep
+
+
+def _to_gqa(m: Match) -> Value | None:
+    # sdpa(q, repeat_kv(k), repeat_kv(v)) -> sdpa(q, k, v, enable_gqa=True)
+    rk, rv = _is_head_repeat(m, "k"), _is_head_repeat(m, "v")
+    if rk is None or rk != rv or rk == 1:
+        return None
+    attrs = dict(m.root.attrs)
+    attrs["enable_gqa"] = True
+    return m.emit(Op.SDPA, [m["q"], m["k"], m["v"], *m.root.inputs[3:]], attrs)
+
+
+attention_rules = Rules([
+    (_pattern, _to_sdpa, "matmul-scale-mask-softmax-matmul -> sdpa"),
+    (P(Op.SDPA, P.var("q"), _repeat_kv("k"), _repeat_kv("v"), variadic=True, enable_gqa=False), _to_gqa,
+     "sdpa(q, repeat_kv(k), repeat_kv(v)) -> sdpa(q, k, v, gqa)"),
+])
 
 
 def recognize_attention(graph: Graph, opts: PassOptions) -> PassResult:

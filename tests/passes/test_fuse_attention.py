@@ -134,3 +134,30 @@ def test_random_graphs_through_the_whole_pipeline(program, rows):
         got = interpret(g2, [x])
     for a, b in zip(want, got, strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _repeat_kv(g: Graph, x, rep: int):
+    b, h, s, d = x.shape
+    u = g.add_node(Op.UNSQUEEZE, [x], {"dim": 2}).out
+    e = g.add_node(Op.EXPAND, [u], {"shape": (b, h, rep, s, d)}).out
+    return g.add_node(Op.RESHAPE, [e], {"shape": (b, h * rep, s, d)}).out
+
+
+def test_repeat_kv_before_attention_becomes_gqa_sdpa():
+    for explicit in (False, True):
+        g = Graph()
+        q = g.add_input((1, 8, 5, 16), DType.f32)
+        k = g.add_input((1, 2, 5, 16), DType.f32)
+        v = g.add_input((1, 2, 5, 16), DType.f32)
+        kr, vr = _repeat_kv(g, k, 4), _repeat_kv(g, v, 4)
+        if explicit:  # eager attention written out, as HF's eager path does
+            kt = g.add_node(Op.TRANSPOSE, [kr], {"dim0": 2, "dim1": 3}).out
+            s = g.add_node(Op.MUL, [g.add_node(Op.MATMUL, [q, kt]).out], {"scalar": 0.25}).out
+            p = g.add_node(Op.SOFTMAX, [s], {"dim": -1}).out
+            g.outputs = [g.add_node(Op.MATMUL, [p, vr]).out]
+        else:
+            g.outputs = [g.add_node(Op.SDPA, [q, kr, vr], {"is_causal": True}).out]
+        g = check_pass(recognize_attention, g, [torch.randn(1, 8, 5, 16), torch.randn(1, 2, 5, 16),
+                                               torch.randn(1, 2, 5, 16)])
+        assert ops(g) == ["sdpa"] and g.nodes[0].attrs["enable_gqa"] is True
+        assert g.nodes[0].inputs[1] is g.inputs[1]
