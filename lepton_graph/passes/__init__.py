@@ -54,8 +54,8 @@ def run_pipeline(graph: Graph, opts: PassOptions | None = None, passes: Sequence
         try:
             result: PassResult = p(graph, opts)
             graph = result.graph
-            if config.verify:
-                verify(graph)
+            # structure (defs before uses, no dangling values) always; shapes and dtypes re-inferred under VERIFY
+            verify(graph, check_types=config.verify)
         except Exception as e:
             raise PassError(f"pass {p.__name__} failed (after {', '.join(done) or 'no passes'}): {e}") from e
         seconds = time.perf_counter() - t0
