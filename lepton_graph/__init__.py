@@ -2,9 +2,9 @@
 
 from .api import CompiledModel, compile, lepton_dynamo_backend
 from .config import config
-from .errors import ArtifactError, CaptureError, InputError, LeptonError, UnsupportedError
+from .errors import ArtifactError, CaptureError, CompileFailedWarning, InputError, LeptonError, UnsupportedError
 
 __version__ = "0.1.0"
 
-__all__ = ["ArtifactError", "CaptureError", "CompiledModel", "InputError", "LeptonError", "UnsupportedError",
+__all__ = ["ArtifactError", "CaptureError", "CompileFailedWarning", "CompiledModel", "InputError", "LeptonError", "UnsupportedError",
            "__version__", "compile", "config", "lepton_dynamo_backend"]

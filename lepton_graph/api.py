@@ -6,6 +6,7 @@ import collections
 import functools
 import inspect
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ import torch.utils._pytree as pytree
 from . import log
 from .compiler import compile_captured
 from .config import config
-from .errors import CaptureError, InputError, UnsupportedError
+from .errors import CaptureError, CompileFailedWarning, InputError, UnsupportedError
 from .frontend.export import Captured, capture_export
 from .report import CompileReport, RegionReport, VariantReport
 from .runtime.guards import (
@@ -153,13 +154,27 @@ class CompiledModel:
         log.log("guards", "compiling variant for %s (%s)", sig.describe(), reason)
         t0 = time.perf_counter()
         vrep = VariantReport(sig.describe(), reason)
-        var = self._compile_variant(args, kwargs, leaves, sig, vrep)
+        try:
+            var = self._compile_variant(args, kwargs, leaves, sig, vrep)
+        except (InputError, UnsupportedError):
+            raise
+        except Exception as e:  # never a crash: this signature runs through torch, and says why
+            self._reject_bad_inputs(args, kwargs, e)
+            vrep.compile_error = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            vrep.frontend = "torch (compile failed)"
+            warnings.warn(f"lepton_graph could not compile {_name(self.model)} for {sig.describe()}; this input "
+                          f"signature runs through torch ({vrep.compile_error})", CompileFailedWarning, stacklevel=3)
+            var = Variant(sig, self._run_eager, vrep)
         vrep.compile_s = time.perf_counter() - t0
         if self._first is None:
             self._first = sig
         self._report.variants.append(vrep)
         self._cache.add(var)
         return var
+
+    def _run_eager(self, args: tuple, kwargs: dict, leaves: list[Any]) -> Any:
+        with torch.no_grad():
+            return self.model(*args, **kwargs)
 
     def _closest(self, sig: Signature) -> Signature:
         same = [v.signature for v in self._cache.variants if v.signature.structure == sig.structure]

@@ -21,3 +21,7 @@ class UnsupportedError(LeptonError, NotImplementedError):
 
 class ArtifactError(LeptonError, ValueError):
     """An exported artifact is corrupt, truncated, of an unknown version or fails its checksum."""
+
+
+class CompileFailedWarning(UserWarning):
+    """Compilation failed for one input signature; that signature runs through torch (see the report)."""

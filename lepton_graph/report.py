@@ -40,6 +40,7 @@ class VariantReport:
     compile_s: float = 0.0
     regions: list[RegionReport] = field(default_factory=list)
     capture_fallback: str | None = None  # why the export frontend was not used, if it was not
+    compile_error: str | None = None  # set when compiling failed and this signature runs through torch
 
     def total(self, key: str) -> Any:
         return sum(getattr(r, key) for r in self.regions)
@@ -81,6 +82,7 @@ class CompileReport:
                                         None) if v else None,
             "compile_s": v.compile_s if v else 0.0,
             "capture_fallback": v.capture_fallback if v else None,
+            "compile_error": v.compile_error if v else None,
             "recompiles": [{"signature": x.signature, "reason": x.reason} for x in self.variants],
             "cache_overflow": list(self.overflow),
             "cache_limit": self.cache_limit,
@@ -97,6 +99,8 @@ class CompileReport:
                 ("compile s", f"{d['compile_s']:.3f}")]
         if d["capture_fallback"]:
             rows.append(("export not used", d["capture_fallback"]))
+        if d["compile_error"]:
+            rows.append(("COMPILE FAILED", f"runs through torch: {d['compile_error']}"))
         w = max(len(k) for k, _ in rows)
         lines = ["lepton_graph compile report", "-" * 60]
         lines += [f"{k:<{w}}  {v}" for k, v in rows]

@@ -204,3 +204,21 @@ def test_output_that_is_an_input_is_a_copy():
     a, b = f(x)
     assert torch.equal(a, x) and a.data_ptr() != x.data_ptr()
     assert torch.equal(b, x * 2)
+
+
+def test_a_compiler_failure_runs_that_signature_through_torch_and_says_so(monkeypatch):
+    import lepton_graph.api as api
+
+    def broken(*a, **k):
+        raise RuntimeError("simulated lowering bug")
+
+    monkeypatch.setattr(api, "compile_captured", broken)
+    m = mlp()
+    c = lg.compile(m)
+    x = torch.randn(2, 12)
+    with pytest.warns(lg.CompileFailedWarning, match="simulated lowering bug"):
+        assert close(c(x), m(x))
+    d = c.report().as_dict()
+    assert d["compile_error"] == "RuntimeError: simulated lowering bug"
+    assert "COMPILE FAILED" in str(c.report())
+    assert close(c(x), m(x))  # cached: no second attempt, no second warning

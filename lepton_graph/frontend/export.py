@@ -60,7 +60,12 @@ def capture_export(module: torch.nn.Module, args: tuple, kwargs: dict, flat_inpu
         raise CaptureError(f"torch.export failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
     if _has_mutation(ep):
         ep = ep.run_decompositions({})  # functionalise: in-place ops become copies plus write-backs
-    graph, captured = _import_program(ep, flat_inputs)
+    try:
+        graph, captured = _import_program(ep, flat_inputs)
+    except CaptureError:
+        raise
+    except Exception as e:  # an exported construct our importer cannot represent: let another frontend try
+        raise CaptureError(f"importing the exported graph failed: {type(e).__name__}: {e}") from e
     captured.out_spec = ep.call_spec.out_spec
     captured.capture_s = time.perf_counter() - t0
     return captured
