@@ -6,5 +6,5 @@ from .errors import ArtifactError, CaptureError, CompileFailedWarning, InputErro
 
 __version__ = "0.1.0"
 
-__all__ = ["ArtifactError", "CaptureError", "CompileFailedWarning", "CompiledModel", "InputError", "LeptonError", "UnsupportedError",
-           "__version__", "compile", "config", "lepton_dynamo_backend"]
+__all__ = ["ArtifactError", "CaptureError", "CompileFailedWarning", "CompiledModel", "InputError", "LeptonError",
+           "UnsupportedError", "__version__", "compile", "config", "lepton_dynamo_backend"]
