@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from lepton_graph import zoo
+from lepton_graph.frontend.export import _has_mutation
 from lepton_graph.frontend.fx_import import _DROPPED, CONVERTERS, _target_name
 
 
@@ -30,6 +31,8 @@ def capture_ops(name: str) -> tuple[str, collections.Counter]:
     try:
         with torch.no_grad():
             ep = torch.export.export(model, args, kwargs, strict=False)
+        if _has_mutation(ep):  # as compile() does: in-place ops (relu_) functionalised first
+            ep = ep.run_decompositions({})
         _count(ep.graph_module, counts)
         return "export", counts
     except Exception:
