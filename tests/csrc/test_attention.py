@@ -7,9 +7,7 @@ broadcast form, fully masked rows, and bad arguments (ValueError, not a crash).
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -20,34 +18,13 @@ from hypothesis import strategies as st
 from lepton_graph.backends.cpu import native
 from lepton_graph.ir import DType, Graph, Op
 
+from .isa import ISAS, dispatch_at
+
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 
 if native.available():
     from lepton_graph import _C
     from lepton_graph.backends.cpu.attention import lower_sdpa
-
-
-def _available_isas() -> list[str]:
-    seen: list[str] = []
-    for isa in ("avx512", "avx2", "scalar"):
-        native.set_max_isa(isa)
-        if native.kernel_isa() not in seen:
-            seen.append(native.kernel_isa())
-    native.set_max_isa("avx512")
-    return seen
-
-
-ISAS = _available_isas() if native.available() else []
-
-
-@contextlib.contextmanager
-def dispatch_at(isa: str) -> Iterator[None]:
-    native.set_max_isa(isa)
-    try:
-        assert native.kernel_isa() == isa
-        yield
-    finally:
-        native.set_max_isa("avx512")
 
 
 def reference(q, k, v, mask=None, causal=False, scale=None):

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from lepton_graph.backends.cpu import native
 
+from .isa import ISAS, dispatch_at
+
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 
 if native.available():
@@ -24,27 +26,7 @@ if native.available():
     from lepton_graph.backends.cpu import conv as cconv
 
 
-def _isas() -> list[str]:
-    seen: list[str] = []
-    for isa in ("avx512", "avx2", "scalar"):
-        native.set_max_isa(isa)
-        if native.kernel_isa() not in seen:
-            seen.append(native.kernel_isa())
-    native.set_max_isa("avx512")
-    return seen
-
-
-ISAS = _isas() if native.available() else []
 LAYOUTS = ("contiguous", "channels_last", "sliced", "permuted")
-
-
-@contextlib.contextmanager
-def dispatch_at(isa: str) -> Iterator[None]:
-    native.set_max_isa(isa)
-    try:
-        yield
-    finally:
-        native.set_max_isa("avx512")
 
 
 def _layout(x: torch.Tensor, layout: str) -> torch.Tensor:

@@ -6,11 +6,9 @@ LEPTON_DISABLE_AVX512=1 / LEPTON_DISABLE_AVX2=1, which must hide those ISAs from
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -19,36 +17,13 @@ from hypothesis import strategies as st
 
 from lepton_graph.backends.cpu import native
 
+from .isa import ISAS, dispatch_at
+
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 
-ALL_ISAS = ("avx512", "avx2", "scalar")
 # Sizes around every vector width and unroll step (8/16/32/64), plus ones large enough to be split across threads.
 EDGE_SIZES = [0, 1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 1000, 16383, 16385, 65537]
 sizes = st.one_of(st.sampled_from(EDGE_SIZES), st.integers(min_value=0, max_value=70_000))
-
-
-def _available_isas() -> list[str]:
-    """The variants this CPU and build can run, best first (the cap only lowers dispatch)."""
-    seen: list[str] = []
-    for isa in ALL_ISAS:
-        native.set_max_isa(isa)
-        if native.kernel_isa() not in seen:
-            seen.append(native.kernel_isa())
-    native.set_max_isa("avx512")
-    return seen
-
-
-ISAS = _available_isas() if native.available() else []
-
-
-@contextlib.contextmanager
-def dispatch_at(isa: str) -> Iterator[None]:
-    native.set_max_isa(isa)
-    try:
-        assert native.kernel_isa() == isa
-        yield
-    finally:
-        native.set_max_isa("avx512")
 
 
 def _data(n: int, seed: int) -> torch.Tensor:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -15,30 +12,12 @@ from lepton_graph.backends.cpu.native import _C
 from lepton_graph.ir import DType, Graph, Op
 from lepton_graph.ir.interpret import interpret
 
+from .isa import ISAS, dispatch_at
+
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 
 
-def _isas() -> list[str]:
-    seen: list[str] = []
-    for isa in ("avx512", "avx2", "scalar"):
-        native.set_max_isa(isa)
-        if native.kernel_isa() not in seen:
-            seen.append(native.kernel_isa())
-    native.set_max_isa("avx512")
-    return seen
-
-
-ISAS = _isas() if native.available() else []
 SETTINGS = settings(max_examples=20, deadline=None)
-
-
-@contextlib.contextmanager
-def dispatch_at(isa: str) -> Iterator[None]:
-    native.set_max_isa(isa)
-    try:
-        yield
-    finally:
-        native.set_max_isa("avx512")
 
 
 ROWS = st.sampled_from([(), (1,), (3,), (2, 5), (130,)])
