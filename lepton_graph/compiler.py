@@ -30,7 +30,7 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
     """Passes, partitioning and lowering. With LEPTON_VERIFY and real example inputs, every pass's numeric
     drift is measured against the captured graph, and the first pass beyond tolerance is named."""
     graph = cap.graph
-    log.log("graph", "captured (%s):\n%s", cap.frontend, _Lazy(graph))
+    log.log("graph", "captured (%s):\n%s", cap.frontend, log.Lazy(lambda: format_graph(graph)))
     verify_inputs = example_inputs if config.verify else None
     with torch.no_grad():
         reference = interpret(graph, verify_inputs) if verify_inputs is not None else None
@@ -42,7 +42,7 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
     graph.meta["precision"] = precision  # lowerings read it (e.g. bf16 GEMM weights)
     backends = default_backends(device, native)
     plan = partition_graph(graph, backends)
-    log.log("partitions", "%s", _Lazy(plan))
+    log.log("partitions", "%s", log.Lazy(plan.summary))
     by_name = {b.name: b for b in backends}
     steps = [Step(p, by_name[p.target].lower(p, graph), by_name[p.target].kernels(p)) for p in plan.partitions]
     executor = Executor(graph, steps)
@@ -76,11 +76,3 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
         rep.partition_table.append({"index": p.index, "target": p.target, "nodes": len(p.nodes),
                                     "deps": sorted(p.deps)})
     return executor.run, rep
-
-
-class _Lazy:
-    def __init__(self, obj: Any) -> None:
-        self.obj = obj
-
-    def __str__(self) -> str:
-        return format_graph(self.obj) if hasattr(self.obj, "nodes") else self.obj.summary()

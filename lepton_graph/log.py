@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .config import config
@@ -23,3 +24,13 @@ def log(channel: str, msg: str, *args: Any) -> None:
     if enabled(channel):
         text = msg % args if args else msg
         print(f"[lepton:{channel}] {text}", file=sys.stderr)
+
+
+class Lazy:
+    """Formats ``fn()`` only when a log line is actually printed (log arguments are formatted lazily)."""
+
+    def __init__(self, fn: Callable[[], str]) -> None:
+        self.fn = fn
+
+    def __str__(self) -> str:
+        return self.fn()

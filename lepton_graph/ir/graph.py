@@ -146,7 +146,7 @@ class Graph:
         if key in self.const_values:
             return self.const_values[key]
         self.constants[key] = tensor
-        v = Value(key, tuple(tensor.shape), DType.from_torch(tensor.dtype), _device_str(tensor.device), const=key)
+        v = Value(key, tuple(tensor.shape), DType.from_torch(tensor.dtype), device_str(tensor.device), const=key)
         self.const_values[key] = v
         return v
 
@@ -224,12 +224,8 @@ class Graph:
         return format_graph(self)
 
 
-def _device_str(device: torch.device) -> str:
-    return device.type if device.index is None else f"{device.type}:{device.index}"
-
-
 def device_str(device: torch.device) -> str:
-    return _device_str(device)
+    return device.type if device.index is None else f"{device.type}:{device.index}"
 
 
 def toposort(graph: Graph) -> None:

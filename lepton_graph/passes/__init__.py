@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -69,7 +70,7 @@ def run_pipeline(graph: Graph, opts: PassOptions | None = None, passes: Sequence
         records.append(rec)
         done.append(p.__name__)
         log.log("passes", "after %s (%d -> %d nodes):\n%s", p.__name__, before, len(graph.nodes),
-                _Lazy(graph))
+                log.Lazy(functools.partial(format_graph, graph)))
     return graph, records
 
 
@@ -81,14 +82,6 @@ def drift(ref: Sequence[Any], out: Sequence[Any]) -> float:
             scale = max(float(a.abs().max()), 1e-12)
             worst = max(worst, float((a.double() - b.double()).abs().max()) / scale)
     return worst
-
-
-class _Lazy:
-    def __init__(self, graph: Graph) -> None:
-        self.graph = graph
-
-    def __str__(self) -> str:
-        return format_graph(self.graph)
 
 
 __all__ = ["PIPELINE", "drift", "PassOptions", "PassRecord", "PassResult", "run_pipeline"]

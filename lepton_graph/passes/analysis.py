@@ -6,6 +6,7 @@ reshape is a view or a copy), at no memory cost.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,25 +71,21 @@ def is_view(node: Node, env: dict[Value, Any]) -> bool:
 
 def estimate(graph: Graph) -> CostSummary:
     """A cheap static estimate (no execution): view-like ops count as free."""
-    kernels = views = moved = 0
-    for n in graph.nodes:
-        if n.op in _NO_KERNEL or not n.outputs:
-            continue
-        if n.op in OpGroup.VIEW or n.op is Op.SPLIT:
-            views += 1
-            continue
-        kernels += 1
-        moved += sum(_bytes(v) for v in (*n.inputs, *n.outputs) if v.kind == "tensor")
-    return CostSummary(kernels, moved, views)
+    return _summarize(graph, lambda n: n.op in OpGroup.VIEW or n.op is Op.SPLIT)
 
 
 def cost(graph: Graph, env: dict[Value, Any] | None = None) -> CostSummary:
+    """Kernels and bytes per forward, with views told apart by meta execution (exact aliasing)."""
     env = meta_values(graph) if env is None else env
+    return _summarize(graph, lambda n: is_view(n, env))
+
+
+def _summarize(graph: Graph, free: Callable[[Node], bool]) -> CostSummary:
     kernels = views = moved = 0
     for n in graph.nodes:
         if n.op in _NO_KERNEL or not n.outputs:
             continue
-        if is_view(n, env):
+        if free(n):
             views += 1
             continue
         kernels += 1
