@@ -29,6 +29,8 @@ OPTIONS = [
     Option("native", bool, True, "lower partitions to native kernels (off: everything runs through torch)",
            "LEPTON_NATIVE"),
     Option("num_threads", int, 0, "threads for native kernels (0: torch.get_num_threads())", "LEPTON_NUM_THREADS"),
+    Option("profile", bool, False, "time every native kernel (lepton_graph.runtime.profile.table())",
+           "LEPTON_PROFILE"),
     Option("frontend", str, "auto", "auto | export | dynamo: how a model is captured", "LEPTON_FRONTEND"),
     # read by the C++ extension at its first use (csrc/common/cpu_features.h); declared here to be documented
     Option("disable_avx512", bool, False, "native kernels: hide AVX-512, use the AVX2 paths", "LEPTON_DISABLE_AVX512"),

@@ -188,6 +188,23 @@ def test_lepton_log_prints_ir_after_each_stage(capsys):
     assert "[lepton:partitions]" in err and "partitions" in err
 
 
+def test_lepton_profile_times_each_native_kernel():
+    from lepton_graph.runtime import profile
+
+    m = mlp()
+    x = torch.randn(2, 12)
+    with config.patch(profile=True):
+        c = lg.compile(m)
+        y = c(x)
+    assert close(y, m(x))
+    profile.reset()
+    for _ in range(3):
+        c(x)
+    rows = {k: v for k, v in profile.totals().items() if "2x12" in k}
+    assert rows and all(calls == 3 and s > 0 for s, calls in rows.values())
+    assert "total" in profile.table()
+
+
 def test_runs_under_grad_mode_without_building_autograd_graph():
     m = mlp()
     c = lg.compile(m)

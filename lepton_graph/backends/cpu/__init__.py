@@ -64,11 +64,25 @@ class CpuNative:
         return k if isinstance(k, str) else None
 
     def lower(self, partition: Partition, graph: Graph) -> Any:
+        from ...config import config
         from ..fallback import generate_function
 
         kernels = {id(n): self._lower_node(n, graph) for n in partition.nodes}
+        if config.profile:
+            from ...runtime import profile
+
+            kernels = {i: k if isinstance(k, str) else profile.wrap(_label(n), k)
+                       for n in partition.nodes for i, k in [(id(n), kernels[id(n)])]}
         return generate_function(partition.nodes, partition.inputs, partition.outputs, graph,
                                  f"cpu_{partition.index}", kernels=kernels)
 
     def kernels(self, partition: Partition) -> int:
         return len(partition.nodes)
+
+
+def _label(node: Node) -> str:
+    kind = node.attrs.get("kind") if node.op.name == "FUSED" else None
+    def dims(vs: list) -> str:
+        return ",".join("x".join(map(str, v.shape)) for v in vs if getattr(v, "shape", None) is not None)
+
+    return f"{node.op.value}{'[' + kind + ']' if kind else ''} {dims(node.inputs)} -> {dims(node.outputs)}"
