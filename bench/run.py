@@ -1,8 +1,10 @@
 """The one benchmark harness: zoo models x backends (bench/peers.py), interleaved rounds, medians, ratios vs eager.
 
-Timings on a small shared machine drift (up to 1.8x between runs), so every backend of a model is measured in the
-same process, in interleaved rounds (each round runs every backend for a batch of calls, the order rotating round
-to round), and speed is only reported as a ratio against eager measured in the same run.
+Timings on a small shared machine drift (up to 1.8x between runs), so the backends of a model are measured in
+interleaved rounds (each round runs every backend for a batch of calls, the order rotating round to round), and
+speed is only reported as a ratio against eager measured in the same run. By default each backend lives in its own
+worker process (as the anchors were measured): one backend's thread pool, allocator and caches cannot slow another,
+while the coordinator still interleaves their rounds; ``--in-process`` runs them all in this process instead.
 
     python -m bench.run --models mlp_b1,resnet18_b1 --json out.json     # or: lepton-graph bench ...
 """
@@ -56,6 +58,8 @@ class Settings:
     # heavy load from other processes rounds get 10-30x slower, and the run stops after min_rounds instead.
     max_model_s: float = 150.0
     min_rounds: int = 5
+    isolate: bool = True  # one worker process per backend (False: every backend in this process)
+    setup_timeout_s: float = 1800.0  # a worker that does not finish setup in time is recorded as an error
 
     @staticmethod
     def quick(**kw: Any) -> Settings:
@@ -291,25 +295,14 @@ def bench_model(name: str, backends: Sequence[Peer], settings: Settings, workdir
             progress.update(n)
 
     step("build")
-    entry = zoo.get(name)
-    t0 = time.perf_counter()
     runs = [BackendRun(p) for p in backends]
-    base = {"model": name, "model_desc": entry.description, "device": settings.device,
-            "torch_threads": torch.get_num_threads()}
     try:
-        model, (args, kwargs) = zoo.build(name, seed=settings.seed)
-        model = model.to(settings.device)
-        args, kwargs = _to_device((args, kwargs), settings.device)
-        base["params_M"] = sum(p.numel() for p in model.parameters()) / 1e6
-        base["build_s"] = time.perf_counter() - t0
-        base["attn_implementation"] = getattr(getattr(model, "config", None), "_attn_implementation", None)
-        with torch.no_grad():
-            ref = snapshot(model(*args, **kwargs))
+        base, model, args, kwargs, ref = _model_base(name, settings)
     except Exception as e:  # noqa: BLE001
         step("build failed", len(backends) * (1 + settings.rounds))
+        base = {"model": name, "model_desc": zoo.get(name).description, "device": settings.device}
         return [{**base, "backend": r.peer.name, "status": "error", "error": f"build: {type(e).__name__}: {e}"}
                 for r in runs]
-    base["out_leaves"] = [(p, list(t.shape)) for p, t in ref[:8]]
 
     with torch.no_grad():
         for run in runs:
@@ -341,6 +334,173 @@ def bench_model(name: str, backends: Sequence[Peer], settings: Settings, workdir
     _add_ratios(records)
     del runs, model
     _reset_between_models()
+    return records
+
+
+def _model_base(name: str, settings: Settings) -> tuple[dict[str, Any], torch.nn.Module, tuple, dict, list]:
+    entry = zoo.get(name)
+    t0 = time.perf_counter()
+    base = {"model": name, "model_desc": entry.description, "device": settings.device,
+            "torch_threads": torch.get_num_threads()}
+    model, (args, kwargs) = zoo.build(name, seed=settings.seed)
+    model = model.to(settings.device)
+    args, kwargs = _to_device((args, kwargs), settings.device)
+    base["params_M"] = sum(p.numel() for p in model.parameters()) / 1e6
+    base["build_s"] = time.perf_counter() - t0
+    base["attn_implementation"] = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    with torch.no_grad():
+        ref = snapshot(model(*args, **kwargs))
+    base["out_leaves"] = [(p, list(t.shape)) for p, t in ref[:8]]
+    return base, model, args, kwargs, ref
+
+
+def _worker_main(conn: Any, name: str, peer: str | Peer, settings: Settings, threads: int, workdir: str) -> None:
+    """One backend of one model in its own process: build, setup, then time batches on the coordinator's
+    request. Messages: ("round", n) -> ("times", [s...], foreign_cpu_s) | ("error", msg); ("finish",) ->
+    ("done", warm_accuracy, model_unchanged)."""
+    torch.set_num_threads(threads)
+    run = BackendRun(PEERS[peer] if isinstance(peer, str) else peer)
+    base: dict[str, Any] = {}
+    try:
+        base, model, args, kwargs, ref = _model_base(name, settings)
+    except Exception as e:  # noqa: BLE001
+        conn.send(("ready", "error", f"build: {type(e).__name__}: {e}", {}, 1, base))
+        return
+    with torch.no_grad():
+        try:
+            setup_backend(run, model, (args, kwargs), ref, settings, Path(workdir))
+            run.status = "ok"
+        except Exception as e:  # noqa: BLE001 - a failing backend is a table cell, not a crash
+            run.fail("setup", e)
+            if run.ctx is not None:
+                run.record.setdefault("stages", dict(run.ctx.stages))
+                run.record.setdefault("info", run.ctx.info)
+        conn.send(("ready", run.status, run.error, run.record, run.batch, base))
+        if run.status != "ok":
+            return
+        sync = _sync(settings.device)
+        while True:
+            msg = conn.recv()
+            if msg[0] == "round":
+                gc.collect()
+                gc.disable()
+                try:
+                    with CpuShare() as share:
+                        times = time_calls(run.fn, args, kwargs, msg[1], sync)
+                    conn.send(("times", times, share.foreign_s))
+                except Exception as e:  # noqa: BLE001
+                    conn.send(("error", f"{type(e).__name__}: {e}"))
+                    return
+                finally:
+                    gc.enable()
+            else:
+                try:
+                    warm = compare(snapshot(run.fn(*args, **kwargs)), ref)
+                except Exception as e:  # noqa: BLE001
+                    warm = {"error": f"{type(e).__name__}: {e}"}
+                unchanged = compare(snapshot(model(*args, **kwargs)), ref)["max_abs_err"] == 0.0
+                conn.send(("done", warm, unchanged))
+                return
+
+
+def _picklable(peer: Peer) -> str | Peer:
+    """Registered peers travel by name (their setups are closures); others must pickle by reference."""
+    return peer.name if PEERS.get(peer.name) is peer else peer
+
+
+def bench_model_isolated(name: str, backends: Sequence[Peer], settings: Settings, workdir: Path,
+                         progress: Any = None) -> list[dict[str, Any]]:
+    """bench_model with every backend in its own worker process; setups run one at a time (compile seconds
+    are not disturbed), then the coordinator interleaves the timing rounds across the workers."""
+    import multiprocessing as mp
+
+    def step(desc: str, n: int = 0) -> None:
+        if progress is not None:
+            progress.set_description_str(f"{name} {desc}")
+            progress.update(n)
+
+    ctx = mp.get_context("spawn")
+    runs = [BackendRun(p) for p in backends]
+    workers: dict[int, tuple[Any, Any]] = {}  # index in runs -> (process, connection)
+    base: dict[str, Any] = {}
+    foreign: dict[int, float] = {}
+    try:
+        for i, run in enumerate(runs):
+            step(f"setup {run.peer.name}")
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker_main, daemon=True,
+                               args=(child, name, _picklable(run.peer), settings, torch.get_num_threads(),
+                                     str(workdir / f"{name}-{run.peer.name}")))
+            proc.start()
+            child.close()
+            try:
+                if not parent.poll(settings.setup_timeout_s):
+                    raise TimeoutError(f"no answer after {settings.setup_timeout_s:.0f} s")
+                _, status, error, record, batch, wbase = parent.recv()
+            except (EOFError, OSError, TimeoutError) as e:
+                proc.kill()
+                status, error, record, batch, wbase = "error", f"setup: worker died ({e!r}, exit {proc.exitcode})", \
+                    {}, 1, {}
+            run.status, run.error, run.record, run.batch = status, error, record, batch
+            base = base or wbase
+            if status == "ok":
+                workers[i] = (proc, parent)
+            else:
+                proc.join(5)
+            step(f"setup {run.peer.name}", 1)
+        with CpuShare() as share:
+            t_start, done = time.perf_counter(), settings.rounds
+            for r in range(settings.rounds):
+                if r >= settings.min_rounds and time.perf_counter() - t_start > settings.max_model_s:
+                    step("time budget spent", len(runs) * (settings.rounds - r))
+                    done = r
+                    break
+                live = [i for i in workers if runs[i].status == "ok"]
+                order = live[r % len(live):] + live[:r % len(live)] if live else []
+                for i in order:
+                    run, conn = runs[i], workers[i][1]
+                    try:
+                        conn.send(("round", run.batch))
+                        reply = conn.recv()
+                    except (EOFError, OSError) as e:
+                        reply = ("error", f"worker died ({e!r})")
+                    if reply[0] != "times":
+                        run.status, run.error = "error", f"round {r}: {reply[1]}"
+                        continue
+                    run.rounds.append(reply[1])
+                    foreign[i] = foreign.get(i, 0.0) + (reply[2] or 0.0)
+                    run.batch = max(1, min(100_000, round(settings.batch_s / max(statistics.median(reply[1]),
+                                                                                     1e-7))))
+                step(f"round {r + 1}/{settings.rounds}", len(runs))
+        base["rounds_done"] = done
+        if share.foreign_s is not None:
+            base["timing_wall_s"] = share.wall_s
+        for i, (_proc, conn) in workers.items():
+            run = runs[i]
+            run.record["foreign_cpu_s"] = foreign.get(i)  # other processes' CPU time during its timed calls
+            if run.status != "ok":
+                continue
+            try:
+                conn.send(("finish",))
+                _, warm, unchanged = conn.recv()
+                if "error" in warm:
+                    run.status, run.error = "error", f"warm call: {warm['error']}"
+                else:
+                    run.record["warm_accuracy"] = warm
+                run.record["model_unchanged"] = unchanged
+            except (EOFError, OSError) as e:
+                run.status, run.error = "error", f"warm call: worker died ({e!r})"
+    finally:
+        for proc, conn in workers.values():
+            conn.close()
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+    base = {"model": name, "model_desc": zoo.get(name).description, "device": settings.device,
+            "torch_threads": torch.get_num_threads(), **base, "isolated": True}
+    base["model_unchanged"] = all(r.record.get("model_unchanged", True) for r in runs)
+    records = [_record(run, base) for run in runs]
+    _add_ratios(records)
     return records
 
 
@@ -458,6 +618,8 @@ def run_bench(models: Sequence[str] | None = None, backends: Sequence[str | Peer
                 "compile_s": "backend setup + first call (inductor: fresh on-disk cache per model/backend; "
                              "in-process state such as imports and loaded kernels carries over between models)",
                 "median_ms/p90_ms": "per-call wall time over all interleaved rounds after warm-up, gc disabled",
+                "isolated": "each backend in its own worker process, rounds interleaved by the coordinator",
+                "foreign_cpu_s": "CPU seconds other processes used while this backend's timed calls ran",
                 "vs_eager": "eager median / backend median from the same run (> 1 = faster)",
                 "vs_eager_paired": "median over rounds of eager round median / backend round median",
                 "max_rel_err": "max over output tensor leaves of max|y - y_eager| / max(max|y_eager|, tiny), "
@@ -468,8 +630,9 @@ def run_bench(models: Sequence[str] | None = None, backends: Sequence[str | Peer
     bar = tqdm(total=len(models) * len(peers) * (1 + settings.rounds), file=sys.stderr, disable=not progress,
                unit="step", dynamic_ncols=True)
     try:
+        one_model = bench_model_isolated if settings.isolate else bench_model
         for name in models:
-            results += bench_model(name, peers, settings, workdir, progress=bar)
+            results += one_model(name, peers, settings, workdir, progress=bar)
     finally:
         bar.close()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -635,7 +798,12 @@ def _render_notes(recs: list[dict[str, Any]], rounds: int) -> list[str]:
                 notes.append(f"- {r['model']} / {r['backend']}: {note}")
         if r.get("model_unchanged") is False and r["backend"] == "eager":
             notes.append(f"- {r['model']}: the model's output changed during the run (a backend mutated it)")
-        if r.get("foreign_cpu_s") and r["foreign_cpu_s"] > 0.1 * r.get("timing_wall_s", 0) and r["backend"] == "eager":
+        timed_s = (r.get("mean_ms") or 0.0) * r.get("calls", 0) / 1e3
+        if r.get("isolated") and r.get("foreign_cpu_s") and r["foreign_cpu_s"] > 0.1 * timed_s:
+            notes.append(f"- {r['model']} / {r['backend']}: other processes used {r['foreign_cpu_s']:.1f} CPU s "
+                         f"during its {timed_s:.0f} s of timed calls: its numbers are disturbed")
+        elif (not r.get("isolated") and r.get("foreign_cpu_s") and r["backend"] == "eager"
+              and r["foreign_cpu_s"] > 0.1 * r.get("timing_wall_s", 0)):
             notes.append(f"- {r['model']}: other processes used {r['foreign_cpu_s']:.1f} CPU s during its "
                          f"{r['timing_wall_s']:.0f} s of timing: its numbers are disturbed")
         if r["backend"] == "eager" and r.get("rounds_done", rounds) < rounds:
@@ -659,6 +827,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for weights and inputs")
     p.add_argument("--max-model-s", type=float, default=Settings.max_model_s,
                    help="stop a model's timing rounds after this many seconds (at least 5 rounds run)")
+    p.add_argument("--in-process", action="store_true",
+                   help="all backends in this process (default: one worker process per backend)")
     p.add_argument("--warm-cache", action="store_true", help="keep inductor's on-disk cache (warm compile times)")
     p.add_argument("--json", metavar="FILE", help="write all raw numbers and machine info here")
     p.add_argument("--md", metavar="FILE", help="also write the printed tables here")
@@ -670,7 +840,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run_from_args(ns: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     split = (lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else None)
     kw: dict[str, Any] = {"device": ns.device, "threads": ns.threads, "seed": ns.seed, "warm_cache": ns.warm_cache,
-                          "max_model_s": ns.max_model_s}
+                          "max_model_s": ns.max_model_s, "isolate": not ns.in_process}
     if ns.rounds:
         kw["rounds"] = ns.rounds
     settings = Settings.quick(**kw) if ns.quick else Settings(**kw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ is not in
 from bench.peers import Peer, flatten_outputs  # noqa: E402
 from bench.run import Settings, compare, render_markdown, run_bench  # noqa: E402
 
-FAST = Settings(rounds=2, batch_s=0.005, warmup_s=0.005, threads=1)
+FAST = Settings(rounds=2, batch_s=0.005, warmup_s=0.005, threads=1, isolate=False)
 
 
 def _passthrough(model: Any, args: tuple, kwargs: dict, ctx: Any) -> Any:
@@ -169,8 +170,29 @@ def test_cli_info_and_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--models", "nope", "--no-progress"]) == 2
 
 
+def _crashes_the_process(model: Any, args: tuple, kwargs: dict, ctx: Any) -> Any:
+    def fn(*a: Any, **k: Any) -> Any:
+        os._exit(3)  # what a segfaulting native backend looks like from outside
+    return fn
+
+
+def test_isolated_mode_runs_each_backend_in_its_own_process() -> None:
+    crash = Peer("crash", _crashes_the_process)
+    settings = Settings(rounds=2, batch_s=0.005, warmup_s=0.005, threads=1)
+    assert settings.isolate
+    out = run_bench(["mlp_tiny"], ["eager", "lepton", crash], settings, progress=False)
+    eager, lepton, crashed = (_rec(out, b) for b in ("eager", "lepton", "crash"))
+    for rec in (eager, lepton):
+        assert rec["status"] == "ok" and rec["isolated"] and rec["rounds"] == 2 and rec["median_ms"] > 0
+        assert rec["warm_accuracy"]["max_rel_err"] <= 1e-4 and rec["model_unchanged"]
+        assert "foreign_cpu_s" in rec
+    assert lepton["report"]["native_nodes"] > 0 and lepton["vs_eager"] > 0
+    assert crashed["status"] == "error" and "worker died" in crashed["error"]
+
+
 def test_time_budget_stops_rounds_early() -> None:
-    settings = Settings(rounds=50, batch_s=0.001, warmup_s=0.001, threads=1, max_model_s=0.0, min_rounds=2)
+    settings = Settings(rounds=50, batch_s=0.001, warmup_s=0.001, threads=1, max_model_s=0.0, min_rounds=2,
+                        isolate=False)
     out = run_bench(["mlp_tiny"], ["eager"], settings, progress=False)
     rec = out["results"][0]
     assert rec["rounds_done"] == 2 and rec["rounds"] == 2
