@@ -68,12 +68,12 @@ class PositionalFlatOutputs(nn.Module):
     """FlatOutputs taking every input positionally: args first, then the keyword inputs in a fixed order
     (for tracers that cannot pass keyword arguments through **kwargs)."""
 
-    def __init__(self, model: nn.Module, n_args: int, keys: list[str]):
+    def __init__(self, model: nn.Module, n_args: int, keys: list[str], constants: dict[str, Any] | None = None):
         super().__init__()
-        self.model, self.n_args, self.keys = model, n_args, keys
+        self.model, self.n_args, self.keys, self.constants = model, n_args, keys, constants or {}
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        kwargs = dict(zip(self.keys, tensors[self.n_args:], strict=True))
+        kwargs = dict(zip(self.keys, tensors[self.n_args:], strict=True)) | self.constants
         return tuple(t for _, t in flatten_outputs(self.model(*tensors[: self.n_args], **kwargs)))
 
 
@@ -220,9 +220,9 @@ def _feed(names: list[str], args: tuple, kwargs: dict) -> Callable[[tuple, dict]
         def by_name(a: tuple, k: dict) -> list[Any]:
             return [k[n].numpy() for n in names]
         return by_name
-    if len(names) != len(args) + len(kwargs):
-        raise RuntimeError(f"cannot map graph inputs {names} onto args={len(args)} kwargs={list(kwargs)}")
-    keys = list(kwargs)
+    keys = [n for n, v in kwargs.items() if isinstance(v, torch.Tensor)]  # flags such as use_cache are baked in
+    if len(names) != len(args) + len(keys):
+        raise RuntimeError(f"cannot map graph inputs {names} onto args={len(args)} kwargs={keys}")
 
     def by_position(a: tuple, k: dict) -> list[Any]:
         return [t.numpy() for t in a] + [k[n].numpy() for n in keys]
@@ -270,8 +270,10 @@ def _openvino(precision: str | None) -> Callable:
 
         try:
             with ctx.stage("ov_convert_model(torch)"):
-                flat = PositionalFlatOutputs(model, len(args), list(kwargs)).eval()
-                ov_model = ov.convert_model(flat, example_input=(*args, *kwargs.values()))
+                tensors = {n: v for n, v in kwargs.items() if isinstance(v, torch.Tensor)}
+                flat = PositionalFlatOutputs(model, len(args), list(tensors),
+                                             {n: v for n, v in kwargs.items() if n not in tensors}).eval()
+                ov_model = ov.convert_model(flat, example_input=(*args, *tensors.values()))
             ctx.info["ov_convert_from"] = "torch"
         except Exception as e:  # noqa: BLE001 - the ONNX route is the documented fallback
             ctx.info["ov_torch_convert_error"] = f"{type(e).__name__}: {e}"[:500]

@@ -657,8 +657,10 @@ def write_json(result: dict[str, Any], path: str | Path) -> None:
 # --------------------------------------------------------------------------------------------------- anchors
 
 # zoo name -> model name in /work/shared/anchors/anchors_cpu_run*.json
+# (bert_b1_s128 passes attention_mask and gpt2_b1_s128 runs with use_cache: the *_ids / *_nocache variants are the
+# anchors' exact inputs)
 ANCHOR_MODELS = {"resnet18_b1": "resnet18", "bert_b1_s128": "bert_base", "gpt2_b1_s128": "gpt2",
-                 "vit_b1": "vit_base"}
+                 "vit_b1": "vit_base", "bert_b1_s128_ids": "bert_base", "gpt2_b1_s128_nocache": "gpt2"}
 
 
 def attach_anchors(result: dict[str, Any], path: str | Path) -> None:
@@ -760,7 +762,8 @@ def render_markdown(result: dict[str, Any]) -> str:
                      + anchor)
     if anchors:
         lines += ["", f"Anchors: {result['meta'].get('anchors')} (another run: compare the ratios, not the ms; "
-                      "anchor BERT had no attention_mask, anchor GPT-2 ran with use_cache=False)."]
+                      "anchor BERT had no attention_mask, anchor GPT-2 ran with use_cache=False: "
+                      "bert_b1_s128_ids and gpt2_b1_s128_nocache are those inputs)."]
     lines += _render_reports(recs) + _render_notes(recs, s["rounds"])
     return "\n".join(lines) + "\n"
 
@@ -816,7 +819,7 @@ def _render_notes(recs: list[dict[str, Any]], rounds: int) -> list[str]:
 # --------------------------------------------------------------------------------------------------- CLI
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    tiny = [n for n in zoo.names(include_test_only=True) if n not in zoo.names()]
+    tiny = [n for n in zoo.names(include_test_only=True, include_extra=True) if n not in zoo.names()]
     p.add_argument("--models", help=f"comma list (default: {','.join(zoo.names())}); also: {','.join(tiny)}")
     p.add_argument("--backends", help=f"comma list (default: {','.join(default_backends())}); "
                                       f"known: {','.join(PEERS)}")

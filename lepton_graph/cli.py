@@ -66,7 +66,7 @@ def cmd_info(_: argparse.Namespace) -> int:
 
 
 def cmd_models(ns: argparse.Namespace) -> int:
-    for name in zoo.names(include_test_only=ns.all):
+    for name in zoo.names(include_test_only=ns.all, include_extra=ns.all):
         entry = zoo.get(name)
         tag = " [test]" if entry.test_only else ""
         print(f"{name:14} {entry.description}{tag}")
@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, torch, CPU features").set_defaults(func=cmd_info)
     models = sub.add_parser("models", help="list the built-in model zoo")
-    models.add_argument("--all", action="store_true", help="include the tiny test-only variants")
+    models.add_argument("--all", action="store_true",
+                        help="include the tiny test-only variants and the extra full-size ones")
     models.set_defaults(func=cmd_models)
     try:
         bench = _bench_module()

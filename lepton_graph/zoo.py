@@ -29,25 +29,27 @@ class ZooEntry:
     family: str
     builder: Callable[[torch.Generator], Built]
     test_only: bool = False
+    extra: bool = False  # full-size variant outside the default bench set (e.g. the anchors' exact inputs)
     needs: tuple[str, ...] = ()  # import names the builder needs (for skipping, not installing)
 
 
 REGISTRY: dict[str, ZooEntry] = {}
 
 
-def register(name: str, description: str, family: str, *, test_only: bool = False,
+def register(name: str, description: str, family: str, *, test_only: bool = False, extra: bool = False,
              needs: tuple[str, ...] = ()) -> Callable[[Callable[[torch.Generator], Built]], Callable]:
     def deco(fn: Callable[[torch.Generator], Built]) -> Callable[[torch.Generator], Built]:
         if name in REGISTRY:
             raise ValueError(f"zoo entry {name!r} registered twice")
-        REGISTRY[name] = ZooEntry(name, description, family, fn, test_only, needs)
+        REGISTRY[name] = ZooEntry(name, description, family, fn, test_only, extra, needs)
         return fn
     return deco
 
 
-def names(*, include_test_only: bool = False) -> list[str]:
+def names(*, include_test_only: bool = False, include_extra: bool = False) -> list[str]:
     """Registered model names in registration order (bench defaults: the full-size ones only)."""
-    return [n for n, e in REGISTRY.items() if include_test_only or not e.test_only]
+    return [n for n, e in REGISTRY.items()
+            if (include_test_only or not e.test_only) and (include_extra or not e.extra)]
 
 
 def get(name: str) -> ZooEntry:
@@ -185,23 +187,27 @@ def _ids(gen: torch.Generator, vocab: int, seq: int) -> torch.Tensor:
     return torch.randint(0, vocab, (1, seq), generator=gen)
 
 
-def _bert(seq: int, **cfg: Any) -> Callable[[torch.Generator], Built]:
+def _bert(seq: int, mask: bool = True, **cfg: Any) -> Callable[[torch.Generator], Built]:
     def builder(gen: torch.Generator) -> Built:
         from transformers import BertConfig, BertModel
 
         config = BertConfig(**cfg)
         ids = _ids(gen, config.vocab_size, seq)
-        return BertModel(config), ((), {"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+        kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)} if mask else {"input_ids": ids}
+        return BertModel(config), ((), kwargs)
     return builder
 
 
-def _gpt2(seq: int, **cfg: Any) -> Callable[[torch.Generator], Built]:
+def _gpt2(seq: int, use_cache: bool | None = None, **cfg: Any) -> Callable[[torch.Generator], Built]:
     def builder(gen: torch.Generator) -> Built:
         from transformers import GPT2Config, GPT2LMHeadModel
 
         config = GPT2Config(**cfg)
         # Called as users call it: config defaults, so use_cache=True and the output carries the KV cache.
-        return GPT2LMHeadModel(config), ((), {"input_ids": _ids(gen, config.vocab_size, seq)})
+        kwargs: dict[str, Any] = {"input_ids": _ids(gen, config.vocab_size, seq)}
+        if use_cache is not None:
+            kwargs["use_cache"] = use_cache
+        return GPT2LMHeadModel(config), ((), kwargs)
     return builder
 
 
@@ -224,6 +230,11 @@ register("bert_b1_s128", "HF BertModel(BertConfig()) [BERT-base], input_ids + at
 register("gpt2_b1_s128", "HF GPT2LMHeadModel(GPT2Config()) [GPT-2 small], input_ids 1x128, default use_cache",
          "gpt2", needs=_HF)(_gpt2(128))
 register("vit_b1", "HF ViTModel(ViTConfig()) [ViT-B/16], pixel_values 1x3x224x224", "vit", needs=_HF)(_vit())
+# The anchors' exact inputs (../shared/anchors): BERT without attention_mask, GPT-2 with use_cache=False.
+register("bert_b1_s128_ids", "BERT-base as bert_b1_s128, input_ids only (the anchors' inputs)", "bert", extra=True,
+         needs=_HF)(_bert(128, mask=False))
+register("gpt2_b1_s128_nocache", "GPT-2 small as gpt2_b1_s128, use_cache=False (the anchors' inputs)", "gpt2",
+         extra=True, needs=_HF)(_gpt2(128, use_cache=False))
 register("bert_tiny", "HF BertModel, 2 layers, hidden 64, input_ids + attention_mask 1x16", "bert",
          test_only=True, needs=_HF)(_bert(16, **_TINY_TEXT))
 register("gpt2_tiny", "HF GPT2LMHeadModel, 2 layers, n_embd 64, input_ids 1x16, default use_cache", "gpt2",

@@ -59,6 +59,8 @@ def test_every_family_has_a_tiny_variant_and_bench_defaults_exclude_them() -> No
     assert set(full) == {"mlp_b1", "mlp_b64", "resnet18_b1", "bert_b1_s128", "gpt2_b1_s128", "vit_b1"}
     assert {zoo.get(n).family for n in full} == {zoo.get(n).family for n in TINY}
     assert not set(TINY) & set(full)
+    extra = set(zoo.names(include_extra=True)) - set(full)
+    assert extra == {"bert_b1_s128_ids", "gpt2_b1_s128_nocache"} and not extra & set(TINY)
 
 
 def test_resnet18_has_resnet18_shape() -> None:
