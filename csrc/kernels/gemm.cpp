@@ -20,6 +20,10 @@
 #include <new>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "common/check.h"
 #include "common/cpu_features.h"
 #include "common/threadpool.h"
@@ -37,10 +41,20 @@ struct AlignedFree {
 };
 using AlignedPtr = std::unique_ptr<uint32_t[], AlignedFree>;
 
+// Buffers of 2 MiB or more (packed weights, large scratch) are 2 MiB aligned and asked for transparent huge pages
+// (THP is usually in "madvise" mode): a GEMV streams its weight at L3/DRAM speed only when the TLB keeps up,
+// which 4 KiB pages (one miss per 4 KiB of a 16 MiB weight) do not (measured: ~60 GB/s with 4 KiB pages, ~100+
+// with huge pages on Zen 4). The advice is taken before the first touch, so packing faults the pages in huge.
 AlignedPtr aligned_words(int64_t n) {
-  const size_t bytes = ((static_cast<size_t>(std::max<int64_t>(n, 1)) * 4 + 63) / 64) * 64;
-  void* p = std::aligned_alloc(64, bytes);
+  constexpr size_t kHuge = size_t(2) << 20;
+  size_t bytes = ((static_cast<size_t>(std::max<int64_t>(n, 1)) * 4 + 63) / 64) * 64;
+  const bool huge = bytes >= kHuge;
+  if (huge) bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(huge ? kHuge : 64, bytes);
   if (!p) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (huge) (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
   return AlignedPtr(static_cast<uint32_t*>(p));
 }
 
