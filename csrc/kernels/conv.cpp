@@ -24,7 +24,7 @@ float* alloc_floats(int64_t n) {
   return static_cast<float*>(p);
 }
 
-float apply_act(Act act, float v) {
+float act_scalar(Act act, float v) {
   switch (act) {
     case Act::Relu: return v < 0.0f ? 0.0f : v;
     case Act::GeluErf: return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
@@ -84,20 +84,15 @@ void dw_row_scalar(const DwArgs& a) {
   }
 }
 
-using TileFn = void(const TileArgs&, int);
 using DwFn = void(const DwArgs&);
-
-// The input as a channels-last view: the caller's tensor when its channel stride is 1, else a dense NHWC copy.
-struct NhwcInput {
-  const float* data;
-  int64_t sN, sH, sW;
-};
 
 // The NHWC copy's buffer, kept per calling thread between calls (no page faults on a fresh allocation each time).
 std::vector<float>& nhwc_scratch() {
   static thread_local std::vector<float> buf;
   return buf;
 }
+
+}  // namespace
 
 void to_nhwc(const View4& x, NhwcInput& in) {
   const int64_t N = x.size[0], C = x.size[1], H = x.size[2], W = x.size[3];
@@ -127,6 +122,8 @@ void to_nhwc(const View4& x, NhwcInput& in) {
   in.sH = W * C;
   in.sW = C;
 }
+
+namespace {
 
 int64_t out_size(int64_t in, int64_t pad, int64_t dil, int64_t k, int64_t stride) {
   const int64_t span = in + pad - dil * (k - 1) - 1;
@@ -203,7 +200,7 @@ void tile_post(const TileArgs& t, int mr, Act act, const float* const* res, int6
   for (int m = 0; m < mr; ++m) {
     for (int64_t j = 0; j < t.n; ++j) {
       float& v = t.out[m][j * t.out_cs];
-      v = apply_act(act, v);
+      v = act_scalar(act, v);
       if (res_after) v += res[m][j * res_cs];
     }
   }
@@ -231,6 +228,7 @@ std::shared_ptr<PackedConvWeight> pack_conv2d_weight_f32(const float* w, int64_t
   p->groups = groups;
   p->OCg = OC / groups;
   p->K = KH * KW * Cg;
+  p->Cp = Cg;
   p->panels = (p->OCg + kNR - 1) / kNR;
   p->data = alloc_floats(groups * p->panels * p->K * kNR);
   const int64_t* s = w_strides;
@@ -257,26 +255,25 @@ std::shared_ptr<PackedConvWeight> pack_conv2d_weight_f32(const float* w, int64_t
   return p;
 }
 
-void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, const View4* res, float* y,
-                const int64_t ys[4], const Conv2dParams& p) {
-  const int64_t N = x.size[0], C = x.size[1], H = x.size[2], W = x.size[3];
-  const int64_t KH = w.KH, KW = w.KW, G = w.groups, Cg = w.Cg, OCg = w.OCg;
-  const int64_t OH = out_size(H, p.pad_top + p.pad_bottom, p.dilation_h, KH, p.stride_h);
-  const int64_t OW = out_size(W, p.pad_left + p.pad_right, p.dilation_w, KW, p.stride_w);
-  if (N == 0 || w.OC == 0 || OH == 0 || OW == 0) return;
-  NhwcInput in;
-  to_nhwc(x, in);
+namespace {
+
+template <class T>
+struct NhwcT {
+  const T* data;
+  int64_t sN, sH, sW;
+};
+
+// The implicit GEMM over NHWC input elements T (float, or uint16 bf16 with the tile kernel to match).
+template <class T>
+void conv_gemm(const NhwcT<T>& in, const View4& x, const PackedConvWeight& w, const float* bias, const View4* res,
+               float* y, const int64_t ys[4], const Conv2dParams& p, int64_t OH, int64_t OW, TileFn* kernel) {
+  const int64_t N = x.size[0], H = x.size[2], W = x.size[3];
+  const int64_t KH = w.KH, KW = w.KW, G = w.groups, Cg = w.Cg, OCg = w.OCg, Cp = w.Cp;
   const bool fused_act = p.act == Act::None || p.act == Act::Relu;
-
-  if (w.dw && G == C && ys[1] == 1 && (!res || res->stride[1] == 1) && fused_act) {
-    conv_depthwise(in, x, w, bias, res, y, ys, p, OH, OW);
-    return;
-  }
-
   // segments: a whole window row (kw, c) when it is contiguous, else one tap's channels
-  const bool wide = G == 1 && p.dilation_w == 1 && (in.sW == C || KW == 1);
-  const int64_t S = wide ? KH : KH * KW, L = wide ? KW * Cg : Cg;
-  std::vector<float> zeros(static_cast<size_t>(std::max<int64_t>(L, 1)), 0.0f);
+  const bool wide = G == 1 && p.dilation_w == 1 && (in.sW == Cp || KW == 1);
+  const int64_t S = wide ? KH : KH * KW, L = wide ? KW * Cp : Cp;
+  std::vector<T> zeros(static_cast<size_t>(std::max<int64_t>(L, 1)), T(0));
   // offset of each segment from the window's top-left input pixel
   std::vector<int64_t> seg_off(static_cast<size_t>(S));
   for (int64_t kh = 0, s = 0; kh < KH; ++kh)
@@ -285,22 +282,19 @@ void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, co
   const int64_t sh = p.stride_h, sw = p.stride_w, pt = p.pad_top, pl = p.pad_left;
   const int64_t h_span = (KH - 1) * p.dilation_h, w_span = (KW - 1) * p.dilation_w;
 
-  const Isa isa = active_isa();
-  TileFn* kernel = pick_kernel<TileFn>(isa, tile_scalar, LG_IF_AVX2(conv_tile_f32_avx2),
-                                       LG_IF_AVX512(conv_tile_f32_avx512));
   const int64_t M = N * OH * OW;
   const int64_t tiles = (M + kMaxMR - 1) / kMaxMR;
   const int64_t P = w.panels;
   const int64_t items = G * tiles * P;
   // Weights that do not fit next to the activations in L2 go panel-major (each thread streams its panels once);
   // otherwise tile-major (a tile's rows stay in L1 while every panel passes over them).
-  const bool panel_major = G * P * w.K * kNR * int64_t(sizeof(float)) > (512 << 10);
+  const bool panel_major = G * P * w.K * kNR * int64_t(sizeof(T)) > (512 << 10);
   const int64_t item_fmas = std::max<int64_t>(1, kMaxMR * w.K * kNR);
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 18) / item_fmas);
 
   parallel_for(0, items, grain, [&](int64_t b, int64_t e) {
-    std::vector<const float*> rows(static_cast<size_t>(S * kMaxMR));
-    std::vector<float> border;  // zero-filled copies of window rows cut by the left/right edge
+    std::vector<const T*> rows(static_cast<size_t>(S * kMaxMR));
+    std::vector<T> border;  // zero-filled copies of window rows cut by the left/right edge
     std::vector<std::pair<int64_t, size_t>> fixups;  // (rows index, offset into border)
     float* out_pix[kMaxMR];
     const float* res_pix[kMaxMR];
@@ -308,7 +302,7 @@ void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, co
     const float* resp[kMaxMR];
     int64_t cur_g = -1, cur_t = -1;
     int mr = 0;
-    const float** R = rows.data();
+    const T** R = rows.data();
     for (int64_t it = b; it < e; ++it) {
       int64_t g, t, pn;
       if (panel_major) {
@@ -336,13 +330,13 @@ void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, co
               ++n;
             }
           }
-          const float* xb = in.data + n * in.sN + g * Cg;
+          const T* xb = in.data + n * in.sN + g * Cg;
           const int64_t ih0 = oh * sh - pt, iw0 = ow * sw - pl;
           const bool w_inside = iw0 >= 0 && iw0 + w_span < W;
           out_pix[m] = y + n * ys[0] + oh * ys[2] + ow * ys[3];
           res_pix[m] = res ? res->data + n * res->stride[0] + oh * res->stride[2] + ow * res->stride[3] : nullptr;
           if (w_inside && ih0 >= 0 && ih0 + h_span < H) {  // the whole window is inside: no checks
-            const float* base = xb + ih0 * in.sH + iw0 * in.sW;
+            const T* base = xb + ih0 * in.sH + iw0 * in.sW;
             for (int64_t s = 0; s < S; ++s) R[s * mr + m] = base + seg_off[s];
             continue;
           }
@@ -350,22 +344,22 @@ void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, co
             const int64_t ih = ih0 + kh * p.dilation_h;
             const bool h_ok = ih >= 0 && ih < H;
             if (wide) {
-              const float* src;
+              const T* src;
               if (!h_ok) {
                 src = zeros.data();
               } else if (w_inside) {
                 src = xb + ih * in.sH + iw0 * in.sW;
               } else {
                 if (border.size() < used + static_cast<size_t>(L)) border.resize(used + static_cast<size_t>(L));
-                float* d = border.data() + used;
+                T* d = border.data() + used;
                 for (int64_t kw = 0; kw < KW; ++kw) {
                   const int64_t iw = iw0 + kw;
-                  float* dk = d + kw * Cg;
+                  T* dk = d + kw * Cp;
                   if (iw >= 0 && iw < W) {
-                    const float* src_k = xb + ih * in.sH + iw * in.sW;
-                    for (int64_t c = 0; c < Cg; ++c) dk[c] = src_k[c];
+                    const T* src_k = xb + ih * in.sH + iw * in.sW;
+                    for (int64_t c = 0; c < Cp; ++c) dk[c] = src_k[c];
                   } else {
-                    for (int64_t c = 0; c < Cg; ++c) dk[c] = 0.0f;
+                    for (int64_t c = 0; c < Cp; ++c) dk[c] = T(0);
                   }
                 }
                 fixups.emplace_back(kh * mr + m, used);  // pointer set below: border may still move
@@ -390,7 +384,7 @@ void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, co
         resp[m] = res ? res_pix[m] + c0 * res->stride[1] : nullptr;
       }
       TileArgs a;
-      a.rows = rows.data();
+      a.rows = reinterpret_cast<const float* const*>(rows.data());
       a.S = S;
       a.L = L;
       a.w = w.panel(g, pn);
@@ -406,6 +400,144 @@ void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, co
       if (!fused_act) tile_post(a, mr, p.act, resp, a.res_cs, res && !p.residual_before_act);
     }
   });
+}
+
+// The input as dense NHWC bf16 with Cp channels (the ones past C zero), in a per-thread scratch buffer.
+NhwcT<uint16_t> to_nhwc_bf16(const NhwcInput& in, const View4& x, int64_t Cp) {
+  static thread_local std::vector<uint16_t> buf;
+  const int64_t N = x.size[0], C = x.size[1], H = x.size[2], W = x.size[3];
+  const size_t need = static_cast<size_t>(N * H * W * Cp);
+  if (buf.size() < need) buf.resize(need);
+  uint16_t* dst = buf.data();
+  using CvtFn = void(const float*, int64_t, uint16_t*);
+  CvtFn* cvt = active_isa() == Isa::avx512 ? LG_IF_AVX512(f32_to_bf16_avx512) : nullptr;
+  parallel_for(0, N * H, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, W * Cp)), [&](int64_t b, int64_t e) {
+    for (int64_t nh = b; nh < e; ++nh) {
+      const int64_t n = nh / H, h = nh % H;
+      uint16_t* d = dst + nh * W * Cp;
+      const float* src = in.data + n * in.sN + h * in.sH;
+      if (cvt && in.sW == C && Cp == C) {
+        cvt(src, W * C, d);
+        continue;
+      }
+      for (int64_t wi = 0; wi < W; ++wi) {
+        const float* sp = src + wi * in.sW;
+        uint16_t* dp = d + wi * Cp;
+        if (cvt) {
+          cvt(sp, C, dp);
+        } else {
+          for (int64_t c = 0; c < C; ++c) dp[c] = f32_to_bf16(sp[c]);
+        }
+        for (int64_t c = C; c < Cp; ++c) dp[c] = 0;
+      }
+    }
+  });
+  return NhwcT<uint16_t>{dst, H * W * Cp, W * Cp, Cp};
+}
+
+}  // namespace
+
+float apply_act(Act act, float v) { return act_scalar(act, v); }
+
+uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+TileFn* pick_tile_f32() {
+  return pick_kernel<TileFn>(active_isa(), tile_scalar, LG_IF_AVX2(conv_tile_f32_avx2),
+                             LG_IF_AVX512(conv_tile_f32_avx512));
+}
+
+TileFn* pick_tile_bf16() {
+  TileFn* k = active_isa() == Isa::avx512 ? LG_IF_AVX512(conv_tile_bf16_avx512) : nullptr;
+  return k ? k : conv_tile_bf16_scalar;
+}
+
+// Portable emulation of the bf16 tile: the same rounded operands, products summed in fp32.
+void conv_tile_bf16_scalar(const TileArgs& t, int mr) {
+  auto f = [](uint32_t bits) {
+    float v;
+    std::memcpy(&v, &bits, 4);
+    return v;
+  };
+  float acc[kMaxMR][kNR];
+  for (int m = 0; m < mr; ++m)
+    for (int j = 0; j < kNR; ++j) acc[m][j] = 0.0f;
+  const uint32_t* wp = reinterpret_cast<const uint32_t*>(t.w);
+  for (int64_t s = 0; s < t.S; ++s) {
+    for (int64_t k = 0; k < t.L; k += 2, wp += kNR) {
+      for (int m = 0; m < mr; ++m) {
+        const uint16_t* r = reinterpret_cast<const uint16_t*>(t.rows[s * mr + m]) + k;
+        const float a0 = f(uint32_t(r[0]) << 16), a1 = f(uint32_t(r[1]) << 16);
+        for (int j = 0; j < kNR; ++j) acc[m][j] += a0 * f(wp[j] << 16) + a1 * f(wp[j] & 0xffff0000u);
+      }
+    }
+  }
+  for (int m = 0; m < mr; ++m) {
+    for (int64_t j = 0; j < t.n; ++j) {
+      float v = acc[m][j] + (t.bias ? t.bias[j] : 0.0f);
+      const float r = t.res ? t.res[m][j * t.res_cs] : 0.0f;
+      if (t.res && t.residual_before_act) v += r;
+      if (t.act == Act::Relu) v = v < 0.0f ? 0.0f : v;
+      if (t.res && !t.residual_before_act) v += r;
+      t.out[m][j * t.out_cs] = v;
+    }
+  }
+}
+
+std::shared_ptr<PackedConvWeight> pack_conv2d_weight_bf16(const float* w, int64_t OC, int64_t Cg, int64_t KH,
+                                                          int64_t KW, const int64_t w_strides[4]) {
+  LG_CHECK(OC >= 0, OC, "must be >= 0, got ", OC);
+  LG_CHECK(Cg >= 0, Cg, "must be >= 0, got ", Cg);
+  LG_CHECK(KH >= 1 && KW >= 1, KH, "kernel size must be >= 1, got ", KH, "x", KW);
+  for (int i = 0; i < 4; ++i) LG_CHECK(w_strides[i] >= 0, w_strides, "must be >= 0");
+  auto p = std::make_shared<PackedConvWeight>();
+  p->OC = p->OCg = OC;
+  p->Cg = Cg;
+  p->KH = KH;
+  p->KW = KW;
+  p->bf16 = true;
+  p->Cp = (Cg + 1) / 2 * 2;
+  p->K = KH * KW * p->Cp;
+  p->panels = (OC + kNR - 1) / kNR;
+  p->data = alloc_floats(p->panels * p->K / 2 * kNR);
+  auto* d = reinterpret_cast<uint16_t*>(p->data);
+  const int64_t* s = w_strides;
+  for (int64_t pn = 0; pn < p->panels; ++pn)
+    for (int64_t kh = 0; kh < KH; ++kh)
+      for (int64_t kw = 0; kw < KW; ++kw)
+        for (int64_t c = 0; c < Cg; ++c) {
+          const int64_t k = (kh * KW + kw) * p->Cp + c;
+          uint16_t* row = d + ((pn * p->K / 2 + k / 2) * kNR) * 2 + (k & 1);
+          for (int64_t j = 0; j < kNR && pn * kNR + j < OC; ++j)
+            row[2 * j] = f32_to_bf16(w[(pn * kNR + j) * s[0] + c * s[1] + kh * s[2] + kw * s[3]]);
+        }
+  return p;
+}
+
+void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, const View4* res, float* y,
+                const int64_t ys[4], const Conv2dParams& p) {
+  const int64_t N = x.size[0], C = x.size[1], H = x.size[2], W = x.size[3];
+  const int64_t KH = w.KH, KW = w.KW, G = w.groups;
+  const int64_t OH = out_size(H, p.pad_top + p.pad_bottom, p.dilation_h, KH, p.stride_h);
+  const int64_t OW = out_size(W, p.pad_left + p.pad_right, p.dilation_w, KW, p.stride_w);
+  if (N == 0 || w.OC == 0 || OH == 0 || OW == 0) return;
+  NhwcInput in;
+  to_nhwc(x, in);
+  const bool fused_act = p.act == Act::None || p.act == Act::Relu;
+  if (w.bf16) {
+    conv_gemm<uint16_t>(to_nhwc_bf16(in, x, w.Cp), x, w, bias, res, y, ys, p, OH, OW, pick_tile_bf16());
+    return;
+  }
+  if (w.dw && G == C && ys[1] == 1 && (!res || res->stride[1] == 1) && fused_act) {
+    conv_depthwise(in, x, w, bias, res, y, ys, p, OH, OW);
+    return;
+  }
+  conv_gemm<float>(NhwcT<float>{in.data, in.sN, in.sH, in.sW}, x, w, bias, res, y, ys, p, OH, OW, pick_tile_f32());
 }
 
 }  // namespace lg::conv

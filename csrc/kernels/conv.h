@@ -21,19 +21,28 @@ inline constexpr int kNR = 32;    // output channels per packed weight panel
 inline constexpr int kMaxMR = 14;  // pixels per register tile (AVX-512: 14 x 2 accumulators)
 
 // Packed weights: groups x panels x K x kNR floats, panel columns past OCg zero-filled.
+// bf16 (groups == 1 only): Cp = Cg rounded up to even (the input is converted to NHWC bf16 with Cp channels, the
+// extra one zero), K = KH * KW * Cp, and each panel holds K / 2 rows of kNR (w[k][j], w[k+1][j]) bf16 pairs.
 struct PackedConvWeight {
   int64_t OC = 0, Cg = 0, KH = 0, KW = 0, groups = 1;
   int64_t OCg = 0, K = 0, panels = 0;
-  float* data = nullptr;  // 64-byte aligned, owned
+  bool bf16 = false;
+  int64_t Cp = 0;         // channels per window tap in the packed K (Cg, or even Cg for bf16)
+  float* data = nullptr;  // 64-byte aligned, owned (bf16: uint32 pairs)
   // Depthwise (Cg == 1, OCg == 1): taps x OC floats (tap-major) for the channel-vector kernel.
   float* dw = nullptr;
   ~PackedConvWeight();
-  const float* panel(int64_t g, int64_t p) const { return data + (g * panels + p) * K * kNR; }
+  const float* panel(int64_t g, int64_t p) const {
+    return data + (g * panels + p) * (bf16 ? K / 2 : K) * kNR;
+  }
 };
 
 // w is (OC, Cg, KH, KW) with element strides w_strides.
 std::shared_ptr<PackedConvWeight> pack_conv2d_weight_f32(const float* w, int64_t OC, int64_t Cg, int64_t KH,
                                                          int64_t KW, const int64_t w_strides[4], int64_t groups);
+// The bf16 packing (see PackedConvWeight); groups must be 1.
+std::shared_ptr<PackedConvWeight> pack_conv2d_weight_bf16(const float* w, int64_t OC, int64_t Cg, int64_t KH,
+                                                          int64_t KW, const int64_t w_strides[4]);
 
 struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1;
@@ -51,7 +60,8 @@ struct View4 {
 };
 
 // y = act(conv(x, w) + bias (+ residual)) (+ residual): x (N, C, H, W), y and residual (N, OC, OH, OW).
-// Shapes must already be checked by the caller (conv_bind.cpp does).
+// Shapes must already be checked by the caller (conv_bind.cpp does). bf16-packed weights: the input is rounded to
+// bf16 (NHWC copy), products accumulate in fp32 (vdpbf16ps; a portable emulation below AVX-512).
 void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, const View4* residual,
                 float* y, const int64_t y_stride[4], const Conv2dParams& p);
 
@@ -85,6 +95,26 @@ struct TileArgs {
 };
 void conv_tile_f32_avx512(const TileArgs& t, int mr);
 void conv_tile_f32_avx2(const TileArgs& t, int mr);
+// bf16 operands: rows point at uint16 bf16 data (cast to const float*), L is even and counts bf16 values, w is the
+// bf16 panel (L / 2 * S rows of kNR uint32 pairs). Same epilogue as the fp32 tile.
+void conv_tile_bf16_avx512(const TileArgs& t, int mr);
+void conv_tile_bf16_scalar(const TileArgs& t, int mr);
+// n floats -> bf16 (round to nearest even).
+void f32_to_bf16_avx512(const float* src, int64_t n, uint16_t* dst);
+
+// ---- helpers shared with the Winograd driver (winograd.cpp)
+float apply_act(Act act, float v);
+uint16_t f32_to_bf16(float f);  // round to nearest even, NaN kept
+using TileFn = void(const TileArgs&, int);
+TileFn* pick_tile_f32();
+TileFn* pick_tile_bf16();
+// The input as a channels-last view: the caller's tensor when its channel stride is 1, else a dense NHWC copy in a
+// per-thread scratch buffer (valid until the calling thread's next conv).
+struct NhwcInput {
+  const float* data;
+  int64_t sN, sH, sW;
+};
+void to_nhwc(const View4& x, NhwcInput& in);
 
 // Depthwise (channel multiplier 1) over one output row segment: y[ow, c] for ow in [0, nw), channels [0, C).
 // taps[t] points at valid tap t's input for the first output pixel (taps in the padding are left out: they add

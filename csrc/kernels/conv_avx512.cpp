@@ -37,26 +37,9 @@ inline void store_cols(float* p, int64_t cs, __mmask16 m, __m512i idx, __m512 v)
   }
 }
 
-// acc[m][0..1] (+)= sum over segments and k of rows[s][m][k] * w[k][0..31]
+// The epilogue on the register tile: + bias, (+ residual), relu, (+ residual), stored with the output's strides.
 template <int MR>
-void tile(const TileArgs& t) {
-  __m512 a0[MR], a1[MR];
-  for (int m = 0; m < MR; ++m) a0[m] = a1[m] = _mm512_setzero_ps();
-  const float* wp = t.w;
-  const int64_t L = t.L;
-  for (int64_t s = 0; s < t.S; ++s) {
-    const float* r[MR];
-    for (int m = 0; m < MR; ++m) r[m] = t.rows[s * MR + m];
-    for (int64_t k = 0; k < L; ++k) {
-      const __m512 w0 = _mm512_load_ps(wp), w1 = _mm512_load_ps(wp + 16);
-      wp += kNR;
-      for (int m = 0; m < MR; ++m) {
-        const __m512 b = _mm512_set1_ps(r[m][k]);
-        a0[m] = _mm512_fmadd_ps(b, w0, a0[m]);
-        a1[m] = _mm512_fmadd_ps(b, w1, a1[m]);
-      }
-    }
-  }
+inline void store_tile(const TileArgs& t, const __m512* a0, const __m512* a1) {
   const __mmask16 m0 = tail_mask(t.n), m1 = tail_mask(t.n - 16);
   const __m512 b0 = t.bias ? _mm512_maskz_loadu_ps(m0, t.bias) : _mm512_setzero_ps();
   const __m512 b1 = t.bias ? _mm512_maskz_loadu_ps(m1, t.bias + 16) : _mm512_setzero_ps();
@@ -90,6 +73,52 @@ void tile(const TileArgs& t) {
   }
 }
 
+// acc[m][0..1] (+)= sum over segments and k of rows[s][m][k] * w[k][0..31]
+template <int MR>
+void tile(const TileArgs& t) {
+  __m512 a0[MR], a1[MR];
+  for (int m = 0; m < MR; ++m) a0[m] = a1[m] = _mm512_setzero_ps();
+  const float* wp = t.w;
+  const int64_t L = t.L;
+  for (int64_t s = 0; s < t.S; ++s) {
+    const float* r[MR];
+    for (int m = 0; m < MR; ++m) r[m] = t.rows[s * MR + m];
+    for (int64_t k = 0; k < L; ++k) {
+      const __m512 w0 = _mm512_load_ps(wp), w1 = _mm512_load_ps(wp + 16);
+      wp += kNR;
+      for (int m = 0; m < MR; ++m) {
+        const __m512 b = _mm512_set1_ps(r[m][k]);
+        a0[m] = _mm512_fmadd_ps(b, w0, a0[m]);
+        a1[m] = _mm512_fmadd_ps(b, w1, a1[m]);
+      }
+    }
+  }
+  store_tile<MR>(t, a0, a1);
+}
+
+// The bf16 tile: rows hold bf16 values, each step broadcasts one (k, k+1) pair against a row of weight pairs.
+template <int MR>
+void tile_bf16(const TileArgs& t) {
+  __m512 a0[MR], a1[MR];
+  for (int m = 0; m < MR; ++m) a0[m] = a1[m] = _mm512_setzero_ps();
+  const auto* wp = reinterpret_cast<const uint32_t*>(t.w);
+  const int64_t L2 = t.L / 2;
+  for (int64_t s = 0; s < t.S; ++s) {
+    const int32_t* r[MR];
+    for (int m = 0; m < MR; ++m) r[m] = reinterpret_cast<const int32_t*>(t.rows[s * MR + m]);
+    for (int64_t k = 0; k < L2; ++k) {
+      const __m512bh w0 = (__m512bh)_mm512_load_si512(wp), w1 = (__m512bh)_mm512_load_si512(wp + 16);
+      wp += kNR;
+      for (int m = 0; m < MR; ++m) {
+        const __m512bh b = (__m512bh)_mm512_set1_epi32(r[m][k]);
+        a0[m] = _mm512_dpbf16_ps(a0[m], b, w0);
+        a1[m] = _mm512_dpbf16_ps(a1[m], b, w1);
+      }
+    }
+  }
+  store_tile<MR>(t, a0, a1);
+}
+
 }  // namespace impl_avx512
 
 void conv_tile_f32_avx512(const TileArgs& t, int mr) {
@@ -110,6 +139,38 @@ void conv_tile_f32_avx512(const TileArgs& t, int mr) {
     case 13: return tile<13>(t);
     case 14: return tile<14>(t);
     default: return;
+  }
+}
+
+void conv_tile_bf16_avx512(const TileArgs& t, int mr) {
+  using namespace impl_avx512;
+  switch (mr) {
+    case 1: return tile_bf16<1>(t);
+    case 2: return tile_bf16<2>(t);
+    case 3: return tile_bf16<3>(t);
+    case 4: return tile_bf16<4>(t);
+    case 5: return tile_bf16<5>(t);
+    case 6: return tile_bf16<6>(t);
+    case 7: return tile_bf16<7>(t);
+    case 8: return tile_bf16<8>(t);
+    case 9: return tile_bf16<9>(t);
+    case 10: return tile_bf16<10>(t);
+    case 11: return tile_bf16<11>(t);
+    case 12: return tile_bf16<12>(t);
+    case 13: return tile_bf16<13>(t);
+    case 14: return tile_bf16<14>(t);
+    default: return;
+  }
+}
+
+void f32_to_bf16_avx512(const float* src, int64_t n, uint16_t* dst) {
+  using namespace impl_avx512;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
+  if (i < n) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm256_mask_storeu_epi16(dst + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + i)));
   }
 }
 

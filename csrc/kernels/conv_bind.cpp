@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "common/check.h"
 #include "common/view.h"
 #include "kernels/conv.h"
+#include "kernels/winograd.h"
 
 namespace py = pybind11;
 using py::arg;
@@ -76,8 +78,62 @@ struct Conv2dF32 {
   }
 };
 
+// The same conv with bf16 operands (vdpbf16ps, fp32 accumulation): weights rounded once, input rounded per call.
+struct Conv2dBf16 : Conv2dF32 {};
+
+// A 3x3 stride-1 conv by Winograd F(2x2, 3x3), weights transformed and packed once (fp32 or bf16 operands).
+struct Conv2dWinograd {
+  std::shared_ptr<lg::conv::PackedWinograd> w;
+  lg::conv::Conv2dParams p;
+
+  Ints output_shape(const Ints& x_shape) const {
+    LG_CHECK(x_shape.size() == 4, x_shape, "must have 4 dims (N, C, H, W), got ", x_shape.size());
+    return {x_shape[0], w->OC, std::max<int64_t>(0, x_shape[2] + p.pad_top + p.pad_bottom - 2),
+            std::max<int64_t>(0, x_shape[3] + p.pad_left + p.pad_right - 2)};
+  }
+
+  void run(std::uintptr_t x_ptr, const Ints& x_shape, const Ints& x_strides, std::uintptr_t y_ptr,
+           const Ints& y_shape, const Ints& y_strides, std::uintptr_t bias_ptr, std::uintptr_t res_ptr,
+           const Ints& res_strides) const {
+    const View4 x = view4(x_ptr, x_shape, x_strides, "conv2d_winograd");
+    LG_CHECK(x_shape[1] == w->C, x_shape, "has ", x_shape[1], " channels, the weight expects ", w->C);
+    const Ints expect = output_shape(x_shape);
+    LG_CHECK(y_shape == expect, y_shape, "must be (", expect[0], ", ", expect[1], ", ", expect[2], ", ", expect[3],
+             ")");
+    const View4 y = view4(y_ptr, y_shape, y_strides, "conv2d_winograd");
+    if (bias_ptr) LG_CHECK_BUFFER(bias_ptr, float, w->OC);  // 0: no bias
+    View4 res;
+    if (res_ptr) res = view4(res_ptr, y_shape, res_strides, "conv2d_winograd");
+    const auto ys = four(y_strides);
+    lg::conv::winograd_conv2d_f32(x, *w, reinterpret_cast<const float*>(bias_ptr), res_ptr ? &res : nullptr,
+                                  const_cast<float*>(y.data), ys.data(), p);
+  }
+};
+
+Conv2dWinograd make_winograd(std::uintptr_t w_ptr, const Ints& w_shape, const Ints& w_strides, const Ints& padding,
+                             int act, bool residual_before_act, bool bf16) {
+  LG_CHECK(w_shape.size() == 4 && w_strides.size() == 4 && w_shape[2] == 3 && w_shape[3] == 3, w_shape,
+           "must be (OC, C, 3, 3) with 4 strides");
+  lg::make_view(w_ptr, "float32", w_shape, w_strides);
+  LG_CHECK(padding.size() == 4 && padding[0] >= 0 && padding[1] >= 0 && padding[2] >= 0 && padding[3] >= 0, padding,
+           "must be 4 ints >= 0 (top, bottom, left, right)");
+  LG_CHECK(act >= 0 && act <= static_cast<int>(Act::Sigmoid), act, "is not a known activation: ", act);
+  Conv2dWinograd c;
+  const auto ws = four(w_strides);
+  c.w = lg::conv::pack_winograd_weight(reinterpret_cast<const float*>(w_ptr), w_shape[0], w_shape[1], ws.data(),
+                                       bf16);
+  c.p.pad_top = padding[0];
+  c.p.pad_bottom = padding[1];
+  c.p.pad_left = padding[2];
+  c.p.pad_right = padding[3];
+  c.p.act = static_cast<Act>(act);
+  c.p.residual_before_act = residual_before_act;
+  return c;
+}
+
 Conv2dF32 make_conv(std::uintptr_t w_ptr, const Ints& w_shape, const Ints& w_strides, int64_t groups,
-                    const Ints& stride, const Ints& padding, const Ints& dilation, int act, bool residual_before_act) {
+                    const Ints& stride, const Ints& padding, const Ints& dilation, int act, bool residual_before_act,
+                    bool bf16 = false) {
   LG_CHECK(w_shape.size() == 4 && w_strides.size() == 4, w_shape, "must be (OC, C/groups, KH, KW) with 4 strides");
   lg::make_view(w_ptr, "float32", w_shape, w_strides);
   LG_CHECK(stride.size() == 2 && stride[0] >= 1 && stride[1] >= 1, stride, "must be 2 ints >= 1");
@@ -87,8 +143,14 @@ Conv2dF32 make_conv(std::uintptr_t w_ptr, const Ints& w_shape, const Ints& w_str
   LG_CHECK(act >= 0 && act <= static_cast<int>(Act::Sigmoid), act, "is not a known activation: ", act);
   Conv2dF32 c;
   const auto ws = four(w_strides);
-  c.w = lg::conv::pack_conv2d_weight_f32(reinterpret_cast<const float*>(w_ptr), w_shape[0], w_shape[1], w_shape[2],
-                                         w_shape[3], ws.data(), groups);
+  if (bf16) {
+    LG_CHECK(groups == 1, groups, "must be 1 for bf16 convolution, got ", groups);
+    c.w = lg::conv::pack_conv2d_weight_bf16(reinterpret_cast<const float*>(w_ptr), w_shape[0], w_shape[1],
+                                            w_shape[2], w_shape[3], ws.data());
+  } else {
+    c.w = lg::conv::pack_conv2d_weight_f32(reinterpret_cast<const float*>(w_ptr), w_shape[0], w_shape[1],
+                                           w_shape[2], w_shape[3], ws.data(), groups);
+  }
   c.p.stride_h = stride[0];
   c.p.stride_w = stride[1];
   c.p.pad_top = padding[0];
@@ -180,10 +242,37 @@ LG_BIND(conv) {
   py::class_<Conv2dF32>(m, "Conv2dF32",
                         "A conv2d with its weights packed once; run() computes act(conv(x) + bias (+ residual)) "
                         "(+ residual) into y (N, OC, OH, OW), any strides (channels_last is the fast layout).")
-      .def(py::init(&make_conv), arg("w_ptr"), arg("w_shape"), arg("w_strides"), arg("groups"), arg("stride"),
+      .def(py::init([](std::uintptr_t w_ptr, const Ints& w_shape, const Ints& w_strides, int64_t groups,
+                       const Ints& stride, const Ints& padding, const Ints& dilation, int act,
+                       bool residual_before_act) {
+             return make_conv(w_ptr, w_shape, w_strides, groups, stride, padding, dilation, act,
+                              residual_before_act);
+           }),
+           arg("w_ptr"), arg("w_shape"), arg("w_strides"), arg("groups"), arg("stride"),
            arg("padding"), arg("dilation"), arg("act"), arg("residual_before_act"))
       .def("output_shape", &Conv2dF32::output_shape, arg("x_shape"))
       .def("run", &Conv2dF32::run, arg("x_ptr"), arg("x_shape"), arg("x_strides"), arg("y_ptr"), arg("y_shape"),
+           arg("y_strides"), arg("bias_ptr"), arg("res_ptr"), arg("res_strides"),
+           py::call_guard<py::gil_scoped_release>());
+  py::class_<Conv2dBf16, Conv2dF32>(m, "Conv2dBf16",
+                                    "Conv2dF32 with bf16 operands (groups 1): weights rounded to bf16 once, the input "
+                                    "per call, products accumulated in fp32 (vdpbf16ps; emulated below AVX-512).")
+      .def(py::init([](std::uintptr_t w_ptr, const Ints& w_shape, const Ints& w_strides, const Ints& stride,
+                       const Ints& padding, const Ints& dilation, int act, bool residual_before_act) {
+             Conv2dBf16 c;
+             static_cast<Conv2dF32&>(c) =
+                 make_conv(w_ptr, w_shape, w_strides, 1, stride, padding, dilation, act, residual_before_act, true);
+             return c;
+           }),
+           arg("w_ptr"), arg("w_shape"), arg("w_strides"), arg("stride"), arg("padding"), arg("dilation"), arg("act"),
+           arg("residual_before_act"));
+  py::class_<Conv2dWinograd>(m, "Conv2dWinograd",
+                             "A 3x3 stride-1 conv2d by Winograd F(2x2, 3x3) with the weights transformed and packed "
+                             "once (bf16: GEMM operands rounded to bf16, fp32 accumulation); run() like Conv2dF32.")
+      .def(py::init(&make_winograd), arg("w_ptr"), arg("w_shape"), arg("w_strides"), arg("padding"), arg("act"),
+           arg("residual_before_act"), arg("bf16"))
+      .def("output_shape", &Conv2dWinograd::output_shape, arg("x_shape"))
+      .def("run", &Conv2dWinograd::run, arg("x_ptr"), arg("x_shape"), arg("x_strides"), arg("y_ptr"), arg("y_shape"),
            arg("y_strides"), arg("bias_ptr"), arg("res_ptr"), arg("res_strides"),
            py::call_guard<py::gil_scoped_release>());
   m.def("max_pool2d_f32", &max_pool2d, arg("x_ptr"), arg("x_shape"), arg("x_strides"), arg("y_ptr"),

@@ -1,0 +1,64 @@
+// Winograd F(2x2, 3x3) convolution for stride-1, dilation-1, groups-1 3x3 convs (declarations only: this header is
+// included by the ISA units too).
+//
+//   Y = A^T [ (G g G^T) . (B^T d B) ] A   per 2x2 output tile, d its 4x4 input patch, g one 3x3 filter.
+//
+// The weights are transformed (U = G g G^T, 16 elements e) and packed once like conv's panels: for each e, a
+// (Cin x Cout) matrix in panels of kNR columns (fp32, or bf16 k-pairs). A run takes blocks of TB output tiles:
+// input transform -> V[e] (TB x Cin, NHWC patches read in place, padding as zeros) -> 16 GEMMs V[e] . U[e] with conv's
+// register-tile kernel -> M[e] (TB x Cout) -> output transform with the conv epilogue (bias, residual, activation).
+// Work items are (tile block, output-channel chunk): few tiles (7x7, 14x14 maps) split the channels over threads.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "kernels/conv.h"
+
+namespace lg::conv {
+
+struct PackedWinograd {
+  int64_t OC = 0, C = 0, Cp = 0, panels = 0;  // Cp: C, or C rounded up to even for bf16
+  bool bf16 = false;
+  float* data = nullptr;  // 16 x panels x Cp x kNR floats, or 16 x panels x Cp/2 x kNR uint32 bf16 pairs; owned
+  ~PackedWinograd();
+  const float* panel(int64_t e, int64_t p) const {
+    return data + (e * panels + p) * (bf16 ? Cp / 2 : Cp) * kNR;
+  }
+};
+
+// w is (OC, C, 3, 3) with element strides w_strides.
+std::shared_ptr<PackedWinograd> pack_winograd_weight(const float* w, int64_t OC, int64_t C,
+                                                     const int64_t w_strides[4], bool bf16);
+
+// Same contract as conv2d_f32 for a 3x3 stride-1 dilation-1 conv (p's stride/dilation are ignored).
+void winograd_conv2d_f32(const View4& x, const PackedWinograd& w, const float* bias, const View4* res, float* y,
+                         const int64_t y_stride[4], const Conv2dParams& p);
+
+// ---- ISA transforms (no checks; entered only through winograd.cpp)
+
+// Input transform of one tile: V = B^T d B for channels [0, Cp) (channels in [C, Cp) are written as zero).
+struct WinoIn {
+  const float* px[16];  // the 4x4 patch's pixels (channel 0), row-major; null = padding (zeros)
+  int64_t C = 0, Cp = 0;
+  void* v = nullptr;  // element e's channels at v + e * v_es (float, or uint16 bf16)
+  int64_t v_es = 0;
+};
+// Output transform of one tile with the epilogue: channels [0, n) of Y = A^T M A (+ bias, residual, activation).
+struct WinoOut {
+  const float* m = nullptr;  // element e's channels at m + e * m_es
+  int64_t m_es = 0, n = 0;
+  const float* bias = nullptr;  // channel 0's bias, or null
+  float* out[4] = {};           // output pixel (a, b) at out[2a + b] (channel 0); null = outside the map
+  int64_t out_cs = 1;
+  const float* res[4] = {};  // residual pixels like out, or all null
+  int64_t res_cs = 1;
+  Act act = Act::None;  // None / Relu only; winograd.cpp applies the others afterwards
+  bool residual_before_act = true;
+};
+void wino_in_f32_avx512(const WinoIn& a);
+void wino_in_bf16_avx512(const WinoIn& a);
+void wino_out_avx512(const WinoOut& a);
+void wino_in_f32_avx2(const WinoIn& a);
+void wino_out_avx2(const WinoOut& a);
+
+}  // namespace lg::conv
