@@ -85,6 +85,11 @@ struct V {
   static I srli23(I a) { return _mm512_srli_epi32(a, 23); }
   static I srai1(I a) { return _mm512_srai_epi32(a, 1); }
   static float reduce_add(F a) { return _mm512_reduce_add_ps(a); }
+  // 1/a to ~1 ulp for finite nonzero a below 2^126 (rcp14 + one Newton step; callers keep a in that range)
+  static F rcp(F a) {
+    const F r = _mm512_rcp14_ps(a);
+    return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(a, r, _mm512_set1_ps(1.0f)), r);
+  }
 };
 #elif LG_VEC_ISA == 1
 struct V {
@@ -142,6 +147,10 @@ struct V {
     const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
   }
+  static F rcp(F a) {  // rcp (12 bits) + one Newton step: ~2 ulp
+    const F r = _mm256_rcp_ps(a);
+    return _mm256_fmadd_ps(r, _mm256_fnmadd_ps(a, r, _mm256_set1_ps(1.0f)), r);
+  }
 };
 #else
 struct V {
@@ -192,6 +201,7 @@ struct V {
   static I srli23(I a) { return static_cast<I>(static_cast<uint32_t>(a) >> 23); }
   static I srai1(I a) { return a >> 1; }
   static float reduce_add(F a) { return a; }
+  static F rcp(F a) { return 1.0f / a; }
 };
 #endif
 
@@ -200,11 +210,10 @@ using I = V::I;
 using M = V::M;
 
 // --------------------------------------------------------------------------------------------------- math
-// exp: Cephes expf (range reduction by ln2 in two parts, degree-6 polynomial), 2^n applied in two halves so
-// results down to the smallest denormal are right; ~1 ulp.
-inline F vexp(F x) {
-  const F hi = V::set1(88.72283935546875f), lo = V::set1(-103.97208404541015625f);
-  const F xc = V::min(hi, V::max(lo, x));  // NaN stays NaN (second operand)
+// exp: Cephes expf (range reduction by ln2 in two parts, degree-6 polynomial); ~1 ulp. AVX-512 applies 2^n with
+// vscalefps, which rounds overflow to inf and underflow to the right denormal/0 by itself; the other variants apply
+// 2^n in two halves (results down to the smallest denormal are right) and patch the out-of-range inputs.
+inline F vexp_poly(F xc, F* n_out) {
   const F n = V::round(V::mul(xc, V::set1(1.44269504088896341f)));
   F r = V::fnma(n, V::set1(0.693359375f), xc);
   r = V::fnma(n, V::set1(-2.12194440e-4f), r);
@@ -214,7 +223,23 @@ inline F vexp(F x) {
   p = V::fma(p, r, V::set1(4.1665795894e-2f));
   p = V::fma(p, r, V::set1(1.6666665459e-1f));
   p = V::fma(p, r, V::set1(5.0000001201e-1f));
-  F y = V::fma(p, V::mul(r, r), V::add(r, V::set1(1.0f)));
+  *n_out = n;
+  return V::fma(p, V::mul(r, r), V::add(r, V::set1(1.0f)));
+}
+
+inline F vexp(F x) {
+#if LG_VEC_ISA == 2
+  // exp(89) overflows and exp(-104) underflows to 0, so clamping there changes no result; NaN passes max/min
+  // (they return their second operand when either is NaN).
+  const F xc = V::min(V::set1(89.0f), V::max(V::set1(-104.0f), x));
+  F n;
+  const F y = vexp_poly(xc, &n);
+  return _mm512_scalef_ps(y, n);
+#else
+  const F hi = V::set1(88.72283935546875f), lo = V::set1(-103.97208404541015625f);
+  const F xc = V::min(hi, V::max(lo, x));  // NaN stays NaN (second operand)
+  F n;
+  F y = vexp_poly(xc, &n);
   const I ni = V::cvt_i(n);
   const I n1 = V::srai1(ni), n2 = V::isub(ni, n1);
   y = V::mul(y, V::asf(V::slli23(V::iadd(n1, V::iset1(127)))));
@@ -222,6 +247,18 @@ inline F vexp(F x) {
   y = V::select(V::gt(x, hi), V::set1(__builtin_inff()), y);
   y = V::select(V::lt(x, lo), V::zero(), y);
   return V::select(V::isnan(x), x, y);
+#endif
+}
+
+// exp for arguments known to lie in [-87, 80] (or NaN): one 2^n scaling, no range patches.
+inline F vexp_mid(F x) {
+  F n;
+  const F y = vexp_poly(x, &n);
+#if LG_VEC_ISA == 2
+  return _mm512_scalef_ps(y, n);
+#else
+  return V::mul(y, V::asf(V::slli23(V::iadd(V::cvt_i(n), V::iset1(127)))));
+#endif
 }
 
 // log: Cephes logf; denormals rescaled first; log(0) = -inf, log(<0) = NaN, log(inf) = inf.
@@ -269,24 +306,31 @@ inline F vtanh(F x) {
   p = V::fma(p, z, V::set1(1.33314422036e-1f));
   p = V::fma(p, z, V::set1(-3.33332819422e-1f));
   const F ys = V::fma(V::mul(p, z), x, x);
-  const F e = vexp(V::add(ax, ax));
-  F yl = V::sub(V::set1(1.0f), V::div(V::set1(2.0f), V::add(e, V::set1(1.0f))));
+  // |x| >= 9.1 gives tanh = +-1 in f32: clamping 2|x| at 20 keeps exp and rcp in range (NaN passes min)
+  const F e = vexp_mid(V::min(V::set1(20.0f), V::add(ax, ax)));
+  F yl = V::fnma(V::set1(2.0f), V::rcp(V::add(e, V::set1(1.0f))), V::set1(1.0f));
   yl = V::bor(yl, V::band(x, V::set1(-0.0f)));
   return V::select(V::lt(ax, V::set1(0.625f)), ys, yl);
 }
 
-// erf: the Abramowitz-Stegun 7.1.26 form torch's vectorised erf uses (|error| < 1.5e-7).
+// erf: the rational approximation x P(x^2) / Q(x^2) on [-4, 4] (Eigen's / XLA's float erf; |error| < 5e-7), +-1
+// exactly beyond; no exp and one reciprocal, about half the work of the exp-based forms.
 inline F verf(F x) {
-  const F sign = V::band(x, V::set1(-0.0f));
-  const F ax = vabs(x);
-  const F t = V::div(V::set1(1.0f), V::fma(V::set1(0.3275911f), ax, V::set1(1.0f)));
-  F r = V::fma(V::set1(1.061405429f), t, V::set1(-1.453152027f));
-  r = V::fma(r, t, V::set1(1.421413741f));
-  r = V::fma(r, t, V::set1(-0.284496736f));
-  r = V::fma(r, t, V::set1(0.254829592f));
-  const F e = vexp(vneg(V::mul(x, x)));
-  const F y = V::fma(V::mul(vneg(e), t), r, V::set1(1.0f));
-  return V::bxor(y, sign);
+  const F xc = V::min(V::set1(4.0f), V::max(V::set1(-4.0f), x));  // NaN stays NaN
+  const F x2 = V::mul(xc, xc);
+  F p = V::fma(x2, V::set1(-2.72614225801306e-10f), V::set1(2.77068142495902e-08f));
+  p = V::fma(x2, p, V::set1(-2.10102402082508e-06f));
+  p = V::fma(x2, p, V::set1(-5.69250639462346e-05f));
+  p = V::fma(x2, p, V::set1(-7.34990630326855e-04f));
+  p = V::fma(x2, p, V::set1(-2.95459980854025e-03f));
+  p = V::fma(x2, p, V::set1(-1.60960333262415e-02f));
+  F q = V::fma(x2, V::set1(-1.45660718464996e-05f), V::set1(-2.13374055278905e-04f));
+  q = V::fma(x2, q, V::set1(-1.68282697438203e-03f));
+  q = V::fma(x2, q, V::set1(-7.37332916720468e-03f));
+  q = V::fma(x2, q, V::set1(-1.42647390514189e-02f));
+  const F y = V::mul(p, V::mul(xc, V::rcp(q)));  // q in [-0.27, -0.014]
+  // beyond 3.92 erf rounds to +-1 exactly (the approximation is only within 5e-7 of it): gelu(-100) must be 0
+  return V::select(V::gt(vabs(x), V::set1(3.92f)), V::bor(V::set1(1.0f), V::band(x, V::set1(-0.0f))), y);
 }
 
 inline F vsigmoid(F x) { return V::div(V::set1(1.0f), V::add(V::set1(1.0f), vexp(vneg(x)))); }
@@ -368,10 +412,13 @@ void unary(int32_t fn, const float* a, float* d, int64_t n, const float* k) {
       });
       break;
     case U_GELU_TANH:
+      // 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3): no cancellation for x < 0.
+      // -2u is clamped to [-87, 80] (the quotient is then x or below 1e-34 |x|); torch gives NaN at -inf.
       map1(a, d, n, [](F x) {
-        const F x3 = V::mul(V::mul(x, x), x);
-        const F inner = V::mul(V::set1(0.7978845608028654f), V::fma(V::set1(0.044715f), x3, x));
-        return V::mul(V::mul(V::set1(0.5f), x), V::add(V::set1(1.0f), vtanh(inner)));
+        const F m2u = V::mul(x, V::fma(V::mul(x, x), V::set1(-0.0713548162726f), V::set1(-1.5957691216057308f)));
+        const F e = vexp_mid(V::min(V::set1(80.0f), V::max(V::set1(-87.0f), m2u)));
+        const F y = V::mul(x, V::rcp(V::add(V::set1(1.0f), e)));
+        return V::select(V::eq(x, V::set1(-__builtin_inff())), V::set1(__builtin_nanf("")), y);
       });
       break;
     case U_SILU: map1(a, d, n, [](F x) { return V::div(x, V::add(V::set1(1.0f), vexp(vneg(x)))); }); break;
