@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from ..ir import Graph, Op, OpGroup, Value
+from ..ir import Arg, Graph, Node, Op, OpGroup, Value
 from ..ir.pattern import Match, P, Rules, rewrite
 from ..ir.registry import run_reference
 from .base import PassOptions, PassResult
@@ -35,9 +37,49 @@ def fold_constants(graph: Graph, opts: PassOptions) -> PassResult:
             t = t.contiguous() if not t.is_contiguous() else t
         graph.replace_all_uses(n.out, graph.add_constant(t, f"{n.out.name}_folded"))
         folded += 1
-    if folded:
+    gathers = sum(_constant_index_to_gather(graph, n) for n in list(graph.nodes)
+                  if n.op is Op.FALLBACK and n.attrs.get("target") == "aten::index.Tensor")
+    if folded or gathers:
         graph.remove_dead()
-    return PassResult(graph, folded > 0, {"folded": folded})
+    return PassResult(graph, folded + gathers > 0, {"folded": folded, "index_to_gather": gathers})
+
+
+def _constant_index_to_gather(graph: Graph, n: Node) -> bool:
+    """``x[i0, ..., ik]`` (advanced indexing, aten::index.Tensor) with constant integer indices on the leading dims
+    becomes reshape -> index_select(dim 0, one flat constant index) -> reshape. Indices are wrapped and bounds-checked
+    here; out-of-range ones keep the torch call (which raises as eager does)."""
+    args = n.attrs.get("args")
+    if n.attrs.get("kwargs") or len(n.outputs) != 1 or not isinstance(args, (list, tuple)) or len(args) != 2:
+        return False
+    if not isinstance(args[0], Arg) or not isinstance(args[1], (list, tuple)) or not args[1]:
+        return False
+    if not all(isinstance(a, Arg) for a in args[1]):
+        return False  # None entries (x[:, i]) are left to torch
+    x, idx = n.inputs[args[0].index], [n.inputs[a.index] for a in args[1]]
+    if not x.is_static or len(idx) > x.rank or any(v.const is None for v in idx):
+        return False
+    ts = [graph.constants[v.const] for v in idx]  # type: ignore[index]
+    if any(t.dtype not in (torch.int64, torch.int32) for t in ts):
+        return False  # boolean masks give a data-dependent shape
+    try:
+        bshape = torch.broadcast_shapes(*(t.shape for t in ts))
+    except RuntimeError:
+        return False
+    sizes = [int(d) for d in x.shape[:len(ts)]]
+    flat = torch.zeros(bshape, dtype=torch.int64)
+    for t, size in zip(ts, sizes, strict=True):
+        if size == 0 or bool(((t < -size) | (t >= size)).any()):
+            return False
+        flat = flat * size + torch.remainder(t.long(), size)
+    rest = [int(d) for d in x.shape[len(ts):]]
+    if list(n.out.shape) != [*bshape, *rest]:
+        return False
+    rows = graph.add_node(Op.RESHAPE, [x], {"shape": [math.prod(sizes), *rest]}, before=n).out
+    index = graph.add_constant(flat.reshape(-1).contiguous(), f"{n.out.name}_flat_index")
+    picked = graph.add_node(Op.INDEX_SELECT, [rows, index], {"dim": 0}, before=n).out
+    out = graph.add_node(Op.RESHAPE, [picked], {"shape": [*bshape, *rest]}, before=n).out
+    graph.replace_all_uses(n.out, out)
+    return True
 
 
 def _bn_scale(m: Match) -> tuple[torch.Tensor, torch.Tensor] | None:

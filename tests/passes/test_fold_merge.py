@@ -114,3 +114,41 @@ def test_qkv_siblings_become_one_gemm_and_split():
     g = check_pass(merge_sibling_linears, g, [torch.randn(2, 5, 12)])
     assert ops(g) == ["linear", "split", "tanh", "tanh", "tanh"]
     assert g.nodes[0].inputs[1].shape == (30, 12) and g.nodes[1].attrs["sizes"] == (12, 12, 6)
+
+
+class _ConstIndex(torch.nn.Module):
+    def __init__(self, *index: torch.Tensor):
+        super().__init__()
+        for i, t in enumerate(index):
+            self.register_buffer(f"i{i}", t)
+        self.n = len(index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[tuple(getattr(self, f"i{i}") for i in range(self.n))] * 2
+
+
+@pytest.mark.parametrize("index", [
+    (torch.tensor([[0], [2]]), torch.tensor([1, -1, 3])),  # broadcast (2,1) x (3,), a negative index
+    (torch.arange(1)[:, None, None], torch.arange(5)[None, None, :]),  # BERT's mask-preparation pattern
+    (torch.tensor([3, 0, 0], dtype=torch.int32),),  # one int32 index on dim 0, trailing dims kept
+])
+def test_constant_advanced_index_becomes_index_select(index):
+    import lepton_graph as lg
+
+    m = _ConstIndex(*index).eval()
+    x = torch.randn(4, 5, 3)
+    c = lg.compile(m, native=False)
+    assert torch.equal(c(x), m(x))
+    rep = c.report().as_dict()
+    assert "index_select" in rep["fallback_ops"] and "aten::index.Tensor" not in rep["fallback_ops"], rep["fallback_ops"]
+
+
+def test_out_of_range_constant_index_still_raises_like_eager():
+    import lepton_graph as lg
+
+    m = _ConstIndex(torch.tensor([0, 7])).eval()
+    with pytest.raises(IndexError):
+        m(torch.randn(4, 3))
+    c = lg.compile(m, native=False)
+    with pytest.raises((IndexError, RuntimeError)):
+        c(torch.randn(4, 3))
