@@ -140,7 +140,8 @@ def test_constant_advanced_index_becomes_index_select(index):
     c = lg.compile(m, native=False)
     assert torch.equal(c(x), m(x))
     rep = c.report().as_dict()
-    assert "index_select" in rep["fallback_ops"] and "aten::index.Tensor" not in rep["fallback_ops"], rep["fallback_ops"]
+    ops_run = rep["fallback_ops"]
+    assert "index_select" in ops_run and "aten::index.Tensor" not in ops_run, ops_run
 
 
 def test_out_of_range_constant_index_still_raises_like_eager():
