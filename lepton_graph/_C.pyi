@@ -100,16 +100,28 @@ def sdpa_f32(q_ptr: int, q_strides: tuple[int, int, int, int], k_ptr: int, k_str
     """Fused scaled-dot-product attention, float32: out (B, Hq, L, Ev) = softmax(scale * q k^T + mask) v.
 q (B, Hq, L, E), k (B, Hkv, S, E), v (B, Hkv, S, Ev), out: strided views given by address and 4 element strides (unit last stride); Hq a multiple of Hkv (GQA). mask_kind 0 = none, 1 = bool (True keeps, 1 byte), 2 = float (added), a (B, Hq, L, S) view (stride 0 on broadcast dims). is_causal keeps key j <= query i (and combines with the mask). Rows with every key masked give 0, like torch."""
 
-class Conv2dBf16:
+class Conv2dBf16(Conv2dF32):
     """Conv2dF32 with bf16 operands (groups 1): weights rounded to bf16 once, the input per call, products accumulated in fp32 (vdpbf16ps; emulated below AVX-512)."""
     def __init__(self, w_ptr: int, w_shape: list[int], w_strides: list[int], stride: list[int], padding: list[int], dilation: list[int], act: int, residual_before_act: bool) -> None:
         """(undocumented)"""
 
 class Conv2dWinograd:
-    """A 3x3 stride-1 conv2d by Winograd F(2x2, 3x3) with the weights transformed and packed once (bf16: GEMM operands rounded to bf16, fp32 accumulation); run() like Conv2dF32."""
-    def __init__(self, w_ptr: int, w_shape: list[int], w_strides: list[int], padding: list[int], act: int, residual_before_act: bool, bf16: bool) -> None:
+    """A 3x3 stride-1 conv2d by Winograd F(tile x tile, 3x3), tile 2 or 4, with the weights transformed and packed once (bf16: GEMM operands rounded to bf16, fp32 accumulation); run() like Conv2dF32."""
+    def __init__(self, w_ptr: int, w_shape: list[int], w_strides: list[int], padding: list[int], act: int, residual_before_act: bool, tile: int, bf16: bool) -> None:
         """(undocumented)"""
     def output_shape(self, x_shape: list[int]) -> list[int]:
         """(undocumented)"""
     def run(self, x_ptr: int, x_shape: list[int], x_strides: list[int], y_ptr: int, y_shape: list[int], y_strides: list[int], bias_ptr: int, res_ptr: int, res_strides: list[int]) -> None:
         """(undocumented)"""
+
+class BoundProgram:
+    """A Program bound to fixed shapes (Program.bind): run(*ptrs) with the inputs' then the outputs' data pointers."""
+    def __init__(*args: object, **kwargs: object) -> object: ...
+    def run(self, *args) -> None:
+        """Run on raw pointers: the inputs' data pointers, then the outputs' (contiguous)."""
+
+def sdpa_bf16(q_ptr: int, q_strides: tuple[int, int, int, int], k_ptr: int, k_strides: tuple[int, int, int, int], v_ptr: int, v_strides: tuple[int, int, int, int], out_ptr: int, out_strides: tuple[int, int, int, int], mask_ptr: int, mask_kind: int, mask_strides: tuple[int, int, int, int], B: int, Hq: int, Hkv: int, L: int, S: int, E: int, Ev: int, is_causal: bool, scale: float) -> None:
+    """sdpa_f32 in mixed precision: Q.K^T and P.V on bf16-rounded operands (AVX512_BF16), fp32 accumulation, softmax and output (relative error ~1e-2). The exact fp32 kernel when sdpa_bf16_supported() is False."""
+
+def sdpa_bf16_supported() -> bool:
+    """True when sdpa_bf16 runs on AVX512_BF16 hardware (else it is sdpa_f32)."""

@@ -81,7 +81,8 @@ struct Conv2dF32 {
 // The same conv with bf16 operands (vdpbf16ps, fp32 accumulation): weights rounded once, input rounded per call.
 struct Conv2dBf16 : Conv2dF32 {};
 
-// A 3x3 stride-1 conv by Winograd F(2x2, 3x3), weights transformed and packed once (fp32 or bf16 operands).
+// A 3x3 stride-1 conv by Winograd F(tile x tile, 3x3) (tile 2 or 4), weights transformed and packed once (fp32 or
+// bf16 operands).
 struct Conv2dWinograd {
   std::shared_ptr<lg::conv::PackedWinograd> w;
   lg::conv::Conv2dParams p;
@@ -111,7 +112,7 @@ struct Conv2dWinograd {
 };
 
 Conv2dWinograd make_winograd(std::uintptr_t w_ptr, const Ints& w_shape, const Ints& w_strides, const Ints& padding,
-                             int act, bool residual_before_act, bool bf16) {
+                             int act, bool residual_before_act, int tile, bool bf16) {
   LG_CHECK(w_shape.size() == 4 && w_strides.size() == 4 && w_shape[2] == 3 && w_shape[3] == 3, w_shape,
            "must be (OC, C, 3, 3) with 4 strides");
   lg::make_view(w_ptr, "float32", w_shape, w_strides);
@@ -121,7 +122,7 @@ Conv2dWinograd make_winograd(std::uintptr_t w_ptr, const Ints& w_shape, const In
   Conv2dWinograd c;
   const auto ws = four(w_strides);
   c.w = lg::conv::pack_winograd_weight(reinterpret_cast<const float*>(w_ptr), w_shape[0], w_shape[1], ws.data(),
-                                       bf16);
+                                       tile, bf16);
   c.p.pad_top = padding[0];
   c.p.pad_bottom = padding[1];
   c.p.pad_left = padding[2];
@@ -267,10 +268,11 @@ LG_BIND(conv) {
            arg("w_ptr"), arg("w_shape"), arg("w_strides"), arg("stride"), arg("padding"), arg("dilation"), arg("act"),
            arg("residual_before_act"));
   py::class_<Conv2dWinograd>(m, "Conv2dWinograd",
-                             "A 3x3 stride-1 conv2d by Winograd F(2x2, 3x3) with the weights transformed and packed "
-                             "once (bf16: GEMM operands rounded to bf16, fp32 accumulation); run() like Conv2dF32.")
+                             "A 3x3 stride-1 conv2d by Winograd F(tile x tile, 3x3), tile 2 or 4, with the weights "
+                             "transformed and packed once (bf16: GEMM operands rounded to bf16, fp32 accumulation); "
+                             "run() like Conv2dF32.")
       .def(py::init(&make_winograd), arg("w_ptr"), arg("w_shape"), arg("w_strides"), arg("padding"), arg("act"),
-           arg("residual_before_act"), arg("bf16"))
+           arg("residual_before_act"), arg("tile"), arg("bf16"))
       .def("output_shape", &Conv2dWinograd::output_shape, arg("x_shape"))
       .def("run", &Conv2dWinograd::run, arg("x_ptr"), arg("x_shape"), arg("x_strides"), arg("y_ptr"), arg("y_shape"),
            arg("y_strides"), arg("bias_ptr"), arg("res_ptr"), arg("res_strides"),

@@ -14,6 +14,8 @@ struct V {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
   static reg zero() { return _mm256_setzero_ps(); }
+  static reg set1(float f) { return _mm256_set1_ps(f); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
   static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
@@ -32,7 +34,13 @@ struct V {
 
 }  // namespace impl_avx2
 
-void wino_in_f32_avx2(const WinoIn& a) { impl_avx2::wino_in_body<impl_avx2::V, false>(a); }
-void wino_out_avx2(const WinoOut& a) { impl_avx2::wino_out_body<impl_avx2::V>(a); }
+void wino_in_f32_avx2(const WinoIn& a) {
+  using namespace impl_avx2;
+  return a.alpha == 6 ? wino_in_body<V, 6, false>(a) : wino_in_body<V, 4, false>(a);
+}
+void wino_out_avx2(const WinoOut& a) {
+  using namespace impl_avx2;
+  return a.alpha == 6 ? wino_out_body<V, 6>(a) : wino_out_body<V, 4>(a);
+}
 
 }  // namespace lg::conv

@@ -12,6 +12,8 @@ struct V {
   using reg = __m512;
   static __mmask16 mask(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u); }
   static reg zero() { return _mm512_setzero_ps(); }
+  static reg set1(float f) { return _mm512_set1_ps(f); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
   static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
@@ -39,8 +41,17 @@ struct V {
 
 }  // namespace impl_avx512
 
-void wino_in_f32_avx512(const WinoIn& a) { impl_avx512::wino_in_body<impl_avx512::V, false>(a); }
-void wino_in_bf16_avx512(const WinoIn& a) { impl_avx512::wino_in_body<impl_avx512::V, true>(a); }
-void wino_out_avx512(const WinoOut& a) { impl_avx512::wino_out_body<impl_avx512::V>(a); }
+void wino_in_f32_avx512(const WinoIn& a) {
+  using namespace impl_avx512;
+  return a.alpha == 6 ? wino_in_body<V, 6, false>(a) : wino_in_body<V, 4, false>(a);
+}
+void wino_in_bf16_avx512(const WinoIn& a) {
+  using namespace impl_avx512;
+  return a.alpha == 6 ? wino_in_body<V, 6, true>(a) : wino_in_body<V, 4, true>(a);
+}
+void wino_out_avx512(const WinoOut& a) {
+  using namespace impl_avx512;
+  return a.alpha == 6 ? wino_out_body<V, 6>(a) : wino_out_body<V, 4>(a);
+}
 
 }  // namespace lg::conv

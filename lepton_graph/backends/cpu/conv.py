@@ -107,17 +107,67 @@ def _broadcast_bias(v: Value, graph: Graph, oc: int) -> torch.Tensor | None:
     return None
 
 
+def _use_bf16(graph: Graph) -> bool:
+    """compile(precision="bf16"): conv operands in bf16 (vdpbf16ps) when the CPU has AVX512_BF16."""
+    return graph.meta.get("precision") == "bf16" and bool(_lib().gemm_bf16_supported())
+
+
+# Winograd for 3x3 stride-1 convs (csrc/kernels/winograd*): F(4x4, 3x3) does 36/144 of the direct conv's
+# multiply-adds, F(2x2, 3x3) 16/36, both paying input/output transforms that amortise over the channels. F(4x4)'s
+# transformed weights are 4x the direct ones, so layers with big weights and few tiles (ResNet's 512ch@7x7) stay
+# memory-bound there and take F(2x2). bf16 runs F(2x2) only: F(4x4)'s larger transform coefficients would amplify
+# the bf16 rounding of the transformed operands. Measured on Zen 4 (thread CPU time vs the direct conv): fp32
+# F(4x4) 0.40-0.62x from 16 channels up (F(2x2) 0.52-0.90x), 8 channels ~0.94x; bf16 F(2x2) beats the bf16 direct
+# conv from 32 channels.
+_WINOGRAD_MIN_CHANNELS = 16
+_WINOGRAD_MIN_CHANNELS_BF16 = 32
+_F4_MAX_WEIGHT_BYTES = 4 << 20
+
+
+def winograd_tile(w_shape: tuple[int, ...], x_shape: tuple[Any, ...] | None, stride: tuple[int, int],
+                  dilation: tuple[int, int], groups: int, bf16: bool) -> int:
+    """The Winograd output tile (4 or 2) the lowering picks for this conv, 0 for the direct conv."""
+    oc, c, kh, kw = w_shape
+    if (kh, kw) != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
+        return 0
+    if min(c, oc) < (_WINOGRAD_MIN_CHANNELS_BF16 if bf16 else _WINOGRAD_MIN_CHANNELS):
+        return 0
+    if bf16:
+        return 2
+    tiles = 0
+    if x_shape is not None and len(x_shape) == 4 and all(isinstance(d, int) for d in x_shape):
+        tiles = x_shape[0] * -(-x_shape[2] // 4) * -(-x_shape[3] // 4)
+    return 4 if 36 * c * oc * 4 <= _F4_MAX_WEIGHT_BYTES or tiles >= 64 else 2
+
+
+def make_conv(w: torch.Tensor, stride: tuple[int, int], padding: list[int], dilation: tuple[int, int], groups: int,
+              act: int, residual_before_act: bool, bf16: bool = False, winograd: int = 0) -> Any:
+    """The native conv object for these weights: Winograd F(winograd x winograd, 3x3) when ``winograd`` is 2 or 4
+    (3x3 stride-1 dilation-1 groups-1 convs), bf16 operands when ``bf16`` (groups 1 only), else the fp32 implicit
+    GEMM."""
+    lib = _lib()
+    wl = (list(w.shape), list(w.stride()))
+    if winograd:
+        return lib.Conv2dWinograd(w.data_ptr(), *wl, padding, act, residual_before_act, winograd, bf16)
+    if bf16 and groups == 1:
+        return lib.Conv2dBf16(w.data_ptr(), *wl, list(stride), padding, list(dilation), act, residual_before_act)
+    return lib.Conv2dF32(w.data_ptr(), *wl, groups, list(stride), padding, list(dilation), act,
+                         residual_before_act)
+
+
 def _make_kernel(spec: _ConvSpec, x_index: int, res_index: int | None) -> Kernel:
     node, graph = spec.conv, spec.graph
-    lib = _lib()
     w = graph.constant(node.inputs[1]).detach().float()
     kernel = _pair(node.attrs.get("kernel_size", tuple(w.shape[2:])))
     stride, dilation = _pair(node.attrs.get("stride", 1)), _pair(node.attrs.get("dilation", 1))
     padding = _padding(node.attrs, kernel, dilation)
     if isinstance(padding, str):
         raise NotImplementedError(padding)
-    conv = lib.Conv2dF32(w.data_ptr(), list(w.shape), list(w.stride()), int(node.attrs.get("groups", 1)),
-                         list(stride), padding, list(dilation), spec.act, spec.residual_before_act)
+    groups, bf16 = int(node.attrs.get("groups", 1)), _use_bf16(graph)
+    x_shape = tuple(node.inputs[0].shape)
+    tile = winograd_tile(tuple(w.shape), x_shape if len(x_shape) == 4 else (1, *x_shape), stride, dilation, groups,
+                         bf16)
+    conv = make_conv(w, stride, padding, dilation, groups, spec.act, spec.residual_before_act, bf16, tile)
     bias = spec.bias
     bias_ptr = bias.data_ptr() if bias is not None else 0
     x_val = node.inputs[0]
@@ -296,16 +346,19 @@ _ACT_NAMES = {"none": 0, "relu": 1, "gelu": 2, "gelu_tanh": 3, "silu": 4, "tanh"
 
 def conv2d_f32(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, stride: Any = 1,
                padding: Any = 0, dilation: Any = 1, groups: int = 1, act: str = "none",
-               residual: torch.Tensor | None = None, residual_before_act: bool = True) -> torch.Tensor:
+               residual: torch.Tensor | None = None, residual_before_act: bool = True, bf16: bool = False,
+               winograd: int = 0) -> torch.Tensor:
     """``act(F.conv2d(x, w, bias, ...) (+ residual)) (+ residual)`` with the native kernel (packs ``w`` per call;
     lowered graphs pack once). ``x`` is (N, C, H, W) float32 with any strides; the result is channels_last.
-    ``padding`` is an int, a pair, or (top, bottom, left, right)."""
+    ``padding`` is an int, a pair, or (top, bottom, left, right). ``winograd``: 2 or 4 runs Winograd
+    F(winograd x winograd, 3x3) (3x3 stride-1 dilation-1 groups-1 only), 0 the direct conv; ``bf16``: bf16 operands
+    with fp32 accumulation."""
     pad = list(padding) if isinstance(padding, (list, tuple)) and len(padding) == 4 else None
     if pad is None:
         ph, pw = _pair(padding)
         pad = [ph, ph, pw, pw]
-    conv = _lib().Conv2dF32(w.data_ptr(), list(w.shape), list(w.stride()), groups, list(_pair(stride)), pad,
-                            list(_pair(dilation)), _ACT_NAMES[act], residual_before_act)
+    conv = make_conv(w, _pair(stride), pad, _pair(dilation), groups, _ACT_NAMES[act], residual_before_act, bf16,
+                     winograd)
     shape = conv.output_shape(list(x.shape))
     y = torch.empty(shape, memory_format=_CL)
     conv.run(x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), shape, list(y.stride()),
