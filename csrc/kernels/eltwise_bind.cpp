@@ -2,7 +2,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
+
 #include "common/bindings.h"
+#include "common/check.h"
 #include "kernels/movement.h"
 #include "kernels/program.h"
 
@@ -19,9 +22,38 @@ LG_BIND(eltwise_program) {
       .def("run", &lg::kernels::Program::run, arg("in_ptrs"), arg("in_shapes"), arg("in_strides"), arg("out_shape"),
            arg("out_ptrs"), py::call_guard<py::gil_scoped_release>(),
            "Run over out_shape: inputs broadcast (strides in elements), outputs contiguous.")
+      .def("bind", [](const lg::kernels::Program& prog, const std::vector<std::vector<int64_t>>& in_shapes,
+                      const std::vector<std::vector<int64_t>>& in_strides, const std::vector<int64_t>& out_shape) {
+             return std::make_unique<lg::kernels::BoundProgram>(prog, in_shapes, in_strides, out_shape);
+           }, arg("in_shapes"), arg("in_strides"), arg("out_shape"),
+           "This program with its input shapes/strides and output shape fixed: a BoundProgram whose run() takes "
+           "only data pointers.")
       .def_property_readonly("num_inputs", &lg::kernels::Program::num_inputs)
       .def_property_readonly("num_outputs", &lg::kernels::Program::num_outputs)
       .def("__repr__", &lg::kernels::Program::describe);
+  py::class_<lg::kernels::BoundProgram>(m, "BoundProgram",
+                                        "A Program bound to fixed shapes (Program.bind): run(*ptrs) with the inputs' "
+                                        "then the outputs' data pointers.")
+      .def("run", [](const lg::kernels::BoundProgram& b, py::args ptrs) {
+             std::uintptr_t p[2 * lg::kernels::kProgMaxIO];
+             const size_t n = ptrs.size();
+             if (n > 2 * size_t(lg::kernels::kProgMaxIO))
+               lg::detail::fail_check("BoundProgram.run", "ptrs", "has ", n, " entries");
+             for (size_t i = 0; i < n; ++i) {
+               PyObject* o = PyTuple_GET_ITEM(ptrs.ptr(), i);
+               if (!PyLong_Check(o)) lg::detail::fail_check("BoundProgram.run", "ptrs", "entry ", i, " is not an int");
+               p[i] = static_cast<std::uintptr_t>(PyLong_AsUnsignedLongLong(o));
+               if (PyErr_Occurred()) {
+                 PyErr_Clear();
+                 lg::detail::fail_check("BoundProgram.run", "ptrs", "entry ", i, " is not a valid pointer");
+               }
+             }
+             py::gil_scoped_release nogil;
+             b.run(p, n);
+           }, "Run on raw pointers: the inputs' data pointers, then the outputs' (contiguous).")
+      .def_property_readonly("num_inputs", &lg::kernels::BoundProgram::num_inputs)
+      .def_property_readonly("num_outputs", &lg::kernels::BoundProgram::num_outputs)
+      .def_property_readonly("numel", &lg::kernels::BoundProgram::numel);
   m.def("reduce_f32", &lg::kernels::reduce_f32, arg("fn"), arg("x_ptr"), arg("out_ptr"), arg("outer"), arg("red"),
         arg("inner"), py::call_guard<py::gil_scoped_release>(),
         "out[o, i] = fn over r of x[o, r, i] ('sum', 'mean', 'amax', 'amin'); x contiguous f32 [outer, red, inner].");

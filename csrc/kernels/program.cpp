@@ -144,14 +144,12 @@ std::string Program::describe() const {
   return s.str();
 }
 
-void Program::run(const std::vector<std::uintptr_t>& in_ptrs, const std::vector<std::vector<int64_t>>& in_shapes,
-                  const std::vector<std::vector<int64_t>>& in_strides, const std::vector<int64_t>& out_shape,
-                  const std::vector<std::uintptr_t>& out_ptrs) const {
+void Program::make_plan(const std::vector<std::vector<int64_t>>& in_shapes,
+                        const std::vector<std::vector<int64_t>>& in_strides, const std::vector<int64_t>& out_shape,
+                        ProgPlan& p) const {
   const size_t nin = in_dtypes_.size(), nout = out_dtypes_.size();
-  LG_CHECK(in_ptrs.size() == nin, in_ptrs, "has ", in_ptrs.size(), " entries, the program takes ", nin);
   LG_CHECK(in_shapes.size() == nin, in_shapes, "has ", in_shapes.size(), " entries, the program takes ", nin);
   LG_CHECK(in_strides.size() == nin, in_strides, "has ", in_strides.size(), " entries, the program takes ", nin);
-  LG_CHECK(out_ptrs.size() == nout, out_ptrs, "has ", out_ptrs.size(), " entries, the program makes ", nout);
   const int nd = static_cast<int>(out_shape.size());
   int64_t numel = 1;
   for (int64_t s : out_shape) {
@@ -168,25 +166,38 @@ void Program::run(const std::vector<std::uintptr_t>& in_ptrs, const std::vector<
     LG_CHECK(sh.size() == st.size(), in_strides, "entry ", i, " has ", st.size(), " strides for ", sh.size(),
              " dims");
     LG_CHECK(int(sh.size()) <= nd, in_shapes, "entry ", i, " has more dims than out_shape");
-    int64_t in_numel = 1;
     for (size_t k = 0; k < sh.size(); ++k) {
       const int d = nd - int(sh.size()) + int(k);
       LG_CHECK(sh[k] == out_shape[d] || sh[k] == 1, in_shapes, "entry ", i, " (dim ", k, " = ", sh[k],
                ") does not broadcast to out_shape (", out_shape[d], ")");
       LG_CHECK(st[k] >= 0, in_strides, "entry ", i, " has a negative stride");
       bs[i][d] = sh[k] == 1 ? 0 : st[k];
-      in_numel *= sh[k];
     }
-    const int64_t isz = prog_itemsize(in_dtypes_[i]);
-    LG_CHECK(in_numel == 0 || numel == 0 || in_ptrs[i] != 0, in_ptrs, "entry ", i, " is null");
-    LG_CHECK(in_ptrs[i] % isz == 0, in_ptrs, "entry ", i, " is not aligned to ", isz, " bytes");
+  }
+  p.code = code_.data();
+  p.ncode = static_cast<int32_t>(code_.size());
+  p.consts = consts_.data();
+  p.nregs = nregs_;
+  p.ninputs = static_cast<int32_t>(nin);
+  p.noutputs = static_cast<int32_t>(nout);
+  p.numel = numel;
+  p.row_mode = row_mode_;
+  for (size_t i = 0; i < nin; ++i) {
+    p.in[i].ptr = nullptr;
+    p.in[i].dtype = in_dtypes_[i];
   }
   for (size_t j = 0; j < nout; ++j) {
-    const int64_t isz = prog_itemsize(out_dtypes_[j]);
-    LG_CHECK(numel == 0 || out_ptrs[j] != 0, out_ptrs, "entry ", j, " is null");
-    LG_CHECK(out_ptrs[j] % isz == 0, out_ptrs, "entry ", j, " is not aligned to ", isz, " bytes");
+    p.out[j] = nullptr;
+    p.out_dtype[j] = out_dtypes_[j];
   }
-  if (numel == 0) return;
+  if (numel == 0) {
+    p.ndim = 1;
+    p.sizes[0] = 0;
+    p.inner = 1;
+    p.ntiles = 0;
+    p.work_ns = 0;
+    return;
+  }
 
   // collapse: drop size-1 dims, merge dims that are contiguous with their successor for every input (outputs
   // are contiguous); in row mode the last dim stays on its own (rows must stay whole).
@@ -214,40 +225,47 @@ void Program::run(const std::vector<std::uintptr_t>& in_ptrs, const std::vector<
   }
   LG_CHECK(sizes.size() <= size_t(kProgMaxDims), out_shape, "needs ", sizes.size(), " dims after collapsing (max ",
            kProgMaxDims, ")");
-
-  std::unique_ptr<ProgPlan> plan(new ProgPlan);  // default-initialised: only the used entries are set
-  ProgPlan& p = *plan;
-  p.code = code_.data();
-  p.ncode = static_cast<int32_t>(code_.size());
-  p.consts = consts_.data();
-  p.nregs = nregs_;
-  p.ninputs = static_cast<int32_t>(nin);
-  p.noutputs = static_cast<int32_t>(nout);
   p.ndim = static_cast<int32_t>(sizes.size());
   for (int d = 0; d < p.ndim; ++d) p.sizes[d] = sizes[d];
+  double bytes_per_elem = 0;
   for (size_t i = 0; i < nin; ++i) {
     ProgInput& in = p.in[i];
-    in.ptr = reinterpret_cast<const char*>(in_ptrs[i]);
-    in.dtype = in_dtypes_[i];
     int64_t expected = 1;
-    bool flat = true;
+    bool flat = true, broadcast = false;
     for (int d = p.ndim - 1; d >= 0; --d) {
       in.strides[d] = strides[i][d];
       if (sizes[d] != 1 && strides[i][d] != expected) flat = false;
+      if (sizes[d] != 1 && strides[i][d] == 0) broadcast = true;
       expected *= sizes[d];
     }
     in.flat = flat;
+    // a broadcast input is mostly re-read from cache; a gathered (strided) one costs more than its bytes
+    bytes_per_elem += broadcast ? 0.0 : double(prog_itemsize(in_dtypes_[i])) * (flat ? 1.0 : 3.0);
   }
-  for (size_t j = 0; j < nout; ++j) {
-    p.out[j] = reinterpret_cast<char*>(out_ptrs[j]);
-    p.out_dtype[j] = out_dtypes_[j];
-  }
-  p.numel = numel;
   p.inner = sizes.back();
-  p.row_mode = row_mode_;
   int64_t out_bytes = 0;
-  for (size_t j = 0; j < nout; ++j) out_bytes += numel * prog_itemsize(out_dtypes_[j]);
+  for (size_t j = 0; j < nout; ++j) {
+    out_bytes += numel * prog_itemsize(out_dtypes_[j]);
+    bytes_per_elem += double(prog_itemsize(out_dtypes_[j]));
+  }
   p.stream = out_bytes >= (int64_t(16) << 20);  // well beyond L2, comparable to L3: bypass the caches
+  // compute per element (ns, one thread, AVX-512 measured): simple ops ~0.03, transcendentals ~0.3, row ops ~0.2
+  double compute = 0;
+  for (const Instr& ins : code_) {
+    if (ins.op == OP_UNARY) {
+      const bool heavy = ins.fn == U_EXP || ins.fn == U_LOG || ins.fn == U_ERF || ins.fn == U_TANH ||
+                         ins.fn == U_SIGMOID || ins.fn == U_GELU || ins.fn == U_GELU_TANH || ins.fn == U_SILU ||
+                         ins.fn == U_SIN || ins.fn == U_COS || ins.fn >= U_TO_BF16;
+      compute += heavy ? 0.3 : 0.03;
+    } else if (ins.op == OP_BINARY) {
+      compute += ins.fn == B_POW ? 2.0 : 0.03;
+    } else if (ins.op == OP_ROW) {
+      compute += 0.2;
+    } else {
+      compute += 0.02;
+    }
+  }
+  p.work_ns = double(numel) * (compute + 0.05 * bytes_per_elem);
   auto round16 = [](int64_t v) { return (v + 15) / 16 * 16; };
   const int64_t target = std::clamp<int64_t>(12288 / nregs_, 256, 2048);
   const int64_t rows = numel / p.inner;
@@ -264,19 +282,71 @@ void Program::run(const std::vector<std::uintptr_t>& in_ptrs, const std::vector<
     p.rows_per_tile = 0;
     p.ntiles = rows * p.tiles_per_row;
   }
+}
+
+void run_plan(const ProgPlan& p) {
+  if (p.numel == 0) return;
   const auto kernel = pick_kernel<void(const ProgPlan&, int64_t, int64_t, float*)>(
       active_isa(), program_tiles_scalar, LG_IF_AVX2(program_tiles_avx2), LG_IF_AVX512(program_tiles_avx512));
-  const int64_t tile_elems = p.tiles_per_row > 0 ? p.tile : p.rows_per_tile * p.inner;
-  const int64_t grain_elems = std::max<int64_t>(4096, 65536 / std::max<int32_t>(p.ncode, 1));
-  const int64_t grain = std::max<int64_t>(1, grain_elems / tile_elems);
-  const size_t scratch_floats = static_cast<size_t>(nregs_) * p.tile + 16;
-  parallel_for(0, p.ntiles, grain, [&](int64_t t0, int64_t t1) {
+  const size_t scratch_floats = static_cast<size_t>(p.nregs) * p.tile + 16;
+  parallel_for_work(0, p.ntiles, p.work_ns, [&](int64_t t0, int64_t t1) {
     thread_local std::vector<float> scratch;
     if (scratch.size() < scratch_floats) scratch.resize(scratch_floats);
     float* base = scratch.data();
     base += (16 - (reinterpret_cast<std::uintptr_t>(base) / 4) % 16) % 16;  // 64-byte aligned
     kernel(p, t0, t1, base);
   });
+}
+
+namespace {
+
+// Data pointers into a plan: non-null when there is any element, aligned to the item size.
+void set_pointers(ProgPlan& p, const std::uintptr_t* in_ptrs, const std::uintptr_t* out_ptrs) {
+  for (int32_t i = 0; i < p.ninputs; ++i) {
+    const int64_t isz = prog_itemsize(p.in[i].dtype);
+    LG_CHECK(p.numel == 0 || in_ptrs[i] != 0, in_ptrs, "entry ", i, " is null");
+    LG_CHECK(in_ptrs[i] % isz == 0, in_ptrs, "entry ", i, " is not aligned to ", isz, " bytes");
+    p.in[i].ptr = reinterpret_cast<const char*>(in_ptrs[i]);
+  }
+  for (int32_t j = 0; j < p.noutputs; ++j) {
+    const int64_t isz = prog_itemsize(p.out_dtype[j]);
+    LG_CHECK(p.numel == 0 || out_ptrs[j] != 0, out_ptrs, "entry ", j, " is null");
+    LG_CHECK(out_ptrs[j] % isz == 0, out_ptrs, "entry ", j, " is not aligned to ", isz, " bytes");
+    p.out[j] = reinterpret_cast<char*>(out_ptrs[j]);
+  }
+}
+
+}  // namespace
+
+void Program::run(const std::vector<std::uintptr_t>& in_ptrs, const std::vector<std::vector<int64_t>>& in_shapes,
+                  const std::vector<std::vector<int64_t>>& in_strides, const std::vector<int64_t>& out_shape,
+                  const std::vector<std::uintptr_t>& out_ptrs) const {
+  const size_t nin = in_dtypes_.size(), nout = out_dtypes_.size();
+  LG_CHECK(in_ptrs.size() == nin, in_ptrs, "has ", in_ptrs.size(), " entries, the program takes ", nin);
+  LG_CHECK(out_ptrs.size() == nout, out_ptrs, "has ", out_ptrs.size(), " entries, the program makes ", nout);
+  std::unique_ptr<ProgPlan> plan(new ProgPlan);  // default-initialised: only the used entries are set
+  make_plan(in_shapes, in_strides, out_shape, *plan);
+  set_pointers(*plan, in_ptrs.data(), out_ptrs.data());
+  run_plan(*plan);
+}
+
+BoundProgram::BoundProgram(const Program& prog, const std::vector<std::vector<int64_t>>& in_shapes,
+                           const std::vector<std::vector<int64_t>>& in_strides, const std::vector<int64_t>& out_shape)
+    : code_(prog.code_), consts_(prog.consts_) {
+  std::memset(&plan_, 0, sizeof(plan_));
+  prog.make_plan(in_shapes, in_strides, out_shape, plan_);
+  plan_.code = code_.data();
+  plan_.consts = consts_.data();
+}
+
+void BoundProgram::run(const std::uintptr_t* ptrs, size_t n) const {
+  const size_t want = static_cast<size_t>(plan_.ninputs + plan_.noutputs);
+  LG_CHECK(n == want, ptrs, "has ", n, " entries, the program takes ", plan_.ninputs, " inputs and ",
+           plan_.noutputs, " outputs");
+  ProgPlan p;  // a per-call copy (~6 KB, trivially copyable): runs of one BoundProgram may overlap
+  std::memcpy(static_cast<void*>(&p), &plan_, sizeof(ProgPlan));
+  set_pointers(p, ptrs, ptrs + plan_.ninputs);
+  run_plan(p);
 }
 
 void reduce_f32(const std::string& fn, std::uintptr_t x_ptr, std::uintptr_t out_ptr, int64_t outer, int64_t red,

@@ -84,6 +84,7 @@ struct ProgPlan {
   int64_t ntiles;
   int32_t row_mode;
   int32_t stream;                    // large outputs: f32 results go out with non-temporal stores
+  double work_ns;                    // estimated single-thread time of the whole run (threading decision)
 };
 
 // Run tiles [t0, t1) of `plan`; `scratch` holds nregs * tile floats, 64-byte aligned.
@@ -111,17 +112,45 @@ class Program {
            const std::vector<std::vector<int64_t>>& in_strides, const std::vector<int64_t>& out_shape,
            const std::vector<std::uintptr_t>& out_ptrs) const;
 
+  // Everything of a run that depends only on shapes and strides (validated), with null data pointers.
+  void make_plan(const std::vector<std::vector<int64_t>>& in_shapes, const std::vector<std::vector<int64_t>>& in_strides,
+                 const std::vector<int64_t>& out_shape, ProgPlan& plan) const;
+
   int64_t num_inputs() const { return static_cast<int64_t>(in_dtypes_.size()); }
   int64_t num_outputs() const { return static_cast<int64_t>(out_dtypes_.size()); }
   std::string describe() const;
 
  private:
+  friend class BoundProgram;
   std::vector<Instr> code_;
   std::vector<float> consts_;
   int32_t nregs_;
   std::vector<int32_t> in_dtypes_, out_dtypes_;
   bool row_mode_;
 };
+
+// A Program bound to fixed input shapes/strides and output shape: the plan (broadcast strides, collapsed dims,
+// tiling) is made once, so a run only takes data pointers (the lowering's per-call fast path).
+class BoundProgram {
+ public:
+  BoundProgram(const Program& prog, const std::vector<std::vector<int64_t>>& in_shapes,
+               const std::vector<std::vector<int64_t>>& in_strides, const std::vector<int64_t>& out_shape);
+  BoundProgram(const BoundProgram&) = delete;
+  BoundProgram& operator=(const BoundProgram&) = delete;
+  // ptrs: the inputs' data pointers, then the outputs'; checked for null / alignment.
+  void run(const std::uintptr_t* ptrs, size_t n) const;
+  int64_t num_inputs() const { return plan_.ninputs; }
+  int64_t num_outputs() const { return plan_.noutputs; }
+  int64_t numel() const { return plan_.numel; }
+
+ private:
+  std::vector<Instr> code_;
+  std::vector<float> consts_;
+  ProgPlan plan_;  // code/consts point into the vectors above
+};
+
+// Runs a complete plan (ISA dispatch, tiles split over threads).
+void run_plan(const ProgPlan& plan);
 
 // Reduction entry (portable): x is a contiguous f32 [outer, red, inner] buffer, out [outer, inner].
 void reduce_f32(const std::string& fn, std::uintptr_t x_ptr, std::uintptr_t out_ptr, int64_t outer, int64_t red,

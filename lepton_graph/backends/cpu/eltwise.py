@@ -317,8 +317,20 @@ def _static_shape(vs: Sequence[Value]) -> tuple[int, ...] | None:
     return shape if all(isinstance(d, int) for d in shape) else None
 
 
-def program_kernel(built: Built, outputs: Sequence[Value]) -> Kernel:
-    """The callable for a node: allocates the outputs (contiguous) and runs the program on the inputs' buffers."""
+def _contiguous_strides(shape: Sequence[int]) -> list[int]:
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= max(d, 1)
+    return strides[::-1]
+
+
+def program_kernel(built: Built, outputs: Sequence[Value], inputs: Sequence[Value] | None = None) -> Kernel:
+    """The callable for a node: allocates the outputs (contiguous) and runs the program on the inputs' buffers.
+
+    With static shapes (``inputs`` given, every dim an int) the program is bound to them once (BoundProgram: the
+    broadcast plan, dim collapsing and tiling are precomputed), and a call whose inputs are contiguous and of the
+    compiled sizes passes only data pointers; other calls take the general path (shapes and strides per call)."""
     run = built.program.run
     dts = [d.to_torch() for d in built.out_dtypes]
     single = len(dts) == 1
@@ -326,21 +338,86 @@ def program_kernel(built: Built, outputs: Sequence[Value]) -> Kernel:
     if single:
         dt = dts[0]
 
-        def kernel(*xs: torch.Tensor) -> Any:
+        def general(*xs: torch.Tensor) -> Any:
             s = shape if shape is not None else torch.broadcast_shapes(*(x.shape for x in xs))
             y = torch.empty(s, dtype=dt)
             run([x.data_ptr() for x in xs], [x.shape for x in xs], [x.stride() for x in xs], s, [y.data_ptr()])
             return y
     else:
-        def kernel(*xs: torch.Tensor) -> Any:
+        def general(*xs: torch.Tensor) -> Any:
             s = shape if shape is not None else torch.broadcast_shapes(*(x.shape for x in xs))
             ys = tuple(torch.empty(s, dtype=d) for d in dts)
             run([x.data_ptr() for x in xs], [x.shape for x in xs], [x.stride() for x in xs], s,
                 [y.data_ptr() for y in ys])
             return ys
 
+    kernel = general
+    ok = inputs is not None and all(v.kind == "tensor" and v.dtype in _LOADABLE for v in inputs)
+    in_shapes = [tuple(v.shape) for v in inputs] if ok else None  # type: ignore[union-attr]
+    if shape is not None and in_shapes is not None and all(isinstance(d, int) for s in in_shapes for d in s):
+        kernel = _bound_kernel(built, shape, in_shapes, [v.dtype for v in inputs], dts, general)  # type: ignore
     kernel.program = built.program  # type: ignore[attr-defined]
     return kernel
+
+
+def _bound_kernel(built: Built, shape: tuple[int, ...], in_shapes: list[tuple[int, ...]], in_dtypes: list[DType],
+                  dts: list[torch.dtype], general: Kernel) -> Kernel:
+    """The per-call fast path over a BoundProgram (see program_kernel); single-output arities 1-3 unrolled."""
+    bound = built.program.bind([list(s) for s in in_shapes], [_contiguous_strides(s) for s in in_shapes],
+                               list(shape))
+    brun = bound.run
+    ns = [math.prod(s) for s in in_shapes]
+    # outputs: torch.empty_like of an input with the output's shape and dtype (the cheapest allocation torch has;
+    # the input is contiguous on this path, so the result is too), else torch.empty
+    like = [next((i for i, (s, d) in enumerate(zip(in_shapes, in_dtypes)) if s == shape and d.to_torch() == dt),
+                 None) for dt in dts]
+    empty, empty_like = torch.empty, torch.empty_like
+
+    def alloc(xs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        return [empty_like(xs[i]) if i is not None else empty(shape, dtype=dt) for i, dt in zip(like, dts)]
+
+    nin = len(in_shapes)
+    if len(dts) == 1:
+        i0, dt0 = like[0], dts[0]
+        if nin == 1:
+            n0 = ns[0]
+
+            def k1(a: torch.Tensor) -> Any:
+                if a.is_contiguous() and a.numel() == n0:
+                    y = empty_like(a) if i0 is not None else empty(shape, dtype=dt0)
+                    brun(a.data_ptr(), y.data_ptr())
+                    return y
+                return general(a)
+            return k1
+        if nin == 2:
+            n0, n1 = ns
+
+            def k2(a: torch.Tensor, b: torch.Tensor) -> Any:
+                if a.is_contiguous() and b.is_contiguous() and a.numel() == n0 and b.numel() == n1:
+                    y = empty_like((a, b)[i0]) if i0 is not None else empty(shape, dtype=dt0)
+                    brun(a.data_ptr(), b.data_ptr(), y.data_ptr())
+                    return y
+                return general(a, b)
+            return k2
+        if nin == 3:
+            n0, n1, n2 = ns
+
+            def k3(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> Any:
+                if (a.is_contiguous() and b.is_contiguous() and c.is_contiguous() and a.numel() == n0
+                        and b.numel() == n1 and c.numel() == n2):
+                    y = empty_like((a, b, c)[i0]) if i0 is not None else empty(shape, dtype=dt0)
+                    brun(a.data_ptr(), b.data_ptr(), c.data_ptr(), y.data_ptr())
+                    return y
+                return general(a, b, c)
+            return k3
+
+    def kn(*xs: torch.Tensor) -> Any:
+        if len(xs) == nin and all(x.is_contiguous() and x.numel() == n for x, n in zip(xs, ns)):
+            ys = alloc(xs)
+            brun(*[x.data_ptr() for x in xs], *[y.data_ptr() for y in ys])
+            return ys[0] if len(ys) == 1 else tuple(ys)
+        return general(*xs)
+    return kn
 
 
 def _on_cpu(vs: Sequence[Value]) -> str | None:
@@ -356,7 +433,7 @@ def lower_elementwise(node: Node, graph: Graph) -> Kernel | str:
     if why:
         return why
     built = build_program([node], node.inputs, node.outputs)
-    return built if isinstance(built, str) else program_kernel(built, node.outputs)
+    return built if isinstance(built, str) else program_kernel(built, node.outputs, node.inputs)
 
 
 @lowers_fused("elementwise")
@@ -368,4 +445,4 @@ def lower_fused_elementwise(node: Node, graph: Graph) -> Kernel | str:
     if _static_shape(body.outputs) is None and len({tuple(v.shape) for v in body.outputs}) != 1:
         return "outputs of different shapes"
     built = build_program(body.nodes, body.inputs, body.outputs)
-    return built if isinstance(built, str) else program_kernel(built, body.outputs)
+    return built if isinstance(built, str) else program_kernel(built, body.outputs, body.inputs)

@@ -71,7 +71,7 @@ def _lower_rows(nodes: list[Node], inputs: list[Any], outputs: list[Any]) -> Ker
     built = eltwise.build_program(nodes, inputs, outputs, row_mode=True, row_ops=_row_op)
     if isinstance(built, str):
         return built
-    return eltwise.program_kernel(built, outputs)
+    return eltwise.program_kernel(built, outputs, inputs)
 
 
 @lowers(Op.LAYER_NORM, Op.RMS_NORM, Op.SOFTMAX, Op.LOG_SOFTMAX)
