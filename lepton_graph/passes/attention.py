@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from ..ir import Graph, Op, Value
+import torch
+
+from ..ir import Graph, Op, OpGroup, Value
 from ..ir.pattern import Match, P, Rules, rewrite
 from .base import PassOptions, PassResult
 
@@ -94,10 +96,27 @@ def _to_gqa(m: Match) -> Value | None:
     return m.emit(Op.SDPA, [m["q"], m["k"], m["v"], *m.root.inputs[3:]], attrs)
 
 
+def _drop_noop_mask(m: Match) -> Value | None:
+    # sdpa(q, k, v, mask) with a constant mask that keeps everything (bool all-True, float all-zero) -> no mask:
+    # the kernel then skips reading an (L, S) mask per head (ViT's all-True mask is one).
+    v = m.root.inputs[3]
+    while v.const is None and v.producer is not None and v.producer.op in OpGroup.VIEW:  # views keep "all"
+        v = v.producer.inputs[0]
+    t = m.graph.constant(v)
+    if t is None or t.numel() == 0:
+        return None
+    noop = bool(t.all()) if t.dtype == torch.bool else bool((t == 0).all()) if t.is_floating_point() else False
+    if not noop:
+        return None
+    return m.emit(Op.SDPA, list(m.root.inputs[:3]), dict(m.root.attrs))
+
+
 attention_rules = Rules([
     (_pattern, _to_sdpa, "matmul-scale-mask-softmax-matmul -> sdpa"),
     (P(Op.SDPA, P.var("q"), _repeat_kv("k"), _repeat_kv("v"), variadic=True, enable_gqa=False), _to_gqa,
      "sdpa(q, repeat_kv(k), repeat_kv(v)) -> sdpa(q, k, v, gqa)"),
+    (P(Op.SDPA, P.var("q"), P.var("k"), P.var("v"), P.var("mask")), _drop_noop_mask,
+     "sdpa(q, k, v, keep-all mask) -> sdpa(q, k, v)"),
 ])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -161,3 +162,20 @@ def test_repeat_kv_before_attention_becomes_gqa_sdpa():
                                                torch.randn(1, 2, 5, 16)])
         assert ops(g) == ["sdpa"] and g.nodes[0].attrs["enable_gqa"] is True
         assert g.nodes[0].inputs[1] is g.inputs[1]
+
+
+@pytest.mark.parametrize("mask,dropped", [
+    (torch.ones(1, 1, 7, 1, dtype=torch.bool), True),
+    (torch.zeros(1, 1, 1, 7), True),
+    (torch.tensor([True] * 6 + [False]).reshape(1, 1, 1, 7), False),
+    (torch.full((1, 1, 1, 7), -1.0), False),
+])
+def test_constant_keep_all_mask_is_dropped_from_sdpa(mask, dropped):
+    g = Graph()
+    q, k, v = (g.add_input((1, 2, 7, 4), DType.f32) for _ in range(3))
+    mk = g.add_constant(mask, "mask")
+    ex = g.add_node(Op.EXPAND, [mk], {"shape": (1, 1, 7, 7)}).out
+    g.outputs = [g.add_node(Op.SDPA, [q, k, v, ex]).out]
+    g = check_pass(recognize_attention, g, [torch.randn(1, 2, 7, 4) for _ in range(3)], fired=dropped)
+    sdpa = next(n for n in g.nodes if n.op is Op.SDPA)
+    assert len(sdpa.inputs) == (3 if dropped else 4)
