@@ -108,10 +108,12 @@ void sdpa_rows_scalar(const SdpaArgs& a, int64_t row_begin, int64_t row_end) {
 
 }  // namespace
 
-void sdpa_f32(std::uintptr_t q_ptr, const int64_t* q_strides, std::uintptr_t k_ptr, const int64_t* k_strides,
-              std::uintptr_t v_ptr, const int64_t* v_strides, std::uintptr_t out_ptr, const int64_t* out_strides,
-              std::uintptr_t mask_ptr, int mask_kind, const int64_t* mask_strides, int64_t B, int64_t Hq, int64_t Hkv,
-              int64_t L, int64_t S, int64_t E, int64_t Ev, bool is_causal, double scale) {
+namespace {
+
+void sdpa_impl(std::uintptr_t q_ptr, const int64_t* q_strides, std::uintptr_t k_ptr, const int64_t* k_strides,
+               std::uintptr_t v_ptr, const int64_t* v_strides, std::uintptr_t out_ptr, const int64_t* out_strides,
+               std::uintptr_t mask_ptr, int mask_kind, const int64_t* mask_strides, int64_t B, int64_t Hq,
+               int64_t Hkv, int64_t L, int64_t S, int64_t E, int64_t Ev, bool is_causal, double scale, bool bf16) {
   LG_CHECK(B >= 0, B, "must be >= 0, got ", B);
   LG_CHECK(Hq >= 0, Hq, "must be >= 0, got ", Hq);
   LG_CHECK(Hkv >= 0, Hkv, "must be >= 0, got ", Hkv);
@@ -189,9 +191,36 @@ void sdpa_f32(std::uintptr_t q_ptr, const int64_t* q_strides, std::uintptr_t k_p
   a.block_q = block_q;
   const int64_t tasks = B * Hq * ((L + block_q - 1) / block_q);
   const int64_t grain = std::max<int64_t>(1, kMinWorkPerChunk / (work_per_row * block_q));
-  const auto kernel = pick_kernel<void(const SdpaArgs&, int64_t, int64_t)>(
+  auto kernel = pick_kernel<void(const SdpaArgs&, int64_t, int64_t)>(
       isa, nullptr, LG_IF_AVX2(sdpa_f32_tasks_avx2), LG_IF_AVX512(sdpa_f32_tasks_avx512));
+#if LG_HAVE_AVX512_KERNELS
+  if (bf16 && sdpa_bf16_supported()) kernel = sdpa_bf16_tasks_avx512;
+#else
+  (void)bf16;
+#endif
   parallel_for(0, tasks, grain, [&](int64_t tb, int64_t te) { kernel(a, tb, te); });
+}
+
+}  // namespace
+
+bool sdpa_bf16_supported() {
+  return LG_HAVE_AVX512_KERNELS && active_isa() == Isa::avx512 && cpu_features().avx512_bf16;
+}
+
+void sdpa_f32(std::uintptr_t q_ptr, const int64_t* q_strides, std::uintptr_t k_ptr, const int64_t* k_strides,
+              std::uintptr_t v_ptr, const int64_t* v_strides, std::uintptr_t out_ptr, const int64_t* out_strides,
+              std::uintptr_t mask_ptr, int mask_kind, const int64_t* mask_strides, int64_t B, int64_t Hq, int64_t Hkv,
+              int64_t L, int64_t S, int64_t E, int64_t Ev, bool is_causal, double scale) {
+  sdpa_impl(q_ptr, q_strides, k_ptr, k_strides, v_ptr, v_strides, out_ptr, out_strides, mask_ptr, mask_kind,
+            mask_strides, B, Hq, Hkv, L, S, E, Ev, is_causal, scale, false);
+}
+
+void sdpa_bf16(std::uintptr_t q_ptr, const int64_t* q_strides, std::uintptr_t k_ptr, const int64_t* k_strides,
+               std::uintptr_t v_ptr, const int64_t* v_strides, std::uintptr_t out_ptr, const int64_t* out_strides,
+               std::uintptr_t mask_ptr, int mask_kind, const int64_t* mask_strides, int64_t B, int64_t Hq,
+               int64_t Hkv, int64_t L, int64_t S, int64_t E, int64_t Ev, bool is_causal, double scale) {
+  sdpa_impl(q_ptr, q_strides, k_ptr, k_strides, v_ptr, v_strides, out_ptr, out_strides, mask_ptr, mask_kind,
+            mask_strides, B, Hq, Hkv, L, S, E, Ev, is_causal, scale, true);
 }
 
 }  // namespace lg::kernels

@@ -47,8 +47,19 @@ void sdpa_f32(std::uintptr_t q_ptr, const int64_t* q_strides, std::uintptr_t k_p
               std::uintptr_t mask_ptr, int mask_kind, const int64_t* mask_strides, int64_t B, int64_t Hq, int64_t Hkv,
               int64_t L, int64_t S, int64_t E, int64_t Ev, bool is_causal, double scale);
 
+// Mixed precision (compile(precision="bf16")): the same contract with Q.K^T and P.V on bf16-rounded operands
+// (AVX512_BF16 vdpbf16ps, round to nearest even, converted on the fly from the fp32 inputs), fp32 accumulation,
+// softmax and output; relative error ~1e-2 of the output's scale. Runs the exact fp32 kernel when
+// sdpa_bf16_supported() is false.
+void sdpa_bf16(std::uintptr_t q_ptr, const int64_t* q_strides, std::uintptr_t k_ptr, const int64_t* k_strides,
+               std::uintptr_t v_ptr, const int64_t* v_strides, std::uintptr_t out_ptr, const int64_t* out_strides,
+               std::uintptr_t mask_ptr, int mask_kind, const int64_t* mask_strides, int64_t B, int64_t Hq,
+               int64_t Hkv, int64_t L, int64_t S, int64_t E, int64_t Ev, bool is_causal, double scale);
+bool sdpa_bf16_supported();
+
 // Tasks [task_begin, task_end) of ceil(L / block_q) query blocks per (b, h), b-major.
 void sdpa_f32_tasks_avx2(const SdpaArgs& a, int64_t task_begin, int64_t task_end);
 void sdpa_f32_tasks_avx512(const SdpaArgs& a, int64_t task_begin, int64_t task_end);
+void sdpa_bf16_tasks_avx512(const SdpaArgs& a, int64_t task_begin, int64_t task_end);
 
 }  // namespace lg::kernels

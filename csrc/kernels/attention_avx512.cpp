@@ -93,4 +93,7 @@ struct Simd {
 
 #define LG_SDPA_NS sdpa_avx512
 #define LG_SDPA_TASKS_FN sdpa_f32_tasks_avx512
+// The bf16 variant (vdpbf16ps; the unit's flags include -mavx512bf16), entered only when the CPU has AVX512_BF16.
+#define LG_SDPA_BF16 1
+#define LG_SDPA_BF16_TASKS_FN sdpa_bf16_tasks_avx512
 #include "kernels/attention_body.inc"  // NOLINT(build/include)

@@ -38,9 +38,13 @@ def reference(q, k, v, mask=None, causal=False, scale=None):
     return F.scaled_dot_product_attention(q, k, v, mask, is_causal=causal, scale=scale, enable_gqa=gqa)
 
 
-def sdpa_kernel(q_shape, k_shape, v_shape, mask=None, *, causal=False, scale=None, gqa=None, consumer=None):
-    """The lowered kernel for an SDPA node of these shapes (consumer: "transpose" adds a transpose(1, 2) user)."""
+def sdpa_kernel(q_shape, k_shape, v_shape, mask=None, *, causal=False, scale=None, gqa=None, consumer=None,
+                precision=None):
+    """The lowered kernel for an SDPA node of these shapes (consumer: "transpose" adds a transpose(1, 2) user;
+    precision: graph.meta["precision"], "bf16" for the mixed-precision kernel)."""
     g = Graph()
+    if precision is not None:
+        g.meta["precision"] = precision
     ins = [g.add_input(s, DType.f32) for s in (q_shape, k_shape, v_shape)]
     if mask is not None:
         ins.append(g.add_input(tuple(mask.shape), DType.from_torch(mask.dtype)))
@@ -176,12 +180,12 @@ def test_lower_ranks(isa, rank):
     check(got_causal, reference(q, k, v, causal=True))
 
 
-def _raw_sdpa(q, k, v, mask=None, causal=False, scale=None):
+def _raw_sdpa(q, k, v, mask=None, causal=False, scale=None, fn=None):
     B, H, L, E = q.shape
     Hkv, S, Ev = k.shape[1], k.shape[2], v.shape[3]
     out = torch.empty(B, H, L, Ev)
     m = mask.expand(B, H, L, S) if mask is not None else None
-    _C.sdpa_f32(q.data_ptr(), q.stride(), k.data_ptr(), k.stride(), v.data_ptr(), v.stride(), out.data_ptr(),
+    (fn or _C.sdpa_f32)(q.data_ptr(), q.stride(), k.data_ptr(), k.stride(), v.data_ptr(), v.stride(), out.data_ptr(),
                 out.stride(), 0 if m is None else m.data_ptr(), 0 if m is None else 1 if m.dtype == torch.bool else 2,
                 (0, 0, 0, 0) if m is None else m.stride(), B, H, Hkv, L, S, E, Ev, causal,
                 scale if scale is not None else 1 / math.sqrt(E))
@@ -296,3 +300,108 @@ def test_query_block_sizes_and_threads(isa, threads):
     check(got_causal, reference(q, k, v, causal=True))
     check(got_mask, reference(q, k, v, mask))
     check(got_both, reference(q, k, v, mask, causal=True))
+
+
+# ---------------------------------------------------------------------------------------------------- bf16 mode
+
+# Tolerance of the bf16 kernel vs torch on the bf16-rounded q, k, v (fp64): what remains is the rounding of the
+# pre-scaled Q and of P to bf16 (unit roundoff u = 2^-8 each; a score error of |s| u moves p by the same relative
+# amount, |s| <~ 4 for these inputs) and fp32 accumulation: a few u of the output's scale. 2e-2 = 5u.
+BF16_TOL = 5 * 2.0**-8
+
+
+def _bf16_round(t):
+    return t.to(torch.bfloat16).to(torch.float64)
+
+
+def check_bf16(got, q, k, v, mask=None, causal=False, scale=None):
+    ref = reference(_bf16_round(q), _bf16_round(k), _bf16_round(v),
+                    mask if mask is None or mask.dtype == torch.bool else mask.double(), causal, scale)
+    assert got.shape == ref.shape and got.dtype == torch.float32
+    assert torch.equal(torch.isnan(got), torch.isnan(ref))
+    if ref.numel():
+        err = (got.double() - ref).nan_to_num().abs().max().item() / max(ref.nan_to_num().abs().max().item(), 1e-6)
+        assert err <= BF16_TOL, f"relative error {err}"
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    B=st.integers(0, 2), Hkv=st.integers(1, 3), group=st.sampled_from([1, 1, 2, 3]),
+    L=st.sampled_from(EDGE), S=st.sampled_from(EDGE), E=st.sampled_from([1, 3, 16, 17, 64, 80]),
+    Ev=st.sampled_from([1, 5, 16, 33, 64, 65]), causal=st.booleans(),
+    mask_kind=st.sampled_from(["none", "bool", "float"]), mask_form=st.sampled_from(["LS", "S", "L", "full", "B11S"]),
+    layout=st.sampled_from(["contiguous", "fused", "padded"]), scale=st.sampled_from([None, 0.3]),
+    consumer=st.sampled_from([None, "transpose"]), seed=st.integers(0, 2**16),
+)
+def test_sdpa_bf16_mode_matches_torch(B, Hkv, group, L, S, E, Ev, causal, mask_kind, mask_form, layout, scale,
+                                      consumer, seed):
+    """precision="bf16": the vdpbf16ps kernel on AVX512_BF16 (bf16 tolerance), the exact fp32 kernel elsewhere."""
+    H = Hkv * group
+    q, k, v = qkv_views(B, H, Hkv, L, S, E, Ev, layout, seed)
+    if causal:
+        mask_kind = "none"
+    mask = make_mask(mask_kind, mask_form, B, H, L, S, seed)
+    kernel = sdpa_kernel(q.shape, k.shape, v.shape, mask, causal=causal, scale=scale, consumer=consumer,
+                         precision="bf16")
+    assert callable(kernel), kernel
+    args = (q, k, v) if mask is None else (q, k, v, mask)
+    for isa in ISAS:
+        with dispatch_at(isa):
+            got = kernel(*args)
+            mixed = bool(_C.sdpa_bf16_supported())
+        if mixed:
+            check_bf16(got, q, k, v, mask, causal, scale)
+        else:
+            check(got, reference(q, k, v, mask, causal, scale))
+
+
+@pytest.mark.skipif(not native.available() or not _C.sdpa_bf16_supported(), reason="no AVX512_BF16")
+@pytest.mark.parametrize("shape,causal", [((1, 12, 128, 64), False), ((1, 12, 197, 64), False),
+                                          ((1, 12, 128, 64), True), ((2, 4, 300, 32), True)])
+@pytest.mark.parametrize("kind", ["none", "bool", "float"])
+def test_sdpa_bf16_zoo_shapes(shape, causal, kind):
+    """Zoo shapes (BERT, ViT, GPT-2 causal, longer than one key block) with key-padding masks, combined with causal
+    through the raw binding; the bf16 result differs from fp32 and stays within the bf16 tolerance."""
+    B, H, L, E = shape
+    q, k, v = qkv_views(B, H, H, L, L, E, E, "fused", 1)
+    mask = make_mask(kind, "B11S", B, H, L, L, 2)
+    got = _raw_sdpa(q, k, v, mask, causal=causal, fn=_C.sdpa_bf16)
+    check_bf16(got, q, k, v, mask, causal)
+    assert not torch.equal(got, _raw_sdpa(q, k, v, mask, causal=causal))
+
+
+@pytest.mark.skipif(not native.available() or not _C.sdpa_bf16_supported(), reason="no AVX512_BF16")
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_sdpa_bf16_fully_masked_rows_are_zero(kind):
+    q, k, v = qkv_views(1, 2, 2, 20, 40, 16, 16, "contiguous", 3)
+    if kind == "bool":
+        mask = torch.rand(1, 2, 20, 40) > 0.5
+        mask[:, :, 3] = False
+    else:
+        mask = torch.randn(1, 2, 20, 40)
+        mask[:, :, 3] = float("-inf")
+    got = _raw_sdpa(q, k, v, mask, fn=_C.sdpa_bf16)
+    assert (got[:, :, 3] == 0).all()
+    keep = torch.ones(20, dtype=torch.bool)
+    keep[3] = False
+    check_bf16(got[:, :, keep], q[:, :, keep], k, v, mask[:, :, keep])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_compiled_model_bf16_runs_sdpa_natively(causal):
+    """compile(precision="bf16"): the SDPA node is native and the model matches eager within the bf16 bar."""
+    import lepton_graph
+
+    torch.manual_seed(0)
+    model = _Attention(dim=64, heads=2, causal=causal).eval()
+    x = torch.randn(2, 37, 64)
+    mask = torch.rand(2, 1, 1, 37) > 0.2
+    with torch.no_grad():
+        ref = model(x, mask)
+        compiled = lepton_graph.compile(model, precision="bf16")
+        got = compiled(x, mask)
+    err = ((got - ref).abs().max() / ref.abs().max()).item()
+    assert err <= 2e-2, err
+    report = compiled.report().as_dict()
+    assert report["native_nodes"] >= 1
+    assert not any("sdpa" in op for op in report.get("fallback_ops", {}))

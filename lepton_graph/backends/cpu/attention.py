@@ -5,6 +5,10 @@ the mask (bool: True keeps, or float: added) is passed as a stride-0 broadcast v
 output transposes heads and rows back (``transpose(1, 2)`` before the output projection), the kernel writes
 straight into a (B, L, H, Ev) buffer and returns its (B, H, L, Ev) transposed view, so that transpose + reshape
 becomes free.
+
+In bf16 mode (``compile(precision="bf16")``, ``graph.meta["precision"]``) on AVX512_BF16 hardware the kernel is
+``sdpa_bf16``: Q.K^T and P.V on bf16-rounded operands (converted on the fly, the tensors stay fp32), fp32 softmax and
+accumulation. fp32 mode always runs the exact fp32 kernel.
 """
 
 from __future__ import annotations
@@ -75,7 +79,8 @@ def lower_sdpa(node: Node, graph: Graph) -> Kernel | str:
     if why is not None:
         return why
     lib = _lib()
-    sdpa = lib.sdpa_f32
+    bf16 = graph.meta.get("precision") == "bf16" and bool(lib.sdpa_bf16_supported())
+    sdpa = lib.sdpa_bf16 if bf16 else lib.sdpa_f32
     rank = node.inputs[0].rank
     causal = bool(node.attrs.get("is_causal", False))
     scale_attr = node.attrs.get("scale")
