@@ -382,7 +382,9 @@ void run_block(const Problem& p, const IsaKernels& ks, const detail::IsaKernelsB
   const int max_mr = p.bf16 ? kb.max_mr : ks.max_mr;
   const detail::MicroKernel micro = p.bf16 ? kb.micro : ks.micro;
   // K slices of (nearly) equal length <= KC, in rows of the panel (k or k-pairs), multiples of 8 where possible.
-  const int64_t kc_max = std::max<int64_t>(8, p.bf16 ? (block_kc() + 1) / 2 : block_kc());
+  // bf16: KC counts k-pairs, so a B panel slice of the same KC (512 pairs x 128 B = 64 KiB) stays in L2 and BERT's
+  // K = 768 runs as one slice (no second pass over C).
+  const int64_t kc_max = std::max<int64_t>(8, block_kc());
   const int64_t n_kb = (p.b_rows + kc_max - 1) / kc_max;
   const int64_t KC = std::min<int64_t>(kc_max, ((p.b_rows + n_kb - 1) / n_kb + 7) / 8 * 8);
   // Row blocks of (nearly) equal height <= MC; within a block, tiles of equal height <= max_mr (the last one

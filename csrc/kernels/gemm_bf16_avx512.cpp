@@ -36,6 +36,13 @@ void micro_t(int64_t kc, const uint32_t* __restrict ap, const uint32_t* __restri
   __mmask16 m[NV];
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) m[v] = mask_for(nr - 16 * v);
+  // Bias, residual and ReLU in registers before the single store; other activations by the fp32 kernels' vector
+  // epilogue pass on the tile just stored (still in L1).
+  const bool in_regs = ep && ep->act <= 1;
+  __m512 bias[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v)
+    bias[v] = in_regs && ep->bias ? _mm512_maskz_loadu_ps(m[v], ep->bias + 16 * v) : _mm512_setzero_ps();
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 2
@@ -43,11 +50,17 @@ void micro_t(int64_t kc, const uint32_t* __restrict ap, const uint32_t* __restri
       float* dst = c + i * ldc + 16 * v;
       __m512 r = acc[i][v];
       if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m[v], dst));
+      if (in_regs) {
+        r = _mm512_add_ps(r, bias[v]);
+        const float* res = ep->residual ? ep->residual + i * ep->ld_residual + 16 * v : nullptr;
+        if (res && ep->residual_before_act) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m[v], res));
+        if (ep->act == 1) r = _mm512_max_ps(_mm512_setzero_ps(), r);
+        if (res && !ep->residual_before_act) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m[v], res));
+      }
       _mm512_mask_storeu_ps(dst, m[v], r);
     }
   }
-  // The epilogue on the tile just stored (still in L1), by the fp32 kernels' vector epilogue.
-  if (ep) kernels_avx512().epilogue(c, ldc, MR, nr, ep);
+  if (ep && !in_regs) kernels_avx512().epilogue(c, ldc, MR, nr, ep);
 }
 
 void micro_bf16_avx512(int64_t kc, const void* ap, const void* bp, int64_t width, float* c, int64_t ldc, int mr,
