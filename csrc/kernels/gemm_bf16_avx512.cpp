@@ -80,26 +80,68 @@ void micro_bf16_avx512(int64_t kc, const void* ap, const void* bp, int64_t width
 #undef LG_MICRO_CASE
 }
 
-// 32 floats of a row -> 16 bf16 pairs (round to nearest even), then spread into the tile's interleaved layout.
+// 16 x 16 in-register transpose of 32-bit words: r[j] becomes column j (lane i = row i).
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
+      t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xdd);
+    }
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; ++j) {
+    r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+    r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+  }
+}
+
+// Up to 16 rows x 16 k-pairs at a time: each row's 32 floats -> 16 bf16 pairs (round to nearest even) in one
+// register, the 16 x 16 block of pairs transposed in registers, stored as 16 pair-rows of mr words.
 void pack_a_bf16_avx512(const float* a, int64_t lda, int64_t K, int64_t m0, int64_t mc, int64_t kp0, int64_t kc2,
                         int max_mr, uint32_t* dst) {
-  alignas(64) uint32_t tmp[16];
   for (int64_t t0 = 0; t0 < mc; t0 += max_mr) {
     const int mr = static_cast<int>(mc - t0 < max_mr ? mc - t0 : max_mr);
     uint32_t* d = dst + t0 * kc2;
-    for (int i = 0; i < mr; ++i) {
-      const float* src = a + (m0 + t0 + i) * lda;
-      for (int64_t kp = 0; kp < kc2; kp += 16) {
-        const int64_t k = 2 * (kp0 + kp);
-        const int64_t left = K - k;
-        const __mmask16 lo = mask_for(static_cast<int>(left < 16 ? left : 16));
-        const __mmask16 hi = mask_for(static_cast<int>(left - 16 < 16 ? left - 16 : 16));
-        const __m512 x0 = _mm512_maskz_loadu_ps(lo, src + k);
-        const __m512 x1 = _mm512_maskz_loadu_ps(hi, src + k + 16);
-        _mm512_store_si512(tmp, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
-        const int n = static_cast<int>(kc2 - kp < 16 ? kc2 - kp : 16);
-        for (int j = 0; j < n; ++j) d[(kp + j) * mr + i] = tmp[j];
+    const float* rows = a + (m0 + t0) * lda;
+    const __mmask16 sm = mask_for(mr);
+    for (int64_t kp = 0; kp < kc2; kp += 16) {
+      const int64_t k = 2 * (kp0 + kp);
+      const int64_t left = K - k;
+      const __mmask16 lo = mask_for(static_cast<int>(left < 16 ? left : 16));
+      const __mmask16 hi = mask_for(static_cast<int>(left - 16 < 16 ? left - 16 : 16));
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) {
+        if (i < mr) {
+          const float* src = rows + i * lda + k;
+          const __m512 x0 = _mm512_maskz_loadu_ps(lo, src);
+          const __m512 x1 = _mm512_maskz_loadu_ps(hi, src + 16);
+          r[i] = _mm512_castsi512_ps((__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+        } else {
+          r[i] = _mm512_setzero_ps();
+        }
       }
+      transpose16(r);
+      const int n = static_cast<int>(kc2 - kp < 16 ? kc2 - kp : 16);
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; ++j)
+        if (j < n) _mm512_mask_storeu_ps(reinterpret_cast<float*>(d + (kp + j) * mr), sm, r[j]);
     }
   }
 }
