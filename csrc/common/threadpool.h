@@ -112,6 +112,12 @@ inline ParallelOverhead& parallel_overhead() {
   return o;
 }
 
+// The oversubscription guard can be switched off (benchmarks comparing with and without it).
+inline std::atomic<bool>& parallel_guard_enabled() {
+  static std::atomic<bool> on{true};
+  return on;
+}
+
 template <class Fn>
 void parallel_for_work(int64_t begin, int64_t end, double work_ns, const Fn& fn) {
   const int64_t total = end - begin;
@@ -124,7 +130,8 @@ void parallel_for_work(int64_t begin, int64_t end, double work_ns, const Fn& fn)
     const int64_t ov = po.ema_ns.load(std::memory_order_relaxed);
     // Oversubscribed: split only when the measured overhead is repaid; one call in ~50x the overhead probes anyway
     // (at most ~2% of the time), to notice when the machine is quiet again.
-    if (ov > 50000 && work_ns / nt + double(ov) >= work_ns) {
+    const bool guard = parallel_guard_enabled().load(std::memory_order_relaxed);
+    if (guard && ov > 50000 && work_ns / nt + double(ov) >= work_ns) {
       const int64_t now = steady_now_ns();
       int64_t next = po.next_probe_ns.load(std::memory_order_relaxed);
       if (now < next || !po.next_probe_ns.compare_exchange_strong(next, now + 50 * ov, std::memory_order_relaxed))
@@ -148,9 +155,10 @@ void parallel_for_work(int64_t begin, int64_t end, double work_ns, const Fn& fn)
     own = steady_now_ns() - t0;
   });
   const int64_t overhead = std::max<int64_t>(0, steady_now_ns() - fork - own);
-  // quick to believe the machine is quiet again (halving), slower to believe it is oversubscribed (a quarter)
+  // quick to believe the machine is quiet again (halving), slow to believe it is oversubscribed (an eighth: one
+  // preempted fork, ~ a time slice, must not keep every kernel single-threaded for long)
   const int64_t ema = po.ema_ns.load(std::memory_order_relaxed);
-  po.ema_ns.store(overhead < ema ? (ema + overhead) / 2 : ema + (overhead - ema) / 4, std::memory_order_relaxed);
+  po.ema_ns.store(overhead < ema ? (ema + overhead) / 2 : ema + (overhead - ema) / 8, std::memory_order_relaxed);
 }
 
 }  // namespace lg

@@ -11,9 +11,6 @@
 namespace lg::kernels {
 namespace {
 
-// 64 KiB of f32 per chunk: below that a memory-bound loop finishes faster than a thread wakes up.
-constexpr int64_t kGrain = 16384;
-
 void relu_f32_scalar(const float* x, float* y, int64_t n) {
   // `x < 0 ? 0 : x` keeps NaN and -0.0 exactly like torch.relu (and like max_ps(0, x) in the SIMD variants).
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] < 0.0f ? 0.0f : x[i];
@@ -36,7 +33,8 @@ void relu_f32(std::uintptr_t x_ptr, std::uintptr_t y_ptr, int64_t n) {
   auto* y = reinterpret_cast<float*>(y_ptr);
   const auto kernel = pick_kernel<void(const float*, float*, int64_t)>(
       active_isa(), relu_f32_scalar, LG_IF_AVX2(relu_f32_avx2), LG_IF_AVX512(relu_f32_avx512));
-  parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { kernel(x + b, y + b, e - b); });
+  parallel_for_work(0, n, work_ns_for_bytes(8.0 * double(n)),
+                    [&](int64_t b, int64_t e) { kernel(x + b, y + b, e - b); });
 }
 
 void add_f32(std::uintptr_t a_ptr, std::uintptr_t b_ptr, std::uintptr_t y_ptr, int64_t n) {
@@ -55,7 +53,8 @@ void add_f32(std::uintptr_t a_ptr, std::uintptr_t b_ptr, std::uintptr_t y_ptr, i
   auto* y = reinterpret_cast<float*>(y_ptr);
   const auto kernel = pick_kernel<void(const float*, const float*, float*, int64_t)>(
       active_isa(), add_f32_scalar, LG_IF_AVX2(add_f32_avx2), LG_IF_AVX512(add_f32_avx512));
-  parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { kernel(a + b, bb + b, y + b, e - b); });
+  parallel_for_work(0, n, work_ns_for_bytes(12.0 * double(n)),
+                    [&](int64_t b, int64_t e) { kernel(a + b, bb + b, y + b, e - b); });
 }
 
 }  // namespace lg::kernels

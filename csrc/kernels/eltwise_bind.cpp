@@ -6,6 +6,7 @@
 
 #include "common/bindings.h"
 #include "common/check.h"
+#include "common/threadpool.h"
 #include "kernels/movement.h"
 #include "kernels/program.h"
 
@@ -54,6 +55,10 @@ LG_BIND(eltwise_program) {
       .def_property_readonly("num_inputs", &lg::kernels::BoundProgram::num_inputs)
       .def_property_readonly("num_outputs", &lg::kernels::BoundProgram::num_outputs)
       .def_property_readonly("numel", &lg::kernels::BoundProgram::numel);
+  m.def("parallel_overhead_ns", [] { return lg::parallel_overhead().ema_ns.load(); },
+        "The measured fork/join overhead of parallel_for_work (moving average, ns): large while oversubscribed.");
+  m.def("set_parallel_guard", [](bool enabled) { lg::parallel_guard_enabled().store(enabled); }, arg("enabled"),
+        "Switch the oversubscription guard of parallel_for_work on/off (default on; for benchmarks).");
   m.def("reduce_f32", &lg::kernels::reduce_f32, arg("fn"), arg("x_ptr"), arg("out_ptr"), arg("outer"), arg("red"),
         arg("inner"), py::call_guard<py::gil_scoped_release>(),
         "out[o, i] = fn over r of x[o, r, i] ('sum', 'mean', 'amax', 'amin'); x contiguous f32 [outer, red, inner].");

@@ -11,8 +11,6 @@
 namespace lg::kernels {
 namespace {
 
-constexpr int64_t kGrainBytes = 1 << 16;
-
 template <class T>
 void copy_row(const char* s, char* d, int64_t n, int64_t ss, int64_t ds) {
   const T* src = reinterpret_cast<const T*>(s);
@@ -71,8 +69,10 @@ void copy_strided(std::uintptr_t src_ptr, std::uintptr_t dst_ptr, int64_t itemsi
   const int64_t rows = numel / inner;
   const char* src = reinterpret_cast<const char*>(src_ptr);
   char* dst = reinterpret_cast<char*>(dst_ptr);
-  const int64_t grain = std::max<int64_t>(1, kGrainBytes / (inner * itemsize));
-  parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+  // a strided side costs ~3x its bytes (one element per access instead of whole lines)
+  const double strided = (sin == 1 ? 1.0 : 3.0) + (din == 1 ? 1.0 : 3.0);
+  const double work = work_ns_for_bytes(double(numel) * double(itemsize) * strided);
+  parallel_for_work(0, rows, work, [&](int64_t r0, int64_t r1) {
     // the row's N-d index once per chunk, then an odometer (no divisions per row)
     int64_t idx[16] = {0};
     int64_t so = 0, dof = 0, rem = r0;
@@ -134,8 +134,8 @@ void gather_rows(std::uintptr_t x_ptr, std::uintptr_t index_ptr, std::uintptr_t 
   const char* x = reinterpret_cast<const char*>(x_ptr);
   char* out = reinterpret_cast<char*>(out_ptr);
   const size_t row_bytes = static_cast<size_t>(inner * itemsize);
-  const int64_t grain = std::max<int64_t>(1, kGrainBytes / static_cast<int64_t>(row_bytes));
-  parallel_for(0, outer * n, grain, [&](int64_t b, int64_t e) {
+  const double work = work_ns_for_bytes(2.0 * double(outer * n) * double(row_bytes));
+  parallel_for_work(0, outer * n, work, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t o = t / n, j = t - o * n;
       std::memcpy(out + t * row_bytes, x + (o * rows + idx[j]) * row_bytes, row_bytes);
@@ -149,7 +149,7 @@ void fill(std::uintptr_t out_ptr, int64_t itemsize, int64_t n, uint64_t bits) {
   if (n == 0) return;
   LG_CHECK(out_ptr != 0 && out_ptr % itemsize == 0, out_ptr, "is null or not aligned to ", itemsize, " bytes");
   char* out = reinterpret_cast<char*>(out_ptr);
-  parallel_for(0, n, kGrainBytes / itemsize, [&](int64_t b, int64_t e) {
+  parallel_for_work(0, n, work_ns_for_bytes(double(n) * double(itemsize)), [&](int64_t b, int64_t e) {
     switch (itemsize) {
       case 1: std::memset(out + b, static_cast<int>(bits & 0xff), static_cast<size_t>(e - b)); break;
       case 2: std::fill(reinterpret_cast<uint16_t*>(out) + b, reinterpret_cast<uint16_t*>(out) + e,

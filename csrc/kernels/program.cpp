@@ -374,8 +374,9 @@ void reduce_f32(const std::string& fn, std::uintptr_t x_ptr, std::uintptr_t out_
   }
   const auto kernel = pick_kernel<void(int32_t, const float*, float*, int64_t, int64_t, int64_t, int64_t)>(
       active_isa(), reduce_rows_scalar, LG_IF_AVX2(reduce_rows_avx2), LG_IF_AVX512(reduce_rows_avx512));
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, red * inner));
-  parallel_for(0, outer, grain, [&](int64_t o0, int64_t o1) { kernel(code, x, out, o0, o1, red, inner); });
+  const double bytes = 4.0 * double(outer) * double(red + 1) * double(inner);
+  parallel_for_work(0, outer, work_ns_for_bytes(bytes),
+                    [&](int64_t o0, int64_t o1) { kernel(code, x, out, o0, o1, red, inner); });
 }
 
 }  // namespace lg::kernels

@@ -113,8 +113,9 @@ class Program {
            const std::vector<std::uintptr_t>& out_ptrs) const;
 
   // Everything of a run that depends only on shapes and strides (validated), with null data pointers.
-  void make_plan(const std::vector<std::vector<int64_t>>& in_shapes, const std::vector<std::vector<int64_t>>& in_strides,
-                 const std::vector<int64_t>& out_shape, ProgPlan& plan) const;
+  void make_plan(const std::vector<std::vector<int64_t>>& in_shapes,
+                 const std::vector<std::vector<int64_t>>& in_strides, const std::vector<int64_t>& out_shape,
+                 ProgPlan& plan) const;
 
   int64_t num_inputs() const { return static_cast<int64_t>(in_dtypes_.size()); }
   int64_t num_outputs() const { return static_cast<int64_t>(out_dtypes_.size()); }

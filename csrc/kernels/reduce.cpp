@@ -25,8 +25,9 @@ void argmax_f32(std::uintptr_t x_ptr, std::uintptr_t out_ptr, int64_t outer, int
   LG_CHECK_BUFFER(out_ptr, int64_t, 1);
   const auto* x = reinterpret_cast<const float*>(x_ptr);
   auto* out = reinterpret_cast<int64_t*>(out_ptr);
-  const int64_t grain = std::max<int64_t>(1, 32768 / (red * inner));
-  parallel_for(0, outer, grain, [&](int64_t o0, int64_t o1) {
+  // compare-and-select per element: ~4x a streaming read's cost
+  const double work = work_ns_for_bytes(16.0 * double(outer) * double(red) * double(inner));
+  parallel_for_work(0, outer, work, [&](int64_t o0, int64_t o1) {
     std::vector<float> best(inner);
     for (int64_t o = o0; o < o1; ++o) {
       const float* base = x + o * red * inner;
