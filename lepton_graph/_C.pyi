@@ -126,8 +126,8 @@ def sdpa_bf16(q_ptr: int, q_strides: tuple[int, int, int, int], k_ptr: int, k_st
 def sdpa_bf16_supported() -> bool:
     """True when sdpa_bf16 runs on AVX512_BF16 hardware (else it is sdpa_f32)."""
 
-def sdpa_bf16(q_ptr: int, q_strides: tuple[int, int, int, int], k_ptr: int, k_strides: tuple[int, int, int, int], v_ptr: int, v_strides: tuple[int, int, int, int], out_ptr: int, out_strides: tuple[int, int, int, int], mask_ptr: int, mask_kind: int, mask_strides: tuple[int, int, int, int], B: int, Hq: int, Hkv: int, L: int, S: int, E: int, Ev: int, is_causal: bool, scale: float) -> None:
-    """sdpa_f32 in mixed precision: Q.K^T and P.V on bf16-rounded operands (AVX512_BF16), fp32 accumulation, softmax and output (relative error ~1e-2). The exact fp32 kernel when sdpa_bf16_supported() is False."""
+def parallel_overhead_ns() -> int:
+    """The measured fork/join overhead of parallel_for_work (moving average, ns): large while oversubscribed."""
 
-def sdpa_bf16_supported() -> bool:
-    """True when sdpa_bf16 runs on AVX512_BF16 hardware (else it is sdpa_f32)."""
+def set_parallel_guard(enabled: bool) -> None:
+    """Switch the oversubscription guard of parallel_for_work on/off (default on; for benchmarks)."""
