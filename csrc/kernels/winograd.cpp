@@ -137,9 +137,11 @@ void winograd_conv2d_f32(const View4& x, const PackedWinograd& w, const float* b
   const int64_t elem = w.bf16 ? 2 : 4;
   int64_t TB = std::clamp<int64_t>((int64_t(512) << 10) / (E * (Cp * elem + OC * 4)), 2 * kMaxMR, 256);
   TB = std::min(TB, T);
-  const int64_t blocks = (T + TB - 1) / TB;
-  TB = (T + blocks - 1) / blocks;
   const int64_t nt = get_num_threads();
+  int64_t blocks = (T + TB - 1) / TB;
+  if (blocks > nt) blocks = std::min(T, (blocks + nt - 1) / nt * nt);  // whole rounds of blocks per thread
+  TB = (T + blocks - 1) / blocks;
+  blocks = (T + TB - 1) / TB;
   const int64_t chunks = blocks >= 2 * nt ? 1 : std::min<int64_t>(P, (2 * nt + blocks - 1) / blocks);
   const int64_t items = blocks * chunks;
 

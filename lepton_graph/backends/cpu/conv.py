@@ -114,14 +114,15 @@ def _use_bf16(graph: Graph) -> bool:
 
 # Winograd for 3x3 stride-1 convs (csrc/kernels/winograd*): F(4x4, 3x3) does 36/144 of the direct conv's
 # multiply-adds, F(2x2, 3x3) 16/36, both paying input/output transforms that amortise over the channels. F(4x4)'s
-# transformed weights are 4x the direct ones, so layers with big weights and few tiles (ResNet's 512ch@7x7) stay
-# memory-bound there and take F(2x2). bf16 runs F(2x2) only: F(4x4)'s larger transform coefficients would amplify
-# the bf16 rounding of the transformed operands. Measured on Zen 4 (thread CPU time vs the direct conv): fp32
-# F(4x4) 0.40-0.62x from 16 channels up (F(2x2) 0.52-0.90x), 8 channels ~0.94x; bf16 F(2x2) beats the bf16 direct
-# conv from 32 channels.
+# transformed weights are 4x the direct ones, so a layer with big weights and few tiles (ResNet's 512ch@7x7 at batch
+# 1: 38 MB of weights for 4 tiles) is memory-bound there and takes F(2x2). bf16 runs F(2x2) only: F(4x4)'s larger
+# transform coefficients amplify the bf16 rounding of the transformed operands (ResNet-18 logits 4e-2 off vs 1.3e-2).
+# Measured on Zen 4 (thread CPU time vs the direct conv): fp32 F(4x4) 0.33-0.62x from 16 channels up (F(2x2)
+# 0.5-0.9x), 8 channels ~0.94x; 512ch@7x7 b1 F(2x2) 0.66x, F(4x4) 0.68x; bf16 F(2x2) beats the bf16 direct conv
+# from 32 channels.
 _WINOGRAD_MIN_CHANNELS = 16
 _WINOGRAD_MIN_CHANNELS_BF16 = 32
-_F4_MAX_WEIGHT_BYTES = 4 << 20
+_F4_MAX_WEIGHT_BYTES = 10 << 20
 
 
 def winograd_tile(w_shape: tuple[int, ...], x_shape: tuple[Any, ...] | None, stride: tuple[int, int],
@@ -137,7 +138,7 @@ def winograd_tile(w_shape: tuple[int, ...], x_shape: tuple[Any, ...] | None, str
     tiles = 0
     if x_shape is not None and len(x_shape) == 4 and all(isinstance(d, int) for d in x_shape):
         tiles = x_shape[0] * -(-x_shape[2] // 4) * -(-x_shape[3] // 4)
-    return 4 if 36 * c * oc * 4 <= _F4_MAX_WEIGHT_BYTES or tiles >= 64 else 2
+    return 4 if 36 * c * oc * 4 <= _F4_MAX_WEIGHT_BYTES or tiles >= 8 else 2
 
 
 def make_conv(w: torch.Tensor, stride: tuple[int, int], padding: list[int], dilation: tuple[int, int], groups: int,
