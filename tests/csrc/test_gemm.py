@@ -110,6 +110,28 @@ def test_activations_extreme_values(isa, act) -> None:
 
 
 @pytest.mark.parametrize("isa", ISAS)
+def test_gelu_erf_dense(isa) -> None:
+    """GELU (erf) epilogue on a dense grid where its erfc fit matters (the tail for negative x is relative-accurate:
+    no 1 + erf cancellation), as a tile epilogue (M > 4) and on the GEMV path (M = 1); bias added first."""
+    x = torch.linspace(-10, 10, 200001)
+    one = torch.ones(1, 1)
+    packed = _C.gemm_pack_b_f32(one.data_ptr(), 1, 1, 1, 1)
+    bias = torch.tensor([0.25])
+    ref = F.gelu(x.double() + 0.25)
+    with dispatch_at(isa):
+        out = torch.empty(x.numel(), 1)
+        _C.gemm_packed(x.data_ptr(), x.numel(), 1, 1, packed, out.data_ptr(), 1, bias.data_ptr(), 0, 0, False, 2)
+        row, ones = torch.empty(1, 64), torch.ones(1, 64)
+        wide = _C.gemm_pack_b_f32(ones.data_ptr(), 1, 64, 64, 1)
+        xs = torch.tensor([[-3.5]])
+        _C.gemm_packed(xs.data_ptr(), 1, 1, 1, wide, row.data_ptr(), 64, 0, 0, 0, False, 2)
+    err = (out.reshape(-1).double() - ref).abs() / ref.abs().clamp_min(1e-3)
+    assert err.max().item() < 2e-5
+    assert torch.allclose(row.double(), F.gelu(torch.tensor(-3.5, dtype=torch.float64)).expand(1, 64), rtol=2e-5,
+                          atol=0)
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @given(m=M_SIZES, n=N_SIZES, k=K_SIZES, ta=st.booleans(), tb=st.booleans(), threads=st.booleans(),
        act=st.integers(0, 6), seed=st.integers(0, 2**16))
 @settings(max_examples=20)
@@ -156,6 +178,32 @@ def test_bf16_gemm(isa, m, n, k) -> None:
     rounded = torch.relu(a.bfloat16().double() @ b.bfloat16().double() + bias.double())
     assert _rel_err(out, rounded) <= 1e-5
     assert _rel_err(out, torch.relu(a.double() @ b.double() + bias.double())) <= 1e-2
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@given(m=M_SIZES, n=N_SIZES, k=st.sampled_from([0, 1, 3, 17, 64, 257, 600, 1025, 2100]), act=st.integers(0, 6),
+       bias=st.booleans(), res=st.sampled_from([None, "before", "after"]), pad=st.sampled_from([0, 3]),
+       seed=st.integers(0, 2**16))
+@settings(max_examples=25, deadline=None)
+def test_bf16_gemm_epilogues(isa, m, n, k, act, bias, res, pad, seed) -> None:
+    """bf16 packing with every epilogue (bias / residual / ReLU in registers, the other activations as a pass over
+    the stored tile), strided A / C / residual, K over several K slices (512 k-pairs each): the bf16-rounded
+    products summed in fp32, then the fp32 epilogue."""
+    g = torch.Generator().manual_seed(seed)
+    a = _wide(m, k, pad, g)
+    b = torch.randn(k, n, generator=g) / max(k, 1) ** 0.5
+    bv = torch.randn(n, generator=g) if bias else None
+    rv = _wide(m, n, pad, g) if res else None
+    out = torch.full((m, n + pad), float("nan"))[:, :n]
+    packed = _C.gemm_pack_b_bf16(b.data_ptr(), k, n, n, 1)
+    with dispatch_at(isa):
+        _C.gemm_packed(a.data_ptr(), m, k, a.stride(0), packed, out.data_ptr(), out.stride(0),
+                       bv.data_ptr() if bv is not None else 0, rv.data_ptr() if rv is not None else 0,
+                       rv.stride(0) if rv is not None else 0, res == "before", act)
+    ref = _reference(a.bfloat16().float(), b.bfloat16().float(), bv, rv, res == "before", act)
+    assert _rel_err(out, ref) <= 5e-5
+    if pad and m:
+        assert out.as_strided((m, pad), (n + pad, 1), n).isnan().all()
 
 
 def test_bad_arguments_raise_value_error() -> None:
