@@ -131,3 +131,6 @@ def parallel_overhead_ns() -> int:
 
 def set_parallel_guard(enabled: bool) -> None:
     """Switch the oversubscription guard of parallel_for_work on/off (default on; for benchmarks)."""
+
+def set_program_stream_bytes(bytes: int) -> None:
+    """Programs bound/run afterwards write outputs of >= bytes with non-temporal stores (0: never, the default: slower than plain stores on the machines measured)."""

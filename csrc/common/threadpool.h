@@ -128,13 +128,13 @@ void parallel_for_work(int64_t begin, int64_t end, double work_ns, const Fn& fn)
   ParallelOverhead& po = parallel_overhead();
   if (nt > 1) {
     const int64_t ov = po.ema_ns.load(std::memory_order_relaxed);
-    // Oversubscribed: split only when the measured overhead is repaid; one call in ~50x the overhead probes anyway
-    // (at most ~2% of the time), to notice when the machine is quiet again.
+    // Oversubscribed: split only when the measured overhead is repaid; one call in ~20x the overhead probes anyway
+    // (at most ~5% of the time), to notice when the machine is quiet again.
     const bool guard = parallel_guard_enabled().load(std::memory_order_relaxed);
     if (guard && ov > 50000 && work_ns / nt + double(ov) >= work_ns) {
       const int64_t now = steady_now_ns();
       int64_t next = po.next_probe_ns.load(std::memory_order_relaxed);
-      if (now < next || !po.next_probe_ns.compare_exchange_strong(next, now + 50 * ov, std::memory_order_relaxed))
+      if (now < next || !po.next_probe_ns.compare_exchange_strong(next, now + 20 * ov, std::memory_order_relaxed))
         nt = 1;
     }
   }
@@ -154,10 +154,11 @@ void parallel_for_work(int64_t begin, int64_t end, double work_ns, const Fn& fn)
     fn(b, e);
     own = steady_now_ns() - t0;
   });
-  const int64_t overhead = std::max<int64_t>(0, steady_now_ns() - fork - own);
-  // quick to believe the machine is quiet again (halving), slow to believe it is oversubscribed (an eighth: one
-  // preempted fork, ~ a time slice, must not keep every kernel single-threaded for long)
   const int64_t ema = po.ema_ns.load(std::memory_order_relaxed);
+  // one sample moves the average at most to ~4x + 100 us: a single preempted fork (a whole time slice, ms) must not
+  // keep every kernel single-threaded for long; sustained oversubscription still lifts it within ~20 calls
+  const int64_t overhead = std::min<int64_t>(std::max<int64_t>(0, steady_now_ns() - fork - own), 4 * ema + 100000);
+  // quick to believe the machine is quiet again (halving), slow to believe it is oversubscribed (an eighth)
   po.ema_ns.store(overhead < ema ? (ema + overhead) / 2 : ema + (overhead - ema) / 8, std::memory_order_relaxed);
 }
 

@@ -55,6 +55,9 @@ LG_BIND(eltwise_program) {
       .def_property_readonly("num_inputs", &lg::kernels::BoundProgram::num_inputs)
       .def_property_readonly("num_outputs", &lg::kernels::BoundProgram::num_outputs)
       .def_property_readonly("numel", &lg::kernels::BoundProgram::numel);
+  m.def("set_program_stream_bytes", [](int64_t bytes) { lg::kernels::program_stream_min_bytes().store(bytes); },
+        arg("bytes"), "Programs bound/run afterwards write outputs of >= bytes with non-temporal stores (0: never, "
+        "the default: slower than plain stores on the machines measured).");
   m.def("parallel_overhead_ns", [] { return lg::parallel_overhead().ema_ns.load(); },
         "The measured fork/join overhead of parallel_for_work (moving average, ns): large while oversubscribed.");
   m.def("set_parallel_guard", [](bool enabled) { lg::parallel_guard_enabled().store(enabled); }, arg("enabled"),

@@ -17,6 +17,7 @@
 // they see here is plain data (ProgPlan) and declarations. The Program class (std::vector members) is used only
 // by portable code.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -149,6 +150,10 @@ class BoundProgram {
   std::vector<float> consts_;
   ProgPlan plan_;  // code/consts point into the vectors above
 };
+
+// Outputs of at least this many bytes are written with non-temporal stores (0: never, the default; plans made
+// after a change see it).
+std::atomic<int64_t>& program_stream_min_bytes();
 
 // Runs a complete plan (ISA dispatch, tiles split over threads).
 void run_plan(const ProgPlan& plan);

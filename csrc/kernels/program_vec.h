@@ -560,18 +560,19 @@ inline float row_sumsq(const float* x, int64_t n) {
   return hsum(V::add(s0, s1));
 }
 
+// The row's maximum, NaNs skipped: softmax needs no NaN here (a NaN element makes exp(x - max), the sum and so
+// every output of its row NaN, as in torch).
 inline float row_max(const float* x, int64_t n) {
-  F m0 = V::set1(-__builtin_inff()), nan = V::zero();
+  F m0 = V::set1(-__builtin_inff()), m1 = m0;
   int64_t i = 0;
-  for (; i + V::N <= n; i += V::N) {
-    const F v = V::load(x + i);
-    m0 = V::max(v, m0);
-    nan = V::select(V::isnan(v), v, nan);  // remembers a NaN (maxps alone would drop it)
+  for (; i + 2 * V::N <= n; i += 2 * V::N) {
+    m0 = V::max(V::load(x + i), m0);  // the second operand when the first is NaN
+    m1 = V::max(V::load(x + i + V::N), m1);
   }
-  float m = hmax(m0);
-  for (; i < n; ++i) m = (x[i] > m || x[i] != x[i]) ? x[i] : m;
-  const float h = hsum(nan);
-  return h != h ? h : m;
+  for (; i + V::N <= n; i += V::N) m0 = V::max(V::load(x + i), m0);
+  float m = hmax(V::max(m0, m1));
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
 }
 
 // One row op over `rows` rows of length `len` (src and dst may be the same buffer; weight/bias tiles hold the

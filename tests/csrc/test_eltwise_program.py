@@ -261,7 +261,16 @@ def test_integer_arithmetic_is_declined() -> None:
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_huge_outputs_stream_past_the_caches(isa: str) -> None:
-    """Outputs >= 16 MB take the non-temporal store path (bound results and explicit stores, odd offsets)."""
+    """Outputs >= 16 MB take the non-temporal store path when it is switched on (bound results and explicit stores,
+    odd offsets)."""
+    _C.set_program_stream_bytes(16 << 20)
+    try:
+        _run_huge_outputs(isa)
+    finally:
+        _C.set_program_stream_bytes(0)
+
+
+def _run_huge_outputs(isa: str) -> None:
     g = Graph()
     x = g.add_input((5, 1 << 20), DType.f32)
     b = g.add_input((1 << 20,), DType.f32)
