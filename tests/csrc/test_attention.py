@@ -405,3 +405,33 @@ def test_compiled_model_bf16_runs_sdpa_natively(causal):
     report = compiled.report().as_dict()
     assert report["native_nodes"] >= 1
     assert not any("sdpa" in op for op in report.get("fallback_ops", {}))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("kind", ["bool", "float"])
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_head_shared_general_mask(isa, kind, transposed, threads):
+    """A (B, 1, L, S) mask (HF's extended attention mask) is converted once per batch into a key-major table shared
+    by the heads: contiguous and transposed (key stride != 1) mask views, several batches, fp32 and bf16."""
+    B, H, L, S = 2, 6, 45, 77
+    q, k, v = qkv_views(B, H, H, L, S, 24, 20, "padded", 11)
+    gen = torch.Generator().manual_seed(12)
+    shape = (B, 1, S, L) if transposed else (B, 1, L, S)
+    mask = torch.rand(shape, generator=gen) > 0.3 if kind == "bool" else torch.randn(shape, generator=gen)
+    if transposed:
+        mask = mask.transpose(-1, -2)
+    before = native.get_num_threads()
+    try:
+        native.set_num_threads(threads)
+        with dispatch_at(isa):
+            got = _raw_sdpa(q, k, v, mask)
+            got16 = _raw_sdpa(q, k, v, mask, fn=_C.sdpa_bf16)
+            mixed = bool(_C.sdpa_bf16_supported())
+    finally:
+        native.set_num_threads(before)
+    check(got, reference(q, k, v, mask))
+    if mixed:
+        check_bf16(got16, q, k, v, mask)
+    else:
+        check(got16, reference(q, k, v, mask))
