@@ -7,6 +7,8 @@
 // buffer; a window row cut by the left/right border is copied, zero-filled, into scratch. W is packed once
 // (pack_conv2d_weight_f32) into panels of kNR output channels. The epilogue (bias, residual, activation) runs on
 // the register tile, and the output is written with any strides (channel stride 1, i.e. channels_last, is fast).
+// bf16 variant: the same driver over an NHWC bf16 copy of the input and bf16-pair panels (vdpbf16ps tile).
+// 3x3 stride-1 convs can run by Winograd instead (winograd.h), reusing the register tile for its GEMMs.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -109,11 +109,11 @@ std::shared_ptr<PackedWinograd> pack_winograd_weight(const float* w, int64_t OC,
         for (int k = 0; k < A; ++k) {
           const float u = static_cast<float>(t[i][0] * G[k][0] + t[i][1] * G[k][1] + t[i][2] * G[k][2]);
           const int64_t e = i * A + k;
+          float* panel = p->data + (p->panel(e, pn) - p->data);  // the owned buffer, writable
           if (bf16) {
-            auto* d = reinterpret_cast<uint16_t*>(const_cast<float*>(p->panel(e, pn)));
-            d[((c / 2) * kNR + j) * 2 + (c & 1)] = f32_to_bf16(u);
+            reinterpret_cast<uint16_t*>(panel)[((c / 2) * kNR + j) * 2 + (c & 1)] = f32_to_bf16(u);
           } else {
-            const_cast<float*>(p->panel(e, pn))[c * kNR + j] = u;
+            panel[c * kNR + j] = u;
           }
         }
     }

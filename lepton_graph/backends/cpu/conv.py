@@ -1,7 +1,10 @@
 """CPU lowerings of convolution and pooling onto the native kernels (csrc/kernels/conv*, pool*).
 
 Conv2d runs as an implicit GEMM over channels-last pixels with the weights packed once here, at lowering time, and
-the epilogue (bias, residual add, activation) fused into the register tile. Outputs are channels_last tensors (NCHW
+the epilogue (bias, residual add, activation) fused into the register tile; 3x3 stride-1 convs with enough channels
+run as Winograd F(4x4, 3x3) or F(2x2, 3x3) instead (``winograd_tile`` picks), with the same epilogue. In
+``compile(precision="bf16")`` on AVX512_BF16 CPUs, groups-1 convs take bf16 operands with fp32 accumulation
+(Winograd F(2x2) or the direct conv); depthwise/grouped convs stay fp32. Outputs are channels_last tensors (NCHW
 shape, NHWC strides): the next conv, pool or residual add reads them without any layout conversion, and every
 consumer accepts strided tensors. ``lower_conv_group`` lowers FUSED "gemm" groups rooted at a conv (the "gemm"
 fused lowering delegates those here).
