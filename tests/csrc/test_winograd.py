@@ -230,3 +230,19 @@ def test_resnet18_compiles_native_with_winograd(precision: str, monkeypatch: pyt
     ops = report.get("fallback_ops") or {}
     assert not any("conv2d" in k for k in ops), ops
     assert sorted(t for t in picked if t) == ([2] * 3 + [4] * 10 if precision == "fp32" else [2] * 13), picked
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("tile", [2, 4])
+def test_winograd_writes_strided_outputs(isa: str, tile: int) -> None:
+    """y and the residual in NCHW (channel stride H*W): the transforms' strided store/load path."""
+    g = torch.Generator().manual_seed(tile)
+    x, wt, b = torch.randn(2, 5, 9, 6, generator=g), torch.randn(19, 5, 3, 3, generator=g), torch.randn(19)
+    res = torch.randn(2, 19, 9, 6, generator=g)
+    ref = F.conv2d(x, wt, b, 1, 1)
+    conv = _C.Conv2dWinograd(wt.data_ptr(), list(wt.shape), list(wt.stride()), [1, 1, 1, 1], 1, False, tile, False)
+    y = torch.empty(2, 19, 9, 6)
+    with dispatch_at(isa):
+        conv.run(x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), list(y.shape), list(y.stride()),
+                 b.data_ptr(), res.data_ptr(), list(res.stride()))
+    _close(y, torch.relu(ref) + res, ref.abs().max().item())
