@@ -324,6 +324,101 @@ def test_bad_run_arguments_raise_value_error() -> None:
         p.run([x.data_ptr()], [[4, 3]], [[3, 1]], [-4, 3], [y.data_ptr()])
 
 
+# -- transcendentals on a dense grid ---------------------------------------------------------------------------------
+
+GRID_OPS = [(Op.EXP, {}), (Op.TANH, {}), (Op.ERF, {}), (Op.SIGMOID, {}), (Op.SILU, {}),
+            (Op.GELU, {"approximate": "none"}), (Op.GELU, {"approximate": "tanh"})]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("op_attrs", GRID_OPS, ids=lambda oa: f"{oa[0].value}{oa[1].get('approximate', '')}")
+def test_transcendentals_on_a_dense_grid(isa: str, op_attrs: tuple) -> None:
+    """Every element (not only the largest) within 2e-6 * max(|ref|, 1) of torch, over [-30, 30] densely, near 0,
+    at the clamp/branch points of the approximations (0.625, 3.92, 4, 9.1, 87-89, 104) and at specials."""
+    op, attrs = op_attrs
+    pts = [0.625, 3.92, 4.0, 9.1, 10.0, 20.0, 80.0, 87.0, 88.7, 89.0, 103.9, 104.0, 1e-6, 1e-30, 1e-40, 0.0]
+    near = torch.tensor(pts).repeat_interleave(3) * torch.tensor([0.999, 1.0, 1.001]).repeat(len(pts))
+    x = torch.cat([torch.linspace(-30, 30, 60001), near, -near, torch.tensor([float("nan"), -0.0])])
+    if op is not Op.GELU:  # torch's gelu at +-inf differs between its scalar and vector paths
+        x = torch.cat([x, torch.tensor([float("inf"), -float("inf")])])
+    if op is Op.EXP:
+        x = x.clamp_max(88.5)  # keep the ratio finite; overflow to inf is covered by the specials test
+    with dispatch_at(isa):
+        got, ref = run_single(op, [x], attrs)
+    assert torch.equal(got.isnan(), ref.isnan())
+    ok = ~ref.isnan()
+    g, r = got[ok].double(), ref[ok].double()
+    assert torch.equal(g.isinf(), r.isinf()) and torch.equal(g[r.isinf()], r[r.isinf()])
+    fin = r.isfinite()
+    err = (g[fin] - r[fin]).abs() / r[fin].abs().clamp_min(1.0)
+    assert err.max().item() <= 2e-6, (err.max().item(), x[ok][fin][err.argmax()].item())
+
+
+# -- bound programs (the per-call fast path) -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("isa", ISAS)
+@SETTINGS
+@given(case=st.data(), seed=st.integers(0, 2**31 - 1))
+def test_bound_program_matches_general_run(isa: str, case: st.DataObject, seed: int) -> None:
+    """Program.bind(...).run(*ptrs) == Program.run(...) for broadcasting shapes incl. 0/1/odd sizes."""
+    out = case.draw(shapes(max_rank=3))
+    sa, sb = case.draw(broadcast_of(out)), case.draw(broadcast_of(out))
+    g = Graph()
+    ia, ib = g.add_input(sa, DType.f32), g.add_input(sb, DType.f32)
+    s = g.add_node(Op.ADD, [ia, ib]).out
+    r = g.add_node(Op.SIGMOID, [s]).out
+    g.outputs = [r]
+    built = eltwise.build_program(g.nodes, g.inputs, g.outputs)
+    a, b = tensor(sa, seed, 0), tensor(sb, seed + 1, 0)
+    oshape = torch.broadcast_shapes(sa, sb)
+    y1, y2 = torch.full(oshape, 7.0), torch.full(oshape, 7.0)
+    with dispatch_at(isa):
+        bound = built.program.bind([list(sa), list(sb)], [list(a.stride()), list(b.stride())], list(oshape))
+        bound.run(a.data_ptr(), b.data_ptr(), y1.data_ptr())
+        built.program.run([a.data_ptr(), b.data_ptr()], [sa, sb], [a.stride(), b.stride()], oshape, [y2.data_ptr()])
+    assert bound.num_inputs == 2 and bound.num_outputs == 1 and bound.numel == y1.numel()
+    assert torch.equal(y1.isnan(), y2.isnan()) and torch.equal(y1.nan_to_num(), y2.nan_to_num())
+    # the lowered kernel: fast path for contiguous inputs, general path for views; both match eager
+    k = eltwise.program_kernel(built, g.outputs, g.inputs)
+    ref = interpret(g, [a, b])[0]
+    assert_matches(k(a, b), ref)
+    if len(sa) >= 1:
+        a_nc = tensor(sa, seed, 2)
+        assert_matches(k(a_nc, b), interpret(g, [a_nc, b])[0])
+
+
+def test_bound_program_bad_arguments_raise_value_error() -> None:
+    p = _C.Program([0, 0, 0, 0, 0, 0, -1, 0, 1, 0, 0, 0, 0, 0, -1, 0], [], 1, ["float32"], ["float32"], False)
+    x, y = torch.randn(4, 3), torch.empty(4, 3)
+    with pytest.raises(ValueError):  # does not broadcast
+        p.bind([[4, 2]], [[2, 1]], [4, 3])
+    with pytest.raises(ValueError):  # wrong number of inputs
+        p.bind([], [], [4, 3])
+    bound = p.bind([[4, 3]], [[3, 1]], [4, 3])
+    for args in [(x.data_ptr(),), (x.data_ptr(), y.data_ptr(), y.data_ptr()), (x.data_ptr() + 1, y.data_ptr()),
+                 (x.data_ptr(), 0), (x.data_ptr(), "y"), (x.data_ptr(), -8)]:
+        with pytest.raises(ValueError):
+            bound.run(*args)
+    bound.run(x.data_ptr(), y.data_ptr())
+    assert torch.equal(y, x)
+    empty = p.bind([[0, 3]], [[3, 1]], [0, 3])
+    empty.run(0, 0)  # nothing to read or write: null pointers are fine
+
+
+def test_parallel_guard_switch_keeps_results() -> None:
+    a = torch.randn(1 << 20)
+    ref = torch.relu(a)
+    native.set_num_threads(2)
+    try:
+        for on in (False, True):
+            _C.set_parallel_guard(on)
+            got, _ = run_single(Op.RELU, [a])
+            assert torch.equal(got, ref)
+    finally:
+        _C.set_parallel_guard(True)
+    assert _C.parallel_overhead_ns() >= 0
+
+
 def test_compiled_model_runs_elementwise_natively() -> None:
     import lepton_graph
 
