@@ -441,6 +441,35 @@ ThreadLatency& thread_latency() {
   return t;
 }
 
+}  // namespace
+
+// Parallel overhead (see ThreadLatency): on a quiet machine it is microseconds and every call above the threshold
+// is split; once it reaches the oversubscribed regime (>= 200 us), a call whose single-thread time would not pay
+// for it stays on the calling thread. One such call goes parallel again after 50x the overhead has passed (at most
+// ~2% of the time spent probing), to notice when the machine is quiet again.
+int threads_worth_using(double single_thread_s) {
+  const int T = get_num_threads();
+  ThreadLatency& lat = thread_latency();
+  const int64_t lat_ns = lat.ema_ns.load(std::memory_order_relaxed);
+  if (T > 1 && lat_ns >= 200000 && single_thread_s / T + double(lat_ns) * 1e-9 >= single_thread_s) {
+    const int64_t now = now_ns();
+    int64_t next = lat.next_probe_ns.load(std::memory_order_relaxed);
+    if (now < next || !lat.next_probe_ns.compare_exchange_strong(next, now + 50 * lat_ns, std::memory_order_relaxed))
+      return 1;
+  }
+  return T;
+}
+
+// Quick to believe the machine is quiet again (halving), slower to believe it is oversubscribed (a quarter).
+void record_parallel_overhead(int64_t overhead_ns) {
+  ThreadLatency& lat = thread_latency();
+  const int64_t ema = lat.ema_ns.load(std::memory_order_relaxed);
+  lat.ema_ns.store(overhead_ns < ema ? (ema + overhead_ns) / 2 : ema + (overhead_ns - ema) / 4,
+                   std::memory_order_relaxed);
+}
+
+namespace {
+
 void run(const Problem& p, bool threads) {
   if (p.M == 0 || p.N == 0) return;
   const IsaKernels ks = isa_kernels();
@@ -448,21 +477,9 @@ void run(const Problem& p, bool threads) {
   const double flops = 2.0 * double(p.M) * double(p.N) * double(std::max<int64_t>(p.K, 1));
   int T = threads ? get_num_threads() : 1;
   if (flops < 262144.0) T = 1;
-  // Parallel overhead (see ThreadLatency): on a quiet machine it is microseconds and every call above the
-  // threshold is split; once it reaches the oversubscribed regime (>= 200 us), a call whose single-thread time
-  // would not pay for it stays on the calling thread. One such call goes parallel again after 50x the overhead
-  // has passed (at most ~2% of the time spent probing), to notice when the machine is quiet again.
-  ThreadLatency& lat = thread_latency();
-  const int64_t lat_ns = lat.ema_ns.load(std::memory_order_relaxed);
-  if (T > 1 && lat_ns >= 200000) {
+  if (T > 1) {
     const double b_bytes = double(p.K) * double(p.N) * (p.bf16 ? 2.0 : 4.0);
-    const double single_s = std::max(flops / 1.0e11, b_bytes / 4.0e10);
-    if (single_s / T + double(lat_ns) * 1e-9 >= single_s) {
-      const int64_t now = now_ns();
-      int64_t next = lat.next_probe_ns.load(std::memory_order_relaxed);
-      if (now < next || !lat.next_probe_ns.compare_exchange_strong(next, now + 50 * lat_ns, std::memory_order_relaxed))
-        T = 1;
-    }
+    T = std::min(T, threads_worth_using(std::max(flops / 1.0e11, b_bytes / 4.0e10)));
   }
   // Grid tm x tn over (rows, panels): minimise the largest share; ties go to splitting N (A is cheap to re-pack,
   // B is the big operand); fewer than 8 rows are never split (each split re-reads B).
@@ -498,10 +515,7 @@ void run(const Problem& p, bool threads) {
   });
   const int64_t overhead_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>((Clock::now() - fork) - (own_done - own_start)).count();
-  // Quick to believe the machine is quiet again (halving), slower to believe it is oversubscribed (a quarter).
-  const int64_t ema = lat.ema_ns.load(std::memory_order_relaxed);
-  lat.ema_ns.store(overhead_ns < ema ? (ema + overhead_ns) / 2 : ema + (overhead_ns - ema) / 4,
-                   std::memory_order_relaxed);
+  record_parallel_overhead(overhead_ns);
 }
 
 void check_epilogue(const Epilogue& ep, int64_t M, int64_t N) {
