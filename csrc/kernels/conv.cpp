@@ -12,6 +12,7 @@
 #include "common/check.h"
 #include "common/cpu_features.h"
 #include "common/threadpool.h"
+#include "kernels/conv_parallel.h"
 
 namespace lg::conv {
 namespace {
@@ -138,7 +139,8 @@ void conv_depthwise(const NhwcInput& in, const View4& x, const PackedConvWeight&
   DwFn* kernel = active_isa() == Isa::avx512 ? LG_IF_AVX512(conv_dw_row_f32_avx512) : nullptr;
   if (!kernel) kernel = dw_row_scalar;
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, OW * C * KH * KW));
-  parallel_for(0, N * OH, grain, [&](int64_t b, int64_t e) {
+  const double single_s = 2.0 * double(N * OH * OW) * double(C * KH * KW) / 3e10;
+  guarded_parallel_for(N * OH, grain, conv_threads(single_s), [&](int64_t b, int64_t e) {
     std::vector<const float*> taps(static_cast<size_t>(KH * KW));
     std::vector<int64_t> widx(static_cast<size_t>(KH * KW));
     for (int64_t row = b; row < e; ++row) {
@@ -292,7 +294,10 @@ void conv_gemm(const NhwcT<T>& in, const View4& x, const PackedConvWeight& w, co
   const int64_t item_fmas = std::max<int64_t>(1, kMaxMR * w.K * kNR);
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 18) / item_fmas);
 
-  parallel_for(0, items, grain, [&](int64_t b, int64_t e) {
+  const double flops = 2.0 * double(M) * double(w.OC) * double(w.K);
+  const double w_bytes = double(G * P * w.K * kNR) * double(sizeof(T));
+  const double single_s = std::max(flops / (sizeof(T) == 2 ? 1.8e11 : 0.95e11), w_bytes / 4e10);
+  guarded_parallel_for(items, grain, conv_threads(single_s), [&](int64_t b, int64_t e) {
     std::vector<const T*> rows(static_cast<size_t>(S * kMaxMR));
     std::vector<T> border;  // zero-filled copies of window rows cut by the left/right edge
     std::vector<std::pair<int64_t, size_t>> fixups;  // (rows index, offset into border)

@@ -1,5 +1,5 @@
-// Winograd F(2x2, 3x3) / F(4x4, 3x3) conv: weight transform and packing, the blocked driver (tiles, threads, ISA dispatch) and the
-// portable transforms. See winograd.h for the scheme.
+// Winograd F(2x2, 3x3) / F(4x4, 3x3) conv: weight transform and packing, the blocked driver (tiles, threads, ISA
+// dispatch) and the portable transforms. See winograd.h for the scheme.
 #include "kernels/winograd.h"
 
 #include <algorithm>
@@ -11,6 +11,7 @@
 #include "common/check.h"
 #include "common/cpu_features.h"
 #include "common/threadpool.h"
+#include "kernels/conv_parallel.h"
 
 namespace lg::conv {
 namespace {
@@ -93,8 +94,12 @@ std::shared_ptr<PackedWinograd> pack_winograd_weight(const float* w, int64_t OC,
   if (!p->data) throw std::bad_alloc();
   std::memset(p->data, 0, bytes);
   static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-  static const double G4[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                  {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  static const double G4[6][3] = {{1.0 / 4, 0, 0},
+                                  {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                  {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                  {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                  {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                  {0, 0, 1}};
   const double(*G)[3] = A == 6 ? G4 : G2;
   const int64_t* s = w_strides;
   for (int64_t oc = 0; oc < OC; ++oc) {
@@ -137,7 +142,9 @@ void winograd_conv2d_f32(const View4& x, const PackedWinograd& w, const float* b
   const int64_t elem = w.bf16 ? 2 : 4;
   int64_t TB = std::clamp<int64_t>((int64_t(512) << 10) / (E * (Cp * elem + OC * 4)), 2 * kMaxMR, 256);
   TB = std::min(TB, T);
-  const int64_t nt = get_num_threads();
+  // the GEMMs' time plus about a quarter for the transforms
+  const double single_s = 2.5 * double(E) * double(T) * double(Cp) * double(OC) / (w.bf16 ? 1.7e11 : 0.95e11);
+  const int64_t nt = conv_threads(single_s);
   int64_t blocks = (T + TB - 1) / TB;
   if (blocks > nt) blocks = std::min(T, (blocks + nt - 1) / nt * nt);  // whole rounds of blocks per thread
   TB = (T + blocks - 1) / blocks;
@@ -156,7 +163,7 @@ void winograd_conv2d_f32(const View4& x, const PackedWinograd& w, const float* b
   OutFn* out_fn = pick_kernel<OutFn>(isa, wino_out_scalar, LG_IF_AVX2(wino_out_avx2), LG_IF_AVX512(wino_out_avx512));
   TileFn* tile = w.bf16 ? pick_tile_bf16() : pick_tile_f32();
 
-  parallel_for(0, items, 1, [&](int64_t ib, int64_t ie) {
+  guarded_parallel_for(items, 1, static_cast<int>(nt), [&](int64_t ib, int64_t ie) {
     Scratch& sc = scratch();
     sc.v = Scratch::grow(sc.v, sc.v_bytes, static_cast<size_t>(E * TB * Cp * elem));
     sc.m = static_cast<float*>(Scratch::grow(sc.m, sc.m_bytes, static_cast<size_t>(E * TB * OC * 4)));

@@ -3,12 +3,14 @@
 fp32: max |got - ref| <= 1e-4 * max |ref| (the pre-activation magnitude, as in test_conv.py), on every ISA variant.
 
 bf16 tolerance, derived from the rounding: bf16 keeps 8 significant bits, so rounding to nearest has relative error
-u <= 2^-8 and a product of two rounded operands is off by at most 2u |x w| (fp32 accumulation adds ~1e-7). The
-direct bf16 conv therefore satisfies |got - ref| <= 2^-7 * conv(|x|, |w|) elementwise (plus the fp32 part). Winograd
-rounds the *transformed* operands B^T d B and G g G^T; F(2x2)'s 1-D transforms have rows of l1 norm <= 2 (B^T, A^T)
-and <= 1.5 (G), so the transformed magnitudes, and the error, grow by at most a factor 4 in 2-D over the direct
-bound: |got - ref| <= 4 * 2^-7 * conv(|x|, |w|) = 2^-5 * conv(|x|, |w|). The checks use these bounds (plus 1e-5 of
-the output's scale for the fp32 accumulation and epilogue).
+u <= 2^-8, and a product of two rounded operands is off by at most 2u |x w| (fp32 accumulation adds ~1e-7). The
+direct bf16 conv therefore satisfies |got - ref| <= 2^-7 * conv(|x|, |w|) elementwise. Winograd F(2x2) rounds the
+*transformed* operands V_e = (B^T d B)_e and U_e = (G g G^T)_e instead: every entry of B^T and G is at most 1 in
+magnitude, so |V_e| <= S = sum of |d| over the tile's 4x4 input patch and |U_e| <= l1(g) (all 9 taps: with
+padding, taps outside the window still enter U and cancel only in exact arithmetic); each output sums at most 9
+products m_e with coefficients +-1, so |got - ref| <= 9 * 2u * sum_c S_c * l1(g_c) = 18 * 2^-8 * that sum. The test
+takes S over the 5x5 input box that holds every tile patch of an output (a superset). This worst case is loose
+(observed errors are ~50x smaller); the ResNet checks bound the typical error (2e-2 of the logits).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ BF16 = native.available() and bool(_C.gemm_bf16_supported())
 LAYOUTS = ("contiguous", "channels_last", "sliced", "permuted")
 _ACTS = {"none": lambda t: t, "relu": torch.relu, "gelu": F.gelu, "silu": F.silu, "sigmoid": torch.sigmoid}
 DIRECT_BF16_TOL = 2.0**-7
-WINOGRAD_BF16_TOL = 2.0**-5
+WINOGRAD_BF16_TOL = 18 * 2.0**-8
 
 
 def _layout(x: torch.Tensor, layout: str) -> torch.Tensor:
@@ -129,7 +131,12 @@ def test_bf16_conv_within_rounding_bound(case: dict, winograd: int) -> None:
     x, wt, b, res = _inputs(case)
     ref, _ = _reference(case, x, wt, b, res)
     t, bt, lf, rt = case["pad"]
-    bound = F.conv2d(F.pad(x, (lf, rt, t, bt)).abs(), wt.abs())  # relu is 1-Lipschitz: the bound carries over
+    xp = F.pad(x, (lf, rt, t, bt)).abs()
+    if winograd:  # sum_c (|x_c| over the 5x5 box from (y-1, x-1)) * l1(w[oc, c]); relu is 1-Lipschitz
+        box = F.avg_pool2d(F.pad(xp, (1, 1, 1, 1)), 5, 1, count_include_pad=True) * 25
+        bound = F.conv2d(box, wt.abs().sum((2, 3), keepdim=True))
+    else:
+        bound = F.conv2d(xp, wt.abs())
     with dispatch_at(case["isa"]):  # below AVX-512 the bf16 paths run their portable emulation
         got = _run(case, x, wt, b, res, True, winograd)
     _within_bound(got, ref, bound, WINOGRAD_BF16_TOL if winograd else DIRECT_BF16_TOL)
