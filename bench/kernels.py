@@ -265,7 +265,9 @@ def bench_eltwise(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
     print(f"{'case':>28} {'ws MB':>6} {'regime':>6} {'ours GB/s':>10} {'copy GB/s':>10} {'ours/copy':>10} "
           f"{'vs torch op':>12}")
     for name, nbytes, alloc, ours, peer in cases:
-        src = torch.empty(nbytes // 8)
+        # the source must be written once: an untouched torch.empty maps every page to the kernel's one zero page,
+        # whose reads hit the cache (the 2026-11-25 table's copy baselines read such a source)
+        src = torch.empty(nbytes // 8).fill_(1.0)
         dst = torch.empty_like(src)
         copy: Impl = (lambda s=src: torch.empty_like(s).copy_(s)) if alloc else (lambda s=src, t=dst: t.copy_(s))
         times = time_interleaved({"ours": ours, "torch": peer, "copy": copy}, rounds)
