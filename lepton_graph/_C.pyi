@@ -81,10 +81,10 @@ def gemm_f32(a_ptr: int, lda_m: int, lda_k: int, b_ptr: int, ldb_k: int, ldb_n: 
 def gemm_f32_batched(batch_shape: list[int], a_ptr: int, a_batch_strides: list[int], lda_m: int, lda_k: int, b_ptr: int, b_batch_strides: list[int], ldb_k: int, ldb_n: int, c_ptr: int, c_batch_strides: list[int], ldc: int, M: int, N: int, K: int, bias_ptr: int = 0, act: int = 0) -> None:
     """Batched gemm_f32: batch strides per operand (0 broadcasts), row-major over batch_shape."""
 
-def gemm_pack_b_bf16(b_ptr: int, K: int, N: int, stride_k: int, stride_n: int) -> PackedB:
+def gemm_pack_b_bf16(b_ptr: int, K: int, N: int, stride_k: int, stride_n: int, huge_pages: bool = True) -> PackedB:
     """Pack B rounded to bf16 (mixed precision: A rounded on the fly, fp32 accumulation) for gemm_packed."""
 
-def gemm_pack_b_f32(b_ptr: int, K: int, N: int, stride_k: int, stride_n: int) -> PackedB:
+def gemm_pack_b_f32(b_ptr: int, K: int, N: int, stride_k: int, stride_n: int, huge_pages: bool = True) -> PackedB:
     """Pack B (K x N float32, element (k, n) at b_ptr[k * stride_k + n * stride_n]) for gemm_packed."""
 
 def gemm_packed(a_ptr: int, M: int, K: int, lda: int, packed: PackedB, c_ptr: int, ldc: int, bias_ptr: int = 0, residual_ptr: int = 0, ld_residual: int = 0, residual_before_act: bool = False, act: int = 0) -> None:

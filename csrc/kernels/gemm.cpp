@@ -45,10 +45,10 @@ using AlignedPtr = std::unique_ptr<uint32_t[], AlignedFree>;
 // (THP is usually in "madvise" mode): a GEMV streams its weight at L3/DRAM speed only when the TLB keeps up,
 // which 4 KiB pages (one miss per 4 KiB of a 16 MiB weight) do not (measured: ~60 GB/s with 4 KiB pages, ~100+
 // with huge pages on Zen 4). The advice is taken before the first touch, so packing faults the pages in huge.
-AlignedPtr aligned_words(int64_t n) {
+AlignedPtr aligned_words(int64_t n, bool huge_pages = true) {
   constexpr size_t kHuge = size_t(2) << 20;
   size_t bytes = ((static_cast<size_t>(std::max<int64_t>(n, 1)) * 4 + 63) / 64) * 64;
-  const bool huge = bytes >= kHuge;
+  const bool huge = huge_pages && bytes >= kHuge;
   if (huge) bytes = (bytes + kHuge - 1) / kHuge * kHuge;
   void* p = std::aligned_alloc(huge ? kHuge : 64, bytes);
   if (!p) throw std::bad_alloc();
@@ -242,7 +242,7 @@ void pack_b_panels_f32(const float* b, int64_t K, int64_t N, int64_t sk, int64_t
   }
 }
 
-std::shared_ptr<PackedB> make_packed(int64_t K, int64_t N, bool bf16) {
+std::shared_ptr<PackedB> make_packed(int64_t K, int64_t N, bool bf16, bool huge_pages) {
   auto p = std::make_shared<PackedB>();
   p->K = K;
   p->N = N;
@@ -250,7 +250,7 @@ std::shared_ptr<PackedB> make_packed(int64_t K, int64_t N, bool bf16) {
   p->rows = bf16 ? (K + 1) / 2 : K;
   p->n_panels = (N + kPanel - 1) / kPanel;
   p->last_width = last_panel_width(N);
-  p->data = aligned_words(p->n_panels * p->rows * kPanel);
+  p->data = aligned_words(p->n_panels * p->rows * kPanel, huge_pages);
   return p;
 }
 
@@ -540,16 +540,18 @@ Problem packed_problem(const float* a, int64_t M, int64_t K, int64_t lda, const 
 
 }  // namespace
 
-std::shared_ptr<PackedB> pack_b_f32(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n) {
+std::shared_ptr<PackedB> pack_b_f32(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n,
+                                    bool huge_pages) {
   check_b(b, K, N, stride_k, stride_n);
-  auto p = make_packed(K, N, false);
+  auto p = make_packed(K, N, false, huge_pages);
   pack_b_panels_f32(b, K, N, stride_k, stride_n, reinterpret_cast<float*>(p->data.get()));
   return p;
 }
 
-std::shared_ptr<PackedB> pack_b_bf16(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n) {
+std::shared_ptr<PackedB> pack_b_bf16(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n,
+                                     bool huge_pages) {
   check_b(b, K, N, stride_k, stride_n);
-  auto p = make_packed(K, N, true);
+  auto p = make_packed(K, N, true, huge_pages);
   for (int64_t j = 0; j < p->n_panels; ++j) {
     const int w = p->width(j);
     const int64_t n0 = j * kPanel;

@@ -23,8 +23,12 @@ struct Epilogue {
 };
 
 // B (K x N, element (k, n) at b[k * stride_k + n * stride_n]) in the layout the micro-kernel wants.
+// huge_pages: put a packed copy of 2 MiB or more on transparent huge pages. Worth it for weights streamed by
+// GEMVs (few rows of A: TLB-bound); for GEMMs with many rows it only costs compile time (faulting huge pages in
+// can mean synchronous compaction: 0.5-2 GB/s instead of ~2 GB/s for 4 KiB pages on this VM, measured).
 struct PackedB;
-std::shared_ptr<PackedB> pack_b_f32(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n);
+std::shared_ptr<PackedB> pack_b_f32(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n,
+                                    bool huge_pages = true);
 int64_t packed_k(const PackedB& p);
 int64_t packed_n(const PackedB& p);
 
@@ -55,7 +59,8 @@ void gemm_f32_packed_st(const float* a, int64_t M, int64_t K, int64_t lda, const
 // (round to nearest even), products accumulated in fp32; the same epilogue in fp32. Relative error ~1e-3 of the
 // output's scale (bf16 keeps 8 mantissa bits). Without AVX512_BF16 (or with dispatch capped below avx512) a
 // portable emulation computes the same rounded products, slowly: check bf16_supported() before choosing it.
-std::shared_ptr<PackedB> pack_b_bf16(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n);
+std::shared_ptr<PackedB> pack_b_bf16(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n,
+                                     bool huge_pages = true);
 void gemm_bf16_packed(const float* a, int64_t M, int64_t K, int64_t lda, const PackedB& b, float* c, int64_t ldc,
                       const Epilogue& ep);
 bool bf16_supported();

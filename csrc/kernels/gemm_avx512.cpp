@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include "kernels/gemm.h"
+#include "kernels/simd_avx512.h"
 
 namespace lg::gemm::detail {
 namespace impl_avx512 {
@@ -321,36 +322,6 @@ void epilogue_avx512(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep)
 }
 
 // ---------------------------------------------------------------------------------------------- A packing
-// 16 x 16 in-register transpose: r[j] becomes column j (lane i = row i).
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
-    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
-    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-  }
-#pragma GCC unroll 2
-  for (int i = 0; i < 2; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
-      t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xdd);
-    }
-#pragma GCC unroll 8
-  for (int j = 0; j < 8; ++j) {
-    r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
-    r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
-  }
-}
 
 // detail::PackAF32: 16 k at a time, up to 16 rows loaded, transposed, stored as 16 contiguous k-rows of mr values.
 void pack_a_avx512(const float* a, int64_t lda_m, int64_t lda_k, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
@@ -371,7 +342,7 @@ void pack_a_avx512(const float* a, int64_t lda_m, int64_t lda_k, int64_t m0, int
       __m512 r[16];
 #pragma GCC unroll 16
       for (int i = 0; i < 16; ++i) r[i] = i < mr ? _mm512_maskz_loadu_ps(lm, rows + i * lda_m + k) : _mm512_setzero_ps();
-      transpose16(r);
+      simd_avx512::transpose16(r);
 #pragma GCC unroll 16
       for (int j = 0; j < 16; ++j)
         if (j < kk) _mm512_mask_storeu_ps(d + (k + j) * mr, sm, r[j]);

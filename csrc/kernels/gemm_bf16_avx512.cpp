@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "kernels/gemm.h"
+#include "kernels/simd_avx512.h"
 
 namespace lg::gemm::detail {
 namespace impl_bf16_avx512 {
@@ -80,36 +81,6 @@ void micro_bf16_avx512(int64_t kc, const void* ap, const void* bp, int64_t width
 #undef LG_MICRO_CASE
 }
 
-// 16 x 16 in-register transpose of 32-bit words: r[j] becomes column j (lane i = row i).
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
-    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
-    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-  }
-#pragma GCC unroll 2
-  for (int i = 0; i < 2; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
-      t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xdd);
-    }
-#pragma GCC unroll 8
-  for (int j = 0; j < 8; ++j) {
-    r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
-    r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
-  }
-}
 
 // Up to 16 rows x 16 k-pairs at a time: each row's 32 floats -> 16 bf16 pairs (round to nearest even) in one
 // register, the 16 x 16 block of pairs transposed in registers, stored as 16 pair-rows of mr words.
@@ -137,7 +108,7 @@ void pack_a_bf16_avx512(const float* a, int64_t lda, int64_t K, int64_t m0, int6
           r[i] = _mm512_setzero_ps();
         }
       }
-      transpose16(r);
+      simd_avx512::transpose16(r);
       const int n = static_cast<int>(kc2 - kp < 16 ? kc2 - kp : 16);
 #pragma GCC unroll 16
       for (int j = 0; j < 16; ++j)

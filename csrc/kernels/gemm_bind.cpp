@@ -38,11 +38,12 @@ lg::gemm::Epilogue make_epilogue(std::uintptr_t bias_ptr, std::uintptr_t residua
   return ep;
 }
 
-PyPackedB pack_b(std::uintptr_t b_ptr, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n, bool bf16) {
+PyPackedB pack_b(std::uintptr_t b_ptr, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n, bool bf16,
+                 bool huge_pages) {
   LG_CHECK_BUFFER(b_ptr, float, K * N);
   const auto* b = reinterpret_cast<const float*>(b_ptr);
-  return PyPackedB{bf16 ? lg::gemm::pack_b_bf16(b, K, N, stride_k, stride_n)
-                        : lg::gemm::pack_b_f32(b, K, N, stride_k, stride_n)};
+  return PyPackedB{bf16 ? lg::gemm::pack_b_bf16(b, K, N, stride_k, stride_n, huge_pages)
+                        : lg::gemm::pack_b_f32(b, K, N, stride_k, stride_n, huge_pages)};
 }
 
 void gemm_packed(std::uintptr_t a_ptr, int64_t M, int64_t K, int64_t lda, const PyPackedB& packed,
@@ -97,17 +98,19 @@ LG_BIND(gemm) {
 
   m.def(
       "gemm_pack_b_f32",
-      [](std::uintptr_t b_ptr, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n) {
-        return pack_b(b_ptr, K, N, stride_k, stride_n, false);
+      [](std::uintptr_t b_ptr, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n, bool huge_pages) {
+        return pack_b(b_ptr, K, N, stride_k, stride_n, false, huge_pages);
       },
-      arg("b_ptr"), arg("K"), arg("N"), arg("stride_k"), arg("stride_n"), py::call_guard<py::gil_scoped_release>(),
+      arg("b_ptr"), arg("K"), arg("N"), arg("stride_k"), arg("stride_n"), arg("huge_pages") = true,
+      py::call_guard<py::gil_scoped_release>(),
       "Pack B (K x N float32, element (k, n) at b_ptr[k * stride_k + n * stride_n]) for gemm_packed.");
   m.def(
       "gemm_pack_b_bf16",
-      [](std::uintptr_t b_ptr, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n) {
-        return pack_b(b_ptr, K, N, stride_k, stride_n, true);
+      [](std::uintptr_t b_ptr, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n, bool huge_pages) {
+        return pack_b(b_ptr, K, N, stride_k, stride_n, true, huge_pages);
       },
-      arg("b_ptr"), arg("K"), arg("N"), arg("stride_k"), arg("stride_n"), py::call_guard<py::gil_scoped_release>(),
+      arg("b_ptr"), arg("K"), arg("N"), arg("stride_k"), arg("stride_n"), arg("huge_pages") = true,
+      py::call_guard<py::gil_scoped_release>(),
       "Pack B rounded to bf16 (mixed precision: A rounded on the fly, fp32 accumulation) for gemm_packed.");
   m.def("gemm_packed", &gemm_packed, arg("a_ptr"), arg("M"), arg("K"), arg("lda"), arg("packed"), arg("c_ptr"),
         arg("ldc"), arg("bias_ptr") = 0, arg("residual_ptr") = 0, arg("ld_residual") = 0,

@@ -47,9 +47,24 @@ def _rows(t: torch.Tensor, m: int, k: int) -> torch.Tensor:
     return t2
 
 
-def pack_weight(w: torch.Tensor, transposed: bool, bf16: bool = False) -> Any:
+# Rows of A up to which a GEMM streams its weight (GEMV-like, TLB-bound): only those weights get huge pages.
+_STREAMING_ROWS = 16
+
+
+def _streams_weight(a: Value) -> bool:
+    """True unless A's row count (all dims but the last) is static and large: huge pages pay off only when the
+    weight is streamed, and faulting them in at compile time can be slow (synchronous compaction)."""
+    rows = 1
+    for d in a.shape[:-1]:
+        if not isinstance(d, int):
+            return True  # dynamic batch: may be 1 at run time
+        rows *= d
+    return rows <= _STREAMING_ROWS
+
+
+def pack_weight(w: torch.Tensor, transposed: bool, bf16: bool = False, huge_pages: bool = True) -> Any:
     """Pack a 2-D float32 weight as the GEMM's B operand: ``w`` is (N, K) when ``transposed`` (nn.Linear), else
-    (K, N). The packed copy is independent of ``w``."""
+    (K, N). The packed copy is independent of ``w``; ``huge_pages`` puts it on transparent huge pages."""
     lib = _lib()
     w = w.detach()
     if w.dtype != torch.float32 or w.device.type != "cpu" or w.dim() != 2:
@@ -57,7 +72,7 @@ def pack_weight(w: torch.Tensor, transposed: bool, bf16: bool = False) -> Any:
     k, n = (w.shape[1], w.shape[0]) if transposed else (w.shape[0], w.shape[1])
     sk, sn = (w.stride(1), w.stride(0)) if transposed else (w.stride(0), w.stride(1))
     pack = lib.gemm_pack_b_bf16 if bf16 else lib.gemm_pack_b_f32
-    return pack(w.data_ptr(), k, n, sk, sn)
+    return pack(w.data_ptr(), k, n, sk, sn, huge_pages)
 
 
 class _Epi:
@@ -209,7 +224,8 @@ def _linear_root(node: Node, graph: Graph, index_of: Callable[[Value], int], con
             epi.bias_input = index_of(b)
     wt = const_of(w)
     if wt is not None:
-        return _Root(index_of(x), k, n, epi, packed=pack_weight(wt, transposed=True, bf16=_use_bf16(graph)))
+        return _Root(index_of(x), k, n, epi, packed=pack_weight(wt, transposed=True, bf16=_use_bf16(graph),
+                                                                    huge_pages=_streams_weight(x)))
     return _Root(index_of(x), k, n, epi, w_index=index_of(w), w_transposed=True)
 
 
@@ -228,7 +244,8 @@ def _matmul_const_root(node: Node, graph: Graph, index_of: Callable[[Value], int
         return f"a's last dim {a.shape[-1]} != {k}"
     if a.rank == 1:
         return "1-D a"
-    return _Root(index_of(a), k, n, _Epi(), packed=pack_weight(bt, transposed=False, bf16=_use_bf16(graph)))
+    return _Root(index_of(a), k, n, _Epi(), packed=pack_weight(bt, transposed=False, bf16=_use_bf16(graph),
+                                                               huge_pages=_streams_weight(a)))
 
 
 def _use_bf16(graph: Graph) -> bool:
@@ -343,7 +360,8 @@ def _addmm_root(node: Node, graph: Graph, index_of: Callable[[Value], int], cons
     btc = const_of(b)
     if btc is not None:
         w = btc * alpha if alpha != 1 else btc
-        return _Root(index_of(a), k, n, epi, packed=pack_weight(w, transposed=False, bf16=_use_bf16(graph)))
+        return _Root(index_of(a), k, n, epi, packed=pack_weight(w, transposed=False, bf16=_use_bf16(graph),
+                                                                huge_pages=_streams_weight(a)))
     return _Root(index_of(a), k, n, epi, w_index=index_of(b), w_transposed=False, alpha=float(alpha))
 
 
