@@ -4,13 +4,12 @@
 #include <immintrin.h>
 
 #include "kernels/conv.h"
+#include "kernels/simd_avx512.h"
 
 namespace lg::conv {
 namespace impl_avx512 {
 
-inline __mmask16 tail_mask(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1u);
-}
+using simd_avx512::tail_mask;
 
 // Channel strides up to this use 32-bit gather/scatter offsets (15 * stride must fit an int32).
 constexpr int64_t kMaxGatherStride = int64_t(1) << 27;

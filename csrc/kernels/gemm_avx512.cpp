@@ -113,7 +113,7 @@ inline __m512 act_ps(__m512 v, int act) {
   }
 }
 
-inline __mmask16 mask_for(int n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n < 0 ? 0 : n)) - 1u); }
+using simd_avx512::tail_mask;
 
 // v (columns [16 * vi, 16 * vi + 16) of row `row` in the tile) -> epilogue -> store at dst.
 inline void finish_store(__m512 v, float* dst, __mmask16 m, const TileEpi* ep, __m512 bias, int row, int col) {
@@ -154,7 +154,7 @@ void micro_t(int64_t kc, const float* __restrict ap, const float* __restrict bp,
   __m512 bias[NV];
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
-    m[v] = mask_for(nr - 16 * v);
+    m[v] = tail_mask(nr - 16 * v);
     bias[v] = ep && ep->bias ? _mm512_maskz_loadu_ps(m[v], ep->bias + 16 * v) : _mm512_setzero_ps();
   }
   if (ep && ep->act >= 2) {
@@ -251,7 +251,7 @@ void small_t(int64_t K, const float* __restrict a, int64_t lda, const float* __r
   __m512 bias[NV];
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
-    m[v] = mask_for(nr - 16 * v);
+    m[v] = tail_mask(nr - 16 * v);
     bias[v] = ep && ep->bias ? _mm512_maskz_loadu_ps(m[v], ep->bias + 16 * v) : _mm512_setzero_ps();
   }
 #pragma GCC unroll 4
@@ -295,7 +295,7 @@ void epilogue_t(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep) {
   };
   // The m x nv vectors in one flat sequence (a micro-tile row is only 2 vectors wide), four per step.
   const int64_t nv = (n + 15) / 16, total = m * nv;
-  const __mmask16 last = mask_for(static_cast<int>(n - (nv - 1) * 16));
+  const __mmask16 last = tail_mask(static_cast<int>(n - (nv - 1) * 16));
   auto at = [&](int64_t q) {
     const int64_t i = q / nv, j = (q - i * nv) * 16;
     one(c + i * ldc + j, ep->residual ? ep->residual + i * ep->ld_residual + j : nullptr, j,
@@ -335,10 +335,10 @@ void pack_a_avx512(const float* a, int64_t lda_m, int64_t lda_k, int64_t m0, int
         for (int64_t k = 0; k < kc; ++k) d[k * mr + i] = rows[i * lda_m + k * lda_k];
       continue;
     }
-    const __mmask16 sm = mask_for(mr);
+    const __mmask16 sm = tail_mask(mr);
     for (int64_t k = 0; k < kc; k += 16) {
       const int kk = static_cast<int>(kc - k < 16 ? kc - k : 16);
-      const __mmask16 lm = mask_for(kk);
+      const __mmask16 lm = tail_mask(kk);
       __m512 r[16];
 #pragma GCC unroll 16
       for (int i = 0; i < 16; ++i) r[i] = i < mr ? _mm512_maskz_loadu_ps(lm, rows + i * lda_m + k) : _mm512_setzero_ps();

@@ -11,7 +11,7 @@ namespace impl_bf16_avx512 {
 
 constexpr int kMaxMR = 14;
 
-inline __mmask16 mask_for(int n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n < 0 ? 0 : n)) - 1u); }
+using simd_avx512::tail_mask;
 
 // MR x (16 * NV) tile; kc k-pairs. Each vdpbf16ps does 2 k-steps on 16 columns.
 template <int MR, int NV>
@@ -36,7 +36,7 @@ void micro_t(int64_t kc, const uint32_t* __restrict ap, const uint32_t* __restri
   }
   __mmask16 m[NV];
 #pragma GCC unroll 2
-  for (int v = 0; v < NV; ++v) m[v] = mask_for(nr - 16 * v);
+  for (int v = 0; v < NV; ++v) m[v] = tail_mask(nr - 16 * v);
   // Bias, residual and ReLU in registers before the single store; other activations by the fp32 kernels' vector
   // epilogue pass on the tile just stored (still in L1).
   const bool in_regs = ep && ep->act <= 1;
@@ -90,12 +90,12 @@ void pack_a_bf16_avx512(const float* a, int64_t lda, int64_t K, int64_t m0, int6
     const int mr = static_cast<int>(mc - t0 < max_mr ? mc - t0 : max_mr);
     uint32_t* d = dst + t0 * kc2;
     const float* rows = a + (m0 + t0) * lda;
-    const __mmask16 sm = mask_for(mr);
+    const __mmask16 sm = tail_mask(mr);
     for (int64_t kp = 0; kp < kc2; kp += 16) {
       const int64_t k = 2 * (kp0 + kp);
       const int64_t left = K - k;
-      const __mmask16 lo = mask_for(static_cast<int>(left < 16 ? left : 16));
-      const __mmask16 hi = mask_for(static_cast<int>(left - 16 < 16 ? left - 16 : 16));
+      const __mmask16 lo = tail_mask(static_cast<int>(left < 16 ? left : 16));
+      const __mmask16 hi = tail_mask(static_cast<int>(left - 16 < 16 ? left - 16 : 16));
       __m512 r[16];
 #pragma GCC unroll 16
       for (int i = 0; i < 16; ++i) {

@@ -2,13 +2,12 @@
 #include <immintrin.h>
 
 #include "kernels/conv.h"
+#include "kernels/simd_avx512.h"
 
 namespace lg::conv {
 namespace impl_pool_avx512 {
 
-inline __mmask16 tail_mask(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-}
+using simd_avx512::tail_mask;
 
 // max over in[i][c..c+16), NaN-propagating like torch (a NaN anywhere in the window gives NaN)
 inline void max_block(const float* const* in, int64_t n_in, int64_t c, __mmask16 mk, float* out) {

@@ -4,7 +4,14 @@
 
 #include <immintrin.h>
 
+#include <cstdint>
+
 namespace lg::simd_avx512 {
+
+// The first n of 16 lanes (n clamped to [0, 16]): masked loads/stores for a row's tail.
+inline __mmask16 tail_mask(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1u);
+}
 
 // 16 x 16 in-register transpose of 32-bit words: r[j] becomes column j (lane i = row i).
 inline void transpose16(__m512 r[16]) {
