@@ -3,7 +3,6 @@
 #include "kernels/attention.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -14,7 +13,7 @@
 #include "common/cpu_features.h"
 #include "common/threadpool.h"
 #include "common/view.h"
-#include "kernels/gemm.h"
+#include "kernels/guarded_parallel.h"
 
 namespace lg::kernels {
 namespace {
@@ -200,30 +199,11 @@ void sdpa_impl(std::uintptr_t q_ptr, const int64_t* q_strides, std::uintptr_t k_
 #else
   (void)bf16;
 #endif
-  // The GEMM's oversubscription guard: while other processes hold the cores, a parallel call waits a time slice
-  // for its late worker at the join (milliseconds, many times this kernel's own time); then run on this thread.
+  // Behind the GEMM's oversubscription guard (guarded_parallel.h): on a machine whose cores other processes hold,
+  // a parallel call would wait a time slice for its late worker; then it runs on this thread.
   const double macs = double(B) * double(Hq) * double(L) * double(work_per_row);
   const double single_s = macs / (bf16 && sdpa_bf16_supported() ? 8.0e10 : 4.0e10);
-  if (get_num_threads() > 1 && gemm::threads_worth_using(single_s) == 1) {
-    kernel(a, 0, tasks);
-    return;
-  }
-  using Clock = std::chrono::steady_clock;
-  const Clock::time_point fork = Clock::now();
-  Clock::time_point own_start{}, own_done{};
-  bool forked = false;
-  parallel_for(0, tasks, grain, [&](int64_t tb, int64_t te) {
-    const bool own = tb == 0;  // the calling thread's chunk
-    if (own) own_start = Clock::now();
-    kernel(a, tb, te);
-    if (own) {
-      own_done = Clock::now();
-      forked = te < tasks;
-    }
-  });
-  if (forked)
-    gemm::record_parallel_overhead(
-        std::chrono::duration_cast<std::chrono::nanoseconds>((Clock::now() - fork) - (own_done - own_start)).count());
+  guarded_parallel_for(tasks, grain, guarded_threads(single_s), [&](int64_t tb, int64_t te) { kernel(a, tb, te); });
 }
 
 }  // namespace

@@ -12,7 +12,7 @@
 #include "common/check.h"
 #include "common/cpu_features.h"
 #include "common/threadpool.h"
-#include "kernels/conv_parallel.h"
+#include "kernels/guarded_parallel.h"
 
 namespace lg::conv {
 namespace {
@@ -40,6 +40,20 @@ float act_scalar(Act act, float v) {
   }
 }
 
+// The portable tiles' epilogue: bias, residual (before or after ReLU), ReLU, strided store.
+void store_tile_scalar(const TileArgs& t, int mr, const float (*acc)[kNR]) {
+  for (int m = 0; m < mr; ++m) {
+    for (int64_t j = 0; j < t.n; ++j) {
+      float v = acc[m][j] + (t.bias ? t.bias[j] : 0.0f);
+      const float r = t.res ? t.res[m][j * t.res_cs] : 0.0f;
+      if (t.res && t.residual_before_act) v += r;
+      if (t.act == Act::Relu) v = v < 0.0f ? 0.0f : v;
+      if (t.res && !t.residual_before_act) v += r;
+      t.out[m][j * t.out_cs] = v;
+    }
+  }
+}
+
 void tile_scalar(const TileArgs& t, int mr) {
   float acc[kMaxMR][kNR];
   for (int m = 0; m < mr; ++m)
@@ -53,16 +67,7 @@ void tile_scalar(const TileArgs& t, int mr) {
       }
     }
   }
-  for (int m = 0; m < mr; ++m) {
-    for (int64_t j = 0; j < t.n; ++j) {
-      float v = acc[m][j] + (t.bias ? t.bias[j] : 0.0f);
-      const float r = t.res ? t.res[m][j * t.res_cs] : 0.0f;
-      if (t.res && t.residual_before_act) v += r;
-      if (t.act == Act::Relu) v = v < 0.0f ? 0.0f : v;
-      if (t.res && !t.residual_before_act) v += r;
-      t.out[m][j * t.out_cs] = v;
-    }
-  }
+  store_tile_scalar(t, mr, acc);
 }
 
 void dw_row_scalar(const DwArgs& a) {
@@ -140,7 +145,7 @@ void conv_depthwise(const NhwcInput& in, const View4& x, const PackedConvWeight&
   if (!kernel) kernel = dw_row_scalar;
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, OW * C * KH * KW));
   const double single_s = 2.0 * double(N * OH * OW) * double(C * KH * KW) / 3e10;
-  guarded_parallel_for(N * OH, grain, conv_threads(single_s), [&](int64_t b, int64_t e) {
+  guarded_parallel_for(N * OH, grain, guarded_threads(single_s), [&](int64_t b, int64_t e) {
     std::vector<const float*> taps(static_cast<size_t>(KH * KW));
     std::vector<int64_t> widx(static_cast<size_t>(KH * KW));
     for (int64_t row = b; row < e; ++row) {
@@ -297,7 +302,7 @@ void conv_gemm(const NhwcT<T>& in, const View4& x, const PackedConvWeight& w, co
   const double flops = 2.0 * double(M) * double(w.OC) * double(w.K);
   const double w_bytes = double(G * P * w.K * kNR) * double(sizeof(T));
   const double single_s = std::max(flops / (sizeof(T) == 2 ? 1.8e11 : 0.95e11), w_bytes / 4e10);
-  guarded_parallel_for(items, grain, conv_threads(single_s), [&](int64_t b, int64_t e) {
+  guarded_parallel_for(items, grain, guarded_threads(single_s), [&](int64_t b, int64_t e) {
     std::vector<const T*> rows(static_cast<size_t>(S * kMaxMR));
     std::vector<T> border;  // zero-filled copies of window rows cut by the left/right edge
     std::vector<std::pair<int64_t, size_t>> fixups;  // (rows index, offset into border)
@@ -482,16 +487,7 @@ void conv_tile_bf16_scalar(const TileArgs& t, int mr) {
       }
     }
   }
-  for (int m = 0; m < mr; ++m) {
-    for (int64_t j = 0; j < t.n; ++j) {
-      float v = acc[m][j] + (t.bias ? t.bias[j] : 0.0f);
-      const float r = t.res ? t.res[m][j * t.res_cs] : 0.0f;
-      if (t.res && t.residual_before_act) v += r;
-      if (t.act == Act::Relu) v = v < 0.0f ? 0.0f : v;
-      if (t.res && !t.residual_before_act) v += r;
-      t.out[m][j * t.out_cs] = v;
-    }
-  }
+  store_tile_scalar(t, mr, acc);
 }
 
 std::shared_ptr<PackedConvWeight> pack_conv2d_weight_bf16(const float* w, int64_t OC, int64_t Cg, int64_t KH,

@@ -11,7 +11,7 @@
 #include "common/check.h"
 #include "common/cpu_features.h"
 #include "common/threadpool.h"
-#include "kernels/conv_parallel.h"
+#include "kernels/guarded_parallel.h"
 
 namespace lg::conv {
 namespace {
@@ -144,7 +144,7 @@ void winograd_conv2d_f32(const View4& x, const PackedWinograd& w, const float* b
   TB = std::min(TB, T);
   // the GEMMs' time plus about a quarter for the transforms
   const double single_s = 2.5 * double(E) * double(T) * double(Cp) * double(OC) / (w.bf16 ? 1.7e11 : 0.95e11);
-  const int64_t nt = conv_threads(single_s);
+  const int64_t nt = guarded_threads(single_s);
   int64_t blocks = (T + TB - 1) / TB;
   if (blocks > nt) blocks = std::min(T, (blocks + nt - 1) / nt * nt);  // whole rounds of blocks per thread
   TB = (T + blocks - 1) / blocks;

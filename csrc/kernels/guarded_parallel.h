@@ -1,7 +1,7 @@
-// parallel_for for the conv drivers (conv.cpp, winograd.cpp) behind the GEMM's oversubscription guard: while other
-// processes hold the cores, a parallel call waits a time slice (milliseconds) for its late worker at the join, many
-// times a conv's own time; gemm::threads_worth_using then says 1 and the conv runs on the calling thread. Portable
-// code only (includes the thread pool): not for the ISA units.
+// parallel_for behind the GEMM's oversubscription guard, for the kernels that share its measurement (conv,
+// Winograd, SDPA): while other processes hold the cores, a parallel call waits a time slice (milliseconds) for its
+// late worker at the join, many times the kernel's own time; gemm::threads_worth_using then says 1 and the kernel
+// runs on the calling thread. Portable code only (includes the thread pool): not for the ISA units.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -9,10 +9,10 @@
 #include "common/threadpool.h"
 #include "kernels/gemm.h"
 
-namespace lg::conv {
+namespace lg {
 
-// The threads worth using for a conv that takes about single_thread_s seconds on one thread.
-inline int conv_threads(double single_thread_s) {
+// The threads worth using for a kernel that takes about single_thread_s seconds on one thread.
+inline int guarded_threads(double single_thread_s) {
   return get_num_threads() > 1 ? gemm::threads_worth_using(single_thread_s) : 1;
 }
 
@@ -43,4 +43,4 @@ void guarded_parallel_for(int64_t items, int64_t grain, int threads, const Fn& f
         std::chrono::duration_cast<std::chrono::nanoseconds>((Clock::now() - fork) - (own_done - own_start)).count());
 }
 
-}  // namespace lg::conv
+}  // namespace lg
