@@ -75,6 +75,12 @@ def pack_weight(w: torch.Tensor, transposed: bool, bf16: bool = False, huge_page
     return pack(w.data_ptr(), k, n, sk, sn, huge_pages)
 
 
+def _runtime_bias(b: torch.Tensor, scale: float, const_bias: torch.Tensor | None, n: int) -> torch.Tensor:
+    """A bias that is a graph input: scaled, broadcast to (n,), plus any constant bias, contiguous fp32."""
+    b = (b * scale if scale != 1.0 else b).to(torch.float32).reshape(-1).expand(n)
+    return (b + const_bias if const_bias is not None else b).contiguous()
+
+
 class _Epi:
     """The epilogue of a GEMM: constant per-column bias, one runtime residual (input index), one activation."""
 
@@ -124,9 +130,7 @@ def _make_linear_kernel(packed: Any, k: int, n: int, epi: _Epi, x_index: int) ->
         x2, m, lda, out = rows_of(args[x_index])
         bp = bias_ptr
         if bias_idx is not None:
-            b = args[bias_idx]
-            b = (b * bias_scale if bias_scale != 1.0 else b).to(torch.float32).reshape(-1).expand(n)
-            b = (b + bias if bias is not None else b).contiguous()
+            b = _runtime_bias(args[bias_idx], bias_scale, bias, n)  # kept alive across the call
             bp = b.data_ptr()
         if res_idx is None:
             call(x2.data_ptr(), m, k, lda, packed, out.data_ptr(), n, bp, 0, 0, False, act)
@@ -165,9 +169,7 @@ def _make_runtime_kernel(k: int, n: int, epi: _Epi, x_index: int, w_index: int, 
         sk, sn = (w.stride(1), w.stride(0)) if w_transposed else (w.stride(0), w.stride(1))
         bp = bias_ptr
         if bias_idx is not None:
-            b = args[bias_idx]
-            b = (b * bias_scale if bias_scale != 1.0 else b).to(torch.float32).reshape(-1).expand(n)
-            b = (b + bias if bias is not None else b).contiguous()
+            b = _runtime_bias(args[bias_idx], bias_scale, bias, n)  # kept alive across the call
             bp = b.data_ptr()
         rp, ldr = 0, 0
         if res_idx is not None:
