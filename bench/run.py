@@ -238,6 +238,16 @@ def time_calls(fn: Callable[..., Any], args: tuple, kwargs: dict, n: int, sync: 
     return times
 
 
+def batch_size(settings: Settings, per_call_s: float) -> int:
+    """Calls per backend per round so that one batch takes about settings.batch_s."""
+    return max(1, min(100_000, round(settings.batch_s / max(per_call_s, 1e-7))))
+
+
+def rotated(items: list, r: int) -> list:
+    """Round r's order: the list rotated by r, so no backend always runs first (or right after the same one)."""
+    return items[r % len(items):] + items[:r % len(items)] if items else []
+
+
 def setup_backend(run: BackendRun, model: torch.nn.Module, example: tuple[tuple, dict], ref: list | None,
                   settings: Settings, workdir: Path) -> None:
     """Setup + first call (= compile seconds), accuracy of the first call, warm-up and batch sizing."""
@@ -275,7 +285,7 @@ def setup_backend(run: BackendRun, model: torch.nn.Module, example: tuple[tuple,
         if len(warm) >= 10_000:
             break
     est = statistics.median(warm[len(warm) // 2:])  # the later half: the first calls may still be settling
-    run.batch = max(1, min(100_000, round(settings.batch_s / max(est, 1e-7))))
+    run.batch = batch_size(settings, est)
     run.record.update(warmup_calls=len(warm), warmup_s=time.perf_counter() - t_start, batch=run.batch)
 
 
@@ -456,7 +466,7 @@ def bench_model_isolated(name: str, backends: Sequence[Peer], settings: Settings
                     done = r
                     break
                 live = [i for i in workers if runs[i].status == "ok"]
-                order = live[r % len(live):] + live[:r % len(live)] if live else []
+                order = rotated(live, r)
                 for i in order:
                     run, conn = runs[i], workers[i][1]
                     try:
@@ -469,8 +479,7 @@ def bench_model_isolated(name: str, backends: Sequence[Peer], settings: Settings
                         continue
                     run.rounds.append(reply[1])
                     foreign[i] = foreign.get(i, 0.0) + (reply[2] or 0.0)
-                    run.batch = max(1, min(100_000, round(settings.batch_s / max(statistics.median(reply[1]),
-                                                                                     1e-7))))
+                    run.batch = batch_size(settings, statistics.median(reply[1]))
                 step(f"round {r + 1}/{settings.rounds}", len(runs))
         base["rounds_done"] = done
         if share.foreign_s is not None:
@@ -514,7 +523,7 @@ def _measure(runs: list[BackendRun], args: tuple, kwargs: dict, settings: Settin
             step("time budget spent", len(runs) * (settings.rounds - r))
             return r
         live = [run for run in runs if run.status == "ok"]
-        order = live[r % len(live):] + live[:r % len(live)] if live else []
+        order = rotated(live, r)
         gc.collect()
         gc.disable()
         try:
@@ -526,7 +535,7 @@ def _measure(runs: list[BackendRun], args: tuple, kwargs: dict, settings: Settin
                     continue
                 run.rounds.append(times)
                 # Re-size the batch from this round: a warm-up disturbed by other load mis-sizes it.
-                run.batch = max(1, min(100_000, round(settings.batch_s / max(statistics.median(times), 1e-7))))
+                run.batch = batch_size(settings, statistics.median(times))
         finally:
             gc.enable()
         step(f"round {r + 1}/{settings.rounds}", len(runs))
