@@ -45,7 +45,7 @@ def table(top: int = 30) -> str:
     rows = sorted(totals().items(), key=lambda kv: -kv[1][0])
     if not rows:
         return "no kernels profiled (compile with LEPTON_PROFILE=1)"
-    total = sum(s for s, _ in totals().values())
+    total = sum(s for _, (s, _) in rows)
     out = [f"{'kernel':<60} {'calls':>7} {'total ms':>10} {'us/call':>9} {'share':>6}"]
     for label, (s, n) in rows[:top]:
         out.append(f"{label[:60]:<60} {n:>7} {s * 1e3:>10.2f} {s / n * 1e6:>9.1f} {s / total:>6.1%}")
