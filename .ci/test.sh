@@ -15,7 +15,9 @@ export TRITON_INTERPRET=1
 export LEPTON_HYPOTHESIS_PROFILE="${LEPTON_HYPOTHESIS_PROFILE:-ci}"
 start=$SECONDS
 set +e
-"$VENV/bin/python" -m pytest --durations=15 "$@"
+# The console script, not `python -m pytest`: that would put the working directory (the root) first on sys.path;
+# with --import-mode=importlib (pyproject) pytest adds no test folder either, so tests import what users import.
+"$VENV/bin/pytest" --durations=15 "$@"
 rc=$?
 set -e
 echo "[test] pytest exit code $rc after $((SECONDS - start)) s" >&2

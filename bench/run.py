@@ -33,7 +33,9 @@ from typing import Any
 import torch
 
 if __package__ in (None, ""):  # run as a script: python bench/run.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    # Python put bench/ itself first on sys.path, making every bench/*.py a top-level module that shadows any
+    # installed distribution of that name; the repository root takes its place (its folders are namespace portions).
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from bench.peers import PEERS, Peer, SetupContext, default_backends, flatten_outputs  # noqa: E402
 from lepton_graph import zoo  # noqa: E402

@@ -21,16 +21,23 @@ from . import __version__, zoo
 
 
 def _bench_module() -> ModuleType:
-    """bench/run.py lives beside the package in a source checkout (it is not installed with the wheel)."""
+    """bench/run.py lives beside the package in a source checkout (it is not installed with the wheel).
+
+    bench/ is a namespace portion (no ``__init__.py``) found through the checkout root appended to ``sys.path``:
+    appended, so nothing in the checkout can shadow an installed distribution; a regular package named ``bench``
+    installed in the environment wins over it, which is then reported instead of importing the wrong harness.
+    """
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:
+        sys.path.append(str(root))
     try:
-        return importlib.import_module("bench.run")
-    except ImportError:
-        root = Path(__file__).resolve().parents[1]
-        if not (root / "bench" / "run.py").is_file():
-            raise
-        sys.path.insert(0, str(root))
-        sys.modules.pop("bench", None)
-        return importlib.import_module("bench.run")
+        module = importlib.import_module("bench.run")
+    except ImportError as e:
+        raise ImportError(f"cannot import the bench harness from {root / 'bench'}: {e}") from e
+    if Path(module.__file__ or "").resolve().parent != root / "bench":
+        raise ImportError(f"`bench.run` resolves to {module.__file__}, not {root / 'bench' / 'run.py'}: another "
+                          "distribution named `bench` is installed in this environment")
+    return module
 
 
 def _cpu_model() -> str:
@@ -86,10 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--all", action="store_true",
                         help="include the tiny test-only variants and the extra full-size ones")
     models.set_defaults(func=cmd_models)
+    if not (Path(__file__).resolve().parents[1] / "bench" / "run.py").is_file():
+        return p  # installed without the source tree: no bench/ to run
     try:
         bench = _bench_module()
-    except ImportError:
-        return p  # installed without the source tree: no bench/ to run
+    except ImportError as e:
+        reason = f"lepton-graph bench: {e}"
+        unavailable = sub.add_parser("bench", help="(unavailable in this environment)", add_help=False)
+        unavailable.add_argument("rest", nargs=argparse.REMAINDER)
+        unavailable.set_defaults(func=lambda _ns: sys.exit(reason))
+        return p
     b = sub.add_parser("bench", help="benchmark zoo models: eager vs inductor vs lepton (and peers)",
                        description=bench.__doc__.split("\n")[0] if bench.__doc__ else None)
     bench.add_arguments(b)

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ is not installed with the package
+# bench/ is not installed with the package: a namespace portion under the checkout root, appended so that nothing in
+# the checkout can shadow an installed distribution (as lepton_graph/cli.py finds it)
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from bench.peers import Peer, flatten_outputs  # noqa: E402
 from bench.run import Settings, compare, render_markdown, run_bench  # noqa: E402

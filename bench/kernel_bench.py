@@ -5,7 +5,7 @@ the implementations' median seconds per call ("<impl>_s"), their GFLOP/s and the
 (> 1: we are faster). Implementations of one case are timed in the same process, in interleaved rounds (the order
 rotating round to round) so the machine's drift hits all of them alike; only ratios are meaningful across runs.
 
-    python bench/kernels.py [--json FILE] [--only gemm] [--rounds 7] [--quick]
+    python bench/kernel_bench.py [--json FILE] [--only gemm] [--rounds 7] [--quick]
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
-if __package__ in (None, ""):  # run as a script: python bench/kernels.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # run as a script: python bench/kernel_bench.py
+    # Python put bench/ itself first on sys.path, making every bench/*.py a top-level module that shadows any
+    # installed distribution of that name; the repository root takes its place (its folders are namespace portions).
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from lepton_graph.backends.cpu import native  # noqa: E402
 

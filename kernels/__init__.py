@@ -1,1 +1,0 @@
-"""Triton GPU kernels, installed as ``lepton_graph.kernels``."""
