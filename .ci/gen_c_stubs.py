@@ -45,6 +45,7 @@ def _fmt(head: str, doc: str, indent: str = "") -> str:
 def generate() -> str:
     stub = ast.parse(STUB.read_text(encoding="utf-8"))
     have = {n.name for n in stub.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    have |= {n.target.id for n in stub.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
     out = []
     for name in sorted(n for n in dir(_C) if not n.startswith("_") and n not in have):
         obj = getattr(_C, name)

@@ -134,3 +134,21 @@ def set_parallel_guard(enabled: bool) -> None:
 
 def set_program_stream_bytes(bytes: int) -> None:
     """Programs bound/run afterwards write outputs of >= bytes with non-temporal stores (0: never, the default: slower than plain stores on the machines measured)."""
+
+GEMM_INT8_MAX_K: int  # the largest K the int8 GEMM accepts (int32 sums cannot overflow)
+
+class PackedS8:
+    """An int8 GEMM B operand (K x N int8 with per-column scales) packed for vpdpbusd."""
+    def __init__(*args: object, **kwargs: object) -> object: ...
+
+def gemm_pack_b_s8(b_ptr: int, K: int, N: int, stride_k: int, stride_n: int, scales_ptr: int) -> PackedS8:
+    """Pack B8 (K x N int8, element (k, n) at b_ptr[k * stride_k + n * stride_n]) with N float32 per-column scales for gemm_u8s8_dynamic / gemm_u8s8s32. K <= 65536 (int32 sums cannot overflow)."""
+
+def gemm_u8s8_dynamic(a_ptr: int, M: int, K: int, lda: int, packed: PackedS8, c_ptr: int, ldc: int, bias_ptr: int = 0, residual_ptr: int = 0, ld_residual: int = 0, residual_before_act: bool = False, act: int = 0) -> None:
+    """C (M x N, row stride ldc) = epilogue(dequant(u8 rows of A quantised at run time x packed s8 B)); A is float32 (M x K, row stride lda); the epilogue as gemm_packed's."""
+
+def gemm_u8s8s32(a_ptr: int, M: int, K: int, lda: int, packed: PackedS8, c_ptr: int, ldc: int) -> None:
+    """C32 (M x N int32) = A8 (M x K uint8, row stride lda) x packed s8 B: the exact integer core."""
+
+def quantize_rows_u8(a_ptr: int, M: int, K: int, lda: int, q_ptr: int, ldq: int, scales_ptr: int, zp_ptr: int) -> None:
+    """The row quantisation of gemm_u8s8_dynamic: asymmetric u8 per row over [min(0, min), max(0, max)]; writes q (M x K, row stride ldq), M float32 scales and M int32 zero points."""

@@ -3,8 +3,9 @@
 from .api import CompiledModel, compile, lepton_dynamo_backend
 from .config import config
 from .errors import ArtifactError, CaptureError, CompileFailedWarning, InputError, LeptonError, UnsupportedError
+from .passes.quantize import QuantConfig
 
 __version__ = "0.1.0"
 
 __all__ = ["ArtifactError", "CaptureError", "CompileFailedWarning", "CompiledModel", "InputError", "LeptonError",
-           "UnsupportedError", "__version__", "compile", "config", "lepton_dynamo_backend"]
+           "QuantConfig", "UnsupportedError", "__version__", "compile", "config", "lepton_dynamo_backend"]

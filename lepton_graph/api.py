@@ -19,6 +19,7 @@ from .compiler import compile_captured
 from .config import config
 from .errors import CaptureError, CompileFailedWarning, InputError, UnsupportedError
 from .frontend.export import Captured, capture_export
+from .passes.quantize import QuantConfig
 from .report import CompileReport, RegionReport, VariantReport
 from .runtime.guards import (
     Signature,
@@ -42,11 +43,19 @@ class CompileOptions:
     frontend: str = "auto"  # auto | export | dynamo
     native: bool = True
     precision: str = "fp32"  # "fp32" | "bf16": bf16 lets native GEMMs use bf16 weights with fp32 accumulation
+    quantize: QuantConfig | None = None
+
+
+def _quant_config(spec: Any) -> QuantConfig | None:
+    try:
+        return QuantConfig.of(spec)
+    except (TypeError, ValueError, NotImplementedError) as e:
+        raise UnsupportedError(str(e)) from e
 
 
 def compile(model: Any = None, /, *, device: str | torch.device | None = None, dynamic: bool = False,
             cache_limit: int | None = None, frontend: str | None = None, native: bool | None = None,
-            precision: str = "fp32") -> Any:
+            precision: str = "fp32", quantize: str | QuantConfig | None = None) -> Any:
     """Compile a model or function for inference.
 
     Use as ``compile(model)``, ``@compile`` or ``@compile(dynamic=True)`` on a function, an ``nn.Module``
@@ -55,6 +64,8 @@ def compile(model: Any = None, /, *, device: str | torch.device | None = None, d
     sizes > 1 are compiled symbolically so one variant serves many batch sizes / sequence lengths.
     ``native=False`` runs everything through torch (the fallback path); ``precision="bf16"`` is the opt-in mixed
     precision mode (bf16 weights and products, fp32 accumulation and activations) where the CPU supports it.
+    ``quantize="int8-dynamic"`` (or a ``QuantConfig``) runs linear layers on int8 weights with activations
+    quantized per row at run time; ``report()`` then lists each layer's choice and the measured error vs fp32.
     """
     opts = CompileOptions(
         device=None if device is None else str(torch.device(device)),
@@ -63,6 +74,7 @@ def compile(model: Any = None, /, *, device: str | torch.device | None = None, d
         frontend=frontend or config.frontend,
         native=config.native if native is None else bool(native),
         precision=precision,
+        quantize=_quant_config(quantize),
     )
     if opts.precision not in ("fp32", "bf16"):
         raise UnsupportedError(f"precision must be 'fp32' or 'bf16', not {opts.precision!r}")
@@ -223,7 +235,7 @@ class CompiledModel:
         device = self.options.device or _first_device(sig)
         tensor_idx = [i for i, leaf in enumerate(sig.leaves) if leaf[0] != "py"]
         ex, rrep = compile_captured(cap, device=device, native=self.options.native, precision=self.options.precision,
-                                    example_inputs=[leaves[i] for i in tensor_idx])
+                                    example_inputs=[leaves[i] for i in tensor_idx], quantize=self.options.quantize)
         vrep.frontend = "export"
         vrep.regions.append(rrep)
         n_user, out_spec, mutations = cap.user_outputs, cap.out_spec, cap.mutations
@@ -265,7 +277,7 @@ class CompiledModel:
 
     def _compile_region(self, cap: Captured) -> Callable[..., Any]:
         ex, rrep = compile_captured(cap, device=self.options.device or "cpu", native=self.options.native,
-                                    precision=self.options.precision)
+                                    precision=self.options.precision, quantize=self.options.quantize)
         if self._regions is not None:
             self._regions.append(rrep)
         return ex
@@ -297,12 +309,21 @@ def _dim_pattern(cap: Captured, sig: Signature) -> tuple[tuple[int | None, ...] 
     return tuple(out)
 
 
-def lepton_dynamo_backend(gm: Any, example_inputs: list[Any], **_: Any) -> Callable[..., Any]:
-    """``torch.compile(model, backend="lepton")``: every Dynamo region goes through our pipeline."""
+def lepton_dynamo_backend(gm: Any, example_inputs: list[Any], options: dict[str, Any] | None = None,
+                          **_: Any) -> Callable[..., Any]:
+    """``torch.compile(model, backend="lepton")``: every Dynamo region goes through our pipeline.
+    ``options={"quantize": ..., "precision": ...}`` take compile()'s values."""
     from .frontend.dynamo import make_backend
 
+    options = dict(options or {})
+    quantize, precision = _quant_config(options.pop("quantize", None)), options.pop("precision", "fp32")
+    if options:
+        raise UnsupportedError(f"unknown lepton backend options: {sorted(options)} (known: precision, quantize)")
+    if precision not in ("fp32", "bf16"):
+        raise UnsupportedError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
+
     def compile_region(cap: Captured) -> Callable[..., Any]:
-        ex, rrep = compile_captured(cap, device="cpu", native=config.native)
+        ex, rrep = compile_captured(cap, device="cpu", native=config.native, precision=precision, quantize=quantize)
         DYNAMO_REPORTS.append(rrep)
         return ex
 

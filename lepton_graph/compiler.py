@@ -18,6 +18,7 @@ from .passes import PassOptions, run_pipeline
 from .passes import drift as _drift
 from .passes.analysis import cost
 from .passes.partition import partition_graph
+from .passes.quantize import QuantConfig, output_error
 from .report import RegionReport
 from .runtime import Executor, Step
 
@@ -25,13 +26,17 @@ DRIFT_TOLERANCE = 1e-4  # relative, fp32 (the project's correctness bar)
 
 
 def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True, opts: PassOptions | None = None,
-                     example_inputs: Sequence[Any] | None = None,
-                     precision: str = "fp32") -> tuple[Callable[..., tuple[Any, ...]], RegionReport]:
+                     example_inputs: Sequence[Any] | None = None, precision: str = "fp32",
+                     quantize: QuantConfig | None = None) -> tuple[Callable[..., tuple[Any, ...]], RegionReport]:
     """Passes, partitioning and lowering. With LEPTON_VERIFY and real example inputs, every pass's numeric
-    drift is measured against the captured graph, and the first pass beyond tolerance is named."""
+    drift is measured against the captured graph, and the first pass beyond tolerance is named. Quantized, the
+    error against the fp32 graph is measured on the example inputs (when given), per layer and for the outputs."""
     graph = cap.graph
     log.log("graph", "captured (%s):\n%s", cap.frontend, log.Lazy(lambda: format_graph(graph)))
     verify_inputs = example_inputs if config.verify else None
+    if quantize is not None:
+        opts = PassOptions(quantize=quantize, extra={**(opts.extra if opts else {}),
+                                                     "example_inputs": example_inputs})
     with torch.no_grad():
         reference = interpret(graph, verify_inputs) if verify_inputs is not None else None
         t0 = time.perf_counter()
@@ -60,6 +65,12 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
             rep.lowering_drift = _drift(reference, executor.run(*verify_inputs))  # type: ignore[misc]
         if rep.first_drifting_pass is None and rep.lowering_drift > DRIFT_TOLERANCE:
             rep.first_drifting_pass = "lowering"
+    if quantize is not None:
+        rep.quantization = graph.meta.get("quantization")
+        fp32 = reference if reference is not None else opts.extra.get("fp32_outputs") if opts else None
+        if rep.quantization is not None and fp32 is not None and example_inputs is not None:
+            with torch.no_grad():
+                rep.quantization["model_error"] = output_error(fp32, executor.run(*example_inputs))
     for p in plan.partitions:
         native_p = p.target != "fallback-torch"
         for n in p.nodes:

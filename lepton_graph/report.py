@@ -30,6 +30,9 @@ class RegionReport:
     first_drifting_pass: str | None = None  # LEPTON_VERIFY: the first pass moving outputs beyond tolerance
     lowering_drift: float | None = None
     partition_table: list[dict[str, Any]] = field(default_factory=list)
+    # compile(quantize=...): scheme, per layer {layer, scheme, why, weight_bytes, quant_bytes, rel_l2}, and
+    # model_error {rel_l2, max_rel} of the outputs against the fp32 graph on the example inputs
+    quantization: dict[str, Any] | None = None
 
 
 @dataclass
@@ -87,6 +90,7 @@ class CompileReport:
             "cache_overflow": list(self.overflow),
             "cache_limit": self.cache_limit,
             "variants": [asdict(x) for x in self.variants],
+            "quantization": _merge_quantization(v.regions) if v else None,
         }
 
     def __str__(self) -> str:
@@ -119,8 +123,37 @@ class CompileReport:
         if d["fallback_ops"]:
             lines.append("fallback ops (run by torch):")
             lines += [f"  {op:<40} x{c}" for op, c in sorted(d["fallback_ops"].items(), key=lambda t: -t[1])]
+        if d["quantization"]:
+            lines += _quantization_lines(d["quantization"])
         if len(self.variants) > 1 or self.overflow:
             lines.append(f"compiled variants ({len(self.variants)} of at most {self.cache_limit}):")
             lines += [f"  {x.signature}  <- {x.reason}" for x in self.variants]
             lines += [f"  fallback path (cache full): {s}" for s in self.overflow]
         return "\n".join(lines)
+
+
+def _merge_quantization(regions: list[RegionReport]) -> dict[str, Any] | None:
+    """The quantization sections of a variant's regions as one: layers concatenated, the worst model error."""
+    qs = [r.quantization for r in regions if r.quantization]
+    if not qs:
+        return None
+    layers = [layer for q in qs for layer in q["layers"]]
+    errors = [q["model_error"] for q in qs if q.get("model_error")]
+    worst = max(errors, key=lambda e: e["rel_l2"]) if errors else None
+    return {"scheme": qs[0]["scheme"], "layers": layers, "model_error": worst,
+            "quantized_layers": sum(layer["scheme"] != "fp32" for layer in layers),
+            "weight_bytes": sum(layer["weight_bytes"] for layer in layers),
+            "quant_bytes": sum(layer["quant_bytes"] for layer in layers)}
+
+
+def _quantization_lines(q: dict[str, Any]) -> list[str]:
+    err = q["model_error"]
+    lines = [f"quantization: {q['scheme']}, {q['quantized_layers']} of {len(q['layers'])} linear layers; weights "
+             f"{q['weight_bytes'] / 2**20:.1f} -> {q['quant_bytes'] / 2**20:.1f} MiB"
+             + (f"; outputs vs fp32: rel L2 {err['rel_l2']:.2e}, max rel {err['max_rel']:.2e}" if err else "")]
+    lines.append("  layer                                              scheme        rel L2  why")
+    for layer in q["layers"]:
+        e = layer.get("rel_l2")
+        lines.append(f"  {layer['layer'][-50:]:<50} {layer['scheme']:<12} {'' if e is None else f'{e:.1e}':>7}  "
+                     f"{layer['why']}")
+    return lines

@@ -67,6 +67,7 @@ def test_extension_is_built_into_the_package() -> None:
 def test_every_C_symbol_has_a_stub_and_back() -> None:
     stub = ast.parse((ROOT / "lepton_graph" / "_C.pyi").read_text(encoding="utf-8"))
     stubbed = {n.name for n in stub.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    stubbed |= {n.target.id for n in stub.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
     exported = {n for n in dir(_load_C()) if not n.startswith("_")}
     assert exported - stubbed == set(), "symbols of _C without an entry in lepton_graph/_C.pyi"
     assert stubbed - exported == set(), "entries in lepton_graph/_C.pyi that _C does not define"

@@ -673,4 +673,8 @@ void gemm_f32_batched(const std::vector<int64_t>& batch_shape, const float* a,
   }
 }
 
+void detail::epilogue_portable(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep) {
+  epilogue_scalar(c, ldc, m, n, ep);
+}
+
 }  // namespace lg::gemm

@@ -10,6 +10,7 @@
 #include "common/bindings.h"
 #include "common/check.h"
 #include "common/view.h"
+#include "kernels/epilogue_bind.h"
 #include "kernels/gemm.h"
 
 namespace py = pybind11;
@@ -22,21 +23,6 @@ struct PyPackedB {
   std::shared_ptr<lg::gemm::PackedB> p;
 };
 
-lg::gemm::Epilogue make_epilogue(std::uintptr_t bias_ptr, std::uintptr_t residual_ptr, int64_t ld_residual,
-                                 bool residual_before_act, int act) {
-  LG_CHECK_BUFFER(bias_ptr, float, 0);
-  LG_CHECK_BUFFER(residual_ptr, float, 0);
-  LG_CHECK(act >= 0 && act <= 6, act, "must be in [0, 6] (none, relu, gelu, gelu_tanh, silu, tanh, sigmoid), got ",
-           act);
-  LG_CHECK(ld_residual >= 0, ld_residual, "must be >= 0, got ", ld_residual);
-  lg::gemm::Epilogue ep;
-  ep.bias = reinterpret_cast<const float*>(bias_ptr);
-  ep.residual = reinterpret_cast<const float*>(residual_ptr);
-  ep.ld_residual = ld_residual;
-  ep.residual_before_act = residual_before_act;
-  ep.act = static_cast<lg::gemm::Act>(act);
-  return ep;
-}
 
 PyPackedB pack_b(std::uintptr_t b_ptr, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n, bool bf16,
                  bool huge_pages) {
@@ -52,7 +38,7 @@ void gemm_packed(std::uintptr_t a_ptr, int64_t M, int64_t K, int64_t lda, const 
   LG_CHECK(packed.p != nullptr, packed, "is empty");
   LG_CHECK_BUFFER(a_ptr, float, M * K);
   LG_CHECK_BUFFER(c_ptr, float, M * lg::gemm::packed_n(*packed.p));
-  const auto ep = make_epilogue(bias_ptr, residual_ptr, ld_residual, residual_before_act, act);
+  const auto ep = lg::gemm::make_epilogue(bias_ptr, residual_ptr, ld_residual, residual_before_act, act);
   const auto* a = reinterpret_cast<const float*>(a_ptr);
   auto* c = reinterpret_cast<float*>(c_ptr);
   if (lg::gemm::packed_is_bf16(*packed.p))
@@ -67,7 +53,7 @@ void gemm(std::uintptr_t a_ptr, int64_t lda_m, int64_t lda_k, std::uintptr_t b_p
   LG_CHECK_BUFFER(a_ptr, float, M * K);
   LG_CHECK_BUFFER(b_ptr, float, K * N);
   LG_CHECK_BUFFER(c_ptr, float, M * N);
-  const auto ep = make_epilogue(bias_ptr, residual_ptr, ld_residual, residual_before_act, act);
+  const auto ep = lg::gemm::make_epilogue(bias_ptr, residual_ptr, ld_residual, residual_before_act, act);
   lg::gemm::gemm_f32(reinterpret_cast<const float*>(a_ptr), lda_m, lda_k, reinterpret_cast<const float*>(b_ptr),
                      ldb_k, ldb_n, reinterpret_cast<float*>(c_ptr), ldc, M, N, K, ep, threads);
 }
@@ -80,7 +66,7 @@ void gemm_batched(const std::vector<int64_t>& batch_shape, std::uintptr_t a_ptr,
   LG_CHECK_BUFFER(a_ptr, float, M * K);
   LG_CHECK_BUFFER(b_ptr, float, K * N);
   LG_CHECK_BUFFER(c_ptr, float, M * N);
-  const auto ep = make_epilogue(bias_ptr, 0, 0, false, act);
+  const auto ep = lg::gemm::make_epilogue(bias_ptr, 0, 0, false, act);
   lg::gemm::gemm_f32_batched(batch_shape, reinterpret_cast<const float*>(a_ptr), a_batch_strides, lda_m, lda_k,
                              reinterpret_cast<const float*>(b_ptr), b_batch_strides, ldb_k, ldb_n,
                              reinterpret_cast<float*>(c_ptr), c_batch_strides, ldc, M, N, K, ep);

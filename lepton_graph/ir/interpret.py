@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from .graph import Graph, Value
+from .graph import Graph, Node, Value
 from .registry import run_reference
 
 
-def interpret(graph: Graph, inputs: Sequence[Any]) -> list[Any]:
+def interpret(graph: Graph, inputs: Sequence[Any], observe: Callable[[Node, list[Any], Any], None] | None = None,
+              ) -> list[Any]:
+    """Run ``graph`` on ``inputs``; ``observe(node, args, out)`` sees every node's arguments and result."""
     if len(inputs) != len(graph.inputs):
         raise ValueError(f"graph takes {len(graph.inputs)} inputs, got {len(inputs)}")
     env: dict[Value, Any] = dict(zip(graph.inputs, inputs))
     for v in graph.const_values.values():
         env[v] = graph.constants[v.const]  # type: ignore[index]
     for node in graph.nodes:
-        out = run_reference(node, [env[v] for v in node.inputs], [env[v] for v in node.syms])
+        args = [env[v] for v in node.inputs]
+        out = run_reference(node, args, [env[v] for v in node.syms])
+        if observe is not None:
+            observe(node, args, out)
         if len(node.outputs) == 1:
             env[node.outputs[0]] = out[0] if isinstance(out, (tuple, list)) else out
         else:

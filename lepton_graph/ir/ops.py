@@ -55,6 +55,8 @@ class Op(enum.Enum):
     LINEAR = "linear"  # inputs: x, w[, b]  (y = x @ w.T + b)
     MATMUL = "matmul"  # batched, broadcasting
     ADDMM = "addmm"  # inputs: bias, a, b; attrs: beta, alpha
+    # -- quantized linear algebra (defs/quant.py)
+    QLINEAR = "qlinear"  # inputs: x (f32), w (i8 [N, K]), w_scale (f32 [N])[, b]; attrs: act ("dynamic")
     # -- convolution and pooling
     CONV2D = "conv2d"  # inputs: x, w[, b]; attrs: stride, padding, dilation, groups
     MAX_POOL2D = "max_pool2d"
@@ -106,7 +108,8 @@ class OpGroup:
     COMMUTATIVE = frozenset({Op.ADD, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.EQ, Op.NE, Op.LOGICAL_AND, Op.LOGICAL_OR})
     COMPARISON = frozenset({Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE})
     REDUCTION = frozenset({Op.SUM, Op.MEAN, Op.AMAX, Op.AMIN, Op.ARGMAX, Op.SOFTMAX, Op.LOG_SOFTMAX})
-    GEMM = frozenset({Op.LINEAR, Op.MATMUL, Op.ADDMM})
+    GEMM = frozenset({Op.LINEAR, Op.MATMUL, Op.ADDMM, Op.QLINEAR})
+    QUANT = frozenset({Op.QLINEAR})
     CONV = frozenset({Op.CONV2D})
     POOL = frozenset({Op.MAX_POOL2D, Op.AVG_POOL2D, Op.ADAPTIVE_AVG_POOL2D})
     NORM = frozenset({Op.LAYER_NORM, Op.RMS_NORM, Op.BATCH_NORM})

@@ -280,6 +280,30 @@ def _linear(draw: Draw, op: Op) -> Case:
     return Case([x, w], {}, lambda: torch.matmul(x, w.t()), atol=1e-4, rtol=1e-4)
 
 
+@case(Op.QLINEAR)
+def _qlinear(draw: Draw, op: Op) -> Case:
+    n_in, n_out = draw(sides()), draw(sides())
+    x = tensor(draw, (*draw(shapes(max_rank=2)), n_in), torch.float32)
+    w = draw(tensors((n_out, n_in), torch.int8, low=-127, high=128))
+    scale = tensor(draw, (n_out,), torch.float32, low=1e-3, high=0.1)
+    b = tensor(draw, (n_out,), torch.float32) if draw(st.booleans()) else None
+
+    def alt() -> torch.Tensor:  # row by row in int64, from the formula in csrc/kernels/gemm_int8.h
+        rows = x.reshape(math.prod(x.shape[:-1]), n_in)
+        out = torch.empty(rows.shape[0], n_out)
+        for i, r in enumerate(rows):
+            mn, mx = min(float(r.min()) if n_in else 0.0, 0.0), max(float(r.max()) if n_in else 0.0, 0.0)
+            s = torch.tensor((mx - mn) / 255.0, dtype=torch.float32) if n_in else torch.tensor(0.0)
+            s = s if s > 0 else torch.tensor(1.0)
+            z = int(torch.clamp(torch.round(torch.tensor(-mn, dtype=torch.float32) / s), 0, 255))
+            q = torch.clamp(torch.round(torch.clamp(r * (1.0 / s), -256, 511)) + z, 0, 255).long()
+            out[i] = ((q - z) @ w.long().t()).to(torch.float32) * (s * scale)
+        out = out.reshape(*x.shape[:-1], n_out)
+        return out if b is None else out + b
+
+    return Case([x, w, scale] + ([b] if b is not None else []), {"act": "dynamic"}, alt, atol=1e-5, rtol=1e-5)
+
+
 @case(Op.MATMUL)
 def _matmul(draw: Draw, op: Op) -> Case:
     dt = draw(st.sampled_from(FLOATS))

@@ -1,4 +1,4 @@
-"""CPU lowerings of LINEAR, MATMUL, ADDMM and FUSED "gemm" groups onto the native GEMM (csrc/kernels/gemm*).
+"""CPU lowerings of LINEAR, QLINEAR, MATMUL, ADDMM and FUSED "gemm" groups onto the native GEMMs (csrc/kernels/gemm*).
 
 Constant weights are packed once here, at lowering time, into the micro-kernel's panel layout (``_C.PackedB``,
 kept alive by the kernel closure); bias, residual add and one activation of a fused group run as the GEMM's
@@ -98,9 +98,10 @@ class _Epi:
 
 
 def _make_linear_kernel(packed: Any, k: int, n: int, epi: _Epi, x_index: int) -> Kernel:
-    """out = epilogue(x @ B) for x (..., k) at node input ``x_index``; B packed."""
+    """out = epilogue(x @ B) for x (..., k) at node input ``x_index``; B packed (f32/bf16, or int8: x quantized
+    per row at run time, the same arguments)."""
     lib = _lib()
-    call = lib.gemm_packed
+    call = lib.gemm_u8s8_dynamic if isinstance(packed, lib.PackedS8) else lib.gemm_packed
     empty = torch.empty
     bias = None if epi.bias is None else epi.bias.contiguous()
     bias_ptr = 0 if bias is None else bias.data_ptr()
@@ -231,6 +232,43 @@ def _linear_root(node: Node, graph: Graph, index_of: Callable[[Value], int], con
     return _Root(index_of(x), k, n, epi, w_index=index_of(w), w_transposed=True)
 
 
+def _qlinear_root(node: Node, graph: Graph, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
+                  ) -> _Root | str:
+    """QLINEAR (int8 weight, per-channel scales, dynamic per-row activations) onto the VNNI int8 GEMM."""
+    x, w, scale = node.inputs[:3]
+    b = node.inputs[3] if len(node.inputs) > 3 else None
+    if node.attrs.get("act") != "dynamic":
+        return f"qlinear activation scheme {node.attrs.get('act')!r}"
+    for v, what in ((x, "input"), (b, "bias")):
+        if v is not None and (why := _f32_cpu(v, what)):
+            return why
+    wt, st = const_of(w), const_of(scale)
+    if wt is None or st is None or wt.dtype != torch.int8 or wt.dim() != 2:
+        return "qlinear weight is not a constant 2-D int8 tensor"
+    n, k = wt.shape
+    if x.rank < 1 or x.shape[-1] != k:
+        return f"input's last dim {x.shape[-1] if x.rank else None} != in_features {k}"
+    if k > _lib().GEMM_INT8_MAX_K:
+        return f"in_features {k} > {_lib().GEMM_INT8_MAX_K} (int32 accumulators could overflow)"
+    epi = _Epi()
+    if b is not None:
+        bt = const_of(b)
+        if bt is None or b.shape != (n,):
+            return "qlinear bias is not a constant (N,) tensor"
+        epi.add_bias(bt)
+    return _Root(index_of(x), k, n, epi, packed=pack_weight_s8(wt, st.to(torch.float32)))
+
+
+def pack_weight_s8(w: torch.Tensor, scale: torch.Tensor) -> Any:
+    """Pack an int8 (N, K) weight (nn.Linear layout) and its N per-channel scales for the int8 GEMM."""
+    lib = _lib()
+    if w.dtype != torch.int8 or w.dim() != 2 or scale.shape != (w.shape[0],) or scale.dtype != torch.float32:
+        raise ValueError(f"int8 weight must be (N, K) int8 with N float32 scales, got {w.dtype} {tuple(w.shape)} "
+                         f"and {scale.dtype} {tuple(scale.shape)}")
+    scale = scale.contiguous()
+    return lib.gemm_pack_b_s8(w.data_ptr(), w.shape[1], w.shape[0], w.stride(1), w.stride(0), scale.data_ptr())
+
+
 def _matmul_const_root(node: Node, graph: Graph, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
                        ) -> _Root | str:
     """MATMUL with a constant 2-D B and a >= 2-D A: the same as a LINEAR without bias."""
@@ -267,6 +305,12 @@ def _graph_const(graph: Graph) -> Callable[[Value], Any]:
 @lowers(Op.LINEAR)
 def lower_linear(node: Node, graph: Graph) -> Kernel | str:
     root = _linear_root(node, graph, _identity_index(node), _graph_const(graph))
+    return root if isinstance(root, str) else root.kernel()
+
+
+@lowers(Op.QLINEAR)
+def lower_qlinear(node: Node, graph: Graph) -> Kernel | str:
+    root = _qlinear_root(node, graph, _identity_index(node), _graph_const(graph))
     return root if isinstance(root, str) else root.kernel()
 
 
@@ -419,6 +463,8 @@ def lower_gemm_group(node: Node, graph: Graph) -> Kernel | str:
 
     if root.op is Op.LINEAR:
         r = _linear_root(root, graph, index_of, const_of)
+    elif root.op is Op.QLINEAR:
+        r = _qlinear_root(root, graph, index_of, const_of)
     elif root.op is Op.MATMUL:
         b = root.inputs[1]
         r = (_matmul_const_root(root, graph, index_of, const_of) if const_of(b) is not None

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     fallback,
     linalg,
     norm,
+    quant,
     reduction,
     shape,
     symbolic,

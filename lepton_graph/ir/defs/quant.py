@@ -1,0 +1,58 @@
+"""Quantized ops: registry entries whose references are the exact integer semantics the native kernels compute.
+
+QLINEAR with act="dynamic" (int8-dynamic): each row of x (the last dim) is quantized at run time to u8, asymmetric
+over [min(0, min), max(0, max)] (fp32 arithmetic, round half to even); the weight is int8 with one scale per output
+channel (symmetric). The integer product is exact (summed in float64 here: every partial sum is an integer below
+2^53), and the dequantized value is float32(sum) * float32(s_row * s_w). csrc/kernels/gemm_int8.h states the same
+formula; tests/csrc/test_gemm_int8.py holds the kernels to it bit for bit.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..ops import Op
+from ..registry import register_op
+
+Tensor = torch.Tensor
+
+
+def quantize_rows_u8(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(q u8, scale f32, zero point i32) per row of ``x`` (..., K), as the native row quantizer computes them."""
+    x = x.to(torch.float32)
+    if x.shape[-1] == 0:
+        lead = x.shape[:-1]
+        return torch.zeros(x.shape, dtype=torch.uint8, device=x.device), torch.ones(lead, device=x.device), \
+            torch.zeros(lead, dtype=torch.int32, device=x.device)
+    mn = torch.clamp(x.amin(-1), max=0.0)
+    mx = torch.clamp(x.amax(-1), min=0.0)
+    s = (mx - mn) / 255.0
+    s = torch.where((s > 0) & torch.isfinite(s), s, torch.ones_like(s))
+    inv = 1.0 / s
+    z = torch.clamp(torch.round(-mn / s), 0, 255)
+    v = torch.nan_to_num(x * inv.unsqueeze(-1), nan=-256.0).clamp(-256.0, 511.0)
+    q = torch.clamp(torch.round(v) + z.unsqueeze(-1), 0, 255)
+    return q.to(torch.uint8), s, z.to(torch.int32)
+
+
+def quantize_weight_per_channel(w: Tensor) -> tuple[Tensor, Tensor]:
+    """(int8 weight, f32 scale per output channel) for a float (N, K) weight: symmetric, range [-127, 127]."""
+    w = w.detach().to(torch.float32)
+    amax = w.abs().amax(dim=1) if w.shape[1] else torch.zeros(w.shape[0])
+    scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
+    q = torch.clamp(torch.round(w / scale.unsqueeze(1)), -127, 127).to(torch.int8)
+    return q, scale
+
+
+@register_op(Op.QLINEAR, inputs=(3, 4), attrs={"act": "dynamic"})
+def qlinear(x: Tensor, w: Tensor, w_scale: Tensor, b: Tensor | None = None, *, act: str) -> Tensor:
+    """y = dequant(quant_rows(x) @ w.T) + b, with w int8 (N, K) and w_scale (N,) float32."""
+    if act != "dynamic":
+        raise ValueError(f"qlinear: activation scheme {act!r} is not supported (only 'dynamic')")
+    if x.device.type == "meta":
+        out = torch.empty((*x.shape[:-1], w.shape[0]), dtype=torch.float32, device="meta")
+        return out if b is None else out + b
+    q, s, z = quantize_rows_u8(x)
+    acc = (q.to(torch.float64) - z.unsqueeze(-1).to(torch.float64)) @ w.to(torch.float64).t()
+    y = acc.to(torch.float32) * (s.unsqueeze(-1) * w_scale.to(torch.float32))
+    return y if b is None else y + b

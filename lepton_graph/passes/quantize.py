@@ -1,0 +1,165 @@
+"""Quantization (opt-in): linear layers with constant weights become QLINEAR nodes with int8 weights.
+
+``int8-dynamic``: weights int8, symmetric, one scale per output channel, quantized here once; activations
+quantized per row at run time by the kernel (ir/defs/quant.py has the exact semantics). Layers are named by their
+weight's parameter path without ``.weight`` (``encoder.layer.0.attention.output.dense``; merged Q/K/V siblings as
+``...query+key+value``) and matched by ``exclude`` / ``layers`` patterns (fnmatch) against any of those names.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..ir import DType, Graph, Node, Op, interpret
+from ..ir.defs.quant import qlinear, quantize_weight_per_channel
+from .base import PassOptions, PassResult
+
+SCHEMES = ("int8-dynamic", "int8-static", "int8-weight", "int4-weight")
+AVAILABLE = ("int8-dynamic",)
+FLOAT = ("fp32",)  # a per-layer choice that keeps the layer unquantized
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """What to quantize and how. ``lepton_graph.compile(model, quantize="int8-dynamic")`` is
+    ``QuantConfig("int8-dynamic")``.
+
+    scheme: the default scheme of every linear layer with a constant weight.
+    exclude: layer-name patterns kept in float (fnmatch, e.g. ``"*.classifier"``).
+    layers: per-layer scheme overrides, pattern -> scheme or "fp32"; the first matching pattern wins.
+    min_weight_elements: smaller weights stay float (their GEMMs are too small for quantization to pay).
+    """
+
+    scheme: str = "int8-dynamic"
+    exclude: tuple[str, ...] = ()
+    layers: dict[str, str] = field(default_factory=dict)
+    min_weight_elements: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+        for where, s in [("scheme", self.scheme), *((f"layers[{k!r}]", v) for k, v in self.layers.items())]:
+            if s not in SCHEMES + FLOAT:
+                raise ValueError(f"quantize: {where} is {s!r}; known schemes: {', '.join(SCHEMES)} (or 'fp32' per "
+                                 "layer)")
+            if s in SCHEMES and s not in AVAILABLE:
+                raise NotImplementedError(f"quantize: scheme {s!r} ({where}) is not available in this version; "
+                                          f"available: {', '.join(AVAILABLE)}")
+
+    @staticmethod
+    def of(spec: Any) -> QuantConfig | None:
+        """None, a scheme name or a QuantConfig -> a QuantConfig (or None: no quantization)."""
+        if spec is None or isinstance(spec, QuantConfig):
+            return spec
+        if isinstance(spec, str):
+            return QuantConfig(spec)
+        raise TypeError(f"quantize must be a scheme name ({', '.join(SCHEMES)}) or a lepton_graph.QuantConfig, "
+                        f"not {type(spec).__name__}")
+
+    def scheme_for(self, names: list[str]) -> tuple[str, str]:
+        """(scheme, why) for a layer known by ``names``."""
+        for pat in self.exclude:
+            if any(fnmatch.fnmatchcase(n, pat) for n in names):
+                return "fp32", f"excluded by {pat!r}"
+        for pat, scheme in self.layers.items():
+            if any(fnmatch.fnmatchcase(n, pat) for n in names):
+                return scheme, f"layers[{pat!r}]"
+        return self.scheme, "default scheme"
+
+
+def layer_names(graph: Graph, node: Node) -> list[str]:
+    """The module paths a linear node comes from, from its weight's constant key."""
+    key = node.inputs[1].const or node.name
+    return [part.removesuffix(".merged").removesuffix(".weight") for part in key.split("+")]
+
+
+def _quantizable(graph: Graph, node: Node) -> str | None:
+    x, w = node.inputs[0], node.inputs[1]
+    if node.op is not Op.LINEAR:
+        return "not a linear layer"
+    if graph.constant(w) is None:
+        return "weight is not a constant"
+    if w.dtype is not DType.f32 or x.dtype is not DType.f32:
+        return "not float32"
+    if w.rank != 2 or not w.is_static:
+        return "weight is not a static 2-D tensor"
+    if not str(w.device).startswith("cpu"):
+        return f"weight is on {w.device}"
+    return None
+
+
+def output_error(ref: Sequence[Any], out: Sequence[Any]) -> dict[str, float]:
+    """Over the float outputs: the largest relative L2 error ||out - ref|| / ||ref|| and max |out - ref| / max |ref|."""
+    rel_l2 = max_rel = 0.0
+    for a, b in zip(ref, out):
+        if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel():
+            a64, d = a.double(), b.double() - a.double()
+            rel_l2 = max(rel_l2, float(d.norm() / a64.norm().clamp_min(1e-30)))
+            max_rel = max(max_rel, float(d.abs().max() / a64.abs().max().clamp_min(1e-30)))
+    return {"rel_l2": rel_l2, "max_rel": max_rel}
+
+
+def _layer_errors(graph: Graph, inputs: Sequence[Any], nodes: set[Node]) -> tuple[dict[Node, float], list[Any]]:
+    """Each layer's own quantization error (rel. L2 of qlinear vs linear on the fp32 model's activations), and the
+    fp32 graph's outputs."""
+    errors: dict[Node, float] = {}
+
+    def observe(node: Node, args: list[Any], out: Any) -> None:
+        if node in nodes:
+            wq, scale = quantize_weight_per_channel(args[1])
+            q = qlinear(args[0], wq, scale, *args[2:], act="dynamic")
+            errors[node] = output_error([out], [q])["rel_l2"]
+
+    with torch.no_grad():
+        outputs = interpret(graph, inputs, observe)
+    return errors, outputs
+
+
+def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
+    """LINEAR(x, W, b) -> QLINEAR(x, int8(W), scale(W), b) per QuantConfig; records every layer's choice (and its
+    own error, given example inputs in ``opts.extra["example_inputs"]``; the fp32 outputs go to
+    ``opts.extra["fp32_outputs"]``)."""
+    cfg: QuantConfig | None = opts.quantize
+    if cfg is None:
+        return PassResult(graph, False)
+    examples = opts.extra.get("example_inputs")
+    chosen = {n for n in graph.nodes if n.op is Op.LINEAR and not _quantizable(graph, n)
+              and cfg.scheme_for(layer_names(graph, n))[0] != "fp32"}
+    errors: dict[Node, float] = {}
+    if examples is not None and chosen:
+        errors, opts.extra["fp32_outputs"] = _layer_errors(graph, examples, chosen)
+    layers: list[dict[str, Any]] = []
+    for node in list(graph.nodes):
+        if node.op is not Op.LINEAR:
+            continue
+        names = layer_names(graph, node)
+        entry: dict[str, Any] = {"layer": "+".join(names), "shape": list(node.inputs[1].shape)}
+        layers.append(entry)
+        why_not = _quantizable(graph, node)
+        scheme, why = ("fp32", why_not) if why_not else cfg.scheme_for(names)
+        w = graph.constant(node.inputs[1])
+        if scheme != "fp32" and w is not None and w.numel() < cfg.min_weight_elements:
+            scheme, why = "fp32", f"weight has {w.numel()} < min_weight_elements = {cfg.min_weight_elements}"
+        entry.update(scheme=scheme, why=why, weight_bytes=int(w.numel() * 4) if w is not None else 0)
+        if scheme == "fp32" or w is None:
+            entry["quant_bytes"] = entry["weight_bytes"]
+            continue
+        wq, scale = quantize_weight_per_channel(w)
+        key = node.inputs[1].const
+        inputs = [node.inputs[0], graph.add_constant(wq, f"{key}.int8"), graph.add_constant(scale, f"{key}.scale"),
+                  *node.inputs[2:]]
+        q = graph.add_node(Op.QLINEAR, inputs, {"act": "dynamic"}, before=node)
+        graph.replace_all_uses(node.out, q.out)
+        entry["quant_bytes"] = int(wq.numel() + scale.numel() * 4)
+        entry["node"] = q.name
+        if node in errors:
+            entry["rel_l2"] = errors[node]
+    if any(e["scheme"] != "fp32" for e in layers):
+        graph.remove_dead()
+    graph.meta["quantization"] = {"scheme": cfg.scheme, "layers": layers}
+    return PassResult(graph, any(e["scheme"] != "fp32" for e in layers),
+                      {"quantized": sum(e["scheme"] != "fp32" for e in layers), "layers": len(layers)})

@@ -1,0 +1,148 @@
+"""compile(quantize=...): the quantize_linears pass, its configuration, the report, and the end-to-end error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import lepton_graph
+from lepton_graph import QuantConfig, UnsupportedError
+from lepton_graph.ir import Op, interpret
+from lepton_graph.ir.defs.quant import qlinear, quantize_weight_per_channel
+from lepton_graph.passes import PassOptions
+from lepton_graph.passes.quantize import output_error, quantize_linears
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(48, 96)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(96, 96)
+        self.head = nn.Linear(96, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.fc1(x))
+        return self.head(torch.relu(self.fc2(h)) + h)
+
+
+def _net() -> tuple[Net, torch.Tensor]:
+    torch.manual_seed(0)
+    return Net().eval(), torch.randn(6, 48)
+
+
+def _rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+def test_int8_dynamic_quantizes_every_linear_and_reports_it() -> None:
+    model, x = _net()
+    c = lepton_graph.compile(model, quantize="int8-dynamic")
+    y = c(x)
+    with torch.no_grad():
+        ref = model(x)
+    q = c.report().as_dict()["quantization"]
+    assert q["scheme"] == "int8-dynamic" and q["quantized_layers"] == 3
+    assert [layer["layer"] for layer in q["layers"]] == ["fc1", "fc2", "head"]
+    assert all(layer["quant_bytes"] < layer["weight_bytes"] / 3 for layer in q["layers"])
+    assert all(0 < layer["rel_l2"] < 0.02 for layer in q["layers"])
+    err = _rel_l2(y, ref)
+    assert 0 < err < 0.02
+    assert q["model_error"]["rel_l2"] == pytest.approx(err, rel=1e-6)
+    assert c.report().as_dict()["fallback_nodes"] == 0
+    assert "quantization: int8-dynamic, 3 of 3 linear layers" in str(c.report())
+
+
+def test_native_kernels_equal_the_quantized_reference() -> None:
+    model, x = _net()
+    native = lepton_graph.compile(model, quantize="int8-dynamic")(x)
+    torch_only = lepton_graph.compile(model, quantize="int8-dynamic", native=False)(x)
+    # same integer sums; only the GELU approximation and summation order of the epilogue differ
+    torch.testing.assert_close(native, torch_only, atol=1e-5, rtol=1e-5)
+    fp32 = lepton_graph.compile(model)(x)
+    assert not torch.allclose(native, fp32, atol=1e-5)  # quantization really happened
+
+
+def test_exclude_and_per_layer_overrides_keep_layers_in_fp32() -> None:
+    model, x = _net()
+    cfg = QuantConfig("int8-dynamic", exclude=("head",), layers={"fc2": "fp32"})
+    c = lepton_graph.compile(model, quantize=cfg)
+    c(x)
+    layers = {layer["layer"]: layer for layer in c.report().as_dict()["quantization"]["layers"]}
+    assert layers["fc1"]["scheme"] == "int8-dynamic"
+    assert layers["fc2"]["scheme"] == "fp32" and layers["fc2"]["why"] == "layers['fc2']"
+    assert layers["head"]["scheme"] == "fp32" and layers["head"]["why"] == "excluded by 'head'"
+    assert layers["head"]["quant_bytes"] == layers["head"]["weight_bytes"] == 96 * 10 * 4
+
+
+def test_pass_rewrites_linears_to_qlinear_with_int8_constants() -> None:
+    from lepton_graph.frontend.export import capture_export
+
+    model, x = _net()
+    cap = capture_export(model, (x,), {}, [x])
+    graph = cap.graph
+    with torch.no_grad():
+        before = interpret(graph, [x])
+    res = quantize_linears(graph, PassOptions(quantize=QuantConfig(), extra={"example_inputs": [x]}))
+    assert res.changed and res.stats == {"quantized": 3, "layers": 3}
+    assert Op.LINEAR not in {n.op for n in graph.nodes}
+    q = [n for n in graph.nodes if n.op is Op.QLINEAR]
+    assert len(q) == 3 and all(graph.constant(n.inputs[1]).dtype == torch.int8 for n in q)
+    with torch.no_grad():
+        after = interpret(graph, [x])
+    assert 0 < output_error(before, after)["rel_l2"] < 0.02
+    again = quantize_linears(graph, PassOptions(quantize=QuantConfig()))
+    assert not again.changed  # idempotent: nothing left to quantize
+
+
+def test_without_quantize_the_pass_does_nothing() -> None:
+    model, x = _net()
+    c = lepton_graph.compile(model)
+    c(x)
+    assert c.report().as_dict()["quantization"] is None
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("int7", "known schemes: int8-dynamic"),
+    ("int8-static", "'int8-static' .* is not available in this version"),
+    (3, "quantize must be a scheme name"),
+])
+def test_bad_configurations_are_refused_clearly(spec: object, message: str) -> None:
+    with pytest.raises(UnsupportedError, match=message):
+        lepton_graph.compile(nn.Linear(2, 2), quantize=spec)
+
+
+def test_bad_per_layer_scheme_names_the_layer() -> None:
+    with pytest.raises(ValueError, match=r"layers\['fc1'\] is 'int3'"):
+        QuantConfig("int8-dynamic", layers={"fc1": "int3"})
+
+
+def test_dynamic_shapes_and_torch_compile_backend() -> None:
+    model, x = _net()
+    c = lepton_graph.compile(model, quantize="int8-dynamic", dynamic=True)
+    for rows in (3, 11):
+        xi = torch.randn(rows, 48)
+        with torch.no_grad():
+            ref = model(xi)
+        assert _rel_l2(c(xi), ref) < 0.02
+    assert len(c.report().variants) == 1
+    torch._dynamo.reset()
+    tc = torch.compile(model, backend="lepton", options={"quantize": "int8-dynamic"})
+    with torch.no_grad():
+        y = tc(x)
+        ref = model(x)
+    assert 0 < _rel_l2(y, ref) < 0.02
+    torch._dynamo.reset()
+    with pytest.raises(Exception, match="unknown lepton backend options"):
+        torch.compile(model, backend="lepton", options={"quantise": "int8-dynamic"})(x)
+    torch._dynamo.reset()
+
+
+def test_qlinear_reference_is_close_to_linear() -> None:
+    gen = torch.Generator().manual_seed(1)
+    x, w, b = torch.randn(5, 64, generator=gen), torch.randn(32, 64, generator=gen), torch.randn(32, generator=gen)
+    wq, scale = quantize_weight_per_channel(w)
+    assert torch.equal(wq.float().abs().amax(1), torch.full((32,), 127.0))  # symmetric, full int8 range
+    y = qlinear(x, wq, scale, b, act="dynamic")
+    assert _rel_l2(y, torch.nn.functional.linear(x, w, b)) < 0.01
