@@ -194,6 +194,15 @@ def setup_lepton_bf16(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupCon
         return lepton_graph.compile(model, precision="bf16")
 
 
+@peer("lepton_int8", "lepton_graph.compile(model, quantize='int8-dynamic'): int8 weights per channel, activations "
+      "per row at run time (VNNI)", devices=("cpu",))
+def setup_lepton_int8(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
+    import lepton_graph
+
+    with ctx.stage("lepton_graph.compile(quantize='int8-dynamic')"):
+        return lepton_graph.compile(model, quantize="int8-dynamic")
+
+
 # --------------------------------------------------------------------------------------------------- ONNX Runtime
 
 def export_onnx(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Path:
@@ -229,7 +238,7 @@ def _feed(names: list[str], args: tuple, kwargs: dict) -> Callable[[tuple, dict]
     return by_position
 
 
-def _ort(quantize: bool) -> Callable:
+def _ort(quantize: bool, per_channel: bool = False) -> Callable:
     def setup(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
         import onnxruntime as ort
 
@@ -239,10 +248,11 @@ def _ort(quantize: bool) -> Callable:
 
             qpath = ctx.workdir / "model.int8.onnx"
             with ctx.stage("quantize_dynamic"):
-                quantize_dynamic(str(path), str(qpath), weight_type=QuantType.QInt8, per_channel=False,
+                quantize_dynamic(str(path), str(qpath), weight_type=QuantType.QInt8, per_channel=per_channel,
                                  reduce_range=False)
             path = qpath
-            ctx.info["ort_quant"] = "quantize_dynamic(weight_type=QInt8, per_channel=False, reduce_range=False)"
+            ctx.info["ort_quant"] = f"quantize_dynamic(weight_type=QInt8, per_channel={per_channel}, " \
+                                    "reduce_range=False)"
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = ctx.threads
@@ -259,7 +269,10 @@ def _ort(quantize: bool) -> Callable:
 
 
 peer("ort", "ONNX Runtime CPU, ORT_ENABLE_ALL, intra_op_num_threads = torch threads", devices=("cpu",))(_ort(False))
-peer("ort_int8", "ONNX Runtime + onnxruntime.quantization.quantize_dynamic (QInt8)", devices=("cpu",))(_ort(True))
+peer("ort_int8", "ONNX Runtime + onnxruntime.quantization.quantize_dynamic (QInt8, per tensor)", devices=("cpu",))(
+    _ort(True))
+peer("ort_int8_pc", "ONNX Runtime + quantize_dynamic (QInt8, per channel)", devices=("cpu",))(
+    _ort(True, per_channel=True))
 
 
 # --------------------------------------------------------------------------------------------------- OpenVINO

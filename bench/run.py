@@ -140,12 +140,14 @@ def snapshot(out: Any) -> list[tuple[str, torch.Tensor]]:
     return [(p, t.detach().to("cpu", copy=True)) for p, t in flatten_outputs(out)]
 
 
-def _leaf_err(y: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+def _leaf_err(y: torch.Tensor, ref: torch.Tensor) -> tuple[float, float, float]:
+    """(max abs error, max abs error / max |ref|, relative L2 error ||y - ref|| / ||ref||)."""
     if y.numel() == 0:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     y64, r64 = y.detach().to("cpu", torch.float64), ref.to(torch.float64)
     abs_err = (y64 - r64).abs().max().item()
-    return abs_err, abs_err / max(r64.abs().max().item(), TINY)
+    rel_l2 = ((y64 - r64).norm() / max(r64.norm().item(), TINY)).item()
+    return abs_err, abs_err / max(r64.abs().max().item(), TINY), rel_l2
 
 
 def _worse(a: float, b: float) -> bool:
@@ -154,7 +156,8 @@ def _worse(a: float, b: float) -> bool:
 
 
 def compare(out: list[tuple[str, torch.Tensor]], ref: list[tuple[str, torch.Tensor]]) -> dict[str, Any]:
-    """max_rel_err = max over leaves of max|y - ref| / max(max|ref|, tiny); NaN anywhere makes it NaN."""
+    """max_rel_err = max over leaves of max|y - ref| / max(max|ref|, tiny), rel_l2 = max over leaves of
+    ||y - ref|| / ||ref|| (the quantization error measure); NaN anywhere makes them NaN."""
     note = None
     pairs = list(zip(out, ref, strict=False))
     if [p for p, _ in out] != [p for p, _ in ref]:
@@ -166,19 +169,22 @@ def compare(out: list[tuple[str, torch.Tensor]], ref: list[tuple[str, torch.Tens
         elif out and ref and out[0][1].shape == ref[0][1].shape:
             pairs, note = pairs[:1], f"compared first output only ({len(out)} vs {len(ref)} tensor leaves)"
         else:
-            return {"max_abs_err": None, "max_rel_err": None,
+            return {"max_abs_err": None, "max_rel_err": None, "rel_l2": None,
                     "note": f"outputs not comparable: {len(out)} vs {len(ref)} tensor leaves, "
                             f"shapes {[tuple(t.shape) for _, t in out[:3]]} vs {[tuple(t.shape) for _, t in ref[:3]]}"}
-    worst = {"max_abs_err": 0.0, "max_rel_err": 0.0, "worst_leaf": None, "leaves_compared": len(pairs), "note": note}
+    worst = {"max_abs_err": 0.0, "max_rel_err": 0.0, "rel_l2": 0.0, "worst_leaf": None, "leaves_compared": len(pairs),
+             "note": note}
     for (_, y), (ref_path, r) in pairs:
         if y.shape != r.shape:
-            return {**worst, "max_abs_err": None, "max_rel_err": None,
+            return {**worst, "max_abs_err": None, "max_rel_err": None, "rel_l2": None,
                     "note": f"shape mismatch at {ref_path}: {tuple(y.shape)} vs {tuple(r.shape)}"}
-        abs_err, rel_err = _leaf_err(y, r)
+        abs_err, rel_err, rel_l2 = _leaf_err(y, r)
         if worst["worst_leaf"] is None or _worse(rel_err, worst["max_rel_err"]):
             worst.update(max_rel_err=rel_err, worst_leaf=ref_path)
         if _worse(abs_err, worst["max_abs_err"]):
             worst["max_abs_err"] = abs_err
+        if _worse(rel_l2, worst["rel_l2"]):
+            worst["rel_l2"] = rel_l2
     return worst
 
 
@@ -696,8 +702,8 @@ def _fmt_ms(x: float | None) -> str:
     return f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
 
-def _fmt_err(rec: dict[str, Any]) -> str:
-    errs = [rec.get(k, {}).get("max_rel_err") for k in ("accuracy", "warm_accuracy")]
+def _fmt_err(rec: dict[str, Any], key: str = "max_rel_err") -> str:
+    errs = [rec.get(k, {}).get(key) for k in ("accuracy", "warm_accuracy")]
     if not any(k in rec for k in ("accuracy", "warm_accuracy")):
         return "–"
     if any(e is None for e in errs if e is not None) or all(e is None for e in errs):
@@ -754,12 +760,12 @@ def render_markdown(result: dict[str, Any]) -> str:
                 cells.append(f"{_fmt_ms(r['median_ms'])} ({r['vs_eager']:.2f}x)")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     anchors = any("anchor_median_ms" in r for r in recs)
-    lines += ["", "| model | backend | median ms | p90 ms | vs eager | paired | compile s | max rel err | calls |"
-              + (" anchor ms (vs eager) |" if anchors else ""), "|---|---|---|---|---|---|---|---|---|"
+    lines += ["", "| model | backend | median ms | p90 ms | vs eager | paired | compile s | max rel err | rel L2 "
+              "| calls |" + (" anchor ms (vs eager) |" if anchors else ""), "|---|---|---|---|---|---|---|---|---|---|"
               + ("---|" if anchors else "")]
     for r in recs:
         if r.get("status") != "ok" and not r.get("median_ms"):
-            empty = " |" * (7 + anchors)
+            empty = " |" * (8 + anchors)
             lines.append(f"| {r['model']} | {r['backend']} | {_cell_error(r)} |{empty}")
             continue
         ratio = "–" if r.get("vs_eager") is None else f"{r['vs_eager']:.2f}x"
@@ -769,7 +775,8 @@ def render_markdown(result: dict[str, Any]) -> str:
             a, ax = r.get("anchor_median_ms"), r.get("anchor_vs_eager")
             anchor = " – |" if a is None else f" {_fmt_ms(a)}" + (f" ({ax:.2f}x) |" if ax else " |")
         lines.append(f"| {r['model']} | {r['backend']} | {_fmt_ms(r.get('median_ms'))} | {_fmt_ms(r.get('p90_ms'))} "
-                     f"| {ratio} | {paired} | {r.get('compile_s', 0):.2f} | {_fmt_err(r)} | {r.get('calls', 0)} |"
+                     f"| {ratio} | {paired} | {r.get('compile_s', 0):.2f} | {_fmt_err(r)} | {_fmt_err(r, 'rel_l2')} "
+                     f"| {r.get('calls', 0)} |"
                      + anchor)
     if anchors:
         lines += ["", f"Anchors: {result['meta'].get('anchors')} (another run: compare the ratios, not the ms; "
@@ -829,11 +836,17 @@ def _render_notes(recs: list[dict[str, Any]], rounds: int) -> list[str]:
 
 # --------------------------------------------------------------------------------------------------- CLI
 
+# --quantize SCHEME: lepton's quantized backend and the peers doing the same (bench/peers.py)
+QUANT_BACKENDS = {"int8-dynamic": ["lepton_int8", "ort_int8", "ort_int8_pc", "torch_int8"]}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     tiny = [n for n in zoo.names(include_test_only=True, include_extra=True) if n not in zoo.names()]
     p.add_argument("--models", help=f"comma list (default: {','.join(zoo.names())}); also: {','.join(tiny)}")
     p.add_argument("--backends", help=f"comma list (default: {','.join(default_backends())}); "
                                       f"known: {','.join(PEERS)}")
+    p.add_argument("--quantize", choices=sorted(QUANT_BACKENDS),
+                   help="add the int8 backends of this scheme (lepton and its peers) to the backends")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--rounds", type=int, help="interleaved timing rounds (default 30, --quick 5)")
     p.add_argument("--quick", action="store_true", help="fewer, shorter rounds and a shorter warm-up")
@@ -862,8 +875,10 @@ def run_from_args(ns: argparse.Namespace, argv: Sequence[str] | None = None) -> 
         anchors_ok = ns.anchors is None or Path(ns.anchors).is_file()
         if not anchors_ok:
             raise ValueError(f"--anchors: no such file {ns.anchors}")
-        result = run_bench(split(ns.models), split(ns.backends), settings, progress=not ns.no_progress,
-                           argv=argv)
+        backends = split(ns.backends)
+        if ns.quantize:
+            backends = [*(backends or default_backends()), *QUANT_BACKENDS[ns.quantize]]
+        result = run_bench(split(ns.models), backends, settings, progress=not ns.no_progress, argv=argv)
     except (KeyError, ValueError, RuntimeError) as e:
         print(f"lepton-graph bench: {e}", file=sys.stderr)
         return 2

@@ -26,20 +26,27 @@ void micro_t(int64_t groups, const uint32_t* ap, const int8_t* bp, int width, in
              float* c, int64_t ldc, int32_t* raw) {
   const int64_t step = int64_t(width) * 4;
   for (int c16 = 0; c16 * 16 < nr; ++c16) {
+    // loops over the tile fully unrolled: only then does GCC keep acc in registers (see the AVX-512 unit)
     __m256i acc[MR][4];
+#pragma GCC unroll 2
     for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) acc[i][v] = _mm256_setzero_si256();
     for (int64_t g = 0; g < groups; ++g) {
       const int8_t* b = bp + g * step + c16 * 64;
       __m256i bv[4];
+#pragma GCC unroll 4
       for (int v = 0; v < 4; ++v)
         bv[v] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16 * v)));
+#pragma GCC unroll 2
       for (int i = 0; i < MR; ++i) {
         const __m256i av = _mm256_cvtepu8_epi16(_mm_set1_epi32(static_cast<int>(ap[g * MR + i])));
+#pragma GCC unroll 4
         for (int v = 0; v < 4; ++v) acc[i][v] = _mm256_add_epi32(acc[i][v], _mm256_madd_epi16(av, bv[v]));
       }
     }
     const int n0 = c16 * 16, cols = nr - n0 < 16 ? nr - n0 : 16;
+#pragma GCC unroll 2
     for (int i = 0; i < MR; ++i) {
       alignas(32) int32_t sums[16];
       _mm256_store_si256(reinterpret_cast<__m256i*>(sums), column_sums(acc[i][0], acc[i][1]));

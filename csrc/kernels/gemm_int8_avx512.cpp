@@ -18,26 +18,32 @@ using lg::simd_avx512::tail_mask;
 constexpr int kMaxMR = 12;
 
 template <int MR, int NV>
-void micro_t(int64_t groups, const uint32_t* ap, const int8_t* bp, int width, int nr, const DequantTile* dq,
+void micro_t(int64_t groups, const uint32_t* __restrict ap, const int8_t* __restrict bp, int width, int nr, const DequantTile* dq,
              float* c, int64_t ldc, int32_t* raw) {
+  // Every loop over the tile fully unrolled (as in the fp32 micro-kernel): only then does GCC keep acc in
+  // registers; a rolled loop over v made it store the accumulators to the stack every k group (measured 2x).
   __m512i acc[MR][NV];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_si512();
   const int64_t step = int64_t(width) * 4;
   for (int64_t g = 0; g < groups; ++g) {
     const int8_t* b = bp + g * step;
     __m512i bv[NV];
+#pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + 64 * v);
     const uint32_t* a = ap + g * MR;
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) {
       const __m512i av = _mm512_set1_epi32(static_cast<int>(a[i]));
+#pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], av, bv[v]);
     }
   }
   const __mmask16 m0 = tail_mask(nr), m1 = tail_mask(nr - 16);
   if (raw) {
+#pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) {
       _mm512_mask_storeu_epi32(raw + i * ldc, m0, acc[i][0]);
       if (NV > 1) _mm512_mask_storeu_epi32(raw + i * ldc + 16, m1, acc[i][NV - 1]);
@@ -46,13 +52,16 @@ void micro_t(int64_t groups, const uint32_t* ap, const int8_t* bp, int width, in
   }
   __m512i cs[NV];
   __m512 sb[NV];
+#pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
     cs[v] = _mm512_maskz_loadu_epi32(v ? m1 : m0, dq->colsum + 16 * v);
     sb[v] = _mm512_maskz_loadu_ps(v ? m1 : m0, dq->sb + 16 * v);
   }
+#pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) {
     const __m512i z = _mm512_set1_epi32(dq->z[i]);
     const __m512 s = _mm512_set1_ps(dq->s[i]);
+#pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) {
       // (acc - z * colsum) is exact in int32 (see gemm_int8.h); s * sb is rounded once, as in the reference
       const __m512i d = _mm512_sub_epi32(acc[i][v], _mm512_mullo_epi32(z, cs[v]));
