@@ -140,11 +140,81 @@ def summarize_gemm(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------------------------------------------ int8 GEMM
+
+def bench_gemm_int8(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
+    """int8-dynamic GEMM (A quantized per row at run time, s8 weights per channel, VNNI) vs our fp32 GEMM on the
+    same pre-packed weight and vs torch's dynamic int8 linear (fbgemm/onednn); rates in GOP/s (2 per multiply-add,
+    the quantization of A included), on the zoo's shapes; plus GEMVs on weights larger than L3."""
+    rows = []
+    ms = GEMM_M[:2] if quick else GEMM_M
+    shapes = [(m, n, k) for n, k in GEMM_NK for m in ms] + [(1, 4096, 4096), (1, 8192, 4096)]
+    for m, n, k in shapes:
+        row = _gemm_int8_case(m, n, k, rounds)
+        rows.append(row)
+        if not getattr(bench_gemm_int8, "header", False):
+            print(f"{'M x N x K':>18} {'int8 GOP/s':>11} {'fp32 GF/s':>10} {'int8/fp32':>10} {'torch-int8':>11} "
+                  f"{'int8/torch':>11} {'W GB/s':>7}")
+            bench_gemm_int8.header = True  # type: ignore[attr-defined]
+        print(f"{row['case']:>18} {row['int8_gops']:11.1f} {row['fp32_gops']:10.1f} {row['vs_fp32']:10.2f} "
+              f"{row['torch_int8_gops']:11.1f} {row['vs_torch_int8']:11.2f} {row['weight_gbs']:7.1f}", flush=True)
+    return rows
+
+
+def _gemm_int8_case(m: int, n: int, k: int, rounds: int) -> dict[str, Any]:
+    from lepton_graph import _C
+    from lepton_graph.backends.cpu.gemm import pack_weight, pack_weight_s8
+    from lepton_graph.ir.defs.quant import qlinear, quantize_weight_per_channel
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(m, k, generator=g)
+    w = torch.randn(n, k, generator=g) / k**0.5
+    wq, scale = quantize_weight_per_channel(w)
+    p8, p32 = pack_weight_s8(wq, scale), pack_weight(w, transposed=True)
+    lin = torch.nn.Linear(k, n, bias=False)
+    lin.weight.data = w
+    tq = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear}, dtype=torch.qint8)
+    c8, c32 = torch.empty(m, n), torch.empty(m, n)
+    a_ptr = a.data_ptr()
+    impls: dict[str, Impl] = {
+        "int8": lambda: _C.gemm_u8s8_dynamic(a_ptr, m, k, k, p8, c8.data_ptr(), n),
+        "fp32": lambda: _C.gemm_packed(a_ptr, m, k, k, p32, c32.data_ptr(), n),
+        "torch_int8": lambda: tq(a),
+    }
+    times = time_interleaved(impls, rounds)
+    impls["int8"]()
+    exact = torch.equal(c8, qlinear(a, wq, scale, act="dynamic"))
+    ops = 2.0 * m * n * k
+    row: dict[str, Any] = {"family": "gemm_int8", "case": f"{m}x{n}x{k}", "M": m, "N": n, "K": k,
+                           "matches_reference": exact, "weight_gbs": n * k / times["int8"] / 1e9}
+    for name, t in times.items():
+        row[f"{name}_s"] = t
+        row[f"{name}_gops"] = ops / t / 1e9
+        if name != "int8":
+            row[f"vs_{name}"] = t / times["int8"]
+    return row
+
+
+def summarize_gemm_int8(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def gmean(xs: list[float]) -> float:
+        return float(np.exp(np.mean(np.log(xs)))) if xs else float("nan")
+
+    big = [r for r in rows if r["M"] >= 64]
+    return {
+        "int8_m>=64_geomean_vs_fp32": gmean([r["vs_fp32"] for r in big]),
+        "int8_m>=64_min_vs_fp32": min((r["vs_fp32"] for r in big), default=float("nan")),
+        "int8_m>=64_geomean_vs_torch_int8": gmean([r["vs_torch_int8"] for r in big]),
+        "int8_m=1_geomean_vs_fp32": gmean([r["vs_fp32"] for r in rows if r["M"] == 1]),
+        "int8_all_match_reference": float(all(r["matches_reference"] for r in rows)),
+    }
+
+
 # ------------------------------------------------------------------------------------------------------ registry
 
 # (name, benchmark function, summary function or None); other families append their entries here.
 BENCHMARKS: list[tuple[str, Callable[..., list[dict[str, Any]]], Callable[..., dict[str, Any]] | None]] = [
     ("gemm", bench_gemm, summarize_gemm),
+    ("gemm_int8", bench_gemm_int8, summarize_gemm_int8),
 ]
 
 

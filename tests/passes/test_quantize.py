@@ -76,6 +76,14 @@ def test_exclude_and_per_layer_overrides_keep_layers_in_fp32() -> None:
     assert layers["head"]["quant_bytes"] == layers["head"]["weight_bytes"] == 96 * 10 * 4
 
 
+def test_float_layers_take_bf16_with_precision_bf16() -> None:
+    model, x = _net()
+    c = lepton_graph.compile(model, quantize=QuantConfig("int8-dynamic", exclude=("head",)), precision="bf16")
+    with torch.no_grad():
+        assert _rel_l2(c(x), model(x)) < 0.03
+    assert c.report().as_dict()["quantization"]["quantized_layers"] == 2
+
+
 def test_pass_rewrites_linears_to_qlinear_with_int8_constants() -> None:
     from lepton_graph.frontend.export import capture_export
 
