@@ -19,6 +19,7 @@ from .compiler import compile_captured
 from .config import config
 from .errors import CaptureError, CompileFailedWarning, InputError, UnsupportedError
 from .frontend.export import Captured, capture_export
+from .ir import StructureChanged
 from .passes.quantize import QuantConfig
 from .report import CompileReport, RegionReport, VariantReport
 from .runtime.guards import (
@@ -30,6 +31,7 @@ from .runtime.guards import (
     fast_key,
     flatten_call,
 )
+from .runtime.weights import ModuleWeights
 
 # reports of graphs compiled through torch.compile(backend="lepton"), newest last
 DYNAMO_REPORTS: collections.deque[RegionReport] = collections.deque(maxlen=64)
@@ -44,6 +46,7 @@ class CompileOptions:
     native: bool = True
     precision: str = "fp32"  # "fp32" | "bf16": bf16 lets native GEMMs use bf16 weights with fp32 accumulation
     quantize: QuantConfig | None = None
+    freeze: bool = False  # weights never change: no per-call check
 
 
 def _quant_config(spec: Any) -> QuantConfig | None:
@@ -55,7 +58,7 @@ def _quant_config(spec: Any) -> QuantConfig | None:
 
 def compile(model: Any = None, /, *, device: str | torch.device | None = None, dynamic: bool = False,
             cache_limit: int | None = None, frontend: str | None = None, native: bool | None = None,
-            precision: str = "fp32", quantize: str | QuantConfig | None = None) -> Any:
+            precision: str = "fp32", quantize: str | QuantConfig | None = None, freeze: bool = False) -> Any:
     """Compile a model or function for inference.
 
     Use as ``compile(model)``, ``@compile`` or ``@compile(dynamic=True)`` on a function, an ``nn.Module``
@@ -66,6 +69,11 @@ def compile(model: Any = None, /, *, device: str | torch.device | None = None, d
     precision mode (bf16 weights and products, fp32 accumulation and activations) where the CPU supports it.
     ``quantize="int8-dynamic"`` (or a ``QuantConfig``) runs linear layers on int8 weights with activations
     quantized per row at run time; ``report()`` then lists each layer's choice and the measured error vs fp32.
+
+    The compiled model follows its module: before each call, the parameters and buffers it was compiled from are
+    compared with what they were (identity, version counter, storage), and what changed is re-folded and re-packed
+    (an optimizer step, an in-place update, a replaced ``nn.Parameter``). ``freeze=True`` skips that check, for
+    deployments whose weights never change: later updates are then NOT seen.
     """
     opts = CompileOptions(
         device=None if device is None else str(torch.device(device)),
@@ -75,6 +83,7 @@ def compile(model: Any = None, /, *, device: str | torch.device | None = None, d
         native=config.native if native is None else bool(native),
         precision=precision,
         quantize=_quant_config(quantize),
+        freeze=bool(freeze),
     )
     if opts.precision not in ("fp32", "bf16"):
         raise UnsupportedError(f"precision must be 'fp32' or 'bf16', not {opts.precision!r}")
@@ -132,6 +141,9 @@ class CompiledModel:
         self._dynamo: Callable[..., Any] | None = None
         self._export_failed: str | None = None
         self._regions: list[RegionReport] | None = None
+        self._recompiling: str | None = None  # why the next compile happens, when weights forced it
+        self._dynamo_report: VariantReport | None = None  # where regions Dynamo compiles during a call report
+        self._compile_output: list[Any] = []  # the result of a call that compiling already ran
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         key = fast_key(args, kwargs)
@@ -146,6 +158,11 @@ class CompiledModel:
             if var is None:  # cache full: this signature alone runs through torch
                 with torch.no_grad():
                     return self.model(*args, **kwargs)
+            if self._compile_output:  # compiling ran this call already (Dynamo): running it again would redo
+                out = self._compile_output.pop()  # its side effects (a second draw from the RNG)
+                if key is not None and len(self._cache.fast) < 64 * self._cache.limit:
+                    self._cache.fast[key] = var
+                return out
         if key is not None and len(self._cache.fast) < 64 * self._cache.limit:
             self._cache.fast[key] = var
         return var.run(args, kwargs, leaves)
@@ -162,7 +179,10 @@ class CompiledModel:
                 self._report.overflow.append(sig.describe())
                 log.log("guards", "variant cache full (%d): %s runs through torch", self._cache.limit, sig.describe())
             return None
-        reason = "first call" if self._first is None else explain_change(self._closest(sig), sig)
+        if self._recompiling is not None:
+            reason, self._recompiling = self._recompiling, None
+        else:
+            reason = "first call" if self._first is None else explain_change(self._closest(sig), sig)
         log.log("guards", "compiling variant for %s (%s)", sig.describe(), reason)
         t0 = time.perf_counter()
         vrep = VariantReport(sig.describe(), reason)
@@ -183,6 +203,20 @@ class CompiledModel:
         self._report.variants.append(vrep)
         self._cache.add(var)
         return var
+
+    def _recompile(self, sig: Signature, why: str, args: tuple, kwargs: dict) -> Any:
+        """A weight changed that the compiled structure relied on: this signature is compiled again."""
+        log.log("guards", "recompiling %s: %s", sig.describe(), why)
+        self._cache.drop(sig)
+        self._recompiling = f"weights changed: {why}"
+        return self(*args, **kwargs)
+
+    def refresh_weights(self) -> None:
+        """Compile again on the next call: for weight updates no check can see (``p.data.mul_(...)`` bypasses
+        the version counter). Other updates are followed without this."""
+        self._cache = VariantCache(self.options.cache_limit)
+        self._first = None
+        self._dynamo = None
 
     def _run_eager(self, args: tuple, kwargs: dict, leaves: list[Any]) -> Any:
         with torch.no_grad():
@@ -225,7 +259,7 @@ class CompiledModel:
     def _reject_bad_inputs(self, args: tuple, kwargs: dict, err: Exception) -> None:
         """If eager rejects the inputs too, that is the user's error, not a capture limitation: say so."""
         try:
-            with torch.no_grad():
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):  # the model's random ops draw nothing
                 self.model(*args, **kwargs)
         except Exception as eager_err:
             raise InputError(f"{_name(self.model)} rejects these inputs: {type(eager_err).__name__}: "
@@ -234,21 +268,34 @@ class CompiledModel:
     def _export_variant(self, cap: Captured, sig: Signature, vrep: VariantReport, leaves: list[Any]) -> Variant:
         device = self.options.device or _first_device(sig)
         tensor_idx = [i for i, leaf in enumerate(sig.leaves) if leaf[0] != "py"]
-        ex, rrep = compile_captured(cap, device=device, native=self.options.native, precision=self.options.precision,
-                                    example_inputs=[leaves[i] for i in tensor_idx], quantize=self.options.quantize)
+        compiled, rrep = compile_captured(cap, device=device, native=self.options.native,
+                                          precision=self.options.precision,
+                                          example_inputs=[leaves[i] for i in tensor_idx],
+                                          quantize=self.options.quantize)
         vrep.frontend = "export"
         vrep.regions.append(rrep)
         n_user, out_spec, mutations = cap.user_outputs, cap.out_spec, cap.mutations
+        weights = None if self.options.freeze else ModuleWeights(self._module, cap.weights)
 
         def run(args: tuple, kwargs: dict, leaves: list[Any]) -> Any:
+            if weights is not None:
+                changed = weights.changed()
+                if changed is not None:
+                    try:
+                        compiled.refresh(changed)
+                    except StructureChanged as e:
+                        return self._recompile(sig, str(e), args, kwargs)
             inputs = [leaves[i] for i in tensor_idx]
             if torch.is_grad_enabled():
                 with torch.no_grad():
-                    outs = ex(*inputs)
+                    outs = compiled.run(*inputs)
             else:
-                outs = ex(*inputs)
-            for k, buf in mutations:
-                buf.copy_(outs[n_user + k])
+                outs = compiled.run(*inputs)
+            if mutations:
+                for k, buf in mutations:
+                    buf.copy_(outs[n_user + k])
+                if weights is not None:
+                    weights.snapshot()  # our own write-backs are not a weight change
             return pytree.tree_unflatten(list(outs[:n_user]), out_spec)
 
         dims = _dim_pattern(cap, sig) if self.options.dynamic else None
@@ -260,27 +307,45 @@ class CompiledModel:
         vrep.frontend = "dynamo"
         if self._dynamo is None:
             self._dynamo = compile_with_dynamo(self._module, self._compile_region, dynamic=self.options.dynamic,
-                                               recompile_limit=self.options.cache_limit + 2)
+                                               recompile_limit=self.options.cache_limit + 2,
+                                               freeze=self.options.freeze)
         dyn = self._dynamo
         self._regions = vrep.regions
         try:
             with torch.no_grad():
-                dyn(*args, **kwargs)  # compiles this signature's regions (their reports land in vrep)
+                # compiles this signature's regions (reports in vrep); the call's result is the caller's
+                self._compile_output.append(self._first_dynamo_call(dyn, args, kwargs))
         finally:
             self._regions = None
+        self._dynamo_report = vrep
 
         def run(args: tuple, kwargs: dict, leaves: list[Any]) -> Any:
             with torch.no_grad():
                 return dyn(*args, **kwargs)
 
-        return Variant(sig, run, vrep)
+        # dynamic: Dynamo guards the sizes itself (and recompiles within its own limit), so one variant serves
+        # every size of this structure and the variant cache's bound is not spent on sizes
+        dims = tuple(None if leaf[0] == "py" else (None,) * len(leaf[0]) for leaf in sig.leaves) \
+            if self.options.dynamic else None
+        return Variant(sig, run, vrep, dims)
 
-    def _compile_region(self, cap: Captured) -> Callable[..., Any]:
-        ex, rrep = compile_captured(cap, device=self.options.device or "cpu", native=self.options.native,
+    def _first_dynamo_call(self, dyn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        from .frontend.dynamo import first_call
+
+        def retry() -> None:  # the size-oblivious trace failed: its regions are not the ones that will run
+            if self._regions is not None:
+                self._regions.clear()
+
+        return first_call(dyn, args, kwargs, dynamic=self.options.dynamic, on_retry=retry)
+
+    def _compile_region(self, cap: Captured) -> Any:
+        compiled, rrep = compile_captured(cap, device=self.options.device or "cpu", native=self.options.native,
                                     precision=self.options.precision, quantize=self.options.quantize)
         if self._regions is not None:
             self._regions.append(rrep)
-        return ex
+        elif self._dynamo_report is not None:  # Dynamo compiled a region inside a later call (a new size)
+            self._dynamo_report.regions.append(rrep)
+        return compiled
 
     def __repr__(self) -> str:
         return f"CompiledModel({_name(self.model)}, variants={len(self._cache.variants)})"
@@ -322,10 +387,11 @@ def lepton_dynamo_backend(gm: Any, example_inputs: list[Any], options: dict[str,
     if precision not in ("fp32", "bf16"):
         raise UnsupportedError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
 
-    def compile_region(cap: Captured) -> Callable[..., Any]:
-        ex, rrep = compile_captured(cap, device="cpu", native=config.native, precision=precision, quantize=quantize)
+    def compile_region(cap: Captured) -> Any:
+        compiled, rrep = compile_captured(cap, device="cpu", native=config.native, precision=precision,
+                                          quantize=quantize)
         DYNAMO_REPORTS.append(rrep)
-        return ex
+        return compiled
 
     return make_backend(compile_region)(gm, example_inputs)
 

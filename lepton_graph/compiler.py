@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, replace
 from typing import Any
 
 import torch
@@ -13,7 +13,7 @@ from . import log
 from .backends import default_backends
 from .config import config
 from .frontend.export import Captured
-from .ir import Op, format_graph, interpret
+from .ir import Graph, Op, format_graph, interpret
 from .passes import PassOptions, run_pipeline
 from .passes import drift as _drift
 from .passes.analysis import cost
@@ -25,18 +25,56 @@ from .runtime import Executor, Step
 DRIFT_TOLERANCE = 1e-4  # relative, fp32 (the project's correctness bar)
 
 
+class CompiledGraph:
+    """A graph after the passes, partitioned and lowered; ``run`` takes the graph's flat inputs.
+
+    ``refresh`` follows changed weights: the constants derived from them are computed again and only the nodes
+    that read a changed constant are lowered again (their weights re-packed); the rest keeps its kernels."""
+
+    def __init__(self, graph: Graph, backends: list[Any]) -> None:
+        self.graph = graph
+        self.backends = backends
+        self.refreshes = 0
+        self._lower()
+
+    def _lower(self) -> None:
+        g = self.graph
+        self.plan = partition_graph(g, self.backends)
+        log.log("partitions", "%s", log.Lazy(self.plan.summary))
+        by_name = {b.name: b for b in self.backends}
+        steps = [Step(p, by_name[p.target].lower(p, g), by_name[p.target].kernels(p)) for p in self.plan.partitions]
+        self.executor = Executor(g, steps)
+        self.run: Callable[..., tuple[Any, ...]] = self.executor.run
+
+    def refresh(self, changed: Mapping[str, torch.Tensor]) -> int:
+        """Weights (by constant key) that changed since compilation; returns how many nodes were re-lowered.
+        Raises StructureChanged when a pass chose structure from a changed value: the caller recompiles."""
+        dirty = self.graph.update_sources(changed)
+        stale = [n for n in self.graph.nodes if any(v.const in dirty for v in n.inputs)]
+        for b in self.backends:
+            forget = getattr(b, "forget", None)
+            if forget is not None:
+                forget(stale)
+        self._lower()
+        self.refreshes += 1
+        log.log("guards", "weights changed (%s): %d nodes lowered again", log.Lazy(lambda: ", ".join(sorted(changed))),
+                len(stale))
+        return len(stale)
+
+
 def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True, opts: PassOptions | None = None,
                      example_inputs: Sequence[Any] | None = None, precision: str = "fp32",
-                     quantize: QuantConfig | None = None) -> tuple[Callable[..., tuple[Any, ...]], RegionReport]:
+                     quantize: QuantConfig | None = None) -> tuple[CompiledGraph, RegionReport]:
     """Passes, partitioning and lowering. With LEPTON_VERIFY and real example inputs, every pass's numeric
     drift is measured against the captured graph, and the first pass beyond tolerance is named. Quantized, the
     error against the fp32 graph is measured on the example inputs (when given), per layer and for the outputs."""
     graph = cap.graph
     log.log("graph", "captured (%s):\n%s", cap.frontend, log.Lazy(lambda: format_graph(graph)))
     verify_inputs = example_inputs if config.verify else None
+    backends = default_backends(device, native)
+    opts = replace(opts or PassOptions(), can_fuse=getattr(backends[0], "can_fuse", None))
     if quantize is not None:
-        opts = PassOptions(quantize=quantize, extra={**(opts.extra if opts else {}),
-                                                     "example_inputs": example_inputs})
+        opts = replace(opts, quantize=quantize, extra={**opts.extra, "example_inputs": example_inputs})
     with torch.no_grad():
         reference = interpret(graph, verify_inputs) if verify_inputs is not None else None
         t0 = time.perf_counter()
@@ -45,12 +83,8 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
         after = cost(graph)
     t1 = time.perf_counter()
     graph.meta["precision"] = precision  # lowerings read it (e.g. bf16 GEMM weights)
-    backends = default_backends(device, native)
-    plan = partition_graph(graph, backends)
-    log.log("partitions", "%s", log.Lazy(plan.summary))
-    by_name = {b.name: b for b in backends}
-    steps = [Step(p, by_name[p.target].lower(p, graph), by_name[p.target].kernels(p)) for p in plan.partitions]
-    executor = Executor(graph, steps)
+    compiled = CompiledGraph(graph, backends)
+    plan, executor = compiled.plan, compiled.executor
     t2 = time.perf_counter()
 
     rep = RegionReport(cap.frontend, nodes=len(graph.nodes), partitions=len(plan.partitions),
@@ -67,7 +101,7 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
             rep.first_drifting_pass = "lowering"
     if quantize is not None:
         rep.quantization = graph.meta.get("quantization")
-        fp32 = reference if reference is not None else opts.extra.get("fp32_outputs") if opts else None
+        fp32 = reference if reference is not None else opts.extra.get("fp32_outputs")
         if rep.quantization is not None and fp32 is not None and example_inputs is not None:
             with torch.no_grad():
                 rep.quantization["model_error"] = output_error(fp32, executor.run(*example_inputs))
@@ -86,4 +120,4 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
                     rep.unregistered_ops[key] = rep.unregistered_ops.get(key, 0) + 1
         rep.partition_table.append({"index": p.index, "target": p.target, "nodes": len(p.nodes),
                                     "deps": sorted(p.deps)})
-    return executor.run, rep
+    return compiled, rep

@@ -63,9 +63,13 @@ class CompileReport:
         v = self.latest
         fallback_ops: dict[str, int] = {}
         unregistered: dict[str, int] = {}
+        reasons: dict[str, dict[str, int]] = {}
         for r in v.regions if v else []:
             for op, c in r.fallback_ops.items():
                 fallback_ops[op] = fallback_ops.get(op, 0) + c
+            for op, why in r.fallback_reasons.items():
+                for text, c in why.items():
+                    reasons.setdefault(op, {})[text] = reasons.get(op, {}).get(text, 0) + c
             for op, c in r.unregistered_ops.items():
                 unregistered[op] = unregistered.get(op, 0) + c
         return {
@@ -77,6 +81,7 @@ class CompileReport:
             "native_nodes": v.total("native_nodes") if v else 0,
             "fallback_nodes": v.total("fallback_nodes") if v else 0,
             "fallback_ops": fallback_ops,
+            "fallback_reasons": reasons,
             "unregistered_ops": unregistered,
             "kernels_per_call": v.total("kernels_per_call") if v else 0,
             "kernels_before_passes": v.total("kernels_before") if v else 0,
@@ -120,9 +125,10 @@ class CompileReport:
         if d["unregistered_ops"]:
             lines.append("operators the IR does not model (FALLBACK nodes):")
             lines += [f"  {op:<40} x{c}" for op, c in sorted(d["unregistered_ops"].items(), key=lambda t: -t[1])]
-        if d["fallback_ops"]:
-            lines.append("fallback ops (run by torch):")
-            lines += [f"  {op:<40} x{c}" for op, c in sorted(d["fallback_ops"].items(), key=lambda t: -t[1])]
+        if d["fallback_reasons"]:
+            lines.append("fallback ops (run by torch), and why:")
+            lines += [f"  {op:<40} x{c:<3} {why}" for op, whys in d["fallback_reasons"].items()
+                      for why, c in sorted(whys.items(), key=lambda t: -t[1])]
         if d["quantization"]:
             lines += _quantization_lines(d["quantization"])
         if len(self.variants) > 1 or self.overflow:

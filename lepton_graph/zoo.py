@@ -245,6 +245,71 @@ register("vit_tiny", "HF ViTModel, 2 layers, hidden 64, pixel_values 1x3x32x32 (
                                           intermediate_size=128, image_size=32, patch_size=8))
 
 
+def _llama(seq: int, **cfg: Any) -> Callable[[torch.Generator], Built]:
+    def builder(gen: torch.Generator) -> Built:
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        config = LlamaConfig(**cfg)
+        # called as users call it: model(ids), use_cache left on, so the output carries a DynamicCache
+        return LlamaForCausalLM(config), ((), {"input_ids": _ids(gen, config.vocab_size, seq)})
+    return builder
+
+
+def _bart(seq: int, **cfg: Any) -> Callable[[torch.Generator], Built]:
+    def builder(gen: torch.Generator) -> Built:
+        from transformers import BartConfig, BartModel
+
+        config = BartConfig(**cfg)
+        # ids >= 3 keep clear of pad/bos/eos; the decoder input is the shifted ids, as BartModel makes it
+        ids = torch.randint(3, config.vocab_size, (1, seq), generator=gen)
+        return BartModel(config), ((), {"input_ids": ids})
+    return builder
+
+
+class SwiGLUMLP(nn.Module):
+    """The MLP block of Llama / Qwen / Mistral: down(silu(gate(x)) * up(x)), residual, RMSNorm, stacked."""
+
+    def __init__(self, dim: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(nn.ModuleDict({
+            "norm": nn.RMSNorm(dim), "gate": nn.Linear(dim, hidden, bias=False),
+            "up": nn.Linear(dim, hidden, bias=False), "down": nn.Linear(hidden, dim, bias=False)})
+            for _ in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for b in self.blocks:
+            h = b["norm"](x)
+            x = x + b["down"](nn.functional.silu(b["gate"](h)) * b["up"](h))
+        return x
+
+
+def _swiglu(batch: int, dim: int, hidden: int, layers: int) -> Callable[[torch.Generator], Built]:
+    def builder(gen: torch.Generator) -> Built:
+        return SwiGLUMLP(dim, hidden, layers), ((torch.randn(batch, dim, generator=gen),), {})
+    return builder
+
+
+_LLAMA_SMALL = {"vocab_size": 8000, "hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 4,
+                "num_attention_heads": 8, "num_key_value_heads": 2, "max_position_embeddings": 512}
+register("llama_gqa_b1_s128", "HF LlamaForCausalLM, 4 layers, hidden 512, 8 heads / 2 KV heads (GQA), input_ids "
+         "1x128, default use_cache (DynamicCache output)", "llama", needs=_HF)(_llama(128, **_LLAMA_SMALL))
+register("llama_tiny", "HF LlamaForCausalLM, 2 layers, hidden 64, 4 heads / 2 KV heads, input_ids 1x16, default "
+         "use_cache", "llama", test_only=True, needs=_HF)(_llama(
+             16, vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=64))
+register("swiglu_b8", "SwiGLU MLP blocks (RMSNorm, gate/up/down, residual), 4 x 1024 -> 2816, batch 8", "swiglu")(
+    _swiglu(8, 1024, 2816, 4))
+register("swiglu_tiny", "SwiGLU MLP blocks, 2 x 32 -> 80, batch 3", "swiglu", test_only=True)(_swiglu(3, 32, 80, 2))
+_BART_BASE = {"vocab_size": 8000, "max_position_embeddings": 256, "d_model": 768, "encoder_layers": 6,
+              "decoder_layers": 6, "encoder_attention_heads": 12, "decoder_attention_heads": 12,
+              "encoder_ffn_dim": 3072, "decoder_ffn_dim": 3072}
+register("bart_b1_s128", "HF BartModel [BART-base layout: 6+6 layers, d 768, vocab 8000], input_ids 1x128 "
+         "(q_proj(x) * scaling attention)", "bart", needs=_HF)(_bart(128, **_BART_BASE))
+register("bart_tiny", "HF BartModel, 1+1 layers, d_model 64, input_ids 1x16", "bart", test_only=True, needs=_HF)(
+    _bart(16, vocab_size=1000, d_model=64, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
+          decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=64))
+
+
 # --------------------------------------------------------------------------------------------------- real weights
 
 class SentenceEncoder(nn.Module):

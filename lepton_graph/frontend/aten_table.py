@@ -481,6 +481,8 @@ def _sdpa(b: Importer, q: Any, k: Any, v: Any, mask: Any, dropout_p: float, is_c
     if dropout_p != 0.0 or not (scale is None or isinstance(scale, (int, float))):
         return None
     ins = [b.value(a) for a in (q, k, v, mask) if a is not None]
+    if first_only and ins[0].rank >= 3 and ins[1].rank >= 3 and ins[0].shape[-3] != ins[1].shape[-3]:
+        enable_gqa = True  # the CPU flash kernel takes fewer k/v heads than q heads (GQA) without the flag
     attrs = {"is_causal": is_causal, "scale": scale, "enable_gqa": enable_gqa}
     return _emit_first(b, Op.SDPA, ins, attrs) if first_only else b.emit(Op.SDPA, ins, attrs)
 

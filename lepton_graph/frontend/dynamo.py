@@ -4,8 +4,8 @@ AOTAutograd hands us each captured region as an ATen graph, which we import and 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import torch
 import torch.fx as fx
@@ -14,9 +14,20 @@ from ..ir import DType, Graph, Value
 from ..ir.graph import device_str
 from .export import Captured
 from .fx_import import dim_of, import_fx
+from .quiet import quiet_torch
 
-# compile_fn(captured) -> a callable taking the flat graph inputs and returning the flat outputs
-CompileFn = Callable[[Captured], Callable[..., Any]]
+
+class Lowered(Protocol):
+    """What a compile function returns: ``run`` over the flat graph inputs, the graph it ran (its constants'
+    lineage), and ``refresh`` for weights that changed (by constant key)."""
+
+    graph: Graph
+    run: Callable[..., Any]
+
+    def refresh(self, changed: Mapping[str, torch.Tensor]) -> int: ...
+
+
+CompileFn = Callable[[Captured], Lowered]
 
 
 def import_aot_graph(gm: fx.GraphModule, example_inputs: list[Any],
@@ -64,10 +75,16 @@ def weight_inputs(gm: fx.GraphModule, example_inputs: list[Any]) -> dict[int, to
     return out
 
 
-def make_backend(compile_fn: CompileFn) -> Callable[[fx.GraphModule, list[Any]], Callable[..., Any]]:
-    """A torch.compile backend that lowers every Dynamo region through ``compile_fn``."""
+def make_backend(compile_fn: CompileFn, *,
+                 freeze: bool = False) -> Callable[[fx.GraphModule, list[Any]], Callable[..., Any]]:
+    """A torch.compile backend that lowers every Dynamo region through ``compile_fn``. Parameters and buffers
+    are compiled as constants; unless ``freeze``, each call compares them with what they were (identity, version,
+    storage) and a change re-derives and re-packs what came from them (``CompiledGraph.refresh``)."""
     from functorch.compile import make_boxed_func
     from torch._dynamo.backends.common import aot_autograd
+
+    from ..ir import StructureChanged
+    from ..runtime.weights import WeightWatch
 
     def unsupported_backward(gm: fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
         return make_boxed_func(gm.forward)  # training is not our target: backward runs as plain torch
@@ -83,10 +100,32 @@ def make_backend(compile_fn: CompileFn) -> Callable[[fx.GraphModule, list[Any]],
             frozen = weights if len(aot_inputs) == n_inputs else {}
             keep = [i for i in range(len(aot_inputs)) if i not in frozen]
             with unset_fake_temporarily():  # compile-time folding must make real tensors, not fake ones
-                run = compile_fn(import_aot_graph(aot_gm, aot_inputs, frozen))
+                compiled = compile_fn(import_aot_graph(aot_gm, aot_inputs, frozen))
+            by_id = {id(t): i for i, t in frozen.items()}
+            keyed = {k: by_id[id(t)] for k, t in compiled.graph.sources.items() if id(t) in by_id}
+            slots = list(keyed.values())
+            watch: list[WeightWatch] = []  # made on the first call, from the tensors Dynamo passes
+
+            def follow(args: list[Any]) -> None:
+                current = [args[i] for i in slots]
+                if not watch:
+                    watch.append(WeightWatch(list(keyed), current))
+                    return
+                changed = watch[0].changed(current)
+                if changed is None:
+                    return
+                nonlocal compiled
+                fresh = {k: t.detach() for k, t in changed.items()}
+                try:
+                    compiled.refresh(fresh)
+                except StructureChanged:
+                    now = {i: args[i].detach() for i in frozen}
+                    compiled = compile_fn(import_aot_graph(aot_gm, aot_inputs, now))
 
             def call(args: list[Any]) -> Any:
-                out = run(*[args[i] for i in keep]) if frozen else run(*args)
+                if frozen and not freeze:
+                    follow(args)
+                out = compiled.run(*[args[i] for i in keep]) if frozen else compiled.run(*args)
                 args.clear()  # boxed convention: release inputs early
                 return out
 
@@ -99,13 +138,30 @@ def make_backend(compile_fn: CompileFn) -> Callable[[fx.GraphModule, list[Any]],
 
 
 def compile_with_dynamo(module: torch.nn.Module, compile_fn: CompileFn, *, dynamic: bool,
-                        recompile_limit: int) -> Callable[..., Any]:
+                        recompile_limit: int, freeze: bool = False) -> Callable[..., Any]:
     """torch.compile with our backend; Dynamo's own recompile limit is raised to at least ours, so its cliff
     (the whole frame back to eager) never comes before our variant cache's own bound."""
     import torch._dynamo as dynamo
 
     dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, recompile_limit)
-    return torch.compile(module, backend=make_backend(compile_fn), dynamic=dynamic)
+    return torch.compile(module, backend=make_backend(compile_fn, freeze=freeze), dynamic=dynamic)
+
+
+def first_call(dyn: Callable[..., Any], args: tuple, kwargs: dict, *, dynamic: bool,
+               on_retry: Callable[[], None]) -> Any:
+    """The call that makes Dynamo compile. With ``dynamic``, size-1 dims are traced size-obliviously first, so
+    a first call with batch 1 does not pin the batch (Dynamo specialises sizes 0 and 1 otherwise); a model that
+    needs them static is traced again as usual. Torch's internal tracebacks stay off stderr."""
+    with quiet_torch():
+        if dynamic:
+            import torch.fx.experimental._config as fx_config
+
+            try:
+                with fx_config.patch(backed_size_oblivious=True):
+                    return dyn(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - traced again below, where a real error shows itself
+                on_retry()
+        return dyn(*args, **kwargs)
 
 
 def register_backend(name: str, fn: Callable[..., Any]) -> None:

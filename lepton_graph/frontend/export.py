@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.utils._pytree as pytree
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
@@ -15,6 +16,7 @@ from ..errors import CaptureError
 from ..ir import DType, Graph, Value
 from ..ir.graph import device_str
 from .fx_import import ImportStats, dim_of, import_fx
+from .quiet import quiet_torch
 
 
 @dataclass
@@ -27,17 +29,19 @@ class Captured:
     mutations: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     user_outputs: int = 0
     out_spec: Any = None  # pytree spec to rebuild the model's output structure from the flat user outputs
+    # constant key -> qualified name of the module parameter/buffer it is (what a weight watch follows)
+    weights: dict[str, str] = field(default_factory=dict)
 
 
-def _dynamic_shapes(module: torch.nn.Module, args: tuple, kwargs: dict) -> Any:
-    """Mark every dimension of size > 1 of every tensor input as automatic-dynamic (batch, sequence...)."""
+def _dynamic_shapes(module: torch.nn.Module, args: tuple, kwargs: dict, min_size: int) -> Any:
+    """Mark every dimension of size >= ``min_size`` of every tensor input as automatic-dynamic (batch, sequence)."""
     import inspect
 
     from torch.export import Dim
 
     def spec(x: Any) -> Any:
         if isinstance(x, torch.Tensor):
-            return {i: Dim.AUTO for i, s in enumerate(x.shape) if s > 1} or None
+            return {i: Dim.AUTO for i, s in enumerate(x.shape) if s >= min_size} or None
         if isinstance(x, (list, tuple)):
             return type(x)(spec(y) for y in x)
         if isinstance(x, dict):
@@ -48,16 +52,38 @@ def _dynamic_shapes(module: torch.nn.Module, args: tuple, kwargs: dict) -> Any:
     return {name: spec(value) for name, value in bound.arguments.items()}
 
 
+def _export(module: torch.nn.Module, args: tuple, kwargs: dict, dynamic: bool) -> ExportedProgram:
+    """torch.export; with ``dynamic``, size-1 dims are first traced size-obliviously (a first call with batch 1
+    must not pin the batch to 1), then, if the model needs a size-1 dim to be 1, with those dims static."""
+    import torch.fx.experimental._config as fx_config
+
+    with torch.no_grad():
+        if not dynamic:
+            return torch.export.export(module, args, kwargs, strict=False)
+        has_ones = any(isinstance(x, torch.Tensor) and 1 in x.shape for x in pytree.tree_leaves((args, kwargs)))
+        if has_ones:
+            try:
+                with fx_config.patch(backed_size_oblivious=True):
+                    return torch.export.export(module, args, kwargs, strict=False,
+                                               dynamic_shapes=_dynamic_shapes(module, args, kwargs, 1))
+            except Exception:  # noqa: BLE001 - a size-1 dim the model relies on: trace it static below
+                pass
+        return torch.export.export(module, args, kwargs, strict=False,
+                                   dynamic_shapes=_dynamic_shapes(module, args, kwargs, 2))
+
+
 def capture_export(module: torch.nn.Module, args: tuple, kwargs: dict, flat_inputs: Sequence[Any],
                    dynamic: bool = False) -> Captured:
     """Export ``module`` and import it; graph inputs follow the order of ``flat_inputs`` (matched by identity)."""
     t0 = time.perf_counter()
     try:
-        with torch.no_grad():
-            ep = torch.export.export(module, args, kwargs, strict=False,
-                                     dynamic_shapes=_dynamic_shapes(module, args, kwargs) if dynamic else None)
+        with quiet_torch():
+            ep = _export(module, args, kwargs, dynamic)
     except Exception as e:
         raise CaptureError(f"torch.export failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+    if random := _random_ops(ep):
+        raise CaptureError(f"random ops ({', '.join(random)}): torch.export drops the Python-side RNG calls around "
+                           "them (torch.manual_seed, set_rng_state); Dynamo keeps them in order")
     if _has_mutation(ep):
         ep = ep.run_decompositions({})  # functionalise: in-place ops become copies plus write-backs
     try:
@@ -71,6 +97,25 @@ def capture_export(module: torch.nn.Module, args: tuple, kwargs: dict, flat_inpu
     return captured
 
 
+def _random_ops(ep: ExportedProgram) -> list[str]:
+    """The seeded random operators in the program that draw (their stream depends on RNG calls export does not
+    record). Dropout in eval mode and attention without dropout carry the tag but draw nothing."""
+    out = set()
+    for n in ep.graph.nodes:
+        t = n.target
+        if n.op != "call_function" or not isinstance(t, torch._ops.OpOverload):
+            continue
+        if torch.Tag.nondeterministic_seeded not in t.tags:
+            continue
+        args = {a.name: a.default_value if a.has_default_value() else None for a in t._schema.arguments}
+        args.update(zip((a.name for a in t._schema.arguments), n.args))
+        args.update(n.kwargs)
+        if args.get("train", True) is False or args.get("p", 1) == 0 or args.get("dropout_p", 1) == 0:
+            continue
+        out.add(t.name())
+    return sorted(out)
+
+
 def _has_mutation(ep: ExportedProgram) -> bool:
     for n in ep.graph.nodes:
         if n.op == "call_function" and isinstance(n.target, torch._ops.OpOverload) and n.target._schema.is_mutable:
@@ -82,6 +127,7 @@ def _import_program(ep: ExportedProgram, flat_inputs: Sequence[Any]) -> tuple[Gr
     graph = Graph()
     sig = ep.graph_signature
     placeholders: dict[str, Any] = {}
+    fqn: dict[int, str] = {}
     user_nodes = []
     for spec, node in zip(sig.input_specs, [n for n in ep.graph.nodes if n.op == "placeholder"]):
         if spec.kind == InputKind.USER_INPUT:
@@ -90,6 +136,8 @@ def _import_program(ep: ExportedProgram, flat_inputs: Sequence[Any]) -> tuple[Gr
             tensor = ep.state_dict.get(spec.target) if spec.target in ep.state_dict else ep.constants[spec.target]
             node.meta["lepton_const_name"] = spec.target
             placeholders[node.name] = tensor
+            if spec.kind != InputKind.CONSTANT_TENSOR:
+                fqn[id(tensor)] = spec.target
         else:
             raise CaptureError(f"unsupported exported input kind {spec.kind.name} ({node.name})")
     # graph inputs in the caller's flat order; export's own order may differ (kwargs are reordered)
@@ -125,12 +173,12 @@ def _import_program(ep: ExportedProgram, flat_inputs: Sequence[Any]) -> tuple[Gr
     order += [v for s, v in zip(sig.output_specs, user) if s.kind != OutputKind.USER_OUTPUT]
     graph.outputs = order
     graph.meta["frontend"] = "export"
-    return graph, Captured(graph, "export", 0.0, stats, mutations, n_user)
+    weights = {k: fqn[id(t)] for k, t in graph.sources.items() if id(t) in fqn}
+    return graph, Captured(graph, "export", 0.0, stats, mutations, n_user, weights=weights)
 
 
 def _match_user_inputs(user_nodes: list, ep: ExportedProgram, tensor_inputs: list[torch.Tensor]) -> dict[int, Any]:
     """Map caller flat positions -> export placeholder, using export's in_spec to rebuild its flat order."""
-    import torch.utils._pytree as pytree
 
     ids = {id(t): i for i, t in enumerate(tensor_inputs)}
     example = ep.example_inputs  # export keeps the caller's objects, in its own (reordered) structure

@@ -3,7 +3,7 @@
 from . import defs  # noqa: F401  (fills OPS)
 from .defs import fused as _fused  # noqa: F401  (FUSED needs the interpreter, so it registers last)
 from .dtype import DType
-from .graph import Arg, Dim, Graph, Node, QParams, Ref, Shape, TorchObj, Value, toposort
+from .graph import Arg, Derivation, Dim, Graph, Node, QParams, Ref, Shape, StructureChanged, TorchObj, Value, toposort
 from .interpret import interpret
 from .ops import Op, OpGroup
 from .printer import format_graph, format_node
@@ -11,7 +11,7 @@ from .registry import OPS, OpDef, register_op, run_reference
 from .verify import VerifyError, verify
 
 __all__ = [
-    "Arg", "DType", "Dim", "Graph", "Node", "OPS", "Op", "OpDef", "OpGroup", "QParams", "Ref", "Shape", "TorchObj",
-    "Value", "VerifyError", "format_graph", "format_node", "interpret", "register_op", "run_reference", "toposort",
-    "verify",
+    "Arg", "DType", "Derivation", "Dim", "Graph", "Node", "OPS", "Op", "OpDef", "OpGroup", "QParams", "Ref", "Shape",
+    "StructureChanged", "TorchObj", "Value", "VerifyError", "format_graph", "format_node", "interpret", "register_op",
+    "run_reference", "toposort", "verify",
 ]

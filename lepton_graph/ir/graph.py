@@ -8,7 +8,7 @@ strings, tuples, DType, Ref) so the IR serializes to JSON.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -53,6 +53,18 @@ class QParams:
     zero_point: str | None = None
     axis: int | None = None
     group_size: int | None = None
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A constant a pass computed from other constants: ``fn(*inputs)``, replayed when one of them changes."""
+
+    fn: Callable[..., torch.Tensor]
+    inputs: tuple[str, ...]
+
+
+class StructureChanged(Exception):
+    """A changed weight is one whose values a pass relied on to choose the graph's structure: recompile."""
 
 
 @dataclass(eq=False)
@@ -125,6 +137,11 @@ class Graph:
         self.outputs: list[Value] = []
         self.constants: dict[str, torch.Tensor] = {}
         self.const_values: dict[str, Value] = {}
+        # lineage of the constants, so a changed weight re-derives exactly what was computed from it:
+        # the captured tensors (by reference) and the constants passes derived from them, in creation order
+        self.sources: dict[str, torch.Tensor] = {}
+        self.derivations: dict[str, Derivation] = {}
+        self.pinned: set[str] = set()  # constants whose values chose structure (e.g. a mask found all-True)
         self.meta: dict[str, Any] = {}
         self._ids = itertools.count()
 
@@ -146,9 +163,55 @@ class Graph:
         if key in self.const_values:
             return self.const_values[key]
         self.constants[key] = tensor
+        self.sources[key] = tensor
         v = Value(key, tuple(tensor.shape), DType.from_torch(tensor.dtype), device_str(tensor.device), const=key)
         self.const_values[key] = v
         return v
+
+    def add_derived(self, fn: Callable[..., torch.Tensor], inputs: Sequence[Value], name: str) -> Value:
+        """A constant computed now as ``fn(*input constants)``; recorded so it is recomputed when they change.
+        ``fn`` must be a pure function of its tensor arguments."""
+        keys = tuple(v.const for v in inputs)
+        if None in keys:
+            raise ValueError(f"derived constant {name}: every input must be a constant")
+        v = self.add_constant(fn(*(self.constants[k] for k in keys)), name)  # type: ignore[index]
+        self.sources.pop(v.const, None)  # type: ignore[arg-type]
+        self.derivations[v.const] = Derivation(fn, keys)  # type: ignore[arg-type, index]
+        return v
+
+    def pin(self, v: Value) -> None:
+        """Record that a pass chose structure from ``v``'s values: a change to them needs a recompile."""
+        if v.const is not None:
+            self.pinned.add(v.const)
+
+    def update_sources(self, new: Mapping[str, torch.Tensor]) -> set[str]:
+        """Captured tensors that changed (in place or replaced, by key): every constant derived from them is
+        computed again. Returns the keys whose values changed; raises StructureChanged if a pinned one did."""
+        dirty = set(new)
+        for key, t in new.items():
+            self.sources[key] = t
+            if key in self.constants:
+                self.constants[key] = t
+        dead: dict[str, torch.Tensor] = {}
+
+        def current(key: str) -> torch.Tensor:
+            if key in self.constants:
+                return self.constants[key]
+            if key in self.sources:
+                return self.sources[key]
+            if key not in dead:  # an intermediate no node reads any more (e.g. w.T before a merge)
+                d = self.derivations[key]
+                dead[key] = d.fn(*(current(i) for i in d.inputs))
+            return dead[key]
+
+        for key, d in self.derivations.items():  # creation order: inputs before what is derived from them
+            if not dirty.isdisjoint(d.inputs):
+                dirty.add(key)
+                if key in self.constants:
+                    self.constants[key] = d.fn(*(current(i) for i in d.inputs))
+        if not dirty.isdisjoint(self.pinned):
+            raise StructureChanged(f"the graph's structure depends on the values of {sorted(dirty & self.pinned)}")
+        return dirty
 
     def make_node(self, op: Op, inputs: Iterable[Value], attrs: Mapping[str, Any] | None = None,
                   outputs: list[Value] | None = None, syms: Iterable[Value] = ()) -> Node:

@@ -108,6 +108,7 @@ def _drop_noop_mask(m: Match) -> Value | None:
     noop = bool(t.all()) if t.dtype == torch.bool else bool((t == 0).all()) if t.is_floating_point() else False
     if not noop:
         return None
+    m.graph.pin(v)  # valid while the mask keeps everything
     return m.emit(Op.SDPA, list(m.root.inputs[:3]), dict(m.root.attrs))
 
 

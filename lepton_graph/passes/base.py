@@ -22,6 +22,9 @@ class PassOptions:
 
     prune: Any = None
     quantize: Any = None
+    # the target backend's answer to "can one kernel run this group?" (kind, nodes, graph) -> None | reason;
+    # None here: every group the pass can form is accepted (the torch backend runs any)
+    can_fuse: Callable[[str, list[Any], Graph], str | None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

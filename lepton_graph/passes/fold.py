@@ -33,15 +33,22 @@ def fold_constants(graph: Graph, opts: PassOptions) -> PassResult:
             t = run_reference(n, [graph.constants[v.const] for v in n.inputs], [])  # type: ignore[index]
         if not isinstance(t, torch.Tensor) or t.device.type == "meta":
             continue
-        if t._base is not None:  # a view of a weight: keep it a view of that weight's storage
-            t = t.contiguous() if not t.is_contiguous() else t
-        graph.replace_all_uses(n.out, graph.add_constant(t, f"{n.out.name}_folded"))
+        graph.replace_all_uses(n.out, graph.add_derived(_evaluator(n), n.inputs, f"{n.out.name}_folded"))
         folded += 1
     gathers = sum(_constant_index_to_gather(graph, n) for n in list(graph.nodes)
                   if n.op is Op.FALLBACK and n.attrs.get("target") == "aten::index.Tensor")
     if folded or gathers:
         graph.remove_dead()
     return PassResult(graph, folded + gathers > 0, {"folded": folded, "index_to_gather": gathers})
+
+
+def _evaluator(n: Node):  # noqa: ANN202
+    def evaluate(*ts: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            t = run_reference(n, list(ts), [])
+        # a strided view of a weight is materialised; a contiguous one stays a view of the weight's storage
+        return t.contiguous() if t._base is not None and not t.is_contiguous() else t
+    return evaluate
 
 
 def _constant_index_to_gather(graph: Graph, n: Node) -> bool:
@@ -59,6 +66,8 @@ def _constant_index_to_gather(graph: Graph, n: Node) -> bool:
     if not x.is_static or len(idx) > x.rank or any(v.const is None for v in idx):
         return False
     ts = [graph.constants[v.const] for v in idx]  # type: ignore[index]
+    for v in idx:
+        graph.pin(v)  # the bounds checked below hold for these values only
     if any(t.dtype not in (torch.int64, torch.int32) for t in ts):
         return False  # boolean masks give a data-dependent shape
     try:
@@ -82,15 +91,16 @@ def _constant_index_to_gather(graph: Graph, n: Node) -> bool:
     return True
 
 
-def _bn_scale(m: Match) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(scale, shift) in float64 with y = x * scale + shift for the matched inference BatchNorm."""
-    bn = m.root
-    g = m.graph
-    c = lambda v: g.constants[v.const].double()  # noqa: E731
-    mean, var = c(bn.inputs[1]), c(bn.inputs[2])
-    rest = list(bn.inputs[3:])
-    weight = c(rest.pop(0)) if bn.attrs["has_weight"] else torch.ones_like(mean)
-    bias = c(rest.pop(0)) if bn.attrs["has_bias"] else torch.zeros_like(mean)
+def _bn_parts(bn: Node) -> list[Value]:
+    """mean, var[, weight][, bias] of an inference BatchNorm."""
+    return list(bn.inputs[1:])
+
+
+def _bn_scale(bn: Node, stats: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) in float64 with y = x * scale + shift, from BatchNorm's mean, var[, weight][, bias]."""
+    mean, var, *rest = (t.double() for t in stats)
+    weight = rest.pop(0) if bn.attrs["has_weight"] else torch.ones_like(mean)
+    bias = rest.pop(0) if bn.attrs["has_bias"] else torch.zeros_like(mean)
     scale = weight / torch.sqrt(var + bn.attrs["eps"])
     return scale, bias - mean * scale
 
@@ -99,36 +109,41 @@ def _all_const(m: Match) -> bool:
     return all(v.const is not None for v in m.root.inputs[1:])
 
 
+def _fold_bn(m: Match, layer: Node, w_shape: tuple[int, ...]) -> tuple[Value, Value]:
+    """The layer's weight and bias with the BatchNorm after it folded in (derived: replayed when any changes)."""
+    bn, g = m.root, m.graph
+    has_b = len(layer.inputs) == 3
+    ins = [m["w"], *([layer.inputs[2]] if has_b else []), *_bn_parts(bn)]
+
+    def weight(w: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        scale, _ = _bn_scale(bn, rest[1:] if has_b else rest)
+        return (w.double() * scale.reshape(w_shape)).to(w.dtype)
+
+    def bias(w: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        scale, shift = _bn_scale(bn, rest[1:] if has_b else rest)
+        b = rest[0].double() if has_b else torch.zeros_like(scale)
+        return (b * scale + shift).to(w.dtype)
+
+    key = m["w"].const
+    return g.add_derived(weight, ins, f"{key}.bnfold"), g.add_derived(bias, ins, f"{key}.bnfold_bias")
+
+
 def _fold_bn_into_conv(m: Match) -> Value | None:
     # batch_norm(conv(x, w, b)) -> conv(x, w * s, (b - mean) * s + beta)
-    if not _all_const(m):
-        return None
     conv = m.node("conv")
-    if conv.out.rank != 4:
+    if not _all_const(m) or conv.out.rank != 4:
         return None
-    scale, shift = _bn_scale(m)  # type: ignore[misc]
-    g = m.graph
-    w = g.constants[m["w"].const].double()  # type: ignore[index]
-    b = g.constants[conv.inputs[2].const].double() if len(conv.inputs) == 3 else torch.zeros_like(scale)  # type: ignore
-    dtype = g.constants[m["w"].const].dtype  # type: ignore[index]
-    new_w = g.add_constant((w * scale.reshape(-1, 1, 1, 1)).to(dtype), f"{m['w'].const}.bnfold")
-    new_b = g.add_constant((b * scale + shift).to(dtype), f"{m['w'].const}.bnfold_bias")
-    return m.emit(Op.CONV2D, [m["x"], new_w, new_b], dict(conv.attrs))
+    w, b = _fold_bn(m, conv, (-1, 1, 1, 1))
+    return m.emit(Op.CONV2D, [m["x"], w, b], dict(conv.attrs))
 
 
 def _fold_bn_into_linear(m: Match) -> Value | None:
     # batch_norm(linear(x, w, b)) -> linear(x, w * s[:, None], (b - mean) * s + beta)   for (N, C) inputs
-    if not _all_const(m) or m.node("lin").out.rank != 2:
-        return None
     lin = m.node("lin")
-    scale, shift = _bn_scale(m)  # type: ignore[misc]
-    g = m.graph
-    w = g.constants[m["w"].const].double()  # type: ignore[index]
-    b = g.constants[lin.inputs[2].const].double() if len(lin.inputs) == 3 else torch.zeros_like(scale)  # type: ignore
-    dtype = g.constants[m["w"].const].dtype  # type: ignore[index]
-    new_w = g.add_constant((w * scale[:, None]).to(dtype), f"{m['w'].const}.bnfold")
-    new_b = g.add_constant((b * scale + shift).to(dtype), f"{m['w'].const}.bnfold_bias")
-    return m.emit(Op.LINEAR, [m["x"], new_w, new_b])
+    if not _all_const(m) or lin.out.rank != 2:
+        return None
+    w, b = _fold_bn(m, lin, (-1, 1))
+    return m.emit(Op.LINEAR, [m["x"], w, b])
 
 
 _bias = P.const()

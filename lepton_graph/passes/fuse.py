@@ -28,7 +28,8 @@ def _why(producer: Node, consumer: Node, reason: str) -> None:
     log.log("fusion", "not fusing %s into %s: %s", consumer.name, producer.name, reason)
 
 
-def _epilogue(root: Node, users: dict[Value, list[Node]], taken: set[Node]) -> list[Node]:
+def _epilogue(root: Node, users: dict[Value, list[Node]], taken: set[Node], graph: Graph, opts: PassOptions,
+              refused: dict[str, int]) -> list[Node]:
     group = [root]
     cur = root
     shape = tuple(root.out.shape)
@@ -41,6 +42,11 @@ def _epilogue(root: Node, users: dict[Value, list[Node]], taken: set[Node]) -> l
         u = us[0]
         if u in taken or not _fusable_eltwise(u, shape):
             _why(cur, u, "not a same-shape elementwise op")
+            break
+        why = opts.can_fuse("gemm", [*group, u], graph) if opts.can_fuse is not None else None
+        if why is not None:  # the backend disposes: the rest stays for an elementwise group after the GEMM
+            _why(root, u, f"backend: {why}")
+            refused[why] = refused.get(why, 0) + 1
             break
         group.append(u)
         cur = u
@@ -146,6 +152,7 @@ def fuse(graph: Graph, opts: PassOptions) -> PassResult:
     users = graph.users()
     taken: set[Node] = set()
     groups: list[tuple[list[Node], str]] = []
+    refused: dict[str, int] = {}
 
     def claim(group: list[Node], kind: str) -> None:
         if len(group) > 1 and _convex(graph, set(group), users):
@@ -154,7 +161,7 @@ def fuse(graph: Graph, opts: PassOptions) -> PassResult:
 
     for n in graph.nodes:
         if n.op in _ROOTS_GEMM and n not in taken:
-            claim(_epilogue(n, users, taken), "gemm")
+            claim(_epilogue(n, users, taken, graph, opts, refused), "gemm")
     for n in graph.nodes:
         if n.op in _ROOTS_NORM and n not in taken:
             claim(_norm_group(n, users, taken), _ROOTS_NORM[n.op])
@@ -169,4 +176,7 @@ def fuse(graph: Graph, opts: PassOptions) -> PassResult:
             continue
         make_fused(graph, sorted(group, key=order.__getitem__), kind, users)
         counts[kind] = counts.get(kind, 0) + 1
-    return PassResult(graph, bool(groups), {"groups": counts})
+    stats: dict[str, object] = {"groups": counts}
+    if refused:
+        stats["backend_refused"] = refused
+    return PassResult(graph, bool(groups), stats)

@@ -14,19 +14,25 @@ def _merge_chain(m: Match) -> Value | None:
     # linear(linear(x, W1, b1), W2, b2) -> linear(x, W2 @ W1, W2 @ b1 + b2)   when it saves FLOPs
     g = m.graph
     inner, outer = m.node("inner"), m.root
-    w1 = g.constants[inner.inputs[1].const].double()  # type: ignore[index]
-    w2 = g.constants[outer.inputs[1].const].double()  # type: ignore[index]
-    (mid, k), n = w1.shape, w2.shape[0]
-    if n * k > mid * k + n * mid:
+    (mid, k), n = inner.inputs[1].shape, outer.inputs[1].shape[0]
+    if n * k > mid * k + n * mid:  # type: ignore[operator]
         return None  # a bottleneck (e.g. low-rank factors): merging would cost more than it saves
-    b1 = g.constants[inner.inputs[2].const].double() if len(inner.inputs) == 3 else None  # type: ignore[index]
-    b2 = g.constants[outer.inputs[2].const].double() if len(outer.inputs) == 3 else None  # type: ignore[index]
-    dtype = g.constants[outer.inputs[1].const].dtype  # type: ignore[index]
-    w = g.add_constant((w2 @ w1).to(dtype), f"{outer.inputs[1].const}.merged")
-    inputs = [m["x"], w]
-    if b1 is not None or b2 is not None:
-        b = (w2 @ b1 if b1 is not None else 0) + (b2 if b2 is not None else 0)
-        inputs.append(g.add_constant(torch.as_tensor(b).to(dtype), f"{outer.inputs[1].const}.merged_bias"))
+    has_b1, has_b2 = len(inner.inputs) == 3, len(outer.inputs) == 3
+    ins = [inner.inputs[1], outer.inputs[1], *inner.inputs[2:], *outer.inputs[2:]]
+
+    def weight(w1: torch.Tensor, w2: torch.Tensor, *_: torch.Tensor) -> torch.Tensor:
+        return (w2.double() @ w1.double()).to(w2.dtype)
+
+    def bias(w1: torch.Tensor, w2: torch.Tensor, *bs: torch.Tensor) -> torch.Tensor:
+        b1 = bs[0].double() if has_b1 else None
+        b2 = bs[-1].double() if has_b2 else None
+        b = (w2.double() @ b1 if b1 is not None else 0) + (b2 if b2 is not None else 0)
+        return torch.as_tensor(b).to(w2.dtype)
+
+    key = outer.inputs[1].const
+    inputs = [m["x"], g.add_derived(weight, ins, f"{key}.merged")]
+    if has_b1 or has_b2:
+        inputs.append(g.add_derived(bias, ins, f"{key}.merged_bias"))
     return m.emit(Op.LINEAR, inputs)
 
 
@@ -57,17 +63,15 @@ def merge_sibling_linears(graph: Graph, opts: PassOptions) -> PassResult:
     for (x, _, nin), nodes in groups.items():
         if len(nodes) < 2:
             continue
-        ws = [graph.constants[n.inputs[1].const] for n in nodes]  # type: ignore[index]
-        if len({w.dtype for w in ws}) != 1:
+        if len({n.inputs[1].dtype for n in nodes}) != 1:
             continue
-        w = graph.add_constant(torch.cat(ws, 0), "+".join(str(n.inputs[1].const) for n in nodes))
+        w = graph.add_derived(_cat_rows, [n.inputs[1] for n in nodes], "+".join(str(n.inputs[1].const) for n in nodes))
         inputs = [x, w]
         if nin == 3:
-            b = torch.cat([graph.constants[n.inputs[2].const] for n in nodes], 0)  # type: ignore[index]
-            inputs.append(graph.add_constant(b, f"{w.const}.bias"))
+            inputs.append(graph.add_derived(_cat_rows, [n.inputs[2] for n in nodes], f"{w.const}.bias"))
         first = nodes[0]
         lin = graph.add_node(Op.LINEAR, inputs, before=first)
-        sizes = tuple(int(t.shape[0]) for t in ws)
+        sizes = tuple(int(n.inputs[1].shape[0]) for n in nodes)  # type: ignore[arg-type]
         split = graph.add_node(Op.SPLIT, [lin.out], {"sizes": sizes, "dim": -1}, before=first)
         for n, v in zip(nodes, split.outputs):
             graph.replace_all_uses(n.out, v)
@@ -75,3 +79,7 @@ def merge_sibling_linears(graph: Graph, opts: PassOptions) -> PassResult:
     if merged:
         graph.remove_dead()
     return PassResult(graph, merged > 0, {"merged_linears": merged})
+
+
+def _cat_rows(*ts: torch.Tensor) -> torch.Tensor:
+    return torch.cat(ts, 0)

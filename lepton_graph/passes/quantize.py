@@ -148,13 +148,13 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
         if scheme == "fp32" or w is None:
             entry["quant_bytes"] = entry["weight_bytes"]
             continue
-        wq, scale = quantize_weight_per_channel(w)
-        key = node.inputs[1].const
-        inputs = [node.inputs[0], graph.add_constant(wq, f"{key}.int8"), graph.add_constant(scale, f"{key}.scale"),
-                  *node.inputs[2:]]
+        key, wv = node.inputs[1].const, node.inputs[1]
+        wq = graph.add_derived(lambda t: quantize_weight_per_channel(t)[0], [wv], f"{key}.int8")
+        scale = graph.add_derived(lambda t: quantize_weight_per_channel(t)[1], [wv], f"{key}.scale")
+        inputs = [node.inputs[0], wq, scale, *node.inputs[2:]]
         q = graph.add_node(Op.QLINEAR, inputs, {"act": "dynamic"}, before=node)
         graph.replace_all_uses(node.out, q.out)
-        entry["quant_bytes"] = int(wq.numel() + scale.numel() * 4)
+        entry["quant_bytes"] = int(graph.constants[wq.const].numel() + graph.constants[scale.const].numel() * 4)  # type: ignore[index]
         entry["node"] = q.name
         if node in errors:
             entry["rel_l2"] = errors[node]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from ..ir import Graph, Op, OpGroup, Value
 from ..ir.pattern import Match, P, Rules, rewrite
 from .base import PassOptions, PassResult
@@ -77,8 +79,11 @@ def _mm_to_linear(m: Match) -> Value | None:
 
 def _transposed_weight(m: Match, name: str) -> Value:
     """A new constant holding w.T contiguous (weights are re-laid out at compile time, once)."""
-    w = m.graph.constants[m[name].const]  # type: ignore[index]
-    return m.graph.add_constant(w.t().contiguous(), f"{m[name].const}.T")
+    return m.graph.add_derived(_transposed, [m[name]], f"{m[name].const}.T")
+
+
+def _transposed(w: torch.Tensor) -> torch.Tensor:
+    return w.t().contiguous()
 
 
 def _addmm_const_to_linear(m: Match) -> Value | None:

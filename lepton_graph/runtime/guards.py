@@ -176,6 +176,13 @@ class VariantCache:
     def full(self) -> bool:
         return len(self.variants) >= self.limit
 
+    def drop(self, sig: Signature) -> None:
+        """Forget the variant compiled for ``sig`` (and every shortcut to it)."""
+        gone = {id(v) for v in self.variants if v.signature == sig}
+        self.variants = [v for v in self.variants if id(v) not in gone]
+        self.exact = {k: v for k, v in self.exact.items() if id(v) not in gone}
+        self.fast = {k: v for k, v in self.fast.items() if id(v) not in gone}
+
     def add(self, var: Variant) -> None:
         self.variants.append(var)
         self.exact[var.signature] = var

@@ -59,6 +59,17 @@ class CpuNative:
                     self._kernels[key] = f"kernel rejected: {e}"
         return self._kernels[key]
 
+    def can_fuse(self, kind: str, group: list[Node], graph: Graph) -> str | None:
+        """Asked by the fusion pass for each group it proposes: None, or why no native kernel runs it."""
+        from .fusion import can_fuse
+
+        return can_fuse(kind, group, graph)
+
+    def forget(self, nodes: list[Node]) -> None:
+        """Drop these nodes' kernels (their weights changed): the next lowering packs them again."""
+        for n in nodes:
+            self._kernels.pop(id(n), None)
+
     def supports(self, node: Node, graph: Graph) -> str | None:
         k = self._lower_node(node, graph)
         return k if isinstance(k, str) else None

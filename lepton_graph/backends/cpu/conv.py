@@ -213,6 +213,44 @@ def lower_conv2d(node: Node, graph: Graph) -> Kernel | str:
     return _make_kernel(spec, 0, None)
 
 
+def conv_epilogue(chain: list[Node], conv_out: Value, spec: _ConvSpec, oc: int, ext: Callable[[Value], Value],
+                  graph: Graph, group_outputs: set[Value]) -> tuple[str | None, Value | None, Value]:
+    """Fill ``spec`` (bias, activation, residual) from the elementwise chain after a conv, or say why the chain
+    cannot be its epilogue; returns (reason, the residual operand, the chain's last value). Also the fusion
+    pass's question, asked before a group forms."""
+    out_shape = tuple(conv_out.shape)
+    cur = conv_out
+    res_inner: Value | None = None
+    for n in chain:
+        if cur not in n.inputs or len(n.outputs) != 1:
+            return f"{n.op.value} does not continue the conv's chain"
+        if n.op is Op.ADD:
+            if n.attrs.get("scalar") is not None or n.attrs.get("alpha", 1) != 1 or len(n.inputs) != 2:
+                return "add with a scalar or alpha"
+            other = n.inputs[1] if n.inputs[0] is cur else n.inputs[0]
+            if other is cur:
+                return "x + x"
+            b = _broadcast_bias(ext(other), graph, oc)
+            if b is not None and spec.act == 0 and res_inner is None:
+                spec.bias = b.clone() if spec.bias is None else spec.bias + b
+            elif tuple(other.shape) == out_shape and res_inner is None and other not in group_outputs:
+                why = _f32_cpu(other, "residual")
+                if why:
+                    return why
+                res_inner = other
+                spec.residual_before_act = spec.act == 0
+            else:
+                return "add operand is neither a per-channel bias nor a same-shape residual"
+        elif n.op in _ACT or n.op is Op.GELU:
+            if spec.act or (res_inner is not None and not spec.residual_before_act):
+                return f"{n.op.value} after the epilogue's activation"
+            spec.act = _GELU.get(n.attrs.get("approximate", "none"), 2) if n.op is Op.GELU else _ACT[n.op]
+        else:
+            return f"{n.op.value} in a conv epilogue"
+        cur = n.out
+    return None, res_inner, cur
+
+
 def lower_conv_group(node: Node, graph: Graph) -> Kernel | str:
     """A FUSED "gemm" node whose body is CONV2D followed by bias/residual ADDs and at most one activation."""
     body: Graph = node.attrs["body"]
@@ -234,36 +272,9 @@ def lower_conv_group(node: Node, graph: Graph) -> Kernel | str:
     spec = _ConvSpec(inner_conv, graph)
     spec.bias = _bias_of(inner_conv, graph)
     oc = int(inner_conv.inputs[1].shape[0])
-    out_shape = tuple(conv.out.shape)
-    cur = conv.out
-    res_inner: Value | None = None
-    for n in body.nodes[1:]:
-        if cur not in n.inputs or len(n.outputs) != 1:
-            return f"{n.op.value} does not continue the conv's chain"
-        if n.op is Op.ADD:
-            if n.attrs.get("scalar") is not None or n.attrs.get("alpha", 1) != 1 or len(n.inputs) != 2:
-                return "add with a scalar or alpha"
-            other = n.inputs[1] if n.inputs[0] is cur else n.inputs[0]
-            if other is cur:
-                return "x + x"
-            b = _broadcast_bias(ext(other), graph, oc)
-            if b is not None and spec.act == 0 and res_inner is None:
-                spec.bias = b.clone() if spec.bias is None else spec.bias + b
-            elif tuple(other.shape) == out_shape and res_inner is None and other not in body.outputs:
-                why = _f32_cpu(other, "residual")
-                if why:
-                    return why
-                res_inner = other
-                spec.residual_before_act = spec.act == 0
-            else:
-                return "add operand is neither a per-channel bias nor a same-shape residual"
-        elif n.op in _ACT or n.op is Op.GELU:
-            if spec.act or (res_inner is not None and not spec.residual_before_act):
-                return f"{n.op.value} after the epilogue's activation"
-            spec.act = _GELU.get(n.attrs.get("approximate", "none"), 2) if n.op is Op.GELU else _ACT[n.op]
-        else:
-            return f"{n.op.value} in a conv epilogue"
-        cur = n.out
+    why, res_inner, cur = conv_epilogue(body.nodes[1:], conv.out, spec, oc, ext, graph, set(body.outputs))
+    if why is not None:
+        return why
     if cur is not body.outputs[0]:
         return "group output is not the end of the chain"
     ins = list(body.inputs)

@@ -437,49 +437,14 @@ def _is_per_column(v: Value, n: int) -> bool:
     return v.rank >= 1 and v.shape[-1] == n and all(d == 1 for d in v.shape[:-1])
 
 
-@lowers_fused("gemm")
-def lower_gemm_group(node: Node, graph: Graph) -> Kernel | str:
-    body: Graph = node.attrs["body"]
-    if not body.nodes:
-        return "empty body"
-    root = body.nodes[0]
-    if root.op is Op.CONV2D:
-        try:
-            from .conv import lower_conv_group
-        except ImportError:
-            return "conv-rooted gemm group: no conv lowering available"
-        return lower_conv_group(node, graph)
-    if len(node.outputs) != 1 or len(body.outputs) != 1 or body.outputs[0] is not body.nodes[-1].outputs[0]:
-        return "gemm group with more than one output"
-    outer = dict(zip(body.inputs, node.inputs))
-    index = {v: i for i, v in enumerate(body.inputs)}
-
-    def index_of(v: Value) -> int:
-        return index[v]
-
-    def const_of(v: Value) -> Any:
-        o = outer.get(v)
-        return None if o is None else _const(graph, o)
-
-    if root.op is Op.LINEAR:
-        r = _linear_root(root, graph, index_of, const_of)
-    elif root.op is Op.QLINEAR:
-        r = _qlinear_root(root, graph, index_of, const_of)
-    elif root.op is Op.MATMUL:
-        b = root.inputs[1]
-        r = (_matmul_const_root(root, graph, index_of, const_of) if const_of(b) is not None
-             else _matmul_runtime_root(root, index_of))
-    elif root.op is Op.ADDMM:
-        r = _addmm_root(root, graph, index_of, const_of)
-    else:
-        return f"gemm group rooted at {root.op.value}"
-    if isinstance(r, str):
-        return r
-    epi, n = r.epi, r.n
-    out_shape = tuple(root.out.shape)
-    cur = root.out
+def gemm_epilogue(chain: list[Node], root_out: Value, n: int, epi: _Epi, index_of: Callable[[Value], int],
+                  const_of: Callable[[Value], Any]) -> str | None:
+    """Fill ``epi`` from the elementwise chain after a GEMM (bias adds, one residual, one activation); or say
+    why the chain cannot be this GEMM's epilogue. Also the fusion pass's question, asked before a group forms."""
+    out_shape = tuple(root_out.shape)
+    cur = root_out
     act_seen = False
-    for op_node in body.nodes[1:]:
+    for op_node in chain:
         if cur not in op_node.inputs or len(op_node.outputs) != 1:
             return f"{op_node.op.value} does not consume the chain"
         if op_node.out.dtype is not DType.f32:
@@ -527,4 +492,46 @@ def lower_gemm_group(node: Node, graph: Graph) -> Kernel | str:
         if tuple(op_node.out.shape) != out_shape:
             return "epilogue changes the shape"
         cur = op_node.out
-    return r.kernel()
+    return None
+
+
+@lowers_fused("gemm")
+def lower_gemm_group(node: Node, graph: Graph) -> Kernel | str:
+    body: Graph = node.attrs["body"]
+    if not body.nodes:
+        return "empty body"
+    root = body.nodes[0]
+    if root.op is Op.CONV2D:
+        try:
+            from .conv import lower_conv_group
+        except ImportError:
+            return "conv-rooted gemm group: no conv lowering available"
+        return lower_conv_group(node, graph)
+    if len(node.outputs) != 1 or len(body.outputs) != 1 or body.outputs[0] is not body.nodes[-1].outputs[0]:
+        return "gemm group with more than one output"
+    outer = dict(zip(body.inputs, node.inputs))
+    index = {v: i for i, v in enumerate(body.inputs)}
+
+    def index_of(v: Value) -> int:
+        return index[v]
+
+    def const_of(v: Value) -> Any:
+        o = outer.get(v)
+        return None if o is None else _const(graph, o)
+
+    if root.op is Op.LINEAR:
+        r = _linear_root(root, graph, index_of, const_of)
+    elif root.op is Op.QLINEAR:
+        r = _qlinear_root(root, graph, index_of, const_of)
+    elif root.op is Op.MATMUL:
+        b = root.inputs[1]
+        r = (_matmul_const_root(root, graph, index_of, const_of) if const_of(b) is not None
+             else _matmul_runtime_root(root, index_of))
+    elif root.op is Op.ADDMM:
+        r = _addmm_root(root, graph, index_of, const_of)
+    else:
+        return f"gemm group rooted at {root.op.value}"
+    if isinstance(r, str):
+        return r
+    why = gemm_epilogue(body.nodes[1:], root.out, r.n, r.epi, index_of, const_of)
+    return why if why is not None else r.kernel()

@@ -1,0 +1,164 @@
+"""A compiled model follows its module's weights: training steps, in-place updates and replaced parameters are
+seen on the next call (folded, merged, quantized and packed constants re-derived); freeze=True does not look.
+
+Before the weight watch (commit 4e35687) every test here but the freeze one failed: the native path kept the
+weights it packed at compile time (error 1.6 on the MLP), and a merged linear chain was stale even through torch.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import lepton_graph as lg
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+class ConvBN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.head = nn.Linear(8 * 6 * 6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 8))
+
+
+def _chain() -> nn.Module:
+    return nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 4))
+
+
+CASES = {
+    "mlp": (_mlp, (5, 32), {}),
+    "mlp_torch_only": (_mlp, (5, 32), {"native": False}),
+    "merged_chain": (_chain, (3, 16), {}),
+    "merged_chain_torch_only": (_chain, (3, 16), {"native": False}),
+    "conv_bn": (ConvBN, (2, 3, 6, 6), {}),
+    "dynamo": (_mlp, (5, 32), {"frontend": "dynamo"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_training_loop_between_compiled_evaluations(case: str) -> None:
+    build, shape, options = CASES[case]
+    torch.manual_seed(0)
+    model = build()
+    x = torch.randn(shape)
+    compiled = lg.compile(model, **options)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(5):
+        model.train()  # batch norm's running statistics move too
+        opt.zero_grad()
+        model(torch.randn(shape)).square().mean().backward()
+        opt.step()
+        model.eval()
+        with torch.no_grad():
+            assert _rel(compiled(x), model(x)) <= 1e-4
+
+
+def test_quantized_model_is_requantized_after_an_update() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 16)).eval()
+    x = torch.randn(8, 256)
+    compiled = lg.compile(model, quantize="int8-dynamic")
+    with torch.no_grad():
+        compiled(x)
+        model[0].weight.mul_(-3.0)
+        model[2].weight.add_(0.05)
+        err = (compiled(x) - model(x)).norm() / model(x).norm()
+    assert err < 0.02  # int8 per-channel weights of the NEW model (stale ones give an error of order 1)
+
+
+def test_replaced_parameter_object_is_followed() -> None:
+    torch.manual_seed(0)
+    model, x = _mlp().eval(), torch.randn(4, 32)
+    compiled = lg.compile(model)
+    compiled(x)
+    model[0].weight = nn.Parameter(torch.randn(64, 32))
+    model[2].bias = nn.Parameter(torch.randn(8))
+    with torch.no_grad():
+        assert _rel(compiled(x), model(x)) <= 1e-4
+    model[0].weight.data = torch.randn(64, 32)  # swaps the storage: same object, same version counter
+    with torch.no_grad():
+        assert _rel(compiled(x), model(x)) <= 1e-4
+
+
+def test_only_what_changed_is_lowered_again() -> None:
+    torch.manual_seed(0)
+    model, x = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)).eval(), \
+        torch.randn(2, 8)
+    compiled = lg.compile(model)
+    compiled(x)
+    graph = compiled._cache.variants[0]
+    with torch.no_grad():
+        model[2].weight.add_(1.0)
+    seen: list[int] = []
+    from lepton_graph.compiler import CompiledGraph
+
+    original = CompiledGraph.refresh
+
+    def counting(self: CompiledGraph, changed: dict) -> int:
+        seen.append(original(self, changed))
+        return seen[-1]
+
+    CompiledGraph.refresh = counting  # type: ignore[method-assign]
+    try:
+        with torch.no_grad():
+            assert _rel(compiled(x), model(x)) <= 1e-4
+            compiled(x)  # nothing changed since: no refresh
+    finally:
+        CompiledGraph.refresh = original  # type: ignore[method-assign]
+    assert seen == [1], "one changed layer: exactly one node (the middle linear + relu group) lowered again"
+    assert graph is compiled._cache.variants[0]  # refreshed in place, not recompiled
+
+
+def test_freeze_skips_the_check_and_keeps_the_compiled_weights() -> None:
+    torch.manual_seed(0)
+    model, x = _mlp().eval(), torch.randn(4, 32)
+    frozen = lg.compile(model, freeze=True)
+    with torch.no_grad():
+        before = frozen(x)
+        model[0].weight.mul_(2.0)
+        assert torch.equal(frozen(x), before)  # documented: a frozen model does not see updates
+        assert _rel(model(x), before) > 1e-2
+
+
+def test_refresh_weights_sees_updates_that_bypass_the_version_counter() -> None:
+    torch.manual_seed(0)
+    model, x = _mlp().eval(), torch.randn(4, 32)
+    compiled = lg.compile(model)
+    compiled(x)
+    model[0].weight.data.mul_(2.0)  # .data has its own version counter: no check can see this
+    compiled.refresh_weights()
+    with torch.no_grad():
+        assert _rel(compiled(x), model(x)) <= 1e-4
+
+
+class MaskedAttention(nn.Module):
+    """A constant all-True mask lets the compiler drop it; the mask is a buffer the user may change later."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mask", torch.ones(6, 6, dtype=torch.bool))
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        return nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=self.mask)
+
+
+def test_a_weight_the_structure_relied_on_recompiles() -> None:
+    torch.manual_seed(0)
+    model, q = MaskedAttention(), torch.randn(1, 2, 6, 4)
+    compiled = lg.compile(model)
+    with torch.no_grad():
+        assert _rel(compiled(q), model(q)) <= 1e-4
+        model.mask.copy_(torch.ones(6, 6, dtype=torch.bool).tril())
+        assert _rel(compiled(q), model(q)) <= 1e-4
