@@ -11,6 +11,7 @@ counter and cannot be seen: ``CompiledModel.refresh_weights()`` is for them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -59,23 +60,25 @@ class ModuleWeights:
             table = owner._parameters if attr in owner._parameters else owner._buffers
             if table.get(attr) is not None:
                 refs.append((key, table, attr))
-        self._entries: list[tuple[str, dict, str, torch.Tensor, int, int]] = []
+        self._entries: list[tuple[str, dict, str, Any, torch.Tensor, int, int, Any]] = []
         self._take(refs)
 
     def _take(self, refs: Sequence[tuple[str, dict, str]]) -> None:
-        self._entries = [(key, d, name, *_state(d[name])) for key, d, name in refs]
+        # (key, table, name, table.get, tensor, version, address, tensor.data_ptr): bound methods made once, so
+        # the hot path is one dict lookup, one identity test, one version read and one call per weight
+        self._entries = [(key, d, name, d.get, d[name], *_state(d[name])[1:], d[name].data_ptr)
+                         for key, d, name in refs]
 
     def changed(self) -> dict[str, torch.Tensor] | None:
         """The keys whose tensor changed since the last check (with the tensors now), or None: the hot path,
-        about 0.25 us per weight."""
-        for _, d, name, s, ver, ptr in self._entries:
-            t = d.get(name)
-            if t is not s or t._version != ver or t.data_ptr() != ptr:
+        about 0.3 us per weight."""
+        for _, _, name, get, s, ver, ptr, s_ptr in self._entries:
+            if get(name) is not s or s._version != ver or s_ptr() != ptr:
                 break
         else:
             return None
         try:
-            out = {key: d[name] for key, d, name, s, ver, ptr in self._entries
+            out = {key: d[name] for key, d, name, _, s, ver, ptr, _ in self._entries
                    if d[name] is not s or d[name]._version != ver or d[name].data_ptr() != ptr}
         except (KeyError, AttributeError, TypeError) as e:
             raise RuntimeError(f"a parameter or buffer the model was compiled with is gone from it ({e}): "
