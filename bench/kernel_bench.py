@@ -107,11 +107,16 @@ def _gemm_case(m: int, n: int, k: int, rounds: int) -> dict[str, Any]:
     err = ((c_ours - ref).abs().max() / ref.abs().max()).item()
     flop = 2.0 * m * n * k
     row: dict[str, Any] = {"family": "gemm", "case": f"{m}x{n}x{k}", "M": m, "N": n, "K": k, "rel_err": err}
+    return _add_rates(row, times, flop, "ours", "gflops")
+
+
+def _add_rates(row: dict[str, Any], times: dict[str, float], ops: float, ours: str, unit: str) -> dict[str, Any]:
+    """Each implementation's seconds and rate (ops / s in units of 1e9), and the others' time over ours."""
     for name, t in times.items():
         row[f"{name}_s"] = t
-        row[f"{name}_gflops"] = flop / t / 1e9
-        if name != "ours":
-            row[f"vs_{name}"] = t / times["ours"]
+        row[f"{name}_{unit}"] = ops / t / 1e9
+        if name != ours:
+            row[f"vs_{name}"] = t / times[ours]
     return row
 
 
@@ -187,12 +192,7 @@ def _gemm_int8_case(m: int, n: int, k: int, rounds: int) -> dict[str, Any]:
     ops = 2.0 * m * n * k
     row: dict[str, Any] = {"family": "gemm_int8", "case": f"{m}x{n}x{k}", "M": m, "N": n, "K": k,
                            "matches_reference": exact, "weight_gbs": n * k / times["int8"] / 1e9}
-    for name, t in times.items():
-        row[f"{name}_s"] = t
-        row[f"{name}_gops"] = ops / t / 1e9
-        if name != "int8":
-            row[f"vs_{name}"] = t / times["int8"]
-    return row
+    return _add_rates(row, times, ops, "int8", "gops")
 
 
 def summarize_gemm_int8(rows: list[dict[str, Any]]) -> dict[str, Any]:

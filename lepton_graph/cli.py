@@ -1,4 +1,4 @@
-"""The `lepton-graph` console script: thin argparse front over the package and the bench/ harness.
+"""The `lepton-graph` console script: thin argparse front over the package and its bench harness.
 
     lepton-graph info                      # version, torch, threads, CPU features
     lepton-graph models                    # the built-in zoo
@@ -8,36 +8,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 import torch
 
 from . import __version__, zoo
-
-
-def _bench_module() -> ModuleType:
-    """bench/run.py lives beside the package in a source checkout (it is not installed with the wheel).
-
-    bench/ is a namespace portion (no ``__init__.py``) found through the checkout root appended to ``sys.path``:
-    appended, so nothing in the checkout can shadow an installed distribution; a regular package named ``bench``
-    installed in the environment wins over it, which is then reported instead of importing the wrong harness.
-    """
-    root = Path(__file__).resolve().parents[1]
-    if str(root) not in sys.path:
-        sys.path.append(str(root))
-    try:
-        module = importlib.import_module("bench.run")
-    except ImportError as e:
-        raise ImportError(f"cannot import the bench harness from {root / 'bench'}: {e}") from e
-    if Path(module.__file__ or "").resolve().parent != root / "bench":
-        raise ImportError(f"`bench.run` resolves to {module.__file__}, not {root / 'bench' / 'run.py'}: another "
-                          "distribution named `bench` is installed in this environment")
-    return module
 
 
 def _cpu_model() -> str:
@@ -81,7 +59,9 @@ def cmd_models(ns: argparse.Namespace) -> int:
 
 
 def cmd_bench(ns: argparse.Namespace) -> int:
-    return int(ns.bench_module.run_from_args(ns, ["lepton-graph", *ns.argv]))
+    from .bench import run_from_args
+
+    return int(run_from_args(ns, ["lepton-graph", *ns.argv]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,20 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--all", action="store_true",
                         help="include the tiny test-only variants and the extra full-size ones")
     models.set_defaults(func=cmd_models)
-    if not (Path(__file__).resolve().parents[1] / "bench" / "run.py").is_file():
-        return p  # installed without the source tree: no bench/ to run
-    try:
-        bench = _bench_module()
-    except ImportError as e:
-        reason = f"lepton-graph bench: {e}"
-        unavailable = sub.add_parser("bench", help="(unavailable in this environment)", add_help=False)
-        unavailable.add_argument("rest", nargs=argparse.REMAINDER)
-        unavailable.set_defaults(func=lambda _ns: sys.exit(reason))
-        return p
-    b = sub.add_parser("bench", help="benchmark zoo models: eager vs inductor vs lepton (and peers)",
-                       description=bench.__doc__.split("\n")[0] if bench.__doc__ else None)
+    from . import bench
+
+    b = sub.add_parser("bench", help="benchmark zoo models: eager vs inductor vs ORT vs OpenVINO vs lepton",
+                       description=(bench.cli.__doc__ or "").split("\n")[0])
     bench.add_arguments(b)
-    b.set_defaults(func=cmd_bench, bench_module=bench)
+    b.set_defaults(func=cmd_bench)
     return p
 
 

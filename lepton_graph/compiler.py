@@ -14,11 +14,12 @@ from .backends import default_backends
 from .config import config
 from .frontend.export import Captured
 from .ir import Graph, Op, format_graph, interpret
+from .ir.metrics import output_error
 from .passes import PassOptions, run_pipeline
 from .passes import drift as _drift
 from .passes.analysis import cost
 from .passes.partition import partition_graph
-from .passes.quantize import QuantConfig, output_error
+from .passes.quantize import QuantConfig
 from .report import RegionReport
 from .runtime import Executor, Step
 

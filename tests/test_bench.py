@@ -1,10 +1,9 @@
-"""The bench harness (bench/run.py) on a tiny model with stand-in backends: structure, ratios, errors, JSON."""
+"""The bench harness (lepton_graph.bench) on a tiny model with stand-in backends: structure, ratios, errors, JSON."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,12 +11,8 @@ from typing import Any
 import pytest
 import torch
 
-# bench/ is not installed with the package: a namespace portion under the checkout root, appended so that nothing in
-# the checkout can shadow an installed distribution (as lepton_graph/cli.py finds it)
-sys.path.append(str(Path(__file__).resolve().parents[1]))
-
-from bench.peers import Peer, flatten_outputs  # noqa: E402
-from bench.run import Settings, compare, render_markdown, run_bench  # noqa: E402
+from lepton_graph.bench import Settings, compare, render_markdown, run_bench
+from lepton_graph.bench.peers import Peer, flatten_outputs
 
 FAST = Settings(rounds=2, batch_s=0.005, warmup_s=0.005, threads=1, isolate=False)
 
@@ -123,6 +118,18 @@ def test_markdown_table_shows_ratios_errors_and_report(result: dict[str, Any]) -
     assert "error: setup: RuntimeError: boom" in text
     assert "lepton compile report" in text and "aten::relu×2" in text
     assert "x) |" in text  # a ratio cell
+
+
+def test_plot_draws_speed_vs_eager_with_round_error_bars(result: dict[str, Any], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from lepton_graph.bench.render import paired_ratios, plot
+
+    eager = _rec(result, "eager")
+    ratios = paired_ratios(_rec(result, "doubling"), eager)
+    assert len(ratios) == len(eager["round_median_ms"]) and all(r > 0 for r in ratios)
+    out = tmp_path / "speed.png"
+    plot(result, str(out))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
 
 
 def test_compare_handles_structure_differences() -> None:

@@ -17,6 +17,7 @@ import torch
 
 from ..ir import DType, Graph, Node, Op, interpret
 from ..ir.defs.quant import qlinear, quantize_weight_per_channel
+from ..ir.metrics import output_error
 from .base import PassOptions, PassResult
 
 SCHEMES = ("int8-dynamic", "int8-static", "int8-weight", "int4-weight")
@@ -90,17 +91,6 @@ def _quantizable(graph: Graph, node: Node) -> str | None:
     if not str(w.device).startswith("cpu"):
         return f"weight is on {w.device}"
     return None
-
-
-def output_error(ref: Sequence[Any], out: Sequence[Any]) -> dict[str, float]:
-    """Over the float outputs: the largest relative L2 error ||out - ref|| / ||ref|| and max |out - ref| / max |ref|."""
-    rel_l2 = max_rel = 0.0
-    for a, b in zip(ref, out):
-        if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel():
-            a64, d = a.double(), b.double() - a.double()
-            rel_l2 = max(rel_l2, float(d.norm() / a64.norm().clamp_min(1e-30)))
-            max_rel = max(max_rel, float(d.abs().max() / a64.abs().max().clamp_min(1e-30)))
-    return {"rel_l2": rel_l2, "max_rel": max_rel}
 
 
 def _layer_errors(graph: Graph, inputs: Sequence[Any], nodes: set[Node]) -> tuple[dict[Node, float], list[Any]]:

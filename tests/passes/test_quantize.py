@@ -10,8 +10,9 @@ import lepton_graph
 from lepton_graph import QuantConfig, UnsupportedError
 from lepton_graph.ir import Op, interpret
 from lepton_graph.ir.defs.quant import qlinear, quantize_weight_per_channel
+from lepton_graph.ir.metrics import output_error
 from lepton_graph.passes import PassOptions
-from lepton_graph.passes.quantize import output_error, quantize_linears
+from lepton_graph.passes.quantize import quantize_linears
 
 
 class Net(nn.Module):
