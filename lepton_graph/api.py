@@ -158,13 +158,10 @@ class CompiledModel:
             if var is None:  # cache full: this signature alone runs through torch
                 with torch.no_grad():
                     return self.model(*args, **kwargs)
-            if self._compile_output:  # compiling ran this call already (Dynamo): running it again would redo
-                out = self._compile_output.pop()  # its side effects (a second draw from the RNG)
-                if key is not None and len(self._cache.fast) < 64 * self._cache.limit:
-                    self._cache.fast[key] = var
-                return out
         if key is not None and len(self._cache.fast) < 64 * self._cache.limit:
             self._cache.fast[key] = var
+        if self._compile_output:  # compiling ran this call already (Dynamo): running it again would redo its
+            return self._compile_output.pop()  # side effects (a second draw from the RNG)
         return var.run(args, kwargs, leaves)
 
     def report(self) -> CompileReport:
@@ -219,6 +216,8 @@ class CompiledModel:
         self._dynamo = None
 
     def _run_eager(self, args: tuple, kwargs: dict, leaves: list[Any]) -> Any:
+        if not torch.is_grad_enabled():  # entering no_grad costs ~1.5 us even when it changes nothing
+            return self.model(*args, **kwargs)
         with torch.no_grad():
             return self.model(*args, **kwargs)
 
@@ -340,7 +339,7 @@ class CompiledModel:
 
     def _compile_region(self, cap: Captured) -> Any:
         compiled, rrep = compile_captured(cap, device=self.options.device or "cpu", native=self.options.native,
-                                    precision=self.options.precision, quantize=self.options.quantize)
+                                          precision=self.options.precision, quantize=self.options.quantize)
         if self._regions is not None:
             self._regions.append(rrep)
         elif self._dynamo_report is not None:  # Dynamo compiled a region inside a later call (a new size)

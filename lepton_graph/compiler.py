@@ -35,7 +35,6 @@ class CompiledGraph:
     def __init__(self, graph: Graph, backends: list[Any]) -> None:
         self.graph = graph
         self.backends = backends
-        self.refreshes = 0
         self._lower()
 
     def _lower(self) -> None:
@@ -57,7 +56,6 @@ class CompiledGraph:
             if forget is not None:
                 forget(stale)
         self._lower()
-        self.refreshes += 1
         log.log("guards", "weights changed (%s): %d nodes lowered again", log.Lazy(lambda: ", ".join(sorted(changed))),
                 len(stale))
         return len(stale)
