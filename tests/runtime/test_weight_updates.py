@@ -132,10 +132,11 @@ def test_freeze_skips_the_check_and_keeps_the_compiled_weights() -> None:
         assert _rel(model(x), before) > 1e-2
 
 
-def test_refresh_weights_sees_updates_that_bypass_the_version_counter() -> None:
+@pytest.mark.parametrize("frontend", ["export", "dynamo"])
+def test_refresh_weights_sees_updates_that_bypass_the_version_counter(frontend: str) -> None:
     torch.manual_seed(0)
     model, x = _mlp().eval(), torch.randn(4, 32)
-    compiled = lg.compile(model)
+    compiled = lg.compile(model, frontend=frontend)
     compiled(x)
     model[0].weight.data.mul_(2.0)  # .data has its own version counter: no check can see this
     compiled.refresh_weights()
@@ -162,3 +163,13 @@ def test_a_weight_the_structure_relied_on_recompiles() -> None:
         assert _rel(compiled(q), model(q)) <= 1e-4
         model.mask.copy_(torch.ones(6, 6, dtype=torch.bool).tril())
         assert _rel(compiled(q), model(q)) <= 1e-4
+
+
+def test_torch_compile_backend_follows_the_weights_too() -> None:
+    torch.manual_seed(0)
+    model, x = _chain().eval(), torch.randn(3, 16)
+    compiled = torch.compile(model, backend="lepton")
+    with torch.no_grad():
+        compiled(x)
+        model[1].weight.mul_(-1.0)  # inside a merged chain
+        assert _rel(compiled(x), model(x)) <= 1e-4
