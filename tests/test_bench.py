@@ -118,6 +118,9 @@ def test_markdown_table_shows_ratios_errors_and_report(result: dict[str, Any]) -
     assert "error: setup: RuntimeError: boom" in text
     assert "lepton compile report" in text and "aten::relu×2" in text
     assert "x) |" in text  # a ratio cell
+    assert "no CUDA lowering" not in text
+    on_gpu = {**result, "results": [{**r, "device": "cuda"} for r in result["results"]]}
+    assert "lepton: no CUDA lowering yet: the optimised graph ran through torch" in render_markdown(on_gpu)
 
 
 def test_plot_draws_speed_vs_eager_with_round_error_bars(result: dict[str, Any], tmp_path: Path) -> None:

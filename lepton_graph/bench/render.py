@@ -122,6 +122,9 @@ def _render_notes(recs: list[dict[str, Any]], rounds: int) -> list[str]:
                          f"{r['timing_wall_s']:.0f} s of timing: its numbers are disturbed")
         if r["backend"] == "eager" and r.get("rounds_done", rounds) < rounds:
             notes.append(f"- {r['model']}: time budget spent after {r['rounds_done']} rounds")
+        if r["backend"].startswith("lepton") and str(r.get("device", "cpu")).startswith("cuda"):
+            notes.append(f"- {r['model']} / {r['backend']}: no CUDA lowering yet: the optimised graph ran through "
+                         "torch on the GPU")
         if r.get("status") == "error" and r.get("median_ms"):
             notes.append(f"- {r['model']} / {r['backend']}: failed after {r.get('rounds')} rounds: {r['error']}")
     return (["", "Notes:", *sorted(set(notes))]) if notes else []
@@ -149,7 +152,7 @@ def plot(result: dict[str, Any], path: str) -> None:
     models = list(dict.fromkeys(r["model"] for r in recs))
     backends = [b for b in result["meta"]["backends"] if b != "eager"]
     eager = {r["model"]: r for r in recs if r["backend"] == "eager"}
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(models) * max(1, len(backends)) ** 0.5), 4.2))
+    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 2.0 + 0.35 * len(models) * max(1, len(backends)))), 4.5))
     width = 0.8 / max(1, len(backends))
     for j, b in enumerate(backends):
         xs, ys, lo, hi = [], [], [], []
