@@ -11,6 +11,8 @@ VENV="${LEPTON_VENV:-$ROOT/.venv}"
 bash "$ROOT/.ci/setup.sh"
 
 cd "$ROOT"
+# lint first: CI keeps the house as it is left (ruff's rules and line length are in pyproject.toml)
+"$VENV/bin/ruff" check --quiet lepton_graph tests bench || { echo "[test] ruff check failed" >&2; exit 1; }
 export TRITON_INTERPRET=1
 export LEPTON_HYPOTHESIS_PROFILE="${LEPTON_HYPOTHESIS_PROFILE:-ci}"
 start=$SECONDS

@@ -20,16 +20,31 @@ _ROOTS_GEMM = OpGroup.GEMM | OpGroup.CONV
 _ROOTS_NORM = {Op.LAYER_NORM: "norm", Op.RMS_NORM: "norm", Op.SOFTMAX: "softmax", Op.LOG_SOFTMAX: "softmax"}
 
 
-def _fusable_eltwise(n: Node, shape: tuple) -> bool:
-    return n.op in OpGroup.ELEMENTWISE and len(n.outputs) == 1 and tuple(n.out.shape) == shape and not n.syms
+class _Refusals:
+    """Every "no" of the pass: logged on the fusion channel and counted by reason in the pass stats."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, producer: Node, consumer: Node, reason: str, key: str | None = None) -> None:
+        log.log("fusion", "not fusing %s into %s: %s", consumer.name, producer.name, reason)
+        self.counts[key or reason] = self.counts.get(key or reason, 0) + 1
 
 
-def _why(producer: Node, consumer: Node, reason: str) -> None:
-    log.log("fusion", "not fusing %s into %s: %s", consumer.name, producer.name, reason)
+def _why_not_eltwise(n: Node, shape: tuple, taken: set[Node]) -> str | None:
+    if n in taken:
+        return "already in another group"
+    if n.op not in OpGroup.ELEMENTWISE:
+        return f"{n.op.value} is not elementwise"
+    if len(n.outputs) != 1 or n.syms:
+        return "multi-output or symbolic-size elementwise op"
+    if tuple(n.out.shape) != shape:
+        return f"shape {list(n.out.shape)} differs from the group's {list(shape)}"
+    return None
 
 
 def _epilogue(root: Node, users: dict[Value, list[Node]], taken: set[Node], graph: Graph, opts: PassOptions,
-              refused: dict[str, int]) -> list[Node]:
+              why: _Refusals) -> list[Node]:
     group = [root]
     cur = root
     shape = tuple(root.out.shape)
@@ -37,33 +52,41 @@ def _epilogue(root: Node, users: dict[Value, list[Node]], taken: set[Node], grap
         us = users.get(cur.out, [])
         if len(us) != 1:
             if us:
-                _why(cur, us[0], f"{len(us)} users")
+                why(cur, us[0], f"{len(us)} users of {cur.name}'s output", "several users")
             break
         u = us[0]
-        if u in taken or not _fusable_eltwise(u, shape):
-            _why(cur, u, "not a same-shape elementwise op")
+        if (reason := _why_not_eltwise(u, shape, taken)) is not None:
+            why(cur, u, reason, "not a same-shape elementwise consumer")
             break
-        why = opts.can_fuse("gemm", [*group, u], graph) if opts.can_fuse is not None else None
-        if why is not None:  # the backend disposes: the rest stays for an elementwise group after the GEMM
-            _why(root, u, f"backend: {why}")
-            refused[why] = refused.get(why, 0) + 1
+        refusal = opts.can_fuse("gemm", [*group, u], graph) if opts.can_fuse is not None else None
+        if refusal is not None:  # the backend disposes: the rest stays for an elementwise group after the GEMM
+            why(root, u, f"backend: {refusal}")
             break
         group.append(u)
         cur = u
     return group
 
 
-def _norm_group(root: Node, users: dict[Value, list[Node]], taken: set[Node]) -> list[Node]:
+def _norm_group(root: Node, users: dict[Value, list[Node]], taken: set[Node], why: _Refusals) -> list[Node]:
     group = [root]
     x = root.inputs[0]
     p = x.producer
-    # prologue: the elementwise op producing the normalised input (typically the residual add)
-    if p is not None and p not in taken and len(users.get(x, [])) >= 1 and _fusable_eltwise(p, tuple(x.shape)):
-        group.insert(0, p)
+    # prologue: the elementwise op producing the normalised input (typically the residual add); when its output is
+    # used outside too (the residual stream), it becomes an extra output of the group
+    if p is not None:
+        if (reason := _why_not_eltwise(p, tuple(x.shape), taken)) is None:
+            group.insert(0, p)
+        else:
+            why(p, root, f"prologue: {reason}", "prologue not a same-shape elementwise producer")
     cur = root
     while True:  # epilogue: elementwise consumers of the normalised value
         us = users.get(cur.out, [])
-        if len(us) != 1 or us[0] in taken or not _fusable_eltwise(us[0], tuple(root.out.shape)):
+        if len(us) != 1:
+            if us:
+                why(cur, us[0], f"{len(us)} users of {cur.name}'s output", "several users")
+            break
+        if (reason := _why_not_eltwise(us[0], tuple(root.out.shape), taken)) is not None:
+            why(cur, us[0], reason, "not a same-shape elementwise consumer")
             break
         group.append(us[0])
         cur = us[0]
@@ -152,19 +175,24 @@ def fuse(graph: Graph, opts: PassOptions) -> PassResult:
     users = graph.users()
     taken: set[Node] = set()
     groups: list[tuple[list[Node], str]] = []
-    refused: dict[str, int] = {}
+    why = _Refusals()
 
     def claim(group: list[Node], kind: str) -> None:
-        if len(group) > 1 and _convex(graph, set(group), users):
-            taken.update(group)
-            groups.append((group, kind))
+        if len(group) < 2:
+            return  # nothing to fuse (the reason, if any, was recorded while growing it)
+        if not _convex(graph, set(group), users):
+            why(group[0], group[-1], f"{kind} group would not be convex (a path leaves it and comes back)",
+                "not convex")
+            return
+        taken.update(group)
+        groups.append((group, kind))
 
     for n in graph.nodes:
         if n.op in _ROOTS_GEMM and n not in taken:
-            claim(_epilogue(n, users, taken, graph, opts, refused), "gemm")
+            claim(_epilogue(n, users, taken, graph, opts, why), "gemm")
     for n in graph.nodes:
         if n.op in _ROOTS_NORM and n not in taken:
-            claim(_norm_group(n, users, taken), _ROOTS_NORM[n.op])
+            claim(_norm_group(n, users, taken, why), _ROOTS_NORM[n.op])
     order = {n: i for i, n in enumerate(graph.nodes)}
     for comp in _eltwise_groups(graph, users, taken):
         claim(sorted(comp, key=order.__getitem__), "elementwise")
@@ -172,11 +200,11 @@ def fuse(graph: Graph, opts: PassOptions) -> PassResult:
     for group, kind in groups:
         users = graph.users()
         if not _convex(graph, set(group), users):  # groups fused before this one can close a cycle
-            log.log("fusion", "not fusing %s group at %s: would create a cycle", kind, group[0].name)
+            why(group[0], group[-1], f"{kind} group would close a cycle with a group fused before it", "cycle")
             continue
         make_fused(graph, sorted(group, key=order.__getitem__), kind, users)
         counts[kind] = counts.get(kind, 0) + 1
     stats: dict[str, object] = {"groups": counts}
-    if refused:
-        stats["backend_refused"] = refused
-    return PassResult(graph, bool(groups), stats)
+    if why.counts:
+        stats["refused"] = why.counts
+    return PassResult(graph, bool(counts), stats)

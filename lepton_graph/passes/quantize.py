@@ -109,6 +109,18 @@ def _layer_errors(graph: Graph, inputs: Sequence[Any], nodes: set[Node]) -> tupl
     return errors, outputs
 
 
+def _choice(graph: Graph, node: Node, cfg: QuantConfig) -> tuple[str, str]:
+    """(scheme, why) for one LINEAR: not quantizable, the config's scheme for its names, or too small."""
+    why_not = _quantizable(graph, node)
+    if why_not:
+        return "fp32", why_not
+    scheme, why = cfg.scheme_for(layer_names(graph, node))
+    w = graph.constant(node.inputs[1])
+    if scheme != "fp32" and w is not None and w.numel() < cfg.min_weight_elements:
+        return "fp32", f"weight has {w.numel()} < min_weight_elements = {cfg.min_weight_elements}"
+    return scheme, why
+
+
 def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
     """LINEAR(x, W, b) -> QLINEAR(x, int8(W), scale(W), b) per QuantConfig; records every layer's choice (and its
     own error, given example inputs in ``opts.extra["example_inputs"]``; the fp32 outputs go to
@@ -117,8 +129,8 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
     if cfg is None:
         return PassResult(graph, False)
     examples = opts.extra.get("example_inputs")
-    chosen = {n for n in graph.nodes if n.op is Op.LINEAR and not _quantizable(graph, n)
-              and cfg.scheme_for(layer_names(graph, n))[0] != "fp32"}
+    choices = {n: _choice(graph, n, cfg) for n in graph.nodes if n.op is Op.LINEAR}
+    chosen = {n for n, (scheme, _) in choices.items() if scheme != "fp32"}  # only these are measured
     errors: dict[Node, float] = {}
     if examples is not None and chosen:
         errors, opts.extra["fp32_outputs"] = _layer_errors(graph, examples, chosen)
@@ -129,11 +141,8 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
         names = layer_names(graph, node)
         entry: dict[str, Any] = {"layer": "+".join(names), "shape": list(node.inputs[1].shape)}
         layers.append(entry)
-        why_not = _quantizable(graph, node)
-        scheme, why = ("fp32", why_not) if why_not else cfg.scheme_for(names)
+        scheme, why = choices[node]
         w = graph.constant(node.inputs[1])
-        if scheme != "fp32" and w is not None and w.numel() < cfg.min_weight_elements:
-            scheme, why = "fp32", f"weight has {w.numel()} < min_weight_elements = {cfg.min_weight_elements}"
         entry.update(scheme=scheme, why=why, weight_bytes=int(w.numel() * 4) if w is not None else 0)
         if scheme == "fp32" or w is None:
             entry["quant_bytes"] = entry["weight_bytes"]

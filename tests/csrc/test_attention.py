@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from lepton_graph.backends.cpu import native
 from lepton_graph.ir import DType, Graph, Op
 
-from .isa import ISAS, dispatch_at
+from .isa import ISA_PARAMS, ISAS, dispatch_at
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 
@@ -121,7 +121,7 @@ def test_sdpa_matches_torch(B, Hkv, group, L, S, E, Ev, causal, mask_kind, mask_
         check(got, ref)
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize("shape,causal", [((1, 12, 128, 64), False), ((1, 12, 197, 64), False),
                                           ((1, 12, 128, 64), True), ((1, 2, 700, 64), True)])
 def test_zoo_shapes_fused_qkv(isa, shape, causal):
@@ -135,7 +135,7 @@ def test_zoo_shapes_fused_qkv(isa, shape, causal):
     assert got.transpose(1, 2).is_contiguous()
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize("kind", ["bool", "float"])
 def test_fully_masked_rows_are_zero_like_torch(isa, kind):
     B, H, L, S, E = 1, 2, 20, 37, 16
@@ -151,7 +151,7 @@ def test_fully_masked_rows_are_zero_like_torch(isa, kind):
     assert (got[:, :, 3] == 0).all() and (ref[:, :, 3] == 0).all()
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 def test_mask_values_and_trivial_masks(isa):
     """All-True / all-zero masks are dropped; huge finite negatives (finfo.min, HF style) are not -inf."""
     B, H, L, S, E = 2, 3, 33, 40, 24
@@ -166,7 +166,7 @@ def test_mask_values_and_trivial_masks(isa):
         check(got, ref)
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize("rank", [2, 3])
 def test_lower_ranks(isa, rank):
     g = torch.Generator().manual_seed(4)
@@ -192,7 +192,7 @@ def _raw_sdpa(q, k, v, mask=None, causal=False, scale=None, fn=None):
     return out
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize("kind", ["bool", "float"])
 @pytest.mark.parametrize("L,S", [(70, 70), (40, 90), (90, 40)])
 def test_causal_and_mask(isa, kind, L, S):
@@ -281,7 +281,7 @@ def test_compiled_model_runs_sdpa_natively(causal):
     assert not any("sdpa" in op for op in report.get("fallback_ops", {}))
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize("threads", [1, 3, 16])
 def test_query_block_sizes_and_threads(isa, threads):
     """More threads than (batch x head x block) tasks shrinks the query blocks (48, 32, 16 rows): causal trimming
@@ -407,7 +407,7 @@ def test_compiled_model_bf16_runs_sdpa_natively(causal):
     assert not any("sdpa" in op for op in report.get("fallback_ops", {}))
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize("kind", ["bool", "float"])
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])

@@ -18,7 +18,7 @@ from lepton_graph.backends.cpu.native import _C
 from lepton_graph.ir import DType, Graph, Op
 from lepton_graph.ir.interpret import interpret
 
-from .isa import ISAS, dispatch_at
+from .isa import ISA_PARAMS, dispatch_at
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 
@@ -110,7 +110,7 @@ BINARY = [Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAXIMUM, Op.MINIMUM, Op.EQ,
           Op.LOGICAL_AND, Op.LOGICAL_OR]
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
 @given(op=st.sampled_from(UNARY + [Op.GELU, Op.CLAMP]), shape=shapes(), layout=st.integers(0, 3),
        seed=st.integers(0, 2**31 - 1), approx=st.sampled_from(["none", "tanh"]))
@@ -133,7 +133,7 @@ def binary_case(draw: st.DrawFn) -> tuple:
     return sa, sb
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
 @given(op=st.sampled_from(BINARY), case=binary_case(), la=st.integers(0, 3), lb=st.integers(0, 3),
        seed=st.integers(0, 2**31 - 1), scalar=st.sampled_from([None, 2.0, -0.5, 3, 0.0]), reverse=st.booleans())
@@ -152,7 +152,7 @@ def test_binary_matches_torch(isa: str, op: Op, case: tuple, la: int, lb: int, s
     assert_matches(got, ref, tol=1e-5 if op is Op.POW else 2e-6)
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
 @given(case=binary_case(), seed=st.integers(0, 2**31 - 1), mode=st.integers(0, 3))
 def test_where_matches_torch(isa: str, case: tuple, seed: int, mode: int) -> None:
@@ -179,7 +179,7 @@ CASTS = [(torch.float32, DType.bf16), (torch.float32, DType.f16), (torch.float32
          (torch.bfloat16, DType.f16)]
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
 @given(cast=st.sampled_from(CASTS), shape=shapes(), layout=st.integers(0, 3), seed=st.integers(0, 2**31 - 1))
 def test_cast_matches_torch(isa: str, cast: tuple, shape: tuple, layout: int, seed: int) -> None:
@@ -193,7 +193,7 @@ def test_cast_matches_torch(isa: str, cast: tuple, shape: tuple, layout: int, se
         assert_matches(got, ref)
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
 @given(shape=shapes(), seed=st.integers(0, 2**31 - 1), dt=st.sampled_from([torch.bfloat16, torch.float16]))
 def test_low_precision_binary_rounds_like_torch(isa: str, shape: tuple, seed: int, dt: torch.dtype) -> None:
@@ -223,7 +223,7 @@ def _fused_graph(shape: tuple, bshape: tuple) -> Graph:
     return g
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
 @given(out=shapes(max_rank=3), seed=st.integers(0, 2**31 - 1), lx=st.integers(0, 3))
 def test_fused_program_matches_op_by_op(isa: str, out: tuple, seed: int, lx: int) -> None:
@@ -259,7 +259,7 @@ def test_integer_arithmetic_is_declined() -> None:
     assert isinstance(eltwise.lower_elementwise(n, g), str)
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 def test_huge_outputs_stream_past_the_caches(isa: str) -> None:
     """Outputs >= 16 MB take the non-temporal store path when it is switched on (bound results and explicit stores,
     odd offsets)."""
@@ -330,7 +330,7 @@ GRID_OPS = [(Op.EXP, {}), (Op.TANH, {}), (Op.ERF, {}), (Op.SIGMOID, {}), (Op.SIL
             (Op.GELU, {"approximate": "none"}), (Op.GELU, {"approximate": "tanh"})]
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize("op_attrs", GRID_OPS, ids=lambda oa: f"{oa[0].value}{oa[1].get('approximate', '')}")
 def test_transcendentals_on_a_dense_grid(isa: str, op_attrs: tuple) -> None:
     """Every element (not only the largest) within 2e-6 * max(|ref|, 1) of torch, over [-30, 30] densely, near 0,
@@ -356,7 +356,7 @@ def test_transcendentals_on_a_dense_grid(isa: str, op_attrs: tuple) -> None:
 
 # -- bound programs (the per-call fast path) -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
 @given(case=st.data(), seed=st.integers(0, 2**31 - 1))
 def test_bound_program_matches_general_run(isa: str, case: st.DataObject, seed: int) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from lepton_graph.backends.cpu import native
 
-from .isa import ISAS, dispatch_at
+from .isa import ISA_PARAMS, dispatch_at
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 
@@ -62,7 +62,7 @@ def _wide(rows: int, cols: int, pad: int, gen: torch.Generator) -> torch.Tensor:
     return torch.randn(rows, cols + pad, generator=gen)[:, :cols]
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @given(m=M_SIZES, n=N_SIZES, k=K_SIZES, act=st.integers(0, 6), bias=st.booleans(),
        res=st.sampled_from([None, "before", "after"]), pad=st.sampled_from([0, 3]), seed=st.integers(0, 2**16))
 @settings(max_examples=30)
@@ -85,7 +85,7 @@ def test_gemm_packed_matches_torch(isa, m, n, k, act, bias, res, pad, seed) -> N
         assert out.as_strided((m, pad), (n + pad, 1), n).isnan().all()
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize("act", range(7))
 def test_activations_extreme_values(isa, act) -> None:
     """Activation epilogues over a wide range (exp overflows and underflows there) and NaN, vs torch in fp64;
@@ -109,7 +109,7 @@ def test_activations_extreme_values(isa, act) -> None:
     assert err.max().item() < 2e-5
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 def test_gelu_erf_dense(isa) -> None:
     """GELU (erf) epilogue on a dense grid where its erfc fit matters (the tail for negative x is relative-accurate:
     no 1 + erf cancellation), as a tile epilogue (M > 4) and on the GEMV path (M = 1); bias added first."""
@@ -131,7 +131,7 @@ def test_gelu_erf_dense(isa) -> None:
                           atol=0)
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @given(m=M_SIZES, n=N_SIZES, k=K_SIZES, ta=st.booleans(), tb=st.booleans(), threads=st.booleans(),
        act=st.integers(0, 6), seed=st.integers(0, 2**16))
 @settings(max_examples=20)
@@ -147,7 +147,7 @@ def test_gemm_runtime_b_strided(isa, m, n, k, ta, tb, threads, act, seed) -> Non
     assert _rel_err(out, _reference(a, b, bias, None, False, act)) <= 5e-5
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize(("sa", "sb"), [((2, 3, 5, 7), (2, 3, 7, 9)), ((4, 1, 6, 33), (5, 33, 17)),
                                         ((3, 20, 64), (64, 40)), ((7,), (2, 7, 3)), ((2, 5, 8), (8,)),
                                         ((8, 40, 16), (8, 16, 40)), ((0, 3, 4), (4, 5))])
@@ -164,7 +164,7 @@ def test_matmul_kernel_batched_broadcasting(isa, sa, sb) -> None:
     assert _rel_err(got, ref) <= 1e-5 and _rel_err(got_t, ref) <= 1e-5
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize(("m", "n", "k"), [(1, 10, 7), (3, 33, 64), (29, 100, 257), (64, 48, 600), (0, 4, 4)])
 def test_bf16_gemm(isa, m, n, k) -> None:
     """Mixed precision: exactly the bf16-rounded products summed in fp32; ~1e-3 of fp32's scale."""
@@ -180,7 +180,7 @@ def test_bf16_gemm(isa, m, n, k) -> None:
     assert _rel_err(out, torch.relu(a.double() @ b.double() + bias.double())) <= 1e-2
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @given(m=M_SIZES, n=N_SIZES, k=st.sampled_from([0, 1, 3, 17, 64, 257, 600, 1025, 2100]), act=st.integers(0, 6),
        bias=st.booleans(), res=st.sampled_from([None, "before", "after"]), pad=st.sampled_from([0, 3]),
        seed=st.integers(0, 2**16))
@@ -330,7 +330,7 @@ def _linear_kernel(shape_x, n, k, bias=True):
     return G.lower_linear(node, g), g.constants
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 def test_linear_kernel_non_contiguous_and_edge_inputs(isa) -> None:
     kernel, consts = _linear_kernel((6, 5, 9), 11, 9)
     w, b = consts["c0"] if "c0" in consts else list(consts.values())[0], list(consts.values())[1]

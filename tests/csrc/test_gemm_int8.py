@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from lepton_graph.backends.cpu import native
 from lepton_graph.ir.defs.quant import qlinear, quantize_rows_u8, quantize_weight_per_channel
 
-from .isa import ISAS, dispatch_at
+from .isa import ISA_PARAMS, dispatch_at
 from .test_gemm import ACTS
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
@@ -58,7 +58,7 @@ def rows_view(m: int, k: int, pad: int, gen: torch.Generator, scale: float = 2.0
     return (torch.randn(m, k + pad, generator=gen) * scale)[:, :k]
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @given(m=M_SIZES, n=N_SIZES, k=K_SIZES, pad=st.sampled_from([0, 3]), w_t=st.booleans(), seed=st.integers(0, 99))
 def test_integer_core_is_exact(isa: str, m: int, n: int, k: int, pad: int, w_t: bool, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
@@ -70,7 +70,7 @@ def test_integer_core_is_exact(isa: str, m: int, n: int, k: int, pad: int, w_t: 
     assert torch.equal(got.long(), a8.long() @ w.long())
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 def test_saturated_operands_at_k_16384_do_not_overflow(isa: str) -> None:
     k = 16384
     a8 = torch.full((3, k), 255, dtype=torch.uint8)
@@ -83,7 +83,7 @@ def test_saturated_operands_at_k_16384_do_not_overflow(isa: str) -> None:
     assert torch.equal(got.long(), want)
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @given(m=M_SIZES, k=K_SIZES, pad=st.sampled_from([0, 5]), seed=st.integers(0, 99),
        kind=st.sampled_from(["randn", "positive", "negative", "zero", "constant", "spiky"]))
 def test_row_quantizer_matches_the_reference(isa: str, m: int, k: int, pad: int, seed: int, kind: str) -> None:
@@ -108,7 +108,7 @@ def test_row_quantizer_matches_the_reference(isa: str, m: int, k: int, pad: int,
     assert torch.equal(q, rq) and torch.equal(s, rs) and torch.equal(z, rz)
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @given(m=M_SIZES, n=N_SIZES, k=K_SIZES, pad=st.sampled_from([0, 2]), seed=st.integers(0, 99))
 def test_dynamic_gemm_equals_the_reference_bit_for_bit(isa: str, m: int, n: int, k: int, pad: int,
                                                        seed: int) -> None:
@@ -125,7 +125,7 @@ def test_dynamic_gemm_equals_the_reference_bit_for_bit(isa: str, m: int, n: int,
     assert torch.equal(got, want)
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @given(m=st.sampled_from([1, 3, 13, 40]), n=st.sampled_from([5, 16, 33, 70]), k=st.sampled_from([1, 7, 64, 130]),
        act=st.sampled_from(sorted(ACTS)), bias=st.booleans(), residual=st.sampled_from([None, "before", "after"]),
        seed=st.integers(0, 99))

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from lepton_graph.backends.cpu import native
 
-from .isa import ISAS, dispatch_at
+from .isa import ISA_PARAMS, dispatch_at
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 
@@ -37,7 +37,7 @@ def _data(n: int, seed: int) -> torch.Tensor:
     return x
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @given(n=sizes, seed=st.integers(0, 2**31 - 1))
 def test_relu_f32_matches_torch(isa: str, n: int, seed: int) -> None:
     x = _data(n, seed)
@@ -48,7 +48,7 @@ def test_relu_f32_matches_torch(isa: str, n: int, seed: int) -> None:
     assert torch.equal(y.view(torch.int32), expected.view(torch.int32))
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @given(n=sizes, seed=st.integers(0, 2**31 - 1))
 def test_add_f32_matches_torch(isa: str, n: int, seed: int) -> None:
     a, b = _data(n, seed), _data(n, seed + 1)

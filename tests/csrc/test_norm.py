@@ -12,7 +12,7 @@ from lepton_graph.backends.cpu.native import _C
 from lepton_graph.ir import DType, Graph, Op
 from lepton_graph.ir.interpret import interpret
 
-from .isa import ISAS, dispatch_at
+from .isa import ISA_PARAMS, dispatch_at
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 
@@ -52,7 +52,7 @@ def lower_single(op: Op, xs: list[torch.Tensor], attrs: dict) -> tuple[Graph, ob
     return g, k
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
 @given(rows=ROWS, d=D, seed=st.integers(0, 2**31 - 1), affine=st.integers(0, 2), t=st.booleans(),
        op=st.sampled_from([Op.LAYER_NORM, Op.RMS_NORM]))
@@ -66,7 +66,7 @@ def test_norms_match_torch(isa: str, rows: tuple, d: int, seed: int, affine: int
     close(got, interpret(g, xs)[0])
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
 @given(rows=ROWS, d=D, seed=st.integers(0, 2**31 - 1), t=st.booleans(), masked=st.booleans(),
        op=st.sampled_from([Op.SOFTMAX, Op.LOG_SOFTMAX]))
@@ -98,7 +98,7 @@ def _norm_body(d: int, with_epilogue: bool) -> Graph:
     return g
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize("d", [2, 17, 768])
 @pytest.mark.parametrize("epi", [False, True])
 def test_fused_norm_group(isa: str, d: int, epi: bool) -> None:
@@ -143,7 +143,7 @@ REDUCE_CASES = [((5, 7, 9), (2,)), ((5, 7, 9), (1,)), ((5, 7, 9), (0,)), ((5, 7,
                 ((2, 3, 4, 5), (2, 3)), ((), None), ((64, 4, 7, 7), (2, 3))]
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize("op", [Op.SUM, Op.MEAN, Op.AMAX, Op.AMIN])
 @pytest.mark.parametrize("case", REDUCE_CASES)
 @pytest.mark.parametrize("keepdim", [False, True])

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from lepton_graph.backends.cpu import native
 
-from .isa import ISAS, dispatch_at
+from .isa import ISA_PARAMS, ISAS, dispatch_at
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 
@@ -159,7 +159,7 @@ def test_bf16_direct_conv_resnet_shapes(c: int, hw: int, oc: int, k: int, s: int
         _within_bound(got, ref, bound, DIRECT_BF16_TOL)
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize(("c", "hw", "n"), [(64, 56, 1), (128, 28, 1), (256, 14, 3), (512, 7, 1)])
 def test_winograd_resnet_layers(isa: str, c: int, hw: int, n: int) -> None:
     """ResNet-18's 3x3 block convs, with the residual block's epilogue (bias + residual, relu)."""
@@ -239,7 +239,7 @@ def test_resnet18_compiles_native_with_winograd(precision: str, monkeypatch: pyt
     assert sorted(t for t in picked if t) == ([2] * 3 + [4] * 10 if precision == "fp32" else [2] * 13), picked
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @pytest.mark.parametrize("tile", [2, 4])
 def test_winograd_writes_strided_outputs(isa: str, tile: int) -> None:
     """y and the residual in NCHW (channel stride H*W): the transforms' strided store/load path."""

@@ -123,3 +123,12 @@ def test_no_gemm_lands_in_a_fallback_partition(steps: list[tuple[str, float]], b
     with torch.no_grad():
         torch.testing.assert_close(compiled(x, r), model(x, r), rtol=1e-4, atol=1e-5)
     _no_gemm_in_torch(compiled)
+
+
+def test_every_refusal_has_a_reason_in_the_pass_stats() -> None:
+    # relu and add are one elementwise component, but a path leaves it (cumsum) and comes back: not convex
+    c = lg.compile(lambda x: torch.relu(x) + torch.cumsum(torch.relu(x), -1))
+    c(torch.randn(4, 6))
+    fuse = next(p for p in c.report().latest.regions[0].passes if p["name"] == "fuse")
+    assert fuse["stats"]["refused"] == {"not convex": 1}, fuse["stats"]
+    assert fuse["changed"] is False  # before: True although every group was rejected

@@ -155,3 +155,27 @@ def test_qlinear_reference_is_close_to_linear() -> None:
     assert torch.equal(wq.float().abs().amax(1), torch.full((32,), 127.0))  # symmetric, full int8 range
     y = qlinear(x, wq, scale, b, act="dynamic")
     assert _rel_l2(y, torch.nn.functional.linear(x, w, b)) < 0.01
+
+
+def test_layers_kept_float_for_their_size_are_neither_quantized_nor_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: min_weight_elements was applied after the per-layer measurement, so a layer kept in fp32 for its size
+    # was still quantized and run on the examples to measure an error nobody used
+    import lepton_graph.passes.quantize as quantize
+
+    shapes: list[tuple[int, ...]] = []
+    real = quantize.quantize_weight_per_channel
+
+    def counting(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shapes.append(tuple(w.shape))
+        return real(w)
+
+    monkeypatch.setattr(quantize, "quantize_weight_per_channel", counting)
+    model, x = _net()
+    c = lepton_graph.compile(model, quantize=QuantConfig("int8-dynamic", min_weight_elements=1000))
+    with torch.no_grad():
+        c(x)
+    layers = {layer["layer"]: layer for layer in c.report().as_dict()["quantization"]["layers"]}
+    small = [layer for layer in layers.values() if layer["scheme"] == "fp32"]
+    assert small and all("rel_l2" not in layer and "min_weight_elements" in layer["why"] for layer in small)
+    assert all("rel_l2" in layer for layer in layers.values() if layer["scheme"] != "fp32")
+    assert (10, 96) not in shapes and (96, 96) in shapes  # the 960-element head was never quantized

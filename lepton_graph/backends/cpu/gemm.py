@@ -97,6 +97,13 @@ class _Epi:
         self.bias = t.clone() if self.bias is None else self.bias + t
 
 
+def keep_alive(kernel: Kernel, *objs: Any) -> Kernel:
+    """The kernel passes raw addresses of these (packed weight, bias) to C++: nothing in its body refers to the
+    objects themselves, so they are tied to its lifetime here (no one reads the attribute)."""
+    kernel.__lepton_keep__ = objs  # type: ignore[attr-defined]
+    return kernel
+
+
 def _make_linear_kernel(packed: Any, k: int, n: int, epi: _Epi, x_index: int) -> Kernel:
     """out = epilogue(x @ B) for x (..., k) at node input ``x_index``; B packed (f32/bf16, or int8: x quantized
     per row at run time, the same arguments)."""
@@ -124,8 +131,7 @@ def _make_linear_kernel(packed: Any, k: int, n: int, epi: _Epi, x_index: int) ->
             call(x2.data_ptr(), m, k, lda, packed, out.data_ptr(), n, bias_ptr, 0, 0, False, act)
             return out
 
-        linear_kernel.__lepton_keep__ = (packed, bias)  # type: ignore[attr-defined]
-        return linear_kernel
+        return keep_alive(linear_kernel, packed, bias)
 
     def gemm_kernel(*args: torch.Tensor) -> torch.Tensor:
         x2, m, lda, out = rows_of(args[x_index])
@@ -145,7 +151,7 @@ def _make_linear_kernel(packed: Any, k: int, n: int, epi: _Epi, x_index: int) ->
             call(x2.data_ptr(), m, k, lda, packed, out.data_ptr(), n, bp, r.data_ptr(), ldr, before, act)
         return out
 
-    gemm_kernel.__lepton_keep__ = (packed, bias)  # type: ignore[attr-defined]
+    keep_alive(gemm_kernel, packed, bias)
     return gemm_kernel
 
 
@@ -180,7 +186,7 @@ def _make_runtime_kernel(k: int, n: int, epi: _Epi, x_index: int, w_index: int, 
              ldr, before, act)
         return out
 
-    gemm_kernel.__lepton_keep__ = (bias,)  # type: ignore[attr-defined]
+    keep_alive(gemm_kernel, bias)
     return gemm_kernel
 
 
