@@ -8,6 +8,7 @@ broadcast form, fully masked rows, and bad arguments (ValueError, not a crash).
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -239,11 +240,15 @@ def _call(alias_out=False, **over):
 def test_bad_arguments_raise_value_error():
     q, out = _call()
     check(out, reference(q, q, q, scale=0.5))
-    bad = [dict(B=-1), dict(Hkv=0), dict(Hq=3), dict(mask_kind=3), dict(scale=math.inf), dict(q_strides=(64, 32, 8, 2)),
-           dict(out_strides=(64, 32, 8, -1)), dict(q_ptr=0), dict(q_ptr=q.data_ptr() + 2), dict(mask_kind=1),
-           dict(alias_out=True)]
-    for over in bad:
-        with pytest.raises(ValueError):
+    # each error names the argument at fault
+    bad = [(dict(B=-1), "'B' must be >= 0"), (dict(Hkv=0), "'Hkv' must be >= 1"),
+           (dict(Hq=3), "'Hq' must be a multiple of Hkv"), (dict(mask_kind=3), "'mask_kind' must be 0"),
+           (dict(scale=math.inf), "'scale' must be finite"), (dict(q_strides=(64, 32, 8, 2)), "'q_strides'"),
+           (dict(out_strides=(64, 32, 8, -1)), "'out_strides'"), (dict(q_ptr=0), "'q_ptr' is null"),
+           (dict(q_ptr=q.data_ptr() + 2), "'q_ptr' is not aligned"), (dict(mask_kind=1), "'mask_ptr' is null"),
+           (dict(alias_out=True), "'out_ptr' overlaps q")]
+    for over, message in bad:
+        with pytest.raises(ValueError, match=re.escape(message)):
             _call(**over)
     with pytest.raises(TypeError):
         _call(q_strides=(1, 2, 3))
@@ -401,7 +406,10 @@ def test_compiled_model_bf16_runs_sdpa_natively(causal):
         compiled = lepton_graph.compile(model, precision="bf16")
         got = compiled(x, mask)
     err = ((got - ref).abs().max() / ref.abs().max()).item()
-    assert err <= 2e-2, err
+    if _C.sdpa_bf16_supported():  # bf16 ran: its rounding shows, within the bf16 bar
+        assert 1e-6 < err <= 2e-2, err
+    else:  # no AVX512_BF16: fp32 ran, and must meet fp32's bar
+        assert err <= 1e-4, err
     report = compiled.report().as_dict()
     assert report["native_nodes"] >= 1
     assert not any("sdpa" in op for op in report.get("fallback_ops", {}))

@@ -316,7 +316,11 @@ def test_bf16_precision_compile() -> None:
     m = _Mlp("gelu").eval()
     x = torch.randn(4, 24)
     compiled, got = _compile(m, x, precision="bf16")
-    assert _rel_err(got, m(x)) <= 2e-2
+    err = _rel_err(got, m(x))
+    if _C.gemm_bf16_supported():  # bf16 products ran: their rounding shows, within the bf16 bar
+        assert 1e-6 < err <= 2e-2, err
+    else:  # no AVX512_BF16: precision="bf16" falls back to fp32, which must then meet fp32's bar
+        assert err <= 1e-4, err
 
 
 def _linear_kernel(shape_x, n, k, bias=True):

@@ -153,3 +153,29 @@ def test_out_of_range_constant_index_still_raises_like_eager():
     c = lg.compile(m, native=False)
     with pytest.raises((IndexError, RuntimeError)):
         c(torch.randn(4, 3))
+
+
+def test_lepton_verify_names_the_pass_that_moved_the_outputs(monkeypatch) -> None:
+    """LEPTON_VERIFY: every pass's drift is measured and the first one beyond 1e-4 is named in the report."""
+    import lepton_graph
+    import lepton_graph.passes as passes
+    from lepton_graph.config import config
+    from lepton_graph.ir import Op
+    from lepton_graph.passes import PassResult
+
+    def perturb_outputs(graph, opts):  # a broken pass: scales the output by 1.01
+        graph.outputs[0] = graph.add_node(Op.MUL, [graph.outputs[0]], {"scalar": 1.01}).out
+        return PassResult(graph, True)
+
+    pipeline = list(passes.PIPELINE)
+    pipeline.insert(pipeline.index(passes.fold_constants) + 1, perturb_outputs)
+    monkeypatch.setattr(passes, "PIPELINE", pipeline)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU()).eval()
+    with config.patch(verify=True):
+        c = lepton_graph.compile(model)
+        c(torch.randn(3, 8))
+    region = c.report().latest.regions[0]
+    assert region.first_drifting_pass == "perturb_outputs"
+    drift = {p["name"]: p["drift"] for p in region.passes}
+    assert drift["fold_constants"] <= 1e-6 and drift["perturb_outputs"] > 5e-3
+    assert "numeric drift beyond tolerance first introduced by: perturb_outputs" in str(c.report())
