@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from . import log
-from .backends import default_backends
+from .backends import LowerOptions, default_backends
 from .config import config
 from .frontend.export import Captured
 from .ir import Graph, Op, format_graph, interpret
@@ -70,7 +70,7 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
     graph = cap.graph
     log.log("graph", "captured (%s):\n%s", cap.frontend, log.Lazy(lambda: format_graph(graph)))
     verify_inputs = example_inputs if config.verify else None
-    backends = default_backends(device, native)
+    backends = default_backends(device, native, LowerOptions(precision=precision))
     opts = replace(opts or PassOptions(), can_fuse=getattr(backends[0], "can_fuse", None))
     if quantize is not None:
         opts = replace(opts, quantize=quantize, extra={**opts.extra, "example_inputs": example_inputs})
@@ -81,7 +81,6 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
         graph, records = run_pipeline(graph, opts, example_inputs=verify_inputs, reference=reference)
         after = cost(graph)
     t1 = time.perf_counter()
-    graph.meta["precision"] = precision  # lowerings read it (e.g. bf16 GEMM weights)
     compiled = CompiledGraph(graph, backends)
     plan, executor = compiled.plan, compiled.executor
     t2 = time.perf_counter()

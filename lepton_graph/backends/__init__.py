@@ -6,6 +6,7 @@ The partitioner asks them in preference order; the torch fallback backend accept
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..ir import Graph, Node
@@ -27,14 +28,21 @@ class Backend(Protocol):
         ...
 
 
-def default_backends(device: str, native: bool) -> list[Any]:
+@dataclass(frozen=True)
+class LowerOptions:
+    """The compile settings lowering reads, passed to every lowering as an argument."""
+
+    precision: str = "fp32"  # "bf16": GEMM/conv weights and attention operands in bf16 where the CPU has it
+
+
+def default_backends(device: str, native: bool, options: LowerOptions | None = None) -> list[Any]:
     from .fallback import TorchFallback
 
     chain: list[Any] = []
     if native and device.startswith("cpu"):
         from .cpu import CpuNative
 
-        cpu = CpuNative.create()
+        cpu = CpuNative.create(options or LowerOptions())
         if cpu is not None:
             chain.append(cpu)
     chain.append(TorchFallback())

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C 
 
 if native.available():
     from lepton_graph import _C
+    from lepton_graph.backends import LowerOptions
     from lepton_graph.backends.cpu.attention import lower_sdpa
 
 
@@ -57,7 +58,7 @@ def sdpa_kernel(q_shape, k_shape, v_shape, mask=None, *, causal=False, scale=Non
         g.outputs = [t.out]
     else:
         g.outputs = [node.out]
-    return lower_sdpa(node, g)
+    return lower_sdpa(node, g, LowerOptions())
 
 
 def qkv_views(B, H, Hkv, L, S, E, Ev, layout, seed):
@@ -214,15 +215,15 @@ def test_declines_unsupported():
     g = Graph()
     q = g.add_input((1, 2, 4, 8), DType.f64)
     node = g.add_node(Op.SDPA, [q, q, q])
-    assert "float32" in lower_sdpa(node, g)
+    assert "float32" in lower_sdpa(node, g, LowerOptions())
     g = Graph()
     q = g.add_input((1, 1, 2, 4, 8), DType.f32)
     node = g.add_node(Op.SDPA, [q, q, q])
-    assert "rank" in lower_sdpa(node, g)
+    assert "rank" in lower_sdpa(node, g, LowerOptions())
     g = Graph()
     q, kv = g.add_input((1, 4, 4, 8), DType.f32), g.add_input((1, 1, 4, 8), DType.f32)
     node = g.add_node(Op.SDPA, [q, kv, kv])  # heads broadcast by torch's matmul, without enable_gqa
-    assert "head" in lower_sdpa(node, g)
+    assert "head" in lower_sdpa(node, g, LowerOptions())
 
 
 def _call(alias_out=False, **over):

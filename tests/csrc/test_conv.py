@@ -250,9 +250,10 @@ class _Net(torch.nn.Module):
 def _conv_groups_lowered() -> Iterator[None]:
     """Until the "gemm" fused lowering (which delegates conv-rooted groups here) is registered, register a
     delegating one for the test."""
+    from lepton_graph.backends import LowerOptions
     from lepton_graph.backends.cpu import CpuNative, registry
 
-    CpuNative.create()  # imports the kernel families (and their registrations) first
+    CpuNative.create(LowerOptions())  # imports the kernel families (and their registrations) first
     added = "gemm" not in registry.FUSED_LOWERINGS
     if added:
         registry.FUSED_LOWERINGS["gemm"] = cconv.lower_conv_group

@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lepton_graph.backends import LowerOptions
 from lepton_graph.backends.cpu import eltwise, native
 from lepton_graph.backends.cpu.native import _C
 from lepton_graph.ir import DType, Graph, Op
@@ -99,7 +100,7 @@ def run_single(op: Op, xs: list[torch.Tensor], attrs: dict | None = None) -> tup
     ins = [g.add_input(tuple(x.shape), DType.from_torch(x.dtype)) for x in xs]
     n = g.add_node(op, ins, attrs or {})
     g.outputs = n.outputs
-    k = eltwise.lower_elementwise(n, g)
+    k = eltwise.lower_elementwise(n, g, LowerOptions())
     assert not isinstance(k, str), k
     return k(*xs), interpret(g, xs)[0]
 
@@ -256,7 +257,7 @@ def test_integer_arithmetic_is_declined() -> None:
     x = g.add_input((4,), DType.i64)
     n = g.add_node(Op.ADD, [x], {"scalar": 1})
     g.outputs = n.outputs
-    assert isinstance(eltwise.lower_elementwise(n, g), str)
+    assert isinstance(eltwise.lower_elementwise(n, g, LowerOptions()), str)
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lepton_graph.backends import LowerOptions
 from lepton_graph.backends.cpu import native
 
 from .isa import ISA_PARAMS, dispatch_at
@@ -331,7 +332,7 @@ def _linear_kernel(shape_x, n, k, bias=True):
     w = g.add_constant(torch.randn(n, k))
     ins = [x, w] + ([g.add_constant(torch.randn(n))] if bias else [])
     node = g.add_node(Op.LINEAR, ins)
-    return G.lower_linear(node, g), g.constants
+    return G.lower_linear(node, g, LowerOptions()), g.constants
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
@@ -357,4 +358,4 @@ def test_linear_lowering_declines_non_f32() -> None:
     x = g.add_input((2, 4), DType.f64)
     w = g.add_constant(torch.randn(3, 4, dtype=torch.float64))
     node = g.add_node(Op.LINEAR, [x, w])
-    assert isinstance(G.lower_linear(node, g), str)
+    assert isinstance(G.lower_linear(node, g, LowerOptions()), str)

@@ -7,6 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lepton_graph.backends import LowerOptions
 from lepton_graph.backends.cpu import movement, native
 from lepton_graph.backends.cpu.native import _C
 from lepton_graph.backends.cpu.registry import lowering_for
@@ -23,7 +24,7 @@ def lower(op: Op, xs: list[torch.Tensor], attrs: dict) -> tuple[Graph, object]:
     ins = [g.add_input(tuple(x.shape), DType.from_torch(x.dtype)) for x in xs]
     n = g.add_node(op, ins, attrs)
     g.outputs = n.outputs
-    k = lowering_for(n)(n, g)
+    k = lowering_for(n)(n, g, LowerOptions())
     assert not isinstance(k, str), k
     return g, k
 
@@ -122,7 +123,7 @@ def test_full_matches_torch(value: object, dtype: DType, shape: tuple) -> None:
     g = Graph()
     n = g.add_node(Op.FULL, [], {"shape": shape, "value": value, "dtype": dtype})
     g.outputs = n.outputs
-    k = movement.lower_full(n, g)
+    k = movement.lower_full(n, g, LowerOptions())
     assert not isinstance(k, str), k
     assert torch.equal(k(), interpret(g, [])[0])
 
@@ -133,7 +134,7 @@ def test_arange_matches_torch(start: float, end: float, step: float, dtype: DTyp
     g = Graph()
     n = g.add_node(Op.ARANGE, [], {"start": start, "end": end, "step": step, "dtype": dtype})
     g.outputs = n.outputs
-    k = movement.lower_arange(n, g)
+    k = movement.lower_arange(n, g, LowerOptions())
     assert not isinstance(k, str), k
     assert torch.equal(k(), interpret(g, [])[0])
 

@@ -7,6 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lepton_graph.backends import LowerOptions
 from lepton_graph.backends.cpu import native, norm
 from lepton_graph.backends.cpu.native import _C
 from lepton_graph.ir import DType, Graph, Op
@@ -47,7 +48,7 @@ def lower_single(op: Op, xs: list[torch.Tensor], attrs: dict) -> tuple[Graph, ob
     n = g.add_node(op, ins, attrs)
     g.outputs = n.outputs
     k = (norm.lower_row_op if op in norm._ROW_OPS else
-         norm.lower_argmax if op is Op.ARGMAX else norm.lower_reduce)(n, g)
+         norm.lower_argmax if op is Op.ARGMAX else norm.lower_reduce)(n, g, LowerOptions())
     assert not isinstance(k, str), k
     return g, k
 
@@ -107,7 +108,7 @@ def test_fused_norm_group(isa: str, d: int, epi: bool) -> None:
     ins = [fused.add_input(v.shape, v.dtype) for v in g.inputs]
     node = fused.add_node(Op.FUSED, ins, {"kind": "norm", "body": g})
     fused.outputs = node.outputs
-    k = norm.lower_fused_rows(node, fused)
+    k = norm.lower_fused_rows(node, fused, LowerOptions())
     assert not isinstance(k, str), k
     xs = [data((4, 9, d), 1), data((4, 9, d), 2, True)[:, :, :d], data((d,), 3), data((d,), 4)]
     with dispatch_at(isa):
@@ -135,7 +136,7 @@ def test_softmax_other_dim_is_declined() -> None:
     x = g.add_input((4, 5), DType.f32)
     n = g.add_node(Op.SOFTMAX, [x], {"dim": 0})
     g.outputs = n.outputs
-    assert isinstance(norm.lower_row_op(n, g), str)
+    assert isinstance(norm.lower_row_op(n, g, LowerOptions()), str)
 
 
 REDUCE_CASES = [((5, 7, 9), (2,)), ((5, 7, 9), (1,)), ((5, 7, 9), (0,)), ((5, 7, 9), (1, 2)), ((5, 7, 9), None),
@@ -161,7 +162,7 @@ def test_reductions_match_torch(isa: str, op: Op, case: tuple, keepdim: bool) ->
     g = Graph()
     n = g.add_node(op, [g.add_input(shape, DType.f32)], attrs)
     g.outputs = n.outputs
-    k = norm.lower_reduce(n, g)
+    k = norm.lower_reduce(n, g, LowerOptions())
     assert not isinstance(k, str), k
     with dispatch_at(isa):
         got = k(x)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ...ir import Graph, Node
 from ...passes.partition import Partition
+from .. import LowerOptions
 from .registry import Kernel, lowering_for
 
 # kernel family modules; each registers lowerings on import (missing ones are simply not native)
@@ -21,11 +22,12 @@ FAMILIES = ("gemm", "conv", "eltwise", "norm", "attention", "movement")
 class CpuNative:
     name = "cpu-native"
 
-    def __init__(self) -> None:
+    def __init__(self, options: LowerOptions) -> None:
+        self.options = options
         self._kernels: dict[int, Kernel | str] = {}
 
     @classmethod
-    def create(cls) -> CpuNative | None:
+    def create(cls, options: LowerOptions) -> CpuNative | None:
         try:
             from . import native
         except ImportError:
@@ -44,7 +46,7 @@ class CpuNative:
             except ModuleNotFoundError as e:
                 if e.name != f"{__name__}.{fam}":
                     raise
-        return cls()
+        return cls(options)
 
     def _lower_node(self, node: Node, graph: Graph) -> Kernel | str:
         key = id(node)
@@ -54,7 +56,7 @@ class CpuNative:
                 self._kernels[key] = "no native kernel"
             else:
                 try:
-                    self._kernels[key] = fn(node, graph)
+                    self._kernels[key] = fn(node, graph, self.options)
                 except (ValueError, NotImplementedError) as e:  # a kernel that rejects this configuration
                     self._kernels[key] = f"kernel rejected: {e}"
         return self._kernels[key]

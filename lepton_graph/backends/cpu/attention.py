@@ -6,7 +6,7 @@ output transposes heads and rows back (``transpose(1, 2)`` before the output pro
 straight into a (B, L, H, Ev) buffer and returns its (B, H, L, Ev) transposed view, so that transpose + reshape
 becomes free.
 
-In bf16 mode (``compile(precision="bf16")``, ``graph.meta["precision"]``) on AVX512_BF16 hardware the kernel is
+In bf16 mode (``compile(precision="bf16")``, ``LowerOptions.precision``) on AVX512_BF16 hardware the kernel is
 ``sdpa_bf16``: Q.K^T and P.V on bf16-rounded operands (converted on the fly, the tensors stay fp32), fp32 softmax and
 accumulation. fp32 mode always runs the exact fp32 kernel.
 """
@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from ...ir import DType, Graph, Node, Op
+from .. import LowerOptions
 from .native import _lib
 from .registry import Kernel, lowers
 
@@ -74,12 +75,12 @@ def _unit_last(t: torch.Tensor) -> torch.Tensor:
 
 
 @lowers(Op.SDPA)
-def lower_sdpa(node: Node, graph: Graph) -> Kernel | str:
+def lower_sdpa(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     why = _why_not(node)
     if why is not None:
         return why
     lib = _lib()
-    bf16 = graph.meta.get("precision") == "bf16" and bool(lib.sdpa_bf16_supported())
+    bf16 = opts.precision == "bf16" and bool(lib.sdpa_bf16_supported())
     sdpa = lib.sdpa_bf16 if bf16 else lib.sdpa_f32
     rank = node.inputs[0].rank
     causal = bool(node.attrs.get("is_causal", False))

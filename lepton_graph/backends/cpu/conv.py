@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ...ir import DType, Graph, Node, Op, Value
+from .. import LowerOptions
 from .native import _lib
 from .registry import Kernel, lowers
 
@@ -65,9 +66,10 @@ def _padding(attrs: dict[str, Any], kernel: tuple[int, int], dilation: tuple[int
 class _ConvSpec:
     """What one native conv call computes: conv(x) + bias (+ residual), activation, (+ residual)."""
 
-    def __init__(self, conv: Node, graph: Graph):
+    def __init__(self, conv: Node, graph: Graph, opts: LowerOptions):
         self.conv = conv
         self.graph = graph
+        self.opts = opts
         self.bias: torch.Tensor | None = None
         self.act = 0
         self.residual: Value | None = None
@@ -110,9 +112,9 @@ def _broadcast_bias(v: Value, graph: Graph, oc: int) -> torch.Tensor | None:
     return None
 
 
-def _use_bf16(graph: Graph) -> bool:
+def _use_bf16(opts: LowerOptions) -> bool:
     """compile(precision="bf16"): conv operands in bf16 (vdpbf16ps) when the CPU has AVX512_BF16."""
-    return graph.meta.get("precision") == "bf16" and bool(_lib().gemm_bf16_supported())
+    return opts.precision == "bf16" and bool(_lib().gemm_bf16_supported())
 
 
 # Winograd for 3x3 stride-1 convs (csrc/kernels/winograd*): F(4x4, 3x3) does 36/144 of the direct conv's
@@ -167,7 +169,7 @@ def _make_kernel(spec: _ConvSpec, x_index: int, res_index: int | None) -> Kernel
     padding = _padding(node.attrs, kernel, dilation)
     if isinstance(padding, str):
         raise NotImplementedError(padding)
-    groups, bf16 = int(node.attrs.get("groups", 1)), _use_bf16(graph)
+    groups, bf16 = int(node.attrs.get("groups", 1)), _use_bf16(spec.opts)
     x_shape = tuple(node.inputs[0].shape)
     tile = winograd_tile(tuple(w.shape), x_shape if len(x_shape) == 4 else (1, *x_shape), stride, dilation, groups,
                          bf16)
@@ -204,11 +206,11 @@ def _make_kernel(spec: _ConvSpec, x_index: int, res_index: int | None) -> Kernel
 
 
 @lowers(Op.CONV2D)
-def lower_conv2d(node: Node, graph: Graph) -> Kernel | str:
+def lower_conv2d(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     why = _check_conv(node, graph)
     if why:
         return why
-    spec = _ConvSpec(node, graph)
+    spec = _ConvSpec(node, graph, opts)
     spec.bias = _bias_of(node, graph)
     return _make_kernel(spec, 0, None)
 
@@ -251,7 +253,7 @@ def conv_epilogue(chain: list[Node], conv_out: Value, spec: _ConvSpec, oc: int, 
     return None, res_inner, cur
 
 
-def lower_conv_group(node: Node, graph: Graph) -> Kernel | str:
+def lower_conv_group(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     """A FUSED "gemm" node whose body is CONV2D followed by bias/residual ADDs and at most one activation."""
     body: Graph = node.attrs["body"]
     if not body.nodes or body.nodes[0].op is not Op.CONV2D:
@@ -269,7 +271,7 @@ def lower_conv_group(node: Node, graph: Graph) -> Kernel | str:
     why = _check_conv(inner_conv, graph)
     if why:
         return why
-    spec = _ConvSpec(inner_conv, graph)
+    spec = _ConvSpec(inner_conv, graph, opts)
     spec.bias = _bias_of(inner_conv, graph)
     oc = int(inner_conv.inputs[1].shape[0])
     why, res_inner, cur = conv_epilogue(body.nodes[1:], conv.out, spec, oc, ext, graph, set(body.outputs))
@@ -314,7 +316,7 @@ def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int
 
 
 @lowers(Op.MAX_POOL2D, Op.AVG_POOL2D, Op.ADAPTIVE_AVG_POOL2D)
-def lower_pool2d(node: Node, graph: Graph) -> Kernel | str:
+def lower_pool2d(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     x_val = node.inputs[0]
     why = _f32_cpu(x_val, "input")
     if why:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ...ir import DType, Graph, Node, Op, OpGroup, Value
+from .. import LowerOptions
 from .native import _C
 from .registry import Kernel, lowers, lowers_fused
 
@@ -444,7 +445,7 @@ def _on_cpu(vs: Sequence[Value]) -> str | None:
 
 
 @lowers(*OpGroup.ELEMENTWISE)
-def lower_elementwise(node: Node, graph: Graph) -> Kernel | str:
+def lower_elementwise(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     why = _on_cpu(node.inputs + node.outputs)
     if why:
         return why
@@ -453,7 +454,7 @@ def lower_elementwise(node: Node, graph: Graph) -> Kernel | str:
 
 
 @lowers_fused("elementwise")
-def lower_fused_elementwise(node: Node, graph: Graph) -> Kernel | str:
+def lower_fused_elementwise(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     body: Graph = node.attrs["body"]
     why = _on_cpu(node.inputs + node.outputs)
     if why:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ...ir import DType, Graph, Node, Op, Value
+from .. import LowerOptions
 from .native import _lib
 from .registry import Kernel, lowers, lowers_fused
 
@@ -208,7 +209,7 @@ class _Root:
                                     self.alpha)
 
 
-def _linear_root(node: Node, graph: Graph, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
+def _linear_root(node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
                  ) -> _Root | str:
     x, w = node.inputs[0], node.inputs[1]
     b = node.inputs[2] if len(node.inputs) > 2 else None
@@ -233,12 +234,12 @@ def _linear_root(node: Node, graph: Graph, index_of: Callable[[Value], int], con
             epi.bias_input = index_of(b)
     wt = const_of(w)
     if wt is not None:
-        return _Root(index_of(x), k, n, epi, packed=pack_weight(wt, transposed=True, bf16=_use_bf16(graph),
+        return _Root(index_of(x), k, n, epi, packed=pack_weight(wt, transposed=True, bf16=_use_bf16(opts),
                                                                     huge_pages=_streams_weight(x)))
     return _Root(index_of(x), k, n, epi, w_index=index_of(w), w_transposed=True)
 
 
-def _qlinear_root(node: Node, graph: Graph, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
+def _qlinear_root(node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
                   ) -> _Root | str:
     """QLINEAR (int8 weight, per-channel scales, dynamic per-row activations) onto the VNNI int8 GEMM."""
     x, w, scale = node.inputs[:3]
@@ -275,8 +276,8 @@ def pack_weight_s8(w: torch.Tensor, scale: torch.Tensor) -> Any:
     return lib.gemm_pack_b_s8(w.data_ptr(), w.shape[1], w.shape[0], w.stride(1), w.stride(0), scale.data_ptr())
 
 
-def _matmul_const_root(node: Node, graph: Graph, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
-                       ) -> _Root | str:
+def _matmul_const_root(node: Node, opts: LowerOptions, index_of: Callable[[Value], int],
+                       const_of: Callable[[Value], Any]) -> _Root | str:
     """MATMUL with a constant 2-D B and a >= 2-D A: the same as a LINEAR without bias."""
     a, b = node.inputs
     for v, what in ((a, "a"), (b, "b")):
@@ -290,13 +291,13 @@ def _matmul_const_root(node: Node, graph: Graph, index_of: Callable[[Value], int
         return f"a's last dim {a.shape[-1]} != {k}"
     if a.rank == 1:
         return "1-D a"
-    return _Root(index_of(a), k, n, _Epi(), packed=pack_weight(bt, transposed=False, bf16=_use_bf16(graph),
+    return _Root(index_of(a), k, n, _Epi(), packed=pack_weight(bt, transposed=False, bf16=_use_bf16(opts),
                                                                huge_pages=_streams_weight(a)))
 
 
-def _use_bf16(graph: Graph) -> bool:
+def _use_bf16(opts: LowerOptions) -> bool:
     """compile(precision="bf16"): constant weights packed as bf16 (vdpbf16ps) when the CPU has AVX512_BF16."""
-    return graph.meta.get("precision") == "bf16" and bool(_lib().gemm_bf16_supported())
+    return opts.precision == "bf16" and bool(_lib().gemm_bf16_supported())
 
 
 def _identity_index(node: Node) -> Callable[[Value], int]:
@@ -309,14 +310,14 @@ def _graph_const(graph: Graph) -> Callable[[Value], Any]:
 
 
 @lowers(Op.LINEAR)
-def lower_linear(node: Node, graph: Graph) -> Kernel | str:
-    root = _linear_root(node, graph, _identity_index(node), _graph_const(graph))
+def lower_linear(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
+    root = _linear_root(node, opts, _identity_index(node), _graph_const(graph))
     return root if isinstance(root, str) else root.kernel()
 
 
 @lowers(Op.QLINEAR)
-def lower_qlinear(node: Node, graph: Graph) -> Kernel | str:
-    root = _qlinear_root(node, graph, _identity_index(node), _graph_const(graph))
+def lower_qlinear(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
+    root = _qlinear_root(node, opts, _identity_index(node), _graph_const(graph))
     return root if isinstance(root, str) else root.kernel()
 
 
@@ -364,7 +365,7 @@ def _matmul_general() -> Kernel:
 
 
 @lowers(Op.MATMUL)
-def lower_matmul(node: Node, graph: Graph) -> Kernel | str:
+def lower_matmul(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     a, b = node.inputs
     for v, what in ((a, "a"), (b, "b")):
         if why := _f32_cpu(v, what):
@@ -374,7 +375,7 @@ def lower_matmul(node: Node, graph: Graph) -> Kernel | str:
     if a.rank == 1 and b.rank == 1:
         return "1-D x 1-D matmul (a dot product)"
     if b.const is not None and b.rank == 2 and a.rank >= 2:
-        root = _matmul_const_root(node, graph, _identity_index(node), _graph_const(graph))
+        root = _matmul_const_root(node, opts, _identity_index(node), _graph_const(graph))
         if not isinstance(root, str):
             return root.kernel()
     return _matmul_general()
@@ -382,7 +383,7 @@ def lower_matmul(node: Node, graph: Graph) -> Kernel | str:
 
 # ---------------------------------------------------------------------------------------------------- addmm
 
-def _addmm_root(node: Node, graph: Graph, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
+def _addmm_root(node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
                 ) -> _Root | str:
     bias, a, b = node.inputs
     for v, what in ((bias, "bias"), (a, "a"), (b, "b")):
@@ -412,7 +413,7 @@ def _addmm_root(node: Node, graph: Graph, index_of: Callable[[Value], int], cons
     btc = const_of(b)
     if btc is not None:
         w = btc * alpha if alpha != 1 else btc
-        return _Root(index_of(a), k, n, epi, packed=pack_weight(w, transposed=False, bf16=_use_bf16(graph),
+        return _Root(index_of(a), k, n, epi, packed=pack_weight(w, transposed=False, bf16=_use_bf16(opts),
                                                                 huge_pages=_streams_weight(a)))
     return _Root(index_of(a), k, n, epi, w_index=index_of(b), w_transposed=False, alpha=float(alpha))
 
@@ -432,8 +433,8 @@ def _matmul_runtime_root(node: Node, index_of: Callable[[Value], int]) -> _Root 
 
 
 @lowers(Op.ADDMM)
-def lower_addmm(node: Node, graph: Graph) -> Kernel | str:
-    root = _addmm_root(node, graph, _identity_index(node), _graph_const(graph))
+def lower_addmm(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
+    root = _addmm_root(node, opts, _identity_index(node), _graph_const(graph))
     return root if isinstance(root, str) else root.kernel()
 
 
@@ -502,7 +503,7 @@ def gemm_epilogue(chain: list[Node], root_out: Value, n: int, epi: _Epi, index_o
 
 
 @lowers_fused("gemm")
-def lower_gemm_group(node: Node, graph: Graph) -> Kernel | str:
+def lower_gemm_group(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     body: Graph = node.attrs["body"]
     if not body.nodes:
         return "empty body"
@@ -512,7 +513,7 @@ def lower_gemm_group(node: Node, graph: Graph) -> Kernel | str:
             from .conv import lower_conv_group
         except ImportError:
             return "conv-rooted gemm group: no conv lowering available"
-        return lower_conv_group(node, graph)
+        return lower_conv_group(node, graph, opts)
     if len(node.outputs) != 1 or len(body.outputs) != 1 or body.outputs[0] is not body.nodes[-1].outputs[0]:
         return "gemm group with more than one output"
     outer = dict(zip(body.inputs, node.inputs))
@@ -526,15 +527,15 @@ def lower_gemm_group(node: Node, graph: Graph) -> Kernel | str:
         return None if o is None else _const(graph, o)
 
     if root.op is Op.LINEAR:
-        r = _linear_root(root, graph, index_of, const_of)
+        r = _linear_root(root, opts, index_of, const_of)
     elif root.op is Op.QLINEAR:
-        r = _qlinear_root(root, graph, index_of, const_of)
+        r = _qlinear_root(root, opts, index_of, const_of)
     elif root.op is Op.MATMUL:
         b = root.inputs[1]
-        r = (_matmul_const_root(root, graph, index_of, const_of) if const_of(b) is not None
+        r = (_matmul_const_root(root, opts, index_of, const_of) if const_of(b) is not None
              else _matmul_runtime_root(root, index_of))
     elif root.op is Op.ADDMM:
-        r = _addmm_root(root, graph, index_of, const_of)
+        r = _addmm_root(root, opts, index_of, const_of)
     else:
         return f"gemm group rooted at {root.op.value}"
     if isinstance(r, str):

@@ -18,6 +18,7 @@ import torch
 from ...ir import DType, Graph, Node, Op
 from ...ir.graph import Ref
 from ...ir.registry import resolve_attrs
+from .. import LowerOptions
 from .native import _C
 from .registry import Kernel, lowers
 
@@ -66,7 +67,7 @@ def _cpu(node: Node) -> str | None:
 # -- views --------------------------------------------------------------------------------------------------------
 
 @lowers(Op.RESHAPE)
-def lower_reshape(node: Node, graph: Graph) -> Kernel | str:
+def lower_reshape(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     if why := _cpu(node):
         return why
     viewable: dict[tuple, bool] = {}  # (shape, strides, target) -> whether a view works
@@ -92,22 +93,22 @@ def lower_reshape(node: Node, graph: Graph) -> Kernel | str:
 
 
 @lowers(Op.PERMUTE)
-def lower_permute(node: Node, graph: Graph) -> Kernel | str:
+def lower_permute(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     return _cpu(node) or _with_attrs(node, lambda a: (lambda x, d=tuple(a["dims"]): x.permute(d)))
 
 
 @lowers(Op.TRANSPOSE)
-def lower_transpose(node: Node, graph: Graph) -> Kernel | str:
+def lower_transpose(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     return _cpu(node) or _with_attrs(node, lambda a: (lambda x, d0=a["dim0"], d1=a["dim1"]: x.transpose(d0, d1)))
 
 
 @lowers(Op.EXPAND)
-def lower_expand(node: Node, graph: Graph) -> Kernel | str:
+def lower_expand(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     return _cpu(node) or _with_attrs(node, lambda a: (lambda x, s=tuple(a["shape"]): x.expand(s)))
 
 
 @lowers(Op.SQUEEZE)
-def lower_squeeze(node: Node, graph: Graph) -> Kernel | str:
+def lower_squeeze(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     def make(a: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
         dims = a["dims"]
         if dims is None:
@@ -118,12 +119,12 @@ def lower_squeeze(node: Node, graph: Graph) -> Kernel | str:
 
 
 @lowers(Op.UNSQUEEZE)
-def lower_unsqueeze(node: Node, graph: Graph) -> Kernel | str:
+def lower_unsqueeze(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     return _cpu(node) or _with_attrs(node, lambda a: (lambda x, d=a["dim"]: x.unsqueeze(d)))
 
 
 @lowers(Op.SLICE)
-def lower_slice(node: Node, graph: Graph) -> Kernel | str:
+def lower_slice(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     def make(a: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
         dim, start, end, step = a["dim"], a["start"], a["end"], a["step"]
         if step == 1 and start is not None and end is not None and start >= 0 and end >= 0:
@@ -137,12 +138,12 @@ def lower_slice(node: Node, graph: Graph) -> Kernel | str:
 
 
 @lowers(Op.SELECT)
-def lower_select(node: Node, graph: Graph) -> Kernel | str:
+def lower_select(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     return _cpu(node) or _with_attrs(node, lambda a: (lambda x, d=a["dim"], i=a["index"]: x.select(d, i)))
 
 
 @lowers(Op.SPLIT)
-def lower_split(node: Node, graph: Graph) -> Kernel | str:
+def lower_split(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     def make(a: dict[str, Any]) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
         sizes, dim = list(a["sizes"]), a["dim"]
         return lambda x: tuple(torch.split_with_sizes(x, sizes, dim))
@@ -152,7 +153,7 @@ def lower_split(node: Node, graph: Graph) -> Kernel | str:
 # -- copies -------------------------------------------------------------------------------------------------------
 
 @lowers(Op.CONTIGUOUS)
-def lower_contiguous(node: Node, graph: Graph) -> Kernel | str:
+def lower_contiguous(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     if why := _cpu(node):
         return why
     if node.attrs["memory_format"] not in (None, "contiguous_format"):
@@ -163,7 +164,7 @@ def lower_contiguous(node: Node, graph: Graph) -> Kernel | str:
 
 
 @lowers(Op.CAT)
-def lower_cat(node: Node, graph: Graph) -> Kernel | str:
+def lower_cat(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     if why := _cpu(node):
         return why
     out = node.out
@@ -193,7 +194,7 @@ def lower_cat(node: Node, graph: Graph) -> Kernel | str:
 
 
 @lowers(Op.EMBEDDING)
-def lower_embedding(node: Node, graph: Graph) -> Kernel | str:
+def lower_embedding(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     if why := _cpu(node):
         return why
     w, idx = node.inputs
@@ -213,7 +214,7 @@ def lower_embedding(node: Node, graph: Graph) -> Kernel | str:
 
 
 @lowers(Op.INDEX_SELECT)
-def lower_index_select(node: Node, graph: Graph) -> Kernel | str:
+def lower_index_select(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     if why := _cpu(node):
         return why
     x, idx = node.inputs
@@ -241,7 +242,7 @@ def lower_index_select(node: Node, graph: Graph) -> Kernel | str:
 # -- creation -----------------------------------------------------------------------------------------------------
 
 @lowers(Op.FULL)
-def lower_full(node: Node, graph: Graph) -> Kernel | str:
+def lower_full(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     out = node.out
     if out.device != "cpu" or out.dtype.itemsize not in (1, 2, 4, 8) or out.dtype is DType.c64:
         return "full dtype/device"
@@ -266,7 +267,7 @@ def lower_full(node: Node, graph: Graph) -> Kernel | str:
 
 
 @lowers(Op.ARANGE)
-def lower_arange(node: Node, graph: Graph) -> Kernel | str:
+def lower_arange(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     out = node.out
     if out.device != "cpu" or out.dtype not in (DType.f32, DType.f64, DType.i64, DType.i32):
         return "arange dtype/device"
@@ -291,7 +292,7 @@ def lower_arange(node: Node, graph: Graph) -> Kernel | str:
 # -- symbolic ints ------------------------------------------------------------------------------------------------
 
 @lowers(Op.SYM_SIZE)
-def lower_sym_size(node: Node, graph: Graph) -> Kernel | str:
+def lower_sym_size(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     dim = node.attrs["dim"]
     return lambda x: x.size(dim)
 
@@ -300,7 +301,7 @@ _SYM = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "floordiv
 
 
 @lowers(Op.SYM_ARITH)
-def lower_sym_arith(node: Node, graph: Graph) -> Kernel | str:
+def lower_sym_arith(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     fn = _SYM.get(node.attrs["fn"])
     if fn is None:
         return f"sym fn {node.attrs['fn']}"

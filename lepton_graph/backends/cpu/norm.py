@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ...ir import DType, Graph, Node, Op
+from .. import LowerOptions
 from . import eltwise
 from .eltwise import R_LAYER_NORM, R_LOG_SOFTMAX, R_RMS_NORM, R_SOFTMAX, ROW, Unsupported
 from .native import _C
@@ -75,12 +76,12 @@ def _lower_rows(nodes: list[Node], inputs: list[Any], outputs: list[Any]) -> Ker
 
 
 @lowers(Op.LAYER_NORM, Op.RMS_NORM, Op.SOFTMAX, Op.LOG_SOFTMAX)
-def lower_row_op(node: Node, graph: Graph) -> Kernel | str:
+def lower_row_op(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     return _lower_rows([node], node.inputs, node.outputs)
 
 
 @lowers_fused("norm", "softmax")
-def lower_fused_rows(node: Node, graph: Graph) -> Kernel | str:
+def lower_fused_rows(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     body: Graph = node.attrs["body"]
     return _lower_rows(body.nodes, body.inputs, body.outputs)
 
@@ -103,7 +104,7 @@ def _contig(x: torch.Tensor) -> torch.Tensor:
 
 
 @lowers(Op.SUM, Op.MEAN, Op.AMAX, Op.AMIN)
-def lower_reduce(node: Node, graph: Graph) -> Kernel | str:
+def lower_reduce(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     x = node.inputs[0]
     if x.dtype is not DType.f32 or node.out.dtype is not DType.f32 or x.device != "cpu":
         return f"reduction on {x.dtype.value}"
@@ -150,7 +151,7 @@ def lower_reduce(node: Node, graph: Graph) -> Kernel | str:
 
 
 @lowers(Op.ARGMAX)
-def lower_argmax(node: Node, graph: Graph) -> Kernel | str:
+def lower_argmax(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     x = node.inputs[0]
     if x.dtype is not DType.f32 or x.device != "cpu":
         return f"argmax on {x.dtype.value}"
