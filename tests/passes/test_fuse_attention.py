@@ -7,8 +7,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lepton_graph.backends import default_backends
+from lepton_graph.compiler import CompiledGraph
 from lepton_graph.ir import DType, Graph, Op, interpret, verify
-from lepton_graph.passes import run_pipeline
+from lepton_graph.passes import PassOptions, run_pipeline
 from lepton_graph.passes.attention import recognize_attention
 from lepton_graph.passes.fuse import fuse
 
@@ -107,7 +109,8 @@ _BINARY = [Op.ADD, Op.MUL, Op.SUB, Op.MAXIMUM]
 @given(st.lists(st.tuples(st.sampled_from(["u", "b", "lin", "norm", "sm"]), st.integers(0, 100), st.integers(0, 100)),
                 min_size=1, max_size=12), st.integers(1, 5))
 def test_random_graphs_through_the_whole_pipeline(program, rows):
-    """Random graphs of registered ops: the pipeline (fusion included) keeps eager's numbers."""
+    """Random graphs of registered ops: the pipeline (fusion included) keeps eager's numbers, in the reference
+    interpreter and through the native kernels; no GEMM runs through torch."""
     torch.manual_seed(0)
     g = Graph()
     width = 6
@@ -130,11 +133,19 @@ def test_random_graphs_through_the_whole_pipeline(program, rows):
     x = torch.randn(rows, width)
     with torch.no_grad():
         want = [t.clone() for t in interpret(g, [x])]
-        g2, _ = run_pipeline(g)
+        backends = default_backends("cpu", True)
+        g2, _ = run_pipeline(g, PassOptions(can_fuse=getattr(backends[0], "can_fuse", None)))
         verify(g2)
         got = interpret(g2, [x])
-    for a, b in zip(want, got, strict=True):
+        compiled = CompiledGraph(g2, backends)  # and through the native kernels, as compile() runs it
+        native = compiled.run(x)
+    for a, b, c in zip(want, got, native, strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+        assert torch.allclose(a, c, rtol=1e-4, atol=1e-5), (a, c)
+    in_torch = [n.op for p in compiled.plan.partitions if p.target == "fallback-torch" for n in p.nodes]
+    assert Op.LINEAR not in in_torch and not any(
+        n.attrs.get("kind") == "gemm" for p in compiled.plan.partitions if p.target == "fallback-torch"
+        for n in p.nodes if n.op is Op.FUSED), in_torch
 
 
 def _repeat_kv(g: Graph, x, rep: int):
