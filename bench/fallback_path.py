@@ -7,12 +7,8 @@ rounds. The promise: never slower than the model.
 
 from __future__ import annotations
 
-import argparse
-import platform
 import statistics
-import time
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -20,15 +16,9 @@ import torch
 import lepton_graph as lg
 import lepton_graph.api as api
 from lepton_graph import zoo
-from lepton_graph.backends.cpu import native
-
-
-def _per_call(fn: Callable[[], Any], seconds: float) -> float:
-    n, t0 = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - t0) < seconds:
-        fn()
-        n += 1
-    return elapsed / n
+from lepton_graph.bench.cli import micro_parser
+from lepton_graph.bench.machine import cpu_summary
+from lepton_graph.bench.timing import interleaved
 
 
 def _failing(*_: Any, **__: Any) -> Any:
@@ -48,30 +38,17 @@ def measure(name: str, rounds: int, seconds: float) -> dict[str, Any]:
         api.compile_captured = real
     assert compiled.report().as_dict()["compile_error"], "the compile was meant to fail"
     calls = {"eager": lambda: model(*args, **kwargs), "fallback": lambda: compiled(*args, **kwargs)}
-    times: dict[str, list[float]] = {k: [] for k in calls}
     with torch.no_grad():
-        for fn in calls.values():
-            fn()
-        for r in range(rounds):
-            for k in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
-                times[k].append(_per_call(calls[k], seconds))
+        times = interleaved(calls, rounds, seconds)
     ratios = [f / e for f, e in zip(times["fallback"], times["eager"], strict=True)]
     return {"model": name, "eager_ms": statistics.median(times["eager"]) * 1e3,
             "fallback_ms": statistics.median(times["fallback"]) * 1e3, "paired": statistics.median(ratios)}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="mlp_b1,llama_tiny,llama_gqa_b1_s128")
-    p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--seconds", type=float, default=0.3, help="timing window per side per round")
-    p.add_argument("--md", help="write the table here too")
-    a = p.parse_args()
+    a = micro_parser(__doc__ or "", "mlp_b1,llama_tiny,llama_gqa_b1_s128").parse_args()
     rows = [measure(m, a.rounds, a.seconds) for m in a.models.split(",")]
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-               platform.processor())
-    isa = "avx512" if native.features().get("avx512f") else "avx2"
-    lines = [f"calls that run through torch after a failed compile, {cpu} ({isa}), torch {torch.__version__}, "
+    lines = [f"calls that run through torch after a failed compile, {cpu_summary()}, torch {torch.__version__}, "
              f"{a.rounds} interleaved rounds", "",
              "| model | eager (ms) | compile failed, through torch (ms) | through torch / eager (paired) |",
              "|---|---|---|---|"]

@@ -88,3 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(p)
     argv = list(sys.argv[1:] if argv is None else argv)
     return run_from_args(p.parse_args(argv), ["lepton-graph bench", *argv])
+
+
+def micro_parser(doc: str, default_models: str) -> argparse.ArgumentParser:
+    """The arguments of the micro-bench scripts in bench/ (models, rounds, timing window, --md)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--models", default=default_models)
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--seconds", type=float, default=0.3, help="timing window per side per round")
+    p.add_argument("--md", help="write the table here too")
+    return p

@@ -96,3 +96,10 @@ def _load_warning(meta: dict[str, Any]) -> list[str]:
     busy = load > 0.5 * max(1, meta["machine"].get("cores_available") or 1)
     return [f"**Warning: load average {load} at the start: other processes were running.**"] if busy else []
 
+
+def cpu_summary() -> str:
+    """The CPU model and the widest vector ISA our kernels use on it, e.g. "AMD EPYC (avx2)"."""
+    info = machine_info()
+    isa = info.get("isa", [])
+    best = "avx512" if "avx512f" in isa else "avx2" if "avx2" in isa else "scalar"
+    return f"{info.get('cpu_model', '?')} ({best})"

@@ -206,3 +206,23 @@ def _add_ratios(records: list[dict[str, Any]]) -> None:
         paired = [e / b for e, b in zip(eager["round_median_ms"], rec["round_median_ms"], strict=False)]
         rec["vs_eager_paired"] = statistics.median(paired) if paired else None
 
+
+def per_call(fn: Callable[[], Any], seconds: float) -> float:
+    """Seconds per call of ``fn``, called back to back for about ``seconds``."""
+    n, t0 = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < seconds:
+        fn()
+        n += 1
+    return elapsed / n
+
+
+def interleaved(calls: dict[str, Callable[[], Any]], rounds: int, seconds: float) -> dict[str, list[float]]:
+    """Per-call seconds of each function in each round, the order rotating round to round (for the micro-benches
+    in bench/, where every side is one in-process call)."""
+    for fn in calls.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for r in range(rounds):
+        for k in rotated(list(calls), r):
+            times[k].append(per_call(calls[k], seconds))
+    return times

@@ -132,3 +132,24 @@ def test_every_refusal_has_a_reason_in_the_pass_stats() -> None:
     fuse = next(p for p in c.report().latest.regions[0].passes if p["name"] == "fuse")
     assert fuse["stats"]["refused"] == {"not convex": 1}, fuse["stats"]
     assert fuse["changed"] is False  # before: True although every group was rejected
+
+
+class ConvChain(nn.Module):
+    """A conv whose chain mixes what its epilogue takes (bias, relu) with what it does not (scalar add, mul)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(x) + r) * 0.5 + 1.0
+
+
+def test_conv_with_an_epilogue_the_kernel_cannot_take_stays_native() -> None:
+    torch.manual_seed(0)
+    model, x, r = ConvChain().eval(), torch.randn(2, 4, 9, 9), torch.randn(2, 8, 9, 9)
+    compiled = lg.compile(model)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x, r), model(x, r), rtol=1e-4, atol=1e-5)
+    _no_gemm_in_torch(compiled)
+    assert compiled.report().as_dict()["fallback_nodes"] == 0

@@ -19,12 +19,12 @@ import torch
 
 from ...ir import DType, Graph, Node, Op, Value
 from .. import LowerOptions
+from . import epilogue as ep
+from .epilogue import Caps, parse_epilogue
 from .native import _lib
 from .registry import Kernel, lowers
 
 # lg::gemm::Act
-_ACT = {Op.RELU: 1, Op.SILU: 4, Op.TANH: 5, Op.SIGMOID: 6}
-_GELU = {"none": 2, "tanh": 3}
 _CL = torch.channels_last
 
 
@@ -217,40 +217,18 @@ def lower_conv2d(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
 
 def conv_epilogue(chain: list[Node], conv_out: Value, spec: _ConvSpec, oc: int, ext: Callable[[Value], Value],
                   graph: Graph, group_outputs: set[Value]) -> tuple[str | None, Value | None, Value]:
-    """Fill ``spec`` (bias, activation, residual) from the elementwise chain after a conv, or say why the chain
-    cannot be its epilogue; returns (reason, the residual operand, the chain's last value). Also the fusion
-    pass's question, asked before a group forms."""
-    out_shape = tuple(conv_out.shape)
-    cur = conv_out
-    res_inner: Value | None = None
-    for n in chain:
-        if cur not in n.inputs or len(n.outputs) != 1:
-            return f"{n.op.value} does not continue the conv's chain"
-        if n.op is Op.ADD:
-            if n.attrs.get("scalar") is not None or n.attrs.get("alpha", 1) != 1 or len(n.inputs) != 2:
-                return "add with a scalar or alpha"
-            other = n.inputs[1] if n.inputs[0] is cur else n.inputs[0]
-            if other is cur:
-                return "x + x"
-            b = _broadcast_bias(ext(other), graph, oc)
-            if b is not None and spec.act == 0 and res_inner is None:
-                spec.bias = b.clone() if spec.bias is None else spec.bias + b
-            elif tuple(other.shape) == out_shape and res_inner is None and other not in group_outputs:
-                why = _f32_cpu(other, "residual")
-                if why:
-                    return why
-                res_inner = other
-                spec.residual_before_act = spec.act == 0
-            else:
-                return "add operand is neither a per-channel bias nor a same-shape residual"
-        elif n.op in _ACT or n.op is Op.GELU:
-            if spec.act or (res_inner is not None and not spec.residual_before_act):
-                return f"{n.op.value} after the epilogue's activation"
-            spec.act = _GELU.get(n.attrs.get("approximate", "none"), 2) if n.op is Op.GELU else _ACT[n.op]
-        else:
-            return f"{n.op.value} in a conv epilogue"
-        cur = n.out
-    return None, res_inner, cur
+    """Fill ``spec`` (bias, activation, residual) from the elementwise chain after a conv (epilogue.parse_epilogue
+    with the conv's capabilities), or say why the chain cannot be its epilogue; returns (reason, the residual
+    operand, the chain's last value)."""
+    caps = Caps("conv", channel_bias=lambda v: _broadcast_bias(ext(v), graph, oc), residual_from_outside=True,
+                check_operand=_f32_cpu)
+    e = parse_epilogue(chain, conv_out, caps, group_outputs)
+    if isinstance(e, str):
+        return e, None, conv_out
+    if e.bias is not None:
+        spec.bias = e.bias if spec.bias is None else spec.bias + e.bias
+    spec.act, spec.residual_before_act = e.act, e.residual_before_act
+    return None, e.residual, e.last  # type: ignore[return-value]
 
 
 def lower_conv_group(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
@@ -358,7 +336,8 @@ def lower_pool2d(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
 
 # ---------------------------------------------------------------------------------------------------- direct calls
 
-_ACT_NAMES = {"none": 0, "relu": 1, "gelu": 2, "gelu_tanh": 3, "silu": 4, "tanh": 5, "sigmoid": 6}
+_ACT_NAMES = {"none": ep.ACT_NONE, "relu": ep.ACT_RELU, "gelu": ep.ACT_GELU, "gelu_tanh": ep.ACT_GELU_TANH,
+              "silu": ep.ACT_SILU, "tanh": ep.ACT_TANH, "sigmoid": ep.ACT_SIGMOID}
 
 
 def conv2d_f32(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, stride: Any = 1,

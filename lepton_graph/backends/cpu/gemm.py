@@ -16,13 +16,9 @@ import torch
 
 from ...ir import DType, Graph, Node, Op, Value
 from .. import LowerOptions
+from .epilogue import ACT_NONE, Caps, parse_epilogue
 from .native import _lib
 from .registry import Kernel, lowers, lowers_fused
-
-# lg::gemm::Act
-ACT_NONE, ACT_RELU, ACT_GELU, ACT_GELU_TANH, ACT_SILU, ACT_TANH, ACT_SIGMOID = range(7)
-_ACT = {Op.RELU: ACT_RELU, Op.SILU: ACT_SILU, Op.TANH: ACT_TANH, Op.SIGMOID: ACT_SIGMOID}
-_GELU = {"none": ACT_GELU, "tanh": ACT_GELU_TANH}
 
 
 def _f32_cpu(v: Value, what: str) -> str | None:
@@ -446,59 +442,23 @@ def _is_per_column(v: Value, n: int) -> bool:
 
 def gemm_epilogue(chain: list[Node], root_out: Value, n: int, epi: _Epi, index_of: Callable[[Value], int],
                   const_of: Callable[[Value], Any]) -> str | None:
-    """Fill ``epi`` from the elementwise chain after a GEMM (bias adds, one residual, one activation); or say
-    why the chain cannot be this GEMM's epilogue. Also the fusion pass's question, asked before a group forms."""
-    out_shape = tuple(root_out.shape)
-    cur = root_out
-    act_seen = False
-    for op_node in chain:
-        if cur not in op_node.inputs or len(op_node.outputs) != 1:
-            return f"{op_node.op.value} does not consume the chain"
-        if op_node.out.dtype is not DType.f32:
-            return f"{op_node.op.value} output is {op_node.out.dtype.value}"
-        if op_node.op is Op.ADD:
-            if op_node.attrs.get("alpha", 1) != 1:
-                return "add with alpha != 1"
-            others = [v for v in op_node.inputs if v is not cur]
-            if len(op_node.inputs) == 1:
-                s = op_node.attrs.get("scalar")
-                if not isinstance(s, (int, float)) or isinstance(s, bool) or act_seen:
-                    return "scalar add after the activation" if act_seen else f"add of {s!r}"
-                epi.add_bias(torch.full((n,), float(s)))
-            elif len(others) != 1:
-                return "x + x in the epilogue"
-            else:
-                o = others[0]
-                if why := _f32_cpu(o, "addend"):
-                    return why
-                oc = const_of(o)
-                per_col = _is_per_column(o, n) and not act_seen
-                if per_col and oc is not None:
-                    epi.add_bias(oc)
-                elif tuple(o.shape) == out_shape:
-                    if epi.residual is not None:
-                        return "two residual adds"
-                    epi.residual, epi.residual_before_act = index_of(o), not act_seen
-                elif per_col and o.rank == 1 and epi.bias_input is None:
-                    epi.bias_input = index_of(o)
-                else:
-                    return f"add of a {tuple(o.shape)} tensor to the {out_shape} gemm output"
-        elif op_node.op in _ACT or op_node.op is Op.GELU:
-            if act_seen:
-                return "two activations"
-            if op_node.op is Op.GELU:
-                approx = op_node.attrs.get("approximate", "none")
-                if approx not in _GELU:
-                    return f"gelu approximate={approx!r}"
-                epi.act = _GELU[approx]
-            else:
-                epi.act = _ACT[op_node.op]
-            act_seen = True
-        else:
-            return f"{op_node.op.value} in a gemm epilogue"
-        if tuple(op_node.out.shape) != out_shape:
-            return "epilogue changes the shape"
-        cur = op_node.out
+    """Fill ``epi`` from the elementwise chain after a GEMM (epilogue.parse_epilogue with the GEMM's
+    capabilities), or say why the chain cannot be this GEMM's epilogue."""
+    caps = Caps("gemm", channel_bias=lambda v: const_of(v) if _is_per_column(v, n) else None,
+                runtime_bias=lambda v: _is_per_column(v, n) and v.rank == 1, scalar_add=True,
+                bias_after_residual=True, check_operand=_f32_cpu)
+    e = parse_epilogue(chain, root_out, caps)
+    if isinstance(e, str):
+        return e
+    if e.bias is not None:
+        epi.add_bias(e.bias)
+    if e.bias_input is not None:
+        if epi.bias_input is not None:
+            return "a runtime bias in the epilogue after the GEMM's own"
+        epi.bias_input = index_of(e.bias_input)
+    if e.residual is not None:
+        epi.residual, epi.residual_before_act = index_of(e.residual), e.residual_before_act
+    epi.act = e.act
     return None
 
 
