@@ -31,7 +31,7 @@ from .runtime.guards import (
     fast_key,
     flatten_call,
 )
-from .runtime.weights import ModuleWeights
+from .runtime.weights import ModuleWeights, WeightWatch
 
 # reports of graphs compiled through torch.compile(backend="lepton"), newest last
 DYNAMO_REPORTS: collections.deque[RegionReport] = collections.deque(maxlen=64)
@@ -307,7 +307,7 @@ class CompiledModel:
         if self._dynamo is None:
             self._dynamo = compile_with_dynamo(self._module, self._compile_region, dynamic=self.options.dynamic,
                                                recompile_limit=self.options.cache_limit + 2,
-                                               freeze=self.options.freeze)
+                                               watch=None if self.options.freeze else WeightWatch)
         dyn = self._dynamo
         self._regions = vrep.regions
         try:
@@ -392,7 +392,7 @@ def lepton_dynamo_backend(gm: Any, example_inputs: list[Any], options: dict[str,
         DYNAMO_REPORTS.append(rrep)
         return compiled
 
-    return make_backend(compile_region)(gm, example_inputs)
+    return make_backend(compile_region, watch=WeightWatch)(gm, example_inputs)
 
 
 def register_dynamo_backend() -> None:

@@ -1,6 +1,7 @@
 """Architecture rules (STYLE R1, R8, R15), checked on the source of every module in lepton_graph/.
 
 - ``ir/`` imports nothing from lepton_graph outside ``ir/`` (the IR is the hub, it depends on no stage);
+- each stage imports only the stages ``STAGE_IMPORTS`` allows it (the one-way flow of ARCHITECTURE.md);
 - only ``frontend/`` touches ``torch.export`` / ``torch.fx`` / ``torch._dynamo`` (import or attribute use), and
   ``bench/``, whose peers are other compilers;
 - only ``backends/`` imports the native extension ``lepton_graph._C`` or the Triton ``lepton_graph.kernels``;
@@ -27,12 +28,27 @@ NATIVE_MODULES = ("lepton_graph._C", "lepton_graph.kernels")
 ENV_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
 MAX_CODE_LINES = 800
 
+# Which stages a stage may import (ARCHITECTURE.md: frontend -> ir <- passes -> backends -> runtime, api on top).
+# Modules at the package top (api, compiler, cli, report, zoo, ...) and bench/ sit on top and may import anything;
+# config, log and errors are leaves every stage may use.
+LEAVES = {"config", "log", "errors"}
+STAGE_IMPORTS: dict[str, set[str]] = {
+    "ir": set(),
+    "frontend": {"ir"},
+    "passes": {"ir"},
+    "backends": {"ir", "passes", "runtime"},
+    "runtime": {"ir", "passes"},
+}
+
 # (path relative to lepton_graph/, rule) -> why it is allowed for now.
 EXCEPTIONS: dict[tuple[str, str], str] = {
     ("bench/peers.py", "environ"): "Inductor reads its cache location only from TORCHINDUCTOR_CACHE_DIR: the "
                                    "inductor peer gets a fresh (cold) cache per model",
     ("bench/harness.py", "environ"): "restores TORCHINDUCTOR_CACHE_DIR after a run (the inductor peer sets it)",
 }
+# Edges the table allows for now, each with the change that removes it: backends and runtime read the partition
+# plan, whose types live in passes/partition.py until the plan moves to runtime/ (issue 21, item 4).
+PLAN_IN_PASSES = {"lepton_graph.passes.partition"}
 
 
 def _under(name: str, prefixes: tuple[str, ...]) -> bool:
@@ -104,6 +120,13 @@ def violations(rel: Path, source: str, exceptions: dict[tuple[str, str], str] = 
     for line, name in _imported(tree, module, rel.name == "__init__.py"):
         if stage == "ir" and _under(name, ("lepton_graph",)) and not _under(name, ("lepton_graph.ir",)):
             found.append(("ir", line, f"ir/ imports {name}"))
+        elif stage in STAGE_IMPORTS and _under(name, ("lepton_graph",)) and name.count(".") >= 1:
+            target = name.split(".")[1]
+            allowed = STAGE_IMPORTS[stage] | LEAVES | {stage, "_C", "kernels"}
+            if target not in allowed and ((PACKAGE_DIR / target).is_dir() or (PACKAGE_DIR / f"{target}.py").exists()):
+                found.append(("stages", line, f"{stage}/ imports {name} (allowed: {sorted(STAGE_IMPORTS[stage])})"))
+            elif target == "passes" and stage in ("backends", "runtime") and not _under(name, tuple(PLAN_IN_PASSES)):
+                found.append(("stages", line, f"{stage}/ imports {name}: only the partition plan"))
         if stage not in CAPTURE_STAGES and _under(name, CAPTURE_MODULES):
             found.append(("capture", line, f"imports {name} outside frontend/"))
         if stage != "backends" and _under(name, NATIVE_MODULES):
@@ -170,6 +193,11 @@ def rel_source(rel: Path) -> str:
         ("log.py", "import os\nx = os.environ['LEPTON_LOG']\n", "uses os.environ outside config.py"),
         ("log.py", "from os import getenv\n", "imports os.getenv outside config.py"),
         ("zoo.py", "x = 1\n" * 801, "801 code lines > 800"),
+        ("frontend/dynamo.py", "from ..runtime.weights import WeightWatch\n", "frontend/ imports lepton_graph.runtime"),
+        ("passes/fuse.py", "from ..backends import LowerOptions\n", "passes/ imports lepton_graph.backends"),
+        ("runtime/executor.py", "from ..backends.cpu import native\n", "runtime/ imports lepton_graph.backends"),
+        ("backends/cpu/gemm.py", "from ...passes.fuse import fuse\n", "only the partition plan"),
+        ("passes/fuse.py", "from .. import api\n", "passes/ imports lepton_graph.api"),
     ],
 )
 def test_rules_catch_violations(path: str, source: str, expected: str) -> None:
@@ -184,6 +212,9 @@ def test_rules_catch_violations(path: str, source: str, expected: str) -> None:
         ("frontend/export.py", "import torch.fx as fx\nfrom torch.export import export\n"),
         ("backends/cpu/native.py", "from lepton_graph import _C\nfrom ... import kernels\n"),
         ("config.py", "import os\nx = os.environ.get('LEPTON_LOG')\n"),
+        ("backends/fallback.py", "from ..passes.partition import Partition\nfrom .. import log\n"),
+        ("backends/cpu/__init__.py", "from ...runtime import profile\nfrom ...config import config\n"),
+        ("api.py", "from .runtime.weights import WeightWatch\nfrom .backends import default_backends\n"),
         ("zoo.py", '"""doc\n' + "line\n" * 900 + '"""\n# comment\n' * 1 + "x = 1\n"),
     ],
 )

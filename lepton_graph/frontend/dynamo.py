@@ -4,7 +4,7 @@ AOTAutograd hands us each captured region as an ATen graph, which we import and 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -75,16 +75,22 @@ def weight_inputs(gm: fx.GraphModule, example_inputs: list[Any]) -> dict[int, to
     return out
 
 
-def make_backend(compile_fn: CompileFn, *,
-                 freeze: bool = False) -> Callable[[fx.GraphModule, list[Any]], Callable[..., Any]]:
+class Watch(Protocol):
+    """What follows a region's weights (runtime.weights.WeightWatch): made from the keys and the tensors of the
+    first call; ``changed`` returns the keys whose tensor changed since (with the tensors now), or None."""
+
+    def changed(self, current: Sequence[torch.Tensor]) -> Mapping[str, torch.Tensor] | None: ...
+
+
+def make_backend(compile_fn: CompileFn, *, watch: Callable[[list[str], list[torch.Tensor]], Watch] | None = None
+                 ) -> Callable[[fx.GraphModule, list[Any]], Callable[..., Any]]:
     """A torch.compile backend that lowers every Dynamo region through ``compile_fn``. Parameters and buffers
-    are compiled as constants; unless ``freeze``, each call compares them with what they were (identity, version,
-    storage) and a change re-derives and re-packs what came from them (``CompiledGraph.refresh``)."""
+    are compiled as constants; given ``watch`` (the caller's weight watch; None when frozen), each call compares
+    them with what they were and a change re-derives and re-packs what came from them (``Lowered.refresh``)."""
     from functorch.compile import make_boxed_func
     from torch._dynamo.backends.common import aot_autograd
 
     from ..ir import StructureChanged
-    from ..runtime.weights import WeightWatch
 
     def unsupported_backward(gm: fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
         return make_boxed_func(gm.forward)  # training is not our target: backward runs as plain torch
@@ -104,14 +110,14 @@ def make_backend(compile_fn: CompileFn, *,
             by_id = {id(t): i for i, t in frozen.items()}
             keyed = {k: by_id[id(t)] for k, t in compiled.graph.sources.items() if id(t) in by_id}
             slots = list(keyed.values())
-            watch: list[WeightWatch] = []  # made on the first call, from the tensors Dynamo passes
+            watching: list[Watch] = []  # made on the first call, from the tensors Dynamo passes
 
             def follow(args: list[Any]) -> None:
                 current = [args[i] for i in slots]
-                if not watch:
-                    watch.append(WeightWatch(list(keyed), current))
+                if not watching:
+                    watching.append(watch(list(keyed), current))  # type: ignore[misc]
                     return
-                changed = watch[0].changed(current)
+                changed = watching[0].changed(current)
                 if changed is None:
                     return
                 nonlocal compiled
@@ -123,7 +129,7 @@ def make_backend(compile_fn: CompileFn, *,
                     compiled = compile_fn(import_aot_graph(aot_gm, aot_inputs, now))
 
             def call(args: list[Any]) -> Any:
-                if frozen and not freeze:
+                if frozen and watch is not None:
                     follow(args)
                 out = compiled.run(*[args[i] for i in keep]) if frozen else compiled.run(*args)
                 args.clear()  # boxed convention: release inputs early
@@ -137,14 +143,14 @@ def make_backend(compile_fn: CompileFn, *,
     return backend
 
 
-def compile_with_dynamo(module: torch.nn.Module, compile_fn: CompileFn, *, dynamic: bool,
-                        recompile_limit: int, freeze: bool = False) -> Callable[..., Any]:
+def compile_with_dynamo(module: torch.nn.Module, compile_fn: CompileFn, *, dynamic: bool, recompile_limit: int,
+                        watch: Callable[[list[str], list[torch.Tensor]], Watch] | None = None) -> Callable[..., Any]:
     """torch.compile with our backend; Dynamo's own recompile limit is raised to at least ours, so its cliff
     (the whole frame back to eager) never comes before our variant cache's own bound."""
     import torch._dynamo as dynamo
 
     dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, recompile_limit)
-    return torch.compile(module, backend=make_backend(compile_fn, freeze=freeze), dynamic=dynamic)
+    return torch.compile(module, backend=make_backend(compile_fn, watch=watch), dynamic=dynamic)
 
 
 def first_call(dyn: Callable[..., Any], args: tuple, kwargs: dict, *, dynamic: bool,
