@@ -16,8 +16,7 @@ import torch
 import lepton_graph as lg
 import lepton_graph.api as api
 from lepton_graph import zoo
-from lepton_graph.bench.cli import micro_parser
-from lepton_graph.bench.machine import cpu_summary
+from lepton_graph.bench.cli import micro_parser, print_micro_table
 from lepton_graph.bench.timing import interleaved
 
 
@@ -48,16 +47,10 @@ def measure(name: str, rounds: int, seconds: float) -> dict[str, Any]:
 def main() -> None:
     a = micro_parser(__doc__ or "", "mlp_b1,llama_tiny,llama_gqa_b1_s128").parse_args()
     rows = [measure(m, a.rounds, a.seconds) for m in a.models.split(",")]
-    lines = [f"calls that run through torch after a failed compile, {cpu_summary()}, torch {torch.__version__}, "
-             f"{a.rounds} interleaved rounds", "",
-             "| model | eager (ms) | compile failed, through torch (ms) | through torch / eager (paired) |",
-             "|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['eager_ms']:.4f} | {r['fallback_ms']:.4f} | {r['paired']:.3f} |" for r in rows]
-    text = "\n".join(lines)
-    print(text)
-    if a.md:
-        with open(a.md, "w") as f:
-            f.write(text + "\n")
+    print_micro_table("calls that run through torch after a failed compile", a.rounds,
+                      ["model", "eager (ms)", "compile failed, through torch (ms)", "through torch / eager (paired)"],
+                      [[r["model"], f"{r['eager_ms']:.4f}", f"{r['fallback_ms']:.4f}", f"{r['paired']:.3f}"]
+                       for r in rows], a.md)
 
 
 if __name__ == "__main__":

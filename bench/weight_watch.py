@@ -13,8 +13,7 @@ import torch
 
 import lepton_graph as lg
 from lepton_graph import zoo
-from lepton_graph.bench.cli import micro_parser
-from lepton_graph.bench.machine import cpu_summary
+from lepton_graph.bench.cli import micro_parser, print_micro_table
 from lepton_graph.bench.timing import interleaved
 from lepton_graph.runtime.weights import ModuleWeights
 
@@ -37,16 +36,11 @@ def measure(name: str, rounds: int, seconds: float) -> dict[str, Any]:
 def main() -> None:
     a = micro_parser(__doc__ or "", "mlp_b1,bert_b1_s128").parse_args()
     rows = [measure(m, a.rounds, a.seconds) for m in a.models.split(",")]
-    lines = [f"weight-change check per call, {cpu_summary()}, torch {torch.__version__}, {a.rounds} interleaved rounds",
-             "", "| model | weights checked | check alone (us) | compiled, followed (ms) | compiled, freeze=True (ms) "
-             "| check / call |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['weights']} | {r['check_us']:.2f} | {r['followed_ms']:.4f} | {r['frozen_ms']:.4f} "
-              f"| {r['check_share']:.2%} |" for r in rows]
-    text = "\n".join(lines)
-    print(text)
-    if a.md:
-        with open(a.md, "w") as f:
-            f.write(text + "\n")
+    print_micro_table("weight-change check per call", a.rounds,
+                      ["model", "weights checked", "check alone (us)", "compiled, followed (ms)",
+                       "compiled, freeze=True (ms)", "check / call"],
+                      [[r["model"], str(r["weights"]), f"{r['check_us']:.2f}", f"{r['followed_ms']:.4f}",
+                        f"{r['frozen_ms']:.4f}", f"{r['check_share']:.2%}"] for r in rows], a.md)
 
 
 if __name__ == "__main__":

@@ -98,3 +98,20 @@ def micro_parser(doc: str, default_models: str) -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=0.3, help="timing window per side per round")
     p.add_argument("--md", help="write the table here too")
     return p
+
+
+def print_micro_table(what: str, rounds: int, header: Sequence[str], rows: Sequence[Sequence[str]],
+                      md: str | None = None) -> str:
+    """A micro-bench's markdown table, titled with the machine it ran on; printed, and written to ``md`` if given."""
+    import torch
+
+    from .machine import cpu_summary
+
+    lines = [f"{what}, {cpu_summary()}, torch {torch.__version__}, {rounds} interleaved rounds", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    text = "\n".join(lines)
+    print(text)
+    if md:
+        Path(md).write_text(text + "\n")
+    return text

@@ -179,7 +179,6 @@ def _import_program(ep: ExportedProgram, flat_inputs: Sequence[Any]) -> tuple[Gr
 
 def _match_user_inputs(user_nodes: list, ep: ExportedProgram, tensor_inputs: list[torch.Tensor]) -> dict[int, Any]:
     """Map caller flat positions -> export placeholder, using export's in_spec to rebuild its flat order."""
-
     ids = {id(t): i for i, t in enumerate(tensor_inputs)}
     example = ep.example_inputs  # export keeps the caller's objects, in its own (reordered) structure
     if example is None:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..ir import DType, Graph, Node, Op, interpret
-from ..ir.defs.quant import qlinear, quantize_weight_per_channel
+from ..ir.defs.quant import qlinear, quantize_per_channel, quantize_weight_per_channel, weight_scale_per_channel
 from ..ir.metrics import output_error
 from .base import PassOptions, PassResult
 
@@ -148,8 +148,8 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
             entry["quant_bytes"] = entry["weight_bytes"]
             continue
         key, wv = node.inputs[1].const, node.inputs[1]
-        wq = graph.add_derived(lambda t: quantize_weight_per_channel(t)[0], [wv], f"{key}.int8")
-        scale = graph.add_derived(lambda t: quantize_weight_per_channel(t)[1], [wv], f"{key}.scale")
+        scale = graph.add_derived(weight_scale_per_channel, [wv], f"{key}.scale")
+        wq = graph.add_derived(quantize_per_channel, [wv, scale], f"{key}.int8")
         inputs = [node.inputs[0], wq, scale, *node.inputs[2:]]
         q = graph.add_node(Op.QLINEAR, inputs, {"act": "dynamic"}, before=node)
         graph.replace_all_uses(node.out, q.out)

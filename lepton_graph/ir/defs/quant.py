@@ -37,11 +37,20 @@ def quantize_rows_u8(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 def quantize_weight_per_channel(w: Tensor) -> tuple[Tensor, Tensor]:
     """(int8 weight, f32 scale per output channel) for a float (N, K) weight: symmetric, range [-127, 127]."""
+    scale = weight_scale_per_channel(w)
+    return quantize_per_channel(w, scale), scale
+
+
+def weight_scale_per_channel(w: Tensor) -> Tensor:
+    """The symmetric int8 scale of each output channel (row) of a float (N, K) weight: max |w| / 127."""
     w = w.detach().to(torch.float32)
     amax = w.abs().amax(dim=1) if w.shape[1] else torch.zeros(w.shape[0])
-    scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
-    q = torch.clamp(torch.round(w / scale.unsqueeze(1)), -127, 127).to(torch.int8)
-    return q, scale
+    return torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
+
+
+def quantize_per_channel(w: Tensor, scale: Tensor) -> Tensor:
+    """A float (N, K) weight as int8 with one scale per row, rounded and clamped to [-127, 127]."""
+    return torch.clamp(torch.round(w.detach().to(torch.float32) / scale.unsqueeze(1)), -127, 127).to(torch.int8)
 
 
 @register_op(Op.QLINEAR, inputs=(3, 4), attrs={"act": "dynamic"})
