@@ -5,7 +5,11 @@ the implementations' median seconds per call ("<impl>_s"), their GFLOP/s and the
 (> 1: we are faster). Implementations of one case are timed in the same process, in interleaved rounds (the order
 rotating round to round) so the machine's drift hits all of them alike; only ratios are meaningful across runs.
 
-    python bench/kernel_bench.py [--json FILE] [--only gemm] [--rounds 7] [--quick]
+    python bench/kernel_bench.py [--json FILE] [--only gemm] [--rounds 7] [--quick] [--baseline SO]
+
+``--baseline`` loads a second build of ``_C`` (``bash bench/build_baseline.sh REV``) and times it as "before" in
+the same rounds as the current build, for the GEMM, int8 GEMM and conv families: before/after ratios that the
+machine's drift cannot fake.
 """
 
 from __future__ import annotations
@@ -39,6 +43,22 @@ if __package__ in (None, ""):  # run as a script: python bench/kernel_bench.py
 from lepton_graph.backends.cpu import native  # noqa: E402
 
 Impl = Callable[[], Any]
+
+# A second build of _C (--baseline): timed as "before" beside the current one.
+BASELINE: Any = None
+
+
+def load_baseline(path: str) -> Any:
+    """The ``_C`` extension at ``path``, built with its own pybind11 internals (bench/build_baseline.sh)."""
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.ExtensionFileLoader("_C", path)
+    spec = importlib.util.spec_from_file_location("_C", path, loader=loader)
+    assert spec is not None
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
 
 
 def time_interleaved(impls: dict[str, Impl], rounds: int, target_s: float = 0.02) -> dict[str, float]:
@@ -98,6 +118,9 @@ def _gemm_case(m: int, n: int, k: int, rounds: int) -> dict[str, Any]:
         "ours": lambda: call(a_ptr, m, k, k, packed, c_ptr, n),
         "torch": lambda: torch.mm(a, w, out=c_torch),
     }
+    if BASELINE is not None:
+        c_before, old = torch.empty(m, n), BASELINE.gemm_pack_b_f32(w.data_ptr(), k, n, n, 1)
+        impls["before"] = lambda: BASELINE.gemm_packed(a_ptr, m, k, k, old, c_before.data_ptr(), n)
     if m == 1:
         an, wn, cn = a.numpy(), w.numpy(), np.empty((m, n), dtype=np.float32)
         impls["numpy"] = lambda: np.dot(an, wn, out=cn)
@@ -127,8 +150,9 @@ def _print_gemm_row(row: dict[str, Any]) -> None:
         _print_gemm_row.header = True  # type: ignore[attr-defined]
     np_gf = f"{row['numpy_gflops']:11.1f}" if "numpy_gflops" in row else f"{'':11}"
     np_r = f"{row['vs_numpy']:11.2f}" if "vs_numpy" in row else f"{'':11}"
+    before = f" before/after {row['vs_before']:5.2f}" if "vs_before" in row else ""
     print(f"{row['case']:>18} {row['ours_gflops']:10.1f} {row['torch_gflops']:11.1f} {row['vs_torch']:11.2f} "
-          f"{np_gf} {np_r}", flush=True)
+          f"{np_gf} {np_r}{before}", flush=True)
 
 
 def summarize_gemm(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -161,8 +185,10 @@ def bench_gemm_int8(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
             print(f"{'M x N x K':>18} {'int8 GOP/s':>11} {'fp32 GF/s':>10} {'int8/fp32':>10} {'torch-int8':>11} "
                   f"{'int8/torch':>11} {'W GB/s':>7}")
             bench_gemm_int8.header = True  # type: ignore[attr-defined]
+        before = f" before/after {row['vs_before']:5.2f}" if "vs_before" in row else ""
         print(f"{row['case']:>18} {row['int8_gops']:11.1f} {row['fp32_gops']:10.1f} {row['vs_fp32']:10.2f} "
-              f"{row['torch_int8_gops']:11.1f} {row['vs_torch_int8']:11.2f} {row['weight_gbs']:7.1f}", flush=True)
+              f"{row['torch_int8_gops']:11.1f} {row['vs_torch_int8']:11.2f} {row['weight_gbs']:7.1f}{before}",
+              flush=True)
     return rows
 
 
@@ -186,6 +212,11 @@ def _gemm_int8_case(m: int, n: int, k: int, rounds: int) -> dict[str, Any]:
         "fp32": lambda: _C.gemm_packed(a_ptr, m, k, k, p32, c32.data_ptr(), n),
         "torch_int8": lambda: tq(a),
     }
+    if BASELINE is not None:
+        scale_c = scale.contiguous()
+        old = BASELINE.gemm_pack_b_s8(wq.data_ptr(), k, n, wq.stride(1), wq.stride(0), scale_c.data_ptr())
+        c_before = torch.empty(m, n)
+        impls["before"] = lambda: BASELINE.gemm_u8s8_dynamic(a_ptr, m, k, k, old, c_before.data_ptr(), n)
     times = time_interleaved(impls, rounds)
     impls["int8"]()
     exact = torch.equal(c8, qlinear(a, wq, scale, act="dynamic"))
@@ -364,6 +395,93 @@ def summarize_eltwise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 BENCHMARKS.append(("eltwise", bench_eltwise, summarize_eltwise))
 
 
+# ------------------------------------------------------------------------------------------------------ conv
+
+# (name, N, C, H, W, OC, kernel, stride, padding, groups): ResNet-18/50 and MobileNetV2 layers at batch 1.
+CONV_CASES = (
+    ("stem 7x7/2 3->64 224", 1, 3, 224, 224, 64, 7, 2, 3, 1),
+    ("3x3 64->64 56", 1, 64, 56, 56, 64, 3, 1, 1, 1),
+    ("3x3/2 64->128 56", 1, 64, 56, 56, 128, 3, 2, 1, 1),
+    ("1x1/2 64->128 56", 1, 64, 56, 56, 128, 1, 2, 0, 1),
+    ("3x3 256->256 14", 1, 256, 14, 14, 256, 3, 1, 1, 1),
+    ("3x3 512->512 7", 1, 512, 7, 7, 512, 3, 1, 1, 1),
+    ("1x1 256->1024 14", 1, 256, 14, 14, 1024, 1, 1, 0, 1),
+    ("dw 3x3 144 56", 1, 144, 56, 56, 144, 3, 1, 1, 144),
+    ("3x3 64->64 56 b8", 8, 64, 56, 56, 64, 3, 1, 1, 1),
+)
+
+
+def bench_conv(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
+    """conv2d (+bias+relu) as the lowering builds it (Winograd where it picks Winograd, else the implicit GEMM),
+    channels-last fp32, vs torch's conv2d on the same channels-last input (oneDNN) and relu."""
+    rows: list[dict[str, Any]] = []
+    print(f"{'case':>24} {'impl':>9} {'ours GF/s':>10} {'torch GF/s':>11} {'ours/torch':>11}")
+    for case in CONV_CASES[:3] if quick else CONV_CASES:
+        row = _conv_case(*case, rounds=rounds)
+        rows.append(row)
+        before = f" before/after {row['vs_before']:5.2f}" if "vs_before" in row else ""
+        print(f"{row['case']:>24} {row['impl']:>9} {row['ours_gflops']:10.1f} {row['torch_gflops']:11.1f} "
+              f"{row['vs_torch']:11.2f}{before}", flush=True)
+    return rows
+
+
+def _conv_run(conv: Any, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor) -> Impl:
+    """conv.run into y (data pointers bound once)."""
+    args = (x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), list(y.shape), list(y.stride()),
+            bias.data_ptr(), 0, (0, 0, 0, 0))
+    return lambda: conv.run(*args)
+
+
+def _conv_case(name: str, n: int, c: int, h: int, w_: int, oc: int, k: int, s: int, p: int, groups: int,
+               rounds: int) -> dict[str, Any]:
+    from lepton_graph.backends.cpu.conv import make_conv, winograd_tile
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, c, h, w_, generator=g).contiguous(memory_format=torch.channels_last)
+    wt = torch.randn(oc, c // groups, k, k, generator=g) / (c // groups * k * k) ** 0.5
+    bias = torch.randn(oc, generator=g)
+    tile = winograd_tile(tuple(wt.shape), tuple(x.shape), (s, s), (1, 1), groups, False)
+    ours = make_conv(wt, (s, s), [p] * 4, (1, 1), groups, 1, False, False, tile)
+    y = torch.empty(list(ours.output_shape(list(x.shape)))).contiguous(memory_format=torch.channels_last)
+    conv2d = torch.nn.functional.conv2d
+    impls: dict[str, Impl] = {
+        "ours": _conv_run(ours, x, y, bias),
+        "torch": lambda: torch.relu_(conv2d(x, wt, bias, s, p, 1, groups)),
+    }
+    if BASELINE is not None:
+        wl = (wt.data_ptr(), list(wt.shape), list(wt.stride()))
+        old = (BASELINE.Conv2dWinograd(*wl, [p] * 4, 1, False, tile, False) if tile else
+               BASELINE.Conv2dF32(*wl, groups, [s, s], [p] * 4, [1, 1], 1, False))
+        impls["before"] = _conv_run(old, x, torch.empty_like(y), bias)
+    times = time_interleaved(impls, rounds)
+    impls["ours"]()
+    ref = torch.relu(conv2d(x.double(), wt.double(), bias.double(), s, p, 1, groups))
+    err = ((y - ref).abs().max() / ref.abs().max()).item()
+    flop = 2.0 * n * oc * y.shape[2] * y.shape[3] * (c // groups) * k * k
+    row: dict[str, Any] = {"family": "conv", "case": name, "impl": f"wino F{tile}" if tile else "gemm",
+                           "rel_err": err}
+    return _add_rates(row, times, flop, "ours", "gflops")
+
+
+def summarize_conv(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    r = [x["vs_torch"] for x in rows if x["family"] == "conv"]
+    out = {"conv_geomean_vs_torch": float(np.exp(np.mean(np.log(r)))) if r else float("nan")}
+    return out
+
+
+BENCHMARKS.append(("conv", bench_conv, summarize_conv))
+
+
+def summarize_before(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per family: geometric mean and worst case of before / after (> 1: the current build is faster)."""
+    out: dict[str, Any] = {}
+    for fam in sorted({r["family"] for r in rows if "vs_before" in r}):
+        v = [r["vs_before"] for r in rows if r["family"] == fam and "vs_before" in r]
+        out[f"{fam}_before/after_geomean"] = float(np.exp(np.mean(np.log(v))))
+        out[f"{fam}_before/after_min"] = min(v)
+    return out
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -385,10 +503,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("LEPTON_BENCH_THREADS", "2")))
     ap.add_argument("--quick", action="store_true", help="a subset of the shapes (smoke test)")
+    ap.add_argument("--baseline", help="a second _C build (bench/build_baseline.sh) timed as 'before'")
     args = ap.parse_args(argv)
     if not native.available():
         print("lepton_graph._C is not built", file=sys.stderr)
         return 1
+    global BASELINE
+    if args.baseline:
+        BASELINE = load_baseline(args.baseline)
+        BASELINE.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     native.set_num_threads(args.threads)
     only = set(args.only.split(",")) if args.only else None
@@ -407,6 +530,11 @@ def main(argv: list[str] | None = None) -> int:
             summary.update(s)
             for key, v in s.items():
                 print(f"  {key}: {v:.3f}")
+    if BASELINE is not None:
+        s = summarize_before(rows)
+        summary.update(s)
+        for key, v in s.items():
+            print(f"  {key}: {v:.3f}")
     if args.json:
         out = {"when": dt.datetime.now().isoformat(timespec="seconds"), "machine": info, "rounds": args.rounds,
                "summary": summary, "rows": rows}

@@ -72,6 +72,17 @@ def fill(out_ptr: int, itemsize: int, n: int, bits: int) -> None:
 def gather_rows(x_ptr: int, index_ptr: int, out_ptr: int, itemsize: int, outer: int, rows: int, inner: int, n: int, index_is_i64: bool, allow_negative: bool = True) -> None:
     """out[o, j, :] = x[o, index[j], :] (x contiguous [outer, rows, inner]); out-of-range indices raise."""
 
+class Act(int):
+    """The activation codes of the GEMM and conv epilogues (csrc/kernels/activation.h): none, relu, gelu,
+    gelu_tanh, silu, tanh, sigmoid (``Act.relu``, ``Act.__members__``)."""
+    __members__: dict[str, Act]
+
+def gemm_set_blocking(kc: int, mc: int) -> None:
+    """Cache blocking of the fp32/bf16 GEMM: k rows per K slice (>= 8) and rows per block (>= 1)."""
+
+def gemm_blocking() -> tuple[int, int]:
+    """The (kc, mc) in use."""
+
 def gemm_bf16_supported() -> bool:
     """True when gemm_pack_b_bf16 operands run on AVX512_BF16 hardware (else a slow portable emulation)."""
 

@@ -36,6 +36,9 @@ OPTIONS = [
     Option("disable_avx512", bool, False, "native kernels: hide AVX-512, use the AVX2 paths", "LEPTON_DISABLE_AVX512"),
     Option("disable_avx2", bool, False, "native kernels: hide AVX2 and AVX-512, use portable code",
            "LEPTON_DISABLE_AVX2"),
+    # handed to the C++ GEMM driver when the extension loads (backends/cpu/native.py); for tuning
+    Option("gemm_kc", int, 512, "fp32/bf16 GEMM cache blocking: k rows per K slice (>= 8)", "LEPTON_GEMM_KC"),
+    Option("gemm_mc", int, 256, "fp32/bf16 GEMM cache blocking: rows of A per block (>= 1)", "LEPTON_GEMM_MC"),
 ]
 
 

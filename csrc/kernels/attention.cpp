@@ -13,7 +13,6 @@
 #include "common/cpu_features.h"
 #include "common/threadpool.h"
 #include "common/view.h"
-#include "kernels/guarded_parallel.h"
 
 namespace lg::kernels {
 namespace {
@@ -199,7 +198,7 @@ void sdpa_impl(std::uintptr_t q_ptr, const int64_t* q_strides, std::uintptr_t k_
 #else
   (void)bf16;
 #endif
-  // Behind the GEMM's oversubscription guard (guarded_parallel.h): on a machine whose cores other processes hold,
+  // Behind the GEMM's oversubscription guard (common/threadpool.h): on a machine whose cores other processes hold,
   // a parallel call would wait a time slice for its late worker; then it runs on this thread.
   const double macs = double(B) * double(Hq) * double(L) * double(work_per_row);
   const double single_s = macs / (bf16 && sdpa_bf16_supported() ? 8.0e10 : 4.0e10);

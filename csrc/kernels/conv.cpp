@@ -12,7 +12,6 @@
 #include "common/check.h"
 #include "common/cpu_features.h"
 #include "common/threadpool.h"
-#include "kernels/guarded_parallel.h"
 
 namespace lg::conv {
 namespace {
@@ -23,21 +22,6 @@ float* alloc_floats(int64_t n) {
   if (!p) throw std::bad_alloc();
   std::memset(p, 0, bytes);
   return static_cast<float*>(p);
-}
-
-float act_scalar(Act act, float v) {
-  switch (act) {
-    case Act::Relu: return v < 0.0f ? 0.0f : v;
-    case Act::GeluErf: return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
-    case Act::GeluTanh: {
-      const float inner = 0.79788456080286536f * (v + 0.044715f * v * v * v);
-      return 0.5f * v * (1.0f + std::tanh(inner));
-    }
-    case Act::Silu: return v / (1.0f + std::exp(-v));
-    case Act::Tanh: return std::tanh(v);
-    case Act::Sigmoid: return 1.0f / (1.0f + std::exp(-v));
-    default: return v;
-  }
 }
 
 // The portable tiles' epilogue: bias, residual (before or after ReLU), ReLU, strided store.
@@ -207,7 +191,7 @@ void tile_post(const TileArgs& t, int mr, Act act, const float* const* res, int6
   for (int m = 0; m < mr; ++m) {
     for (int64_t j = 0; j < t.n; ++j) {
       float& v = t.out[m][j * t.out_cs];
-      v = act_scalar(act, v);
+      v = act_scalar(v, act);
       if (res_after) v += res[m][j * res_cs];
     }
   }
@@ -446,8 +430,6 @@ NhwcT<uint16_t> to_nhwc_bf16(const NhwcInput& in, const View4& x, int64_t Cp) {
 }
 
 }  // namespace
-
-float apply_act(Act act, float v) { return act_scalar(act, v); }
 
 uint16_t f32_to_bf16(float f) {
   uint32_t u;

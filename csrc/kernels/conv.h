@@ -105,7 +105,6 @@ void conv_tile_bf16_scalar(const TileArgs& t, int mr);
 void f32_to_bf16_avx512(const float* src, int64_t n, uint16_t* dst);
 
 // ---- helpers shared with the Winograd driver (winograd.cpp)
-float apply_act(Act act, float v);
 uint16_t f32_to_bf16(float f);  // round to nearest even, NaN kept
 using TileFn = void(const TileArgs&, int);
 TileFn* pick_tile_f32();

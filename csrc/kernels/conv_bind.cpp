@@ -118,7 +118,7 @@ Conv2dWinograd make_winograd(std::uintptr_t w_ptr, const Ints& w_shape, const In
   lg::make_view(w_ptr, "float32", w_shape, w_strides);
   LG_CHECK(padding.size() == 4 && padding[0] >= 0 && padding[1] >= 0 && padding[2] >= 0 && padding[3] >= 0, padding,
            "must be 4 ints >= 0 (top, bottom, left, right)");
-  LG_CHECK(act >= 0 && act <= static_cast<int>(Act::Sigmoid), act, "is not a known activation: ", act);
+  LG_CHECK(lg::gemm::valid_act(act), act, "is not an activation code of _C.Act: ", act);
   Conv2dWinograd c;
   const auto ws = four(w_strides);
   c.w = lg::conv::pack_winograd_weight(reinterpret_cast<const float*>(w_ptr), w_shape[0], w_shape[1], ws.data(),
@@ -141,7 +141,7 @@ Conv2dF32 make_conv(std::uintptr_t w_ptr, const Ints& w_shape, const Ints& w_str
   LG_CHECK(dilation.size() == 2 && dilation[0] >= 1 && dilation[1] >= 1, dilation, "must be 2 ints >= 1");
   LG_CHECK(padding.size() == 4 && padding[0] >= 0 && padding[1] >= 0 && padding[2] >= 0 && padding[3] >= 0, padding,
            "must be 4 ints >= 0 (top, bottom, left, right)");
-  LG_CHECK(act >= 0 && act <= static_cast<int>(Act::Sigmoid), act, "is not a known activation: ", act);
+  LG_CHECK(lg::gemm::valid_act(act), act, "is not an activation code of _C.Act: ", act);
   Conv2dF32 c;
   const auto ws = four(w_strides);
   if (bf16) {

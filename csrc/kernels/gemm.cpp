@@ -1,32 +1,22 @@
-// fp32 / bf16 GEMM driver: packing, cache blocking, threading and ISA dispatch (portable code; see gemm.h).
+// fp32 / bf16 GEMM: packing, the precision's kernel for the one blocked driver (gemm_driver.h), ISA dispatch and
+// the portable kernels (portable code; see gemm.h).
 //
-// Blocking (per thread, on its rectangle of C): for each KC slice of K, for each MC block of rows, A is packed into
-// micro-panels (MR rows interleaved); then for every B panel (kPanel columns, pre-packed) the micro-kernel runs
-// over the MR-row tiles, so a B panel slice (KC x 32) stays in L1/L2 while the packed A block (MC x KC) stays in L2.
-// C tiles are written on the first K slice and accumulated on later ones; the epilogue runs on the last one while
-// the tile is in registers. M <= 4 takes the GEMV-like path that streams each B panel once, A read in place.
-//
-// Threads: one parallel_for over a tm x tn grid of C rectangles (usually tn = threads: each thread streams its own
-// share of B, packing A for itself), no barriers; small calls, and calls that would wait longer for a worker than
-// they save (an oversubscribed machine, measured), stay on the calling thread.
+// On the driver's blocking: for each KC slice of K, for each MC block of rows, A is packed into micro-panels (MR
+// rows interleaved); then for every B panel (kPanel columns, pre-packed) the micro-kernel runs over the MR-row
+// tiles, so a B panel slice (KC x 32) stays in L1/L2 while the packed A block (MC x KC) stays in L2. C tiles are
+// written on the first K slice and accumulated on later ones; the epilogue runs on the last one while the tile is
+// in registers. M <= 4 takes the GEMV-like path that streams each B panel once, A read in place.
 #include "kernels/gemm.h"
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <vector>
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #include "common/check.h"
 #include "common/cpu_features.h"
 #include "common/threadpool.h"
+#include "kernels/gemm_driver.h"
 
 namespace lg::gemm {
 
@@ -34,57 +24,24 @@ using detail::IsaKernels;
 using detail::kPanel;
 using detail::TileEpi;
 
-namespace {
-
-struct AlignedFree {
-  void operator()(void* p) const { std::free(p); }
-};
-using AlignedPtr = std::unique_ptr<uint32_t[], AlignedFree>;
-
-// Buffers of 2 MiB or more (packed weights, large scratch) are 2 MiB aligned and asked for transparent huge pages
-// (THP is usually in "madvise" mode): a GEMV streams its weight at L3/DRAM speed only when the TLB keeps up,
-// which 4 KiB pages (one miss per 4 KiB of a 16 MiB weight) do not (measured: ~60 GB/s with 4 KiB pages, ~100+
-// with huge pages on Zen 4). The advice is taken before the first touch, so packing faults the pages in huge.
-AlignedPtr aligned_words(int64_t n, bool huge_pages = true) {
-  constexpr size_t kHuge = size_t(2) << 20;
-  size_t bytes = ((static_cast<size_t>(std::max<int64_t>(n, 1)) * 4 + 63) / 64) * 64;
-  const bool huge = huge_pages && bytes >= kHuge;
-  if (huge) bytes = (bytes + kHuge - 1) / kHuge * kHuge;
-  void* p = std::aligned_alloc(huge ? kHuge : 64, bytes);
-  if (!p) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (huge) (void)madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-  return AlignedPtr(static_cast<uint32_t*>(p));
-}
-
-}  // namespace
-
-struct PackedB {
-  int64_t K = 0, N = 0;
+// f32: K words per column; bf16: ceil(K / 2) k-pairs.
+struct PackedB : detail::Panels {
   bool bf16 = false;
-  int64_t rows = 0;      // rows per panel: K (f32) or ceil(K / 2) (bf16 k-pairs)
-  int64_t n_panels = 0;
-  int last_width = kPanel;
-  AlignedPtr data;       // 32-bit words: floats, or bf16 pairs
-
-  int width(int64_t j) const { return j == n_panels - 1 ? last_width : kPanel; }
-  const uint32_t* panel(int64_t j) const { return data.get() + j * rows * kPanel; }
 };
 
 int64_t packed_k(const PackedB& p) { return p.K; }
 int64_t packed_n(const PackedB& p) { return p.N; }
 bool packed_is_bf16(const PackedB& p) { return p.bf16; }
-int64_t packed_nbytes(const PackedB& p) {
-  return p.n_panels == 0 ? 0 : ((p.n_panels - 1) * kPanel + p.last_width) * p.rows * 4;
-}
+int64_t packed_nbytes(const PackedB& p) { return p.nbytes(); }
 
 namespace {
 
 // ------------------------------------------------------------------------------------------------ scalar math
 
-float act_scalar(float v, int act) {
-  switch (static_cast<Act>(act)) {
+}  // namespace
+
+float act_scalar(float v, Act act) {
+  switch (act) {
     case Act::None: return v;
     case Act::Relu: return v < 0.0f ? 0.0f : v;
     // 1 + erf(z) = erfc(-z) and 1 + tanh(u) = 2 / (1 + exp(-2u)): no cancellation for negative v.
@@ -100,6 +57,8 @@ float act_scalar(float v, int act) {
   return v;
 }
 
+namespace {
+
 void epilogue_scalar(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep) {
   for (int i = 0; i < m; ++i) {
     float* row = c + i * ldc;
@@ -108,7 +67,7 @@ void epilogue_scalar(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep)
       float v = row[j];
       if (ep->bias) v += ep->bias[j];
       if (res && ep->residual_before_act) v += res[j];
-      v = act_scalar(v, ep->act);
+      v = act_scalar(v, static_cast<Act>(ep->act));
       if (res && !ep->residual_before_act) v += res[j];
       row[j] = v;
     }
@@ -204,11 +163,6 @@ uint32_t f32_to_bf16_rne(float f) {
 
 // ------------------------------------------------------------------------------------------------ packing
 
-int last_panel_width(int64_t N) {
-  const int64_t rem = N % kPanel;
-  return (rem != 0 && rem <= kPanel / 2) ? kPanel / 2 : kPanel;
-}
-
 void check_b(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t stride_n) {
   LG_CHECK(K >= 0, K, "must be >= 0, got ", K);
   LG_CHECK(N >= 0, N, "must be >= 0, got ", N);
@@ -221,7 +175,7 @@ void check_b(const float* b, int64_t K, int64_t N, int64_t stride_k, int64_t str
 // Packs B (f32) into `dst` as panels (the layout of PackedB); used for weights and for run-time B.
 void pack_b_panels_f32(const float* b, int64_t K, int64_t N, int64_t sk, int64_t sn, float* dst) {
   const int64_t n_panels = (N + kPanel - 1) / kPanel;
-  const int lw = last_panel_width(N);
+  const int lw = detail::last_panel_width(N);
   for (int64_t j = 0; j < n_panels; ++j) {
     const int w = j == n_panels - 1 ? lw : kPanel;
     const int64_t n0 = j * kPanel, nn = std::min<int64_t>(w, N - n0);
@@ -244,13 +198,8 @@ void pack_b_panels_f32(const float* b, int64_t K, int64_t N, int64_t sk, int64_t
 
 std::shared_ptr<PackedB> make_packed(int64_t K, int64_t N, bool bf16, bool huge_pages) {
   auto p = std::make_shared<PackedB>();
-  p->K = K;
-  p->N = N;
   p->bf16 = bf16;
-  p->rows = bf16 ? (K + 1) / 2 : K;
-  p->n_panels = (N + kPanel - 1) / kPanel;
-  p->last_width = last_panel_width(N);
-  p->data = aligned_words(p->n_panels * p->rows * kPanel, huge_pages);
+  p->allocate(K, N, bf16 ? (K + 1) / 2 : K, huge_pages);
   return p;
 }
 
@@ -290,237 +239,87 @@ void pack_a_bf16(const float* a, int64_t lda, int64_t K, int64_t m0, int64_t mc,
   }
 }
 
-// ------------------------------------------------------------------------------------------------ driver
 
-int64_t env_int(const char* name, int64_t dflt) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return dflt;
-  const long long x = std::atoll(v);
-  return x > 0 ? x : dflt;
-}
+// ------------------------------------------------------------------------------------------------ the kernel
 
-// Cache blocking (Zen 4: 32 KiB L1d, 1 MiB L2 per core); overridable for tuning.
-int64_t block_kc() {
-  static const int64_t v = env_int("LEPTON_GEMM_KC", 512);
-  return v;
-}
-int64_t block_mc() {
-  static const int64_t v = env_int("LEPTON_GEMM_MC", 256);
-  return v;
-}
-
-// One GEMM: the packed B operand (f32 or bf16 panels), A strided, C, epilogue.
-struct Problem {
+// fp32 or bf16 operands for the driver: A strided (packed per block), B pre-packed panels, C with the epilogue.
+struct F32Kernel {
+  detail::PanelView b;
+  int max_mr = 1;
   const float* a;
-  int64_t lda_m, lda_k;
-  const uint32_t* b;  // panels
-  int64_t b_rows;     // rows per panel (K or k-pairs)
-  int64_t n_panels;
-  int last_width;
-  bool bf16;
+  int64_t lda_m, lda_k, K;
   float* c;
   int64_t ldc;
-  int64_t M, N, K;
   const Epilogue* ep;
+  bool epi, bf16;
+  IsaKernels ks;
+  detail::MicroKernel micro;
+  detail::PackABf16 pack_bf16 = nullptr;
 
-  int width(int64_t j) const { return j == n_panels - 1 ? last_width : kPanel; }
-};
-
-struct Scratch {
-  AlignedPtr buf;
-  int64_t words = 0;
-  uint32_t* get(int64_t n) {
-    if (n > words) {
-      buf = aligned_words(n);
-      words = n;
+  F32Kernel(const float* a_, int64_t lda_m_, int64_t lda_k_, detail::PanelView b_, int64_t K_, bool bf16_,
+            float* c_, int64_t ldc_, const Epilogue& ep_)
+      : b(b_), a(a_), lda_m(lda_m_), lda_k(lda_k_), K(K_), c(c_), ldc(ldc_), ep(&ep_), epi(detail::has_epilogue(ep_)),
+        bf16(bf16_), ks(isa_kernels()), micro(ks.micro) {
+    max_mr = ks.max_mr;
+    if (bf16) {
+      const detail::IsaKernelsBf16 kb = bf16_kernels();
+      max_mr = kb.max_mr;
+      micro = kb.micro;
+      pack_bf16 = kb.pack_a;
     }
-    return buf.get();
   }
-};
 
-Scratch& tls_scratch() {
-  static thread_local Scratch s;
-  return s;
-}
+  int64_t kc_max() const { return detail::blocking().kc.load(std::memory_order_relaxed); }
+  int64_t mc_max(int64_t) const { return detail::blocking().mc.load(std::memory_order_relaxed); }
 
-TileEpi tile_epi(const Problem& p, int64_t i, int64_t n0) {
-  const Epilogue& e = *p.ep;
-  return TileEpi{e.bias ? e.bias + n0 : nullptr, e.residual ? e.residual + i * e.ld_residual + n0 : nullptr,
-                 e.ld_residual, e.residual_before_act ? 1 : 0, static_cast<int>(e.act)};
-}
-
-bool has_epilogue(const Epilogue& e) { return e.bias || e.residual || e.act != Act::None; }
-
-// C rows [m0, m1) x panels [j0, j1).
-void run_block(const Problem& p, const IsaKernels& ks, const detail::IsaKernelsBf16& kb, int64_t m0, int64_t m1,
-               int64_t j0, int64_t j1) {
-  if (m1 <= m0 || j1 <= j0) return;
-  const bool epi = has_epilogue(*p.ep);
-  if (p.K == 0) {
-    for (int64_t i = m0; i < m1; ++i) {
-      float* row = p.c + i * p.ldc + j0 * kPanel;
-      std::fill(row, row + (std::min<int64_t>(j1 * kPanel, p.N) - j0 * kPanel), 0.0f);
+  // K == 0 (C = epilogue(0)), and the GEMV path: few rows over whole panels, A read in place.
+  bool direct(int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
+    if (K == 0) {
+      const int64_t n0 = j0 * kPanel, n = std::min<int64_t>(j1 * kPanel, b.N) - n0;
+      for (int64_t i = m0; i < m1; ++i) std::fill(c + i * ldc + n0, c + i * ldc + n0 + n, 0.0f);
+      const TileEpi te = detail::tile_epi(*ep, m0, n0);
+      if (epi) ks.epilogue(c + m0 * ldc + n0, ldc, static_cast<int>(m1 - m0), n, &te);
+      return true;
     }
-    if (epi) {
-      const TileEpi te = tile_epi(p, m0, j0 * kPanel);
-      ks.epilogue(p.c + m0 * p.ldc + j0 * kPanel, p.ldc, static_cast<int>(m1 - m0),
-                  std::min<int64_t>(j1 * kPanel, p.N) - j0 * kPanel, &te);
-    }
-    return;
-  }
-  if (!p.bf16 && ks.small_m && m1 - m0 <= 4 && p.lda_k == 1) {
+    if (bf16 || !ks.small_m || m1 - m0 > 4 || lda_k != 1) return false;
     for (int64_t j = j0; j < j1; ++j) {
       const int64_t n0 = j * kPanel;
-      const int nr = static_cast<int>(std::min<int64_t>(p.width(j), p.N - n0));
-      const TileEpi te = tile_epi(p, m0, n0);
-      ks.small_m(static_cast<int>(m1 - m0), p.K, p.a + m0 * p.lda_m, p.lda_m,
-                 reinterpret_cast<const float*>(p.b + j * p.b_rows * kPanel), p.width(j), p.c + m0 * p.ldc + n0,
-                 p.ldc, nr, epi ? &te : nullptr);
+      const int nr = static_cast<int>(std::min<int64_t>(b.width(j), b.N - n0));
+      const TileEpi te = detail::tile_epi(*ep, m0, n0);
+      ks.small_m(static_cast<int>(m1 - m0), K, a + m0 * lda_m, lda_m, reinterpret_cast<const float*>(b.panel(j)),
+                 b.width(j), c + m0 * ldc + n0, ldc, nr, epi ? &te : nullptr);
     }
-    return;
+    return true;
   }
-  const int max_mr = p.bf16 ? kb.max_mr : ks.max_mr;
-  const detail::MicroKernel micro = p.bf16 ? kb.micro : ks.micro;
-  // K slices of (nearly) equal length <= KC, in rows of the panel (k or k-pairs), multiples of 8 where possible.
-  // bf16: KC counts k-pairs, so a B panel slice of the same KC (512 pairs x 128 B = 64 KiB) stays in L2 and BERT's
-  // K = 768 runs as one slice (no second pass over C).
-  const int64_t kc_max = std::max<int64_t>(8, block_kc());
-  const int64_t n_kb = (p.b_rows + kc_max - 1) / kc_max;
-  const int64_t KC = std::min<int64_t>(kc_max, ((p.b_rows + n_kb - 1) / n_kb + 7) / 8 * 8);
-  // Row blocks of (nearly) equal height <= MC; within a block, tiles of equal height <= max_mr (the last one
-  // smaller), so no thin leftover tile runs with too few accumulators.
-  const int64_t rows = m1 - m0;
-  const int64_t n_mb = (rows + block_mc() - 1) / block_mc();
-  const int64_t MC = (rows + n_mb - 1) / n_mb;
-  uint32_t* abuf = tls_scratch().get(MC * std::min<int64_t>(KC, p.b_rows));
-  for (int64_t pc = 0; pc < p.b_rows; pc += KC) {
-    const int64_t kc = std::min<int64_t>(KC, p.b_rows - pc);
-    const bool last = pc + kc == p.b_rows;
-    for (int64_t ic = m0; ic < m1; ic += MC) {
-      const int64_t mc = std::min<int64_t>(MC, m1 - ic);
-      const int64_t n_tiles = (mc + max_mr - 1) / max_mr;
-      const int tile_mr = static_cast<int>((mc + n_tiles - 1) / n_tiles);
-      if (p.bf16)
-        kb.pack_a(p.a, p.lda_m, p.K, ic, mc, pc, kc, tile_mr, abuf);
-      else
-        (ks.pack_a ? ks.pack_a : pack_a_f32)(p.a, p.lda_m, p.lda_k, ic, mc, pc, kc, tile_mr,
-                                             reinterpret_cast<float*>(abuf));
-      for (int64_t j = j0; j < j1; ++j) {
-        const int w = p.width(j);
-        const int64_t n0 = j * kPanel;
-        const int nr = static_cast<int>(std::min<int64_t>(w, p.N - n0));
-        const uint32_t* bp = p.b + j * p.b_rows * kPanel + pc * w;
-        for (int64_t t0 = 0; t0 < mc; t0 += tile_mr) {
-          const int mr = static_cast<int>(std::min<int64_t>(tile_mr, mc - t0));
-          const int64_t i = ic + t0;
-          const TileEpi te = last && epi ? tile_epi(p, i, n0) : TileEpi{};
-          micro(kc, abuf + t0 * kc, bp, w, p.c + i * p.ldc + n0, p.ldc, mr, nr, pc > 0,
-                last && epi ? &te : nullptr);
-        }
-      }
-    }
-  }
-}
 
-// What a parallel call costs the calling thread beyond its own share of the work (moving average): waking the
-// workers, and waiting for them at the join. On an idle machine, microseconds (the shares are equal); on an
-// oversubscribed one (other processes on every core) a worker that sleeps, or is preempted, waits for a time slice
-// and so does the caller: milliseconds (OpenMP's fork also waits for the previous team's workers to dock).
-struct ThreadLatency {
-  std::atomic<int64_t> ema_ns{0};
-  std::atomic<int64_t> next_probe_ns{0};  // steady-clock time after which a call may go parallel again
+  const uint32_t* pack(int64_t ic, int64_t mc, int64_t pc, int64_t kc, int tile_mr) {
+    static thread_local detail::Scratch scratch;
+    uint32_t* abuf = scratch.get(mc * kc);
+    if (bf16)
+      pack_bf16(a, lda_m, K, ic, mc, pc, kc, tile_mr, abuf);
+    else
+      (ks.pack_a ? ks.pack_a : pack_a_f32)(a, lda_m, lda_k, ic, mc, pc, kc, tile_mr, reinterpret_cast<float*>(abuf));
+    return abuf;
+  }
+
+  void tile(const uint32_t* ap, const uint32_t* bp, int w, int64_t i, int64_t n0, int mr, int nr, int64_t kc,
+            bool first, bool last) const {
+    const bool with_epi = last && epi;
+    const TileEpi te = with_epi ? detail::tile_epi(*ep, i, n0) : TileEpi{};
+    micro(kc, ap, bp, w, c + i * ldc + n0, ldc, mr, nr, !first, with_epi ? &te : nullptr);
+  }
 };
 
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-ThreadLatency& thread_latency() {
-  static ThreadLatency t;
-  return t;
-}
-
-}  // namespace
-
-// Parallel overhead (see ThreadLatency): on a quiet machine it is microseconds and every call above the threshold
-// is split; once it reaches the oversubscribed regime (>= 200 us), a call whose single-thread time would not pay
-// for it stays on the calling thread. One such call goes parallel again after 50x the overhead has passed (at most
-// ~2% of the time spent probing), to notice when the machine is quiet again.
-int threads_worth_using(double single_thread_s) {
-  const int T = get_num_threads();
-  ThreadLatency& lat = thread_latency();
-  const int64_t lat_ns = lat.ema_ns.load(std::memory_order_relaxed);
-  if (T > 1 && lat_ns >= 200000 && single_thread_s / T + double(lat_ns) * 1e-9 >= single_thread_s) {
-    const int64_t now = now_ns();
-    int64_t next = lat.next_probe_ns.load(std::memory_order_relaxed);
-    if (now < next || !lat.next_probe_ns.compare_exchange_strong(next, now + 50 * lat_ns, std::memory_order_relaxed))
-      return 1;
-  }
-  return T;
-}
-
-// Quick to believe the machine is quiet again (halving), slower to believe it is oversubscribed (a quarter).
-void record_parallel_overhead(int64_t overhead_ns) {
-  ThreadLatency& lat = thread_latency();
-  const int64_t ema = lat.ema_ns.load(std::memory_order_relaxed);
-  lat.ema_ns.store(overhead_ns < ema ? (ema + overhead_ns) / 2 : ema + (overhead_ns - ema) / 4,
-                   std::memory_order_relaxed);
-}
-
-namespace {
-
-void run(const Problem& p, bool threads) {
-  if (p.M == 0 || p.N == 0) return;
-  const IsaKernels ks = isa_kernels();
-  const detail::IsaKernelsBf16 kb = p.bf16 ? bf16_kernels() : detail::IsaKernelsBf16{1, nullptr, nullptr};
-  const double flops = 2.0 * double(p.M) * double(p.N) * double(std::max<int64_t>(p.K, 1));
-  int T = threads ? get_num_threads() : 1;
-  if (flops < 262144.0) T = 1;
-  if (T > 1) {
-    const double b_bytes = double(p.K) * double(p.N) * (p.bf16 ? 2.0 : 4.0);
-    T = std::min(T, threads_worth_using(std::max(flops / 1.0e11, b_bytes / 4.0e10)));
-  }
-  // Grid tm x tn over (rows, panels): minimise the largest share; ties go to splitting N (A is cheap to re-pack,
-  // B is the big operand); fewer than 8 rows are never split (each split re-reads B).
-  const int64_t m_units = p.M < 8 ? 1 : p.M;
-  int best_tm = 1, best_tn = 1;
-  double best = 1e300;
-  for (int tn = 1; tn <= T; ++tn) {
-    const int tm = T / tn;
-    if (tn > p.n_panels || tm > m_units) continue;
-    const double cost = double((p.n_panels + tn - 1) / tn) * double((m_units + tm - 1) / tm);
-    if (cost < best * 0.999 || (cost <= best * 1.001 && tn > best_tn)) {
-      best = cost;
-      best_tm = tm;
-      best_tn = tn;
-    }
-  }
-  if (best_tm * best_tn <= 1) {
-    run_block(p, ks, kb, 0, p.M, 0, p.n_panels);
-    return;
-  }
-  const int tm = best_tm, tn = best_tn;
-  using Clock = std::chrono::steady_clock;
-  const Clock::time_point fork = Clock::now();
-  Clock::time_point own_start{}, own_done{};
-  parallel_for(0, int64_t(tm) * tn, 1, [&](int64_t b, int64_t e) {
-    if (b == 0) own_start = Clock::now();  // the calling thread's chunk
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t ti = t / tn, tj = t % tn;
-      const int64_t m0 = p.M * ti / tm, m1 = p.M * (ti + 1) / tm;
-      run_block(p, ks, kb, m0, m1, p.n_panels * tj / tn, p.n_panels * (tj + 1) / tn);
-    }
-    if (b == 0) own_done = Clock::now();
-  });
-  const int64_t overhead_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>((Clock::now() - fork) - (own_done - own_start)).count();
-  record_parallel_overhead(overhead_ns);
+// fp32 estimate 1e11 flop/s per thread (bf16 the same: conservative), B streamed at 40 GB/s.
+void run(F32Kernel& kn, int64_t M, int64_t N, bool threads) {
+  const double flops = 2.0 * double(M) * double(N) * double(std::max<int64_t>(kn.K, 1));
+  const double b_bytes = double(kn.K) * double(N) * (kn.bf16 ? 2.0 : 4.0);
+  detail::run_gemm(kn, M, std::max(flops / 1.0e11, b_bytes / 4.0e10), threads);
 }
 
 void check_epilogue(const Epilogue& ep, int64_t M, int64_t N) {
   const int act = static_cast<int>(ep.act);
-  LG_CHECK(act >= 0 && act <= 6, ep, "has an unknown activation ", act);
+  LG_CHECK(valid_act(act), ep, "has an unknown activation ", act);
   if (ep.residual) LG_CHECK(M <= 1 || ep.ld_residual >= N, ep, "ld_residual ", ep.ld_residual, " < N ", N);
 }
 
@@ -533,9 +332,13 @@ void check_a_c(const float* a, int64_t M, int64_t K, int64_t lda, const float* c
   LG_CHECK(M == 0 || N == 0 || c != nullptr, c, "is null");
 }
 
-Problem packed_problem(const float* a, int64_t M, int64_t K, int64_t lda, const PackedB& b, float* c, int64_t ldc,
-                       const Epilogue& ep) {
-  return Problem{a, lda, 1, b.data.get(), b.rows, b.n_panels, b.last_width, b.bf16, c, ldc, M, b.N, K, &ep};
+void run_packed(const float* a, int64_t M, int64_t K, int64_t lda, const PackedB& b, float* c, int64_t ldc,
+                const Epilogue& ep, bool threads) {
+  LG_CHECK(K == b.K, K, "is ", K, " but the packed B has K = ", b.K);
+  check_a_c(a, M, K, lda, c, b.N, ldc);
+  check_epilogue(ep, M, b.N);
+  F32Kernel kn(a, lda, 1, b.view(), K, b.bf16, c, ldc, ep);
+  run(kn, M, b.N, threads);
 }
 
 }  // namespace
@@ -578,28 +381,19 @@ bool bf16_supported() {
 void gemm_f32_packed(const float* a, int64_t M, int64_t K, int64_t lda, const PackedB& b, float* c, int64_t ldc,
                      const Epilogue& ep) {
   LG_CHECK(!b.bf16, b, "is packed as bf16 (use gemm_bf16_packed)");
-  LG_CHECK(K == b.K, K, "is ", K, " but the packed B has K = ", b.K);
-  check_a_c(a, M, K, lda, c, b.N, ldc);
-  check_epilogue(ep, M, b.N);
-  run(packed_problem(a, M, K, lda, b, c, ldc, ep), true);
+  run_packed(a, M, K, lda, b, c, ldc, ep, true);
 }
 
 void gemm_f32_packed_st(const float* a, int64_t M, int64_t K, int64_t lda, const PackedB& b, float* c,
                         int64_t ldc, const Epilogue& ep) {
   LG_CHECK(!b.bf16, b, "is packed as bf16 (use gemm_bf16_packed)");
-  LG_CHECK(K == b.K, K, "is ", K, " but the packed B has K = ", b.K);
-  check_a_c(a, M, K, lda, c, b.N, ldc);
-  check_epilogue(ep, M, b.N);
-  run(packed_problem(a, M, K, lda, b, c, ldc, ep), false);
+  run_packed(a, M, K, lda, b, c, ldc, ep, false);
 }
 
 void gemm_bf16_packed(const float* a, int64_t M, int64_t K, int64_t lda, const PackedB& b, float* c, int64_t ldc,
                       const Epilogue& ep) {
   LG_CHECK(b.bf16, b, "is packed as f32 (use gemm_f32_packed)");
-  LG_CHECK(K == b.K, K, "is ", K, " but the packed B has K = ", b.K);
-  check_a_c(a, M, K, lda, c, b.N, ldc);
-  check_epilogue(ep, M, b.N);
-  run(packed_problem(a, M, K, lda, b, c, ldc, ep), true);
+  run_packed(a, M, K, lda, b, c, ldc, ep, true);
 }
 
 void gemm_f32(const float* a, int64_t lda_m, int64_t lda_k, const float* b, int64_t ldb_k, int64_t ldb_n, float* c,
@@ -614,12 +408,12 @@ void gemm_f32(const float* a, int64_t lda_m, int64_t lda_k, const float* b, int6
   if (M == 0 || N == 0) return;
   const int64_t n_panels = (N + kPanel - 1) / kPanel;
   // Its own thread-local buffer (tls_scratch holds the packed A blocks of this thread).
-  static thread_local Scratch bscratch;
+  static thread_local detail::Scratch bscratch;
   float* bp = reinterpret_cast<float*>(bscratch.get(n_panels * K * kPanel));
   pack_b_panels_f32(b, K, N, ldb_k, ldb_n, bp);
-  const Problem p{a, lda_m, lda_k, reinterpret_cast<const uint32_t*>(bp), K, n_panels, last_panel_width(N), false,
-                  c, ldc, M, N, K, &ep};
-  run(p, threads);
+  const detail::PanelView view{reinterpret_cast<const uint32_t*>(bp), N, K, n_panels, detail::last_panel_width(N)};
+  F32Kernel kn(a, lda_m, lda_k, view, K, false, c, ldc, ep);
+  run(kn, M, N, threads);
 }
 
 }  // namespace lg::gemm

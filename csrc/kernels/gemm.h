@@ -10,9 +10,9 @@
 #include <memory>
 #include <vector>
 
-namespace lg::gemm {
+#include "kernels/activation.h"
 
-enum class Act : int { None = 0, Relu = 1, GeluErf = 2, GeluTanh = 3, Silu = 4, Tanh = 5, Sigmoid = 6 };
+namespace lg::gemm {
 
 struct Epilogue {
   const float* bias = nullptr;      // N values (per output column), or null
@@ -66,14 +66,6 @@ void gemm_bf16_packed(const float* a, int64_t M, int64_t K, int64_t lda, const P
 bool bf16_supported();
 bool packed_is_bf16(const PackedB& p);
 int64_t packed_nbytes(const PackedB& p);
-
-// The oversubscription guard of the GEMM's parallel calls, for other kernels' parallel loops too (one shared
-// measurement): the threads worth using for a call that takes about single_thread_s seconds on one thread
-// (get_num_threads(), or 1 while the measured cost of a parallel call -- waking the workers and waiting for them at
-// the join, milliseconds when other processes hold the cores -- exceeds what splitting saves); and, after a parallel
-// call, its overhead (wall time from fork to join minus the calling thread's own share) to feed the measurement.
-int threads_worth_using(double single_thread_s);
-void record_parallel_overhead(int64_t overhead_ns);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Internals shared by gemm.cpp (driver, packing, threading, portable kernels) and the ISA units. Plain data and

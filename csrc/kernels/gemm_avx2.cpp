@@ -6,91 +6,17 @@
 
 #include "kernels/gemm.h"
 
+#define LG_VEC_NS vec_avx2
+#define LG_VEC_ISA 1
+#include "kernels/vec_math.h"
+
 namespace lg::gemm::detail {
 namespace impl_avx2 {
 
 constexpr int kMaxMR = 6;
 
-// ---------------------------------------------------------------------------------------------- vector math
-inline __m256 exp_ps(__m256 x) {
-  // Clamped so 2^n stays a normal float: exp saturates at ~FLT_MAX / FLT_MIN (callers divide by 1 + exp).
-  x = _mm256_max_ps(_mm256_set1_ps(-87.3365447504f), _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-inline __m256 div_one_plus_exp_neg(__m256 x, __m256 y) {
-  const __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), y));
-  return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-}
-
-inline __m256 tanh_ps(__m256 x) {
-  const __m256 lim = _mm256_set1_ps(7.90531110763549805f);
-  x = _mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), lim), _mm256_min_ps(lim, x));
-  const __m256 x2 = _mm256_mul_ps(x, x);
-  __m256 p = _mm256_set1_ps(-2.76076847742355e-16f);
-  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.00018790482477e-13f));
-  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-8.60467152213735e-11f));
-  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(5.12229709037114e-08f));
-  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(1.48572235717979e-05f));
-  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(6.37261928875436e-04f));
-  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(4.89352455891786e-03f));
-  p = _mm256_mul_ps(p, x);
-  __m256 q = _mm256_set1_ps(1.19825839466702e-06f);
-  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(1.18534705686654e-04f));
-  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(2.26843463243900e-03f));
-  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(4.89352518554385e-03f));
-  return _mm256_div_ps(p, q);
-}
-
-inline __m256 gelu_erf_ps(__m256 x) {
-  const __m256 absx = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
-  const __m256 z = _mm256_mul_ps(absx, _mm256_set1_ps(0.70710678118654752f));
-  const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(z, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f)));
-  __m256 p = _mm256_set1_ps(0.17087277f);
-  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
-  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
-  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
-  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
-  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
-  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
-  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
-  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
-  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
-  // exp's lower clamp would leave erfc(|z|) at ~1e-38 * t instead of 0 for |x| > 13: harmless (times 0.5 x).
-  const __m256 e = _mm256_mul_ps(t, exp_ps(_mm256_fnmadd_ps(z, z, p)));
-  const __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ);
-  const __m256 f = _mm256_blendv_ps(e, _mm256_sub_ps(_mm256_set1_ps(2.0f), e), pos);
-  return _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)), f);
-}
-
-inline __m256 act_ps(__m256 v, int act) {
-  switch (act) {
-    case 1: return _mm256_max_ps(_mm256_setzero_ps(), v);
-    case 2: return gelu_erf_ps(v);
-    case 3: {
-      const __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
-      const __m256 u = _mm256_mul_ps(_mm256_fmadd_ps(v3, _mm256_set1_ps(0.044715f), v),
-                                     _mm256_set1_ps(2.0f * 0.79788456080286536f));
-      return div_one_plus_exp_neg(v, u);
-    }
-    case 4: return div_one_plus_exp_neg(v, v);
-    case 5: return tanh_ps(v);
-    case 6: return div_one_plus_exp_neg(_mm256_set1_ps(1.0f), v);
-    default: return v;
-  }
-}
+// The activations: vec_math.h's, the same code the elementwise programs run.
+inline __m256 act_ps(__m256 v, int act) { return lg::kernels::vec_avx2::vact(v, act); }
 
 inline __m256i mask_for(int n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));

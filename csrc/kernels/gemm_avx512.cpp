@@ -10,6 +10,10 @@
 #include "kernels/gemm.h"
 #include "kernels/simd_avx512.h"
 
+#define LG_VEC_NS vec_avx512
+#define LG_VEC_ISA 2
+#include "kernels/vec_math.h"
+
 namespace lg::gemm::detail {
 namespace impl_avx512 {
 
@@ -18,100 +22,8 @@ constexpr int kMaxMR = 14;
 #define LG_GEMV_PREFETCH 0
 #endif
 
-// ---------------------------------------------------------------------------------------------- vector math
-// exp: Cody-Waite range reduction, degree-6 polynomial (Cephes), 2^n by scalef (exact overflow to inf / underflow).
-inline __m512 exp_ps(__m512 x) {
-  x = _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x));  // NaN passes through
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
-
-// x / (1 + exp(-y)): sigmoid (x = 1), SiLU (y = x), GELU-tanh (y = 2u).
-inline __m512 div_one_plus_exp_neg(__m512 x, __m512 y) {
-  const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), y));
-  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-}
-
-// tanh: rational minimax approximation (Eigen's), |rel err| < 4e-7.
-inline __m512 tanh_ps(__m512 x) {
-  const __m512 lim = _mm512_set1_ps(7.90531110763549805f);
-  x = _mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), lim), _mm512_min_ps(lim, x));
-  const __m512 x2 = _mm512_mul_ps(x, x);
-  __m512 p = _mm512_set1_ps(-2.76076847742355e-16f);
-  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(2.00018790482477e-13f));
-  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-8.60467152213735e-11f));
-  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(5.12229709037114e-08f));
-  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(1.48572235717979e-05f));
-  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(6.37261928875436e-04f));
-  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(4.89352455891786e-03f));
-  p = _mm512_mul_ps(p, x);
-  __m512 q = _mm512_set1_ps(1.19825839466702e-06f);
-  q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(1.18534705686654e-04f));
-  q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(2.26843463243900e-03f));
-  q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(4.89352518554385e-03f));
-  return _mm512_div_ps(p, q);
-}
-
-// GELU (erf): x * Phi(x), Phi(-|x|) = erfc(z) / 2 with z = |x| / sqrt 2, written as t * 2^w where
-// t = 1 / (1 + z / 2) (rcp14 + one Newton step) and w = P(t) - log2(e) z^2, P a degree-7 fit of
-// log2(erfc(z) e^(z^2) / (2 t)) (max error 3.5e-6 in log2 units); 2^w by a degree-5 polynomial and scalef. The
-// result is relative-accurate in the tail (no 1 + erf cancellation): |rel err| < 4e-6 over [-120, 120]. About
-// 26 vector ops, no division (the erfcc form with a division and a separate exp took ~35).
-inline __m512 gelu_erf_ps(__m512 x) {
-  const __m512 ax = _mm512_min_ps(_mm512_abs_ps(x), _mm512_set1_ps(1.0e5f));  // inf -> finite t (NaN: x * ...)
-  const __m512 d = _mm512_fmadd_ps(ax, _mm512_set1_ps(0.35355339059327376f), _mm512_set1_ps(1.0f));
-  __m512 t = _mm512_rcp14_ps(d);
-  t = _mm512_fmadd_ps(_mm512_fnmadd_ps(d, t, _mm512_set1_ps(1.0f)), t, t);
-  __m512 p = _mm512_set1_ps(-0.22959448397159576f);
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.9309322237968445f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.2158112525939941f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.3304748237133026f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.014773591421544552f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.5527744889259338f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.4421985149383545f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-2.82574462890625f));
-  // w = P(t) - (log2 e / 2) x^2, clamped where 2^w is 0 anyway
-  __m512 w = _mm512_fnmadd_ps(_mm512_mul_ps(ax, _mm512_set1_ps(0.72134752044448170f)), ax, p);
-  w = _mm512_max_ps(w, _mm512_set1_ps(-151.0f));
-  const __m512 n = _mm512_roundscale_ps(w, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(w, n);
-  __m512 q = _mm512_set1_ps(0.0013409988023340702f);
-  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.009676016867160797f));
-  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.05550297349691391f));
-  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.2402210831642151f));
-  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.6931472420692444f));
-  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(1.0000001192092896f));
-  const __m512 e = _mm512_scalef_ps(_mm512_mul_ps(q, t), n);  // Phi(-|x|)
-  const __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
-  return _mm512_mul_ps(x, _mm512_mask_sub_ps(e, pos, _mm512_set1_ps(1.0f), e));
-}
-
-inline __m512 act_ps(__m512 v, int act) {
-  switch (act) {
-    case 1: return _mm512_max_ps(_mm512_setzero_ps(), v);  // NaN passes (second operand)
-    case 2: return gelu_erf_ps(v);
-    case 3: {
-      const __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
-      const __m512 u = _mm512_mul_ps(_mm512_fmadd_ps(v3, _mm512_set1_ps(0.044715f), v),
-                                     _mm512_set1_ps(2.0f * 0.79788456080286536f));
-      return div_one_plus_exp_neg(v, u);
-    }
-    case 4: return div_one_plus_exp_neg(v, v);
-    case 5: return tanh_ps(v);
-    case 6: return div_one_plus_exp_neg(_mm512_set1_ps(1.0f), v);
-    default: return v;
-  }
-}
+// The activations: vec_math.h's, the same code the elementwise programs run.
+inline __m512 act_ps(__m512 v, int act) { return lg::kernels::vec_avx512::vact(v, act); }
 
 using simd_avx512::tail_mask;
 
@@ -157,7 +69,7 @@ void micro_t(int64_t kc, const float* __restrict ap, const float* __restrict bp,
     m[v] = tail_mask(nr - 16 * v);
     bias[v] = ep && ep->bias ? _mm512_maskz_loadu_ps(m[v], ep->bias + 16 * v) : _mm512_setzero_ps();
   }
-  if (ep && ep->act >= 2) {
+  if (ep && act_is_transcendental(ep->act)) {
     // A transcendental activation needs ~20 constants: with 2 * MR accumulators live they would spill (measured:
     // GELU at 1 ns/element in place vs 0.5 as a pass). Store the tile, then one epilogue pass over it in L1.
 #pragma GCC unroll 16

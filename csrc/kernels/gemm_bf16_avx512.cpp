@@ -55,7 +55,7 @@ void micro_t(int64_t kc, const uint32_t* __restrict ap, const uint32_t* __restri
         r = _mm512_add_ps(r, bias[v]);
         const float* res = ep->residual ? ep->residual + i * ep->ld_residual + 16 * v : nullptr;
         if (res && ep->residual_before_act) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m[v], res));
-        if (ep->act == 1) r = _mm512_max_ps(_mm512_setzero_ps(), r);
+        if (ep->act == static_cast<int>(Act::Relu)) r = _mm512_max_ps(_mm512_setzero_ps(), r);
         if (res && !ep->residual_before_act) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m[v], res));
       }
       _mm512_mask_storeu_ps(dst, m[v], r);

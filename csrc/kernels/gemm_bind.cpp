@@ -12,6 +12,7 @@
 #include "common/view.h"
 #include "kernels/epilogue_bind.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_driver.h"
 
 namespace py = pybind11;
 using py::arg;
@@ -63,9 +64,13 @@ void gemm_batched(const std::vector<int64_t>& batch_shape, std::uintptr_t a_ptr,
                   const std::vector<int64_t>& b_batch_strides, int64_t ldb_k, int64_t ldb_n, std::uintptr_t c_ptr,
                   const std::vector<int64_t>& c_batch_strides, int64_t ldc, int64_t M, int64_t N, int64_t K,
                   std::uintptr_t bias_ptr, int act) {
-  LG_CHECK_BUFFER(a_ptr, float, M * K);
-  LG_CHECK_BUFFER(b_ptr, float, K * N);
-  LG_CHECK_BUFFER(c_ptr, float, M * N);
+  int64_t batches = 1;  // an empty batch reads and writes nothing: its operands may be null
+  for (const int64_t d : batch_shape) batches *= d;
+  if (batches != 0) {
+    LG_CHECK_BUFFER(a_ptr, float, M * K);
+    LG_CHECK_BUFFER(b_ptr, float, K * N);
+    LG_CHECK_BUFFER(c_ptr, float, M * N);
+  }
   const auto ep = lg::gemm::make_epilogue(bias_ptr, 0, 0, false, act);
   lg::gemm::gemm_f32_batched(batch_shape, reinterpret_cast<const float*>(a_ptr), a_batch_strides, lda_m, lda_k,
                              reinterpret_cast<const float*>(b_ptr), b_batch_strides, ldb_k, ldb_n,
@@ -75,6 +80,23 @@ void gemm_batched(const std::vector<int64_t>& batch_shape, std::uintptr_t a_ptr,
 }  // namespace
 
 LG_BIND(gemm) {
+  {
+    py::enum_<lg::gemm::Act> act(m, "Act", "The activation codes of the GEMM and conv epilogues (act= arguments).");
+    for (int code = 0; code < lg::gemm::kNumActs; ++code)
+      act.value(lg::gemm::kActNames[code], static_cast<lg::gemm::Act>(code));
+  }
+  m.def(
+      "gemm_set_blocking",
+      [](int64_t kc, int64_t mc) {
+        LG_CHECK(kc >= 8 && mc >= 1, kc, "must be >= 8 and mc >= 1, got ", kc, ", ", mc);
+        lg::gemm::detail::blocking().kc.store(kc);
+        lg::gemm::detail::blocking().mc.store(mc);
+      },
+      arg("kc"), arg("mc"),
+      "Cache blocking of the fp32/bf16 GEMM: k rows per K slice and rows per block (from lepton_graph.config).");
+  m.def("gemm_blocking", [] {
+    return py::make_tuple(lg::gemm::detail::blocking().kc.load(), lg::gemm::detail::blocking().mc.load());
+  });
   py::class_<PyPackedB>(m, "PackedB",
                         "A GEMM B operand (K x N) packed once into the micro-kernel's panel layout (f32 or bf16).")
       .def_property_readonly("k", [](const PyPackedB& p) { return lg::gemm::packed_k(*p.p); })

@@ -34,6 +34,9 @@ void micro_t(int64_t groups, const uint32_t* ap, const int8_t* bp, int width, in
       for (int v = 0; v < 4; ++v) acc[i][v] = _mm256_setzero_si256();
     for (int64_t g = 0; g < groups; ++g) {
       const int8_t* b = bp + g * step + c16 * 64;
+      // The first 16-column pass also pulls in the second half of the 128-byte panel row: a GEMV streams B from
+      // memory once, and a stride-128 pass over 64-byte lines would leave every other line for a second trip.
+      if (c16 == 0 && nr > 16) _mm_prefetch(reinterpret_cast<const char*>(b + 64), _MM_HINT_T0);
       __m256i bv[4];
 #pragma GCC unroll 4
       for (int v = 0; v < 4; ++v)

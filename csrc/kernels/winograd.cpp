@@ -11,7 +11,6 @@
 #include "common/check.h"
 #include "common/cpu_features.h"
 #include "common/threadpool.h"
-#include "kernels/guarded_parallel.h"
 
 namespace lg::conv {
 namespace {
@@ -254,7 +253,7 @@ void winograd_conv2d_f32(const View4& x, const PackedWinograd& w, const float* b
           if (!o.out[q]) continue;
           for (int64_t c = 0; c < o.n; ++c) {
             float& v = o.out[q][c * ys[1]];
-            v = apply_act(p.act, v);
+            v = gemm::act_scalar(v, p.act);
             if (res && !p.residual_before_act) v += res_px[q][c * o.res_cs];
           }
         }

@@ -25,7 +25,7 @@ if native.available():
     from lepton_graph.backends.cpu import gemm as G
 
 
-ACTS = {
+ACTS = {  # by the codes of _C.Act (test_act_codes_are_the_kernels)
     0: lambda v: v,
     1: torch.relu,
     2: F.gelu,
@@ -38,6 +38,52 @@ ACTS = {
 M_SIZES = st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, 13, 14, 15, 29, 64, 197])
 N_SIZES = st.sampled_from([0, 1, 7, 15, 16, 17, 31, 32, 33, 48, 65, 100])
 K_SIZES = st.sampled_from([0, 1, 3, 8, 17, 64, 255, 257, 600])
+
+
+def test_act_codes_are_the_kernels() -> None:
+    """One activation enum: the lowerings' codes are _C.Act's, and the kernels refuse codes outside it."""
+    from lepton_graph.backends.cpu.epilogue import Act
+
+    assert {a.name: int(a) for a in Act} == {n: int(v) for n, v in _C.Act.__members__.items()}
+    assert list(_C.Act.__members__) == ["none", "relu", "gelu", "gelu_tanh", "silu", "tanh", "sigmoid"]
+    one = torch.ones(1, 1)
+    packed = _C.gemm_pack_b_f32(one.data_ptr(), 1, 1, 1, 1)
+    with pytest.raises(ValueError, match=r"argument 'act' must be in \[0, 6\] \(the codes of _C.Act: none, relu"):
+        _C.gemm_packed(one.data_ptr(), 1, 1, 1, packed, one.data_ptr(), 1, act=len(_C.Act.__members__))
+
+
+def test_blocking_comes_from_the_config() -> None:
+    """LEPTON_GEMM_KC / LEPTON_GEMM_MC are read by lepton_graph.config (the one table) and handed to the driver."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from lepton_graph.backends.cpu import native; from lepton_graph import _C; print(_C.gemm_blocking())"
+    env = {**os.environ, "LEPTON_GEMM_KC": "64", "LEPTON_GEMM_MC": "24"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "(64, 24)"
+    with pytest.raises(ValueError, match="argument 'kc' must be >= 8"):
+        _C.gemm_set_blocking(4, 1)
+
+
+@pytest.mark.parametrize("isa", ISA_PARAMS)
+@pytest.mark.parametrize("act", [0, 2])
+def test_small_blocking_splits_k_and_rows(isa: str, act: int) -> None:
+    """Blocks small enough that the driver runs several K slices (C accumulated, the epilogue on the last one) and
+    several row blocks per thread: the same answer."""
+    g = torch.Generator().manual_seed(act)
+    m, n, k = 37, 70, 100
+    a, b, bias = torch.randn(m, k, generator=g), torch.randn(k, n, generator=g), torch.randn(n, generator=g)
+    packed = _C.gemm_pack_b_f32(b.data_ptr(), k, n, n, 1)
+    out = torch.empty(m, n)
+    old = _C.gemm_blocking()
+    _C.gemm_set_blocking(16, 8)
+    try:
+        with dispatch_at(isa):
+            _C.gemm_packed(a.data_ptr(), m, k, k, packed, out.data_ptr(), n, bias.data_ptr(), act=act)
+    finally:
+        _C.gemm_set_blocking(*old)
+    assert _rel_err(out, _reference(a, b, bias, None, False, act)) < 1e-5
 
 
 def _rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:

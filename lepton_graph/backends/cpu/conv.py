@@ -336,9 +336,6 @@ def lower_pool2d(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
 
 # ---------------------------------------------------------------------------------------------------- direct calls
 
-_ACT_NAMES = {"none": ep.ACT_NONE, "relu": ep.ACT_RELU, "gelu": ep.ACT_GELU, "gelu_tanh": ep.ACT_GELU_TANH,
-              "silu": ep.ACT_SILU, "tanh": ep.ACT_TANH, "sigmoid": ep.ACT_SIGMOID}
-
 
 def conv2d_f32(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, stride: Any = 1,
                padding: Any = 0, dilation: Any = 1, groups: int = 1, act: str = "none",
@@ -349,11 +346,13 @@ def conv2d_f32(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = Non
     ``padding`` is an int, a pair, or (top, bottom, left, right). ``winograd``: 2 or 4 runs Winograd
     F(winograd x winograd, 3x3) (3x3 stride-1 dilation-1 groups-1 only), 0 the direct conv; ``bf16``: bf16 operands
     with fp32 accumulation."""
+    if act not in ep.Act.__members__:
+        raise ValueError(f"act must be one of {', '.join(ep.Act.__members__)}, got {act!r}")
     pad = list(padding) if isinstance(padding, (list, tuple)) and len(padding) == 4 else None
     if pad is None:
         ph, pw = _pair(padding)
         pad = [ph, ph, pw, pw]
-    conv = make_conv(w, _pair(stride), pad, _pair(dilation), groups, _ACT_NAMES[act], residual_before_act, bf16,
+    conv = make_conv(w, _pair(stride), pad, _pair(dilation), groups, ep.Act[act], residual_before_act, bf16,
                      winograd)
     shape = conv.output_shape(list(x.shape))
     y = torch.empty(shape, memory_format=_CL)

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import torch
 
 from ...ir import DType, Node, Op, Value
+from .native import act_enum
 
-# lg::gemm::Act (csrc/kernels/gemm.h), the codes the GEMM and conv kernels take
-ACT_NONE, ACT_RELU, ACT_GELU, ACT_GELU_TANH, ACT_SILU, ACT_TANH, ACT_SIGMOID = range(7)
-ACT_CODES = {Op.RELU: ACT_RELU, Op.SILU: ACT_SILU, Op.TANH: ACT_TANH, Op.SIGMOID: ACT_SIGMOID}
-GELU_CODES = {"none": ACT_GELU, "tanh": ACT_GELU_TANH}
+# The codes the GEMM and conv kernels take (_C.Act, from csrc/kernels/activation.h).
+Act = act_enum()
+ACT_OF_OP = {Op.RELU: "relu", Op.SILU: "silu", Op.TANH: "tanh", Op.SIGMOID: "sigmoid"}
+GELU_OF_APPROXIMATE = {"none": "gelu", "tanh": "gelu_tanh"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Epilogue:
     bias_input: Value | None = None  # runtime per-column bias
     residual: Value | None = None
     residual_before_act: bool = True
-    act: int = ACT_NONE
+    act: int = 0  # Act.none
     last: Value | None = None  # the chain's last value
 
 
@@ -63,16 +64,16 @@ def parse_epilogue(chain: list[Node], root_out: Value, caps: Caps,
             why = _add(n, cur, epi, caps, act_seen, out_shape, group_outputs)
             if why is not None:
                 return why
-        elif n.op in ACT_CODES or n.op is Op.GELU:
+        elif n.op in ACT_OF_OP or n.op is Op.GELU:
             if act_seen:
                 return "two activations"
             if n.op is Op.GELU:
                 approx = n.attrs.get("approximate", "none")
-                if approx not in GELU_CODES:
+                if approx not in GELU_OF_APPROXIMATE:
                     return f"gelu approximate={approx!r}"
-                epi.act = GELU_CODES[approx]
+                epi.act = Act[GELU_OF_APPROXIMATE[approx]]
             else:
-                epi.act = ACT_CODES[n.op]
+                epi.act = Act[ACT_OF_OP[n.op]]
             act_seen = True
         else:
             return f"{n.op.value} in a {caps.kernel} epilogue"

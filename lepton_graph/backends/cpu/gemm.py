@@ -16,7 +16,7 @@ import torch
 
 from ...ir import DType, Graph, Node, Op, Value
 from .. import LowerOptions
-from .epilogue import ACT_NONE, Caps, parse_epilogue
+from .epilogue import Act, Caps, parse_epilogue
 from .native import _lib
 from .registry import Kernel, lowers, lowers_fused
 
@@ -87,7 +87,7 @@ class _Epi:
         self.bias_scale: float = 1.0
         self.residual: int | None = None  # node input index
         self.residual_before_act = False
-        self.act = ACT_NONE
+        self.act: int = Act.none
 
     def add_bias(self, t: torch.Tensor) -> None:
         t = t.to(torch.float32).reshape(-1)

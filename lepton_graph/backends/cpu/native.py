@@ -12,9 +12,12 @@ tensor([0., 2.])
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any
 
 import torch
+
+from ...config import config
 
 try:
     from lepton_graph import _C
@@ -23,8 +26,10 @@ except ImportError as exc:  # a source checkout that was never built, or a wheel
     _IMPORT_ERROR: ImportError | None = exc
 else:
     _IMPORT_ERROR = None
+    _C.gemm_set_blocking(config.gemm_kc, config.gemm_mc)
 
 __all__ = [
+    "act_enum",
     "add_f32",
     "available",
     "build_info",
@@ -46,6 +51,13 @@ def _lib() -> Any:
     if _C is None:
         raise RuntimeError(f"lepton_graph._C is not available (the C++ extension did not import: {_IMPORT_ERROR})")
     return _C
+
+
+def act_enum() -> type[IntEnum]:
+    """The activations of the GEMM and conv epilogues as the kernels number them (``_C.Act``, one enum in
+    csrc/kernels/activation.h): ``Act.relu`` ... ; only ``Act.none`` without ``_C`` (nothing is lowered then)."""
+    members = {"none": 0} if _C is None else {name: int(v) for name, v in _C.Act.__members__.items()}
+    return IntEnum("Act", members)  # type: ignore[return-value]
 
 
 def features() -> dict[str, bool]:

@@ -1,0 +1,205 @@
+// The one blocked GEMM driver behind every precision (fp32, bf16, int8; next int4 and sparse): packed B panels,
+// cache blocking, A packing per block, the micro-kernel over register tiles, the epilogue on the last K slice,
+// threading over a grid of C rectangles behind the oversubscription guard. A precision plugs in as a Kernel type
+// (see F32Kernel in gemm.cpp, S8Kernel in gemm_int8.cpp):
+//
+//   struct Kernel {
+//     PanelView b;                 // the packed B: panels of kPanel columns, `rows` 32-bit words per column
+//     int max_mr;                  // the micro-kernel's largest register tile (rows)
+//     int64_t kc_max() const;      // k rows per K slice (b.rows: the whole K at once, no partial sums in C)
+//     int64_t mc_max(int64_t kc) const;                       // rows per block (the packed A block stays in L2)
+//     bool direct(int64_t m0, int64_t m1, int64_t j0, int64_t j1);  // a block done without packing (K = 0, GEMV)
+//     const uint32_t* pack(int64_t ic, int64_t mc, int64_t pc, int64_t kc, int tile_mr);  // tile t at + t * kc
+//     void tile(const uint32_t* ap, const uint32_t* bp, int w, int64_t i, int64_t n0, int mr, int nr, int64_t kc,
+//               bool first, bool last);                   // C tile (+)= A tile x B slice; epilogue when last
+//   };
+//
+// Every pack format stores 32-bit words: fp32 values, bf16 k-pairs, int8 k-groups of 4. So one layout serves all:
+// panel j at data + j * rows * kPanel words, k row r of a panel of width w at + r * w.
+// Portable code only (included by gemm.cpp and gemm_int8.cpp, never by the ISA units).
+#pragma once
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#include "common/threadpool.h"
+#include "kernels/gemm.h"
+
+namespace lg::gemm::detail {
+
+struct AlignedFree {
+  void operator()(void* p) const { std::free(p); }
+};
+using AlignedPtr = std::unique_ptr<uint32_t[], AlignedFree>;
+
+// Buffers of 2 MiB or more (packed weights, large scratch) are 2 MiB aligned and asked for transparent huge pages
+// (THP is usually in "madvise" mode): a GEMV streams its weight at L3/DRAM speed only when the TLB keeps up,
+// which 4 KiB pages (one miss per 4 KiB of a 16 MiB weight) do not (measured: ~60 GB/s with 4 KiB pages, ~100+
+// with huge pages on Zen 4). The advice is taken before the first touch, so packing faults the pages in huge.
+inline AlignedPtr aligned_words(int64_t n, bool huge_pages = true) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  size_t bytes = ((static_cast<size_t>(std::max<int64_t>(n, 1)) * 4 + 63) / 64) * 64;
+  const bool huge = huge_pages && bytes >= kHuge;
+  if (huge) bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(huge ? kHuge : 64, bytes);
+  if (!p) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (huge) (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  return AlignedPtr(static_cast<uint32_t*>(p));
+}
+
+// The last panel is kPanel / 2 wide when the remainder fits (fewer padded columns in narrow outputs).
+inline int last_panel_width(int64_t N) {
+  const int64_t rem = N % kPanel;
+  return (rem != 0 && rem <= kPanel / 2) ? kPanel / 2 : kPanel;
+}
+
+// Packed B as the driver reads it.
+struct PanelView {
+  const uint32_t* data = nullptr;
+  int64_t N = 0;     // columns (the last panel is zero padded past N)
+  int64_t rows = 0;  // 32-bit words per column of a panel (K, k-pairs or k-groups)
+  int64_t n_panels = 0;
+  int last_width = kPanel;
+
+  int width(int64_t j) const { return j == n_panels - 1 ? last_width : kPanel; }
+  const uint32_t* panel(int64_t j) const { return data + j * rows * kPanel; }
+};
+
+// Packed B that owns its words: the common part of PackedB (fp32/bf16) and PackedS8.
+struct Panels {
+  int64_t K = 0, N = 0, rows = 0, n_panels = 0;
+  int last_width = kPanel;
+  AlignedPtr data;
+
+  void allocate(int64_t k, int64_t n, int64_t rows_per_column, bool huge_pages) {
+    K = k;
+    N = n;
+    rows = rows_per_column;
+    n_panels = (n + kPanel - 1) / kPanel;
+    last_width = last_panel_width(n);
+    data = aligned_words(n_panels * rows * kPanel, huge_pages);
+  }
+  int width(int64_t j) const { return j == n_panels - 1 ? last_width : kPanel; }
+  uint32_t* panel(int64_t j) { return data.get() + j * rows * kPanel; }
+  PanelView view() const { return PanelView{data.get(), N, rows, n_panels, last_width}; }
+  int64_t nbytes() const { return n_panels == 0 ? 0 : ((n_panels - 1) * kPanel + last_width) * rows * 4; }
+};
+
+// A growable, 64-byte aligned word buffer (one per thread for packed A blocks).
+struct Scratch {
+  AlignedPtr buf;
+  int64_t words = 0;
+  uint32_t* get(int64_t n) {
+    if (n > words) {
+      buf = aligned_words(n);
+      words = n;
+    }
+    return buf.get();
+  }
+};
+
+inline bool has_epilogue(const Epilogue& e) { return e.bias || e.residual || e.act != Act::None; }
+
+// The epilogue of the C tile whose first element is (i, n0).
+inline TileEpi tile_epi(const Epilogue& e, int64_t i, int64_t n0) {
+  return TileEpi{e.bias ? e.bias + n0 : nullptr, e.residual ? e.residual + i * e.ld_residual + n0 : nullptr,
+                 e.ld_residual, e.residual_before_act ? 1 : 0, static_cast<int>(e.act)};
+}
+
+// Cache blocking of the fp32/bf16 kernels (Zen 4: 32 KiB L1d, 1 MiB L2 per core): k rows per K slice, rows per
+// block. Set from lepton_graph.config (LEPTON_GEMM_KC / LEPTON_GEMM_MC) through _C.gemm_set_blocking.
+struct Blocking {
+  std::atomic<int64_t> kc{512};
+  std::atomic<int64_t> mc{256};
+};
+inline Blocking& blocking() {
+  static Blocking b;
+  return b;
+}
+
+// C rows [m0, m1) x panels [j0, j1) on the calling thread, with its own copy of the kernel (pack may leave
+// per-block state, such as the rows' quantisation parameters, for tile).
+template <class Kernel>
+void run_block(Kernel kn, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
+  if (m1 <= m0 || j1 <= j0 || kn.direct(m0, m1, j0, j1)) return;
+  const PanelView& b = kn.b;
+  // K slices of (nearly) equal length <= KC, multiples of 8 where possible. bf16 and int8 count k-pairs/groups,
+  // so the B panel slice of one KC stays the same size in bytes (512 x 128 B = 64 KiB, in L2).
+  const int64_t kc_max = std::max<int64_t>(8, kn.kc_max());
+  const int64_t n_kb = (b.rows + kc_max - 1) / kc_max;
+  const int64_t KC = std::min<int64_t>(b.rows, std::min<int64_t>(kc_max, ((b.rows + n_kb - 1) / n_kb + 7) / 8 * 8));
+  // Row blocks of (nearly) equal height <= MC; within a block, tiles of equal height <= max_mr (the last one
+  // smaller), so no thin leftover tile runs with too few accumulators.
+  const int64_t mc_max = std::max<int64_t>(1, kn.mc_max(KC));
+  const int64_t n_mb = (m1 - m0 + mc_max - 1) / mc_max;
+  const int64_t MC = (m1 - m0 + n_mb - 1) / n_mb;
+  for (int64_t pc = 0; pc < b.rows; pc += KC) {
+    const int64_t kc = std::min<int64_t>(KC, b.rows - pc);
+    const bool last = pc + kc == b.rows;
+    for (int64_t ic = m0; ic < m1; ic += MC) {
+      const int64_t mc = std::min<int64_t>(MC, m1 - ic);
+      const int64_t n_tiles = (mc + kn.max_mr - 1) / kn.max_mr;
+      const int tile_mr = static_cast<int>((mc + n_tiles - 1) / n_tiles);
+      const uint32_t* ap = kn.pack(ic, mc, pc, kc, tile_mr);
+      for (int64_t j = j0; j < j1; ++j) {
+        const int w = b.width(j);
+        const int64_t n0 = j * kPanel;
+        const int nr = static_cast<int>(std::min<int64_t>(w, b.N - n0));
+        const uint32_t* bp = b.panel(j) + pc * w;
+        for (int64_t t0 = 0; t0 < mc; t0 += tile_mr) {
+          const int mr = static_cast<int>(std::min<int64_t>(tile_mr, mc - t0));
+          kn.tile(ap + t0 * kc, bp, w, ic + t0, n0, mr, nr, kc, pc == 0, last);
+        }
+      }
+    }
+  }
+}
+
+// The thread grid tm x tn over (rows, panels) for T threads: the smallest largest share; ties go to splitting N
+// (A is cheap to re-pack, B is the big operand); fewer than 8 rows are never split (each split re-reads B).
+inline void choose_grid(int64_t M, int64_t n_panels, int T, int& tm, int& tn) {
+  const int64_t m_units = M < 8 ? 1 : M;
+  tm = tn = 1;
+  double best = 1e300;
+  for (int n = 1; n <= T; ++n) {
+    const int m = T / n;
+    if (n > n_panels || m > m_units) continue;
+    const double cost = double((n_panels + n - 1) / n) * double((m_units + m - 1) / m);
+    if (cost < best * 0.999 || (cost <= best * 1.001 && n > tn)) {
+      best = cost;
+      tm = m;
+      tn = n;
+    }
+  }
+}
+
+// Work below this single-thread time runs on the calling thread (a fork/join costs about as much).
+inline constexpr double kMinParallelGemmS = 2.6e-6;
+
+// The whole GEMM (M rows): single_thread_s is its estimated time on one thread (compute or streaming B, whichever
+// is larger); threads=false keeps it on the calling thread (callers that parallelise over batches themselves).
+template <class Kernel>
+void run_gemm(Kernel& kn, int64_t M, double single_thread_s, bool threads) {
+  const int64_t np = kn.b.n_panels;
+  if (M == 0 || np == 0) return;
+  const int T = threads && single_thread_s >= kMinParallelGemmS ? guarded_threads(single_thread_s) : 1;
+  int tm = 1, tn = 1;
+  if (T > 1) choose_grid(M, np, T, tm, tn);
+  guarded_parallel_for(int64_t(tm) * tn, 1, tm * tn, [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t ti = t / tn, tj = t % tn;
+      run_block(kn, M * ti / tm, M * (ti + 1) / tm, np * tj / tn, np * (tj + 1) / tn);
+    }
+  });
+}
+
+}  // namespace lg::gemm::detail
