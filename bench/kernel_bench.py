@@ -426,10 +426,11 @@ def bench_conv(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
 
 
 def _conv_run(conv: Any, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor) -> Impl:
-    """conv.run into y (data pointers bound once)."""
+    """conv.run into y (data pointers bound once; the closure keeps the tensors alive)."""
     args = (x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), list(y.shape), list(y.stride()),
             bias.data_ptr(), 0, (0, 0, 0, 0))
-    return lambda: conv.run(*args)
+    keep = (x, y, bias)
+    return lambda: (conv.run(*args), keep)
 
 
 def _conv_case(name: str, n: int, c: int, h: int, w_: int, oc: int, k: int, s: int, p: int, groups: int,

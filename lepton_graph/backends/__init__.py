@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..ir import Graph, Node
-from ..passes.partition import Partition
+from ..ir.plan import Partition
 
 # A lowered partition: takes the partition's input values positionally, returns a tuple of its outputs.
 Executable = Callable[..., tuple[Any, ...]]

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import log
 from ..ir import Graph, Value
-from ..passes.partition import Partition
+from ..ir.plan import Partition
 
 
 @dataclass

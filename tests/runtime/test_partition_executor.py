@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from lepton_graph.backends.fallback import TorchFallback, generate_function
+from lepton_graph.backends.fallback import TorchFallback
 from lepton_graph.ir import DType, Graph, Op, interpret
 from lepton_graph.passes.partition import partition_graph
 from lepton_graph.runtime import Executor, Step
+from lepton_graph.runtime.codegen import generate_function
 
 
 class ReluOnly:

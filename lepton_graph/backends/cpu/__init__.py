@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 from ...ir import Graph, Node
-from ...passes.partition import Partition
+from ...ir.plan import Partition
 from .. import LowerOptions
 from .registry import Kernel, lowering_for
 
@@ -78,7 +78,7 @@ class CpuNative:
 
     def lower(self, partition: Partition, graph: Graph) -> Any:
         from ...config import config
-        from ..fallback import generate_function
+        from ...runtime.codegen import generate_function
 
         kernels = {id(n): self._lower_node(n, graph) for n in partition.nodes}
         if config.profile:
