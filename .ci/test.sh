@@ -13,6 +13,8 @@ bash "$ROOT/.ci/setup.sh"
 cd "$ROOT"
 # lint first: CI keeps the house as it is left (ruff's rules and line length are in pyproject.toml)
 "$VENV/bin/ruff" check --quiet lepton_graph tests bench || { echo "[test] ruff check failed" >&2; exit 1; }
+"$VENV/bin/ruff" format --check --quiet lepton_graph tests bench ||
+  { echo "[test] ruff format --check failed (run: ruff format lepton_graph tests bench)" >&2; exit 1; }
 export TRITON_INTERPRET=1
 export LEPTON_HYPOTHESIS_PROFILE="${LEPTON_HYPOTHESIS_PROFILE:-ci}"
 start=$SECONDS

@@ -40,17 +40,24 @@ def measure(name: str, rounds: int, seconds: float) -> dict[str, Any]:
     with torch.no_grad():
         times = interleaved(calls, rounds, seconds)
     ratios = [f / e for f, e in zip(times["fallback"], times["eager"], strict=True)]
-    return {"model": name, "eager_ms": statistics.median(times["eager"]) * 1e3,
-            "fallback_ms": statistics.median(times["fallback"]) * 1e3, "paired": statistics.median(ratios)}
+    return {
+        "model": name,
+        "eager_ms": statistics.median(times["eager"]) * 1e3,
+        "fallback_ms": statistics.median(times["fallback"]) * 1e3,
+        "paired": statistics.median(ratios),
+    }
 
 
 def main() -> None:
     a = micro_parser(__doc__ or "", "mlp_b1,llama_tiny,llama_gqa_b1_s128").parse_args()
     rows = [measure(m, a.rounds, a.seconds) for m in a.models.split(",")]
-    print_micro_table("calls that run through torch after a failed compile", a.rounds,
-                      ["model", "eager (ms)", "compile failed, through torch (ms)", "through torch / eager (paired)"],
-                      [[r["model"], f"{r['eager_ms']:.4f}", f"{r['fallback_ms']:.4f}", f"{r['paired']:.3f}"]
-                       for r in rows], a.md)
+    print_micro_table(
+        "calls that run through torch after a failed compile",
+        a.rounds,
+        ["model", "eager (ms)", "compile failed, through torch (ms)", "through torch / eager (paired)"],
+        [[r["model"], f"{r['eager_ms']:.4f}", f"{r['fallback_ms']:.4f}", f"{r['paired']:.3f}"] for r in rows],
+        a.md,
+    )
 
 
 if __name__ == "__main__":

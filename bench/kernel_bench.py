@@ -75,7 +75,7 @@ def time_interleaved(impls: dict[str, Impl], rounds: int, target_s: float = 0.02
         iters[name] = max(1, min(10000, int(target_s / dt_)))
     samples: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             fn, n = impls[name], iters[name]
             t0 = time.perf_counter()
@@ -145,14 +145,19 @@ def _add_rates(row: dict[str, Any], times: dict[str, float], ops: float, ours: s
 
 def _print_gemm_row(row: dict[str, Any]) -> None:
     if not getattr(_print_gemm_row, "header", False):
-        print(f"{'M x N x K':>18} {'ours GF/s':>10} {'torch GF/s':>11} {'ours/torch':>11} {'numpy GF/s':>11} "
-              f"{'ours/numpy':>11}")
+        print(
+            f"{'M x N x K':>18} {'ours GF/s':>10} {'torch GF/s':>11} {'ours/torch':>11} {'numpy GF/s':>11} "
+            f"{'ours/numpy':>11}"
+        )
         _print_gemm_row.header = True  # type: ignore[attr-defined]
     np_gf = f"{row['numpy_gflops']:11.1f}" if "numpy_gflops" in row else f"{'':11}"
     np_r = f"{row['vs_numpy']:11.2f}" if "vs_numpy" in row else f"{'':11}"
     before = f" before/after {row['vs_before']:5.2f}" if "vs_before" in row else ""
-    print(f"{row['case']:>18} {row['ours_gflops']:10.1f} {row['torch_gflops']:11.1f} {row['vs_torch']:11.2f} "
-          f"{np_gf} {np_r}{before}", flush=True)
+    print(
+        f"{row['case']:>18} {row['ours_gflops']:10.1f} {row['torch_gflops']:11.1f} {row['vs_torch']:11.2f} "
+        f"{np_gf} {np_r}{before}",
+        flush=True,
+    )
 
 
 def summarize_gemm(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -171,6 +176,7 @@ def summarize_gemm(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------------ int8 GEMM
 
+
 def bench_gemm_int8(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
     """int8-dynamic GEMM (A quantized per row at run time, s8 weights per channel, VNNI) vs our fp32 GEMM on the
     same pre-packed weight and vs torch's dynamic int8 linear (fbgemm/onednn); rates in GOP/s (2 per multiply-add,
@@ -182,13 +188,17 @@ def bench_gemm_int8(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
         row = _gemm_int8_case(m, n, k, rounds)
         rows.append(row)
         if not getattr(bench_gemm_int8, "header", False):
-            print(f"{'M x N x K':>18} {'int8 GOP/s':>11} {'fp32 GF/s':>10} {'int8/fp32':>10} {'torch-int8':>11} "
-                  f"{'int8/torch':>11} {'W GB/s':>7}")
+            print(
+                f"{'M x N x K':>18} {'int8 GOP/s':>11} {'fp32 GF/s':>10} {'int8/fp32':>10} {'torch-int8':>11} "
+                f"{'int8/torch':>11} {'W GB/s':>7}"
+            )
             bench_gemm_int8.header = True  # type: ignore[attr-defined]
         before = f" before/after {row['vs_before']:5.2f}" if "vs_before" in row else ""
-        print(f"{row['case']:>18} {row['int8_gops']:11.1f} {row['fp32_gops']:10.1f} {row['vs_fp32']:10.2f} "
-              f"{row['torch_int8_gops']:11.1f} {row['vs_torch_int8']:11.2f} {row['weight_gbs']:7.1f}{before}",
-              flush=True)
+        print(
+            f"{row['case']:>18} {row['int8_gops']:11.1f} {row['fp32_gops']:10.1f} {row['vs_fp32']:10.2f} "
+            f"{row['torch_int8_gops']:11.1f} {row['vs_torch_int8']:11.2f} {row['weight_gbs']:7.1f}{before}",
+            flush=True,
+        )
     return rows
 
 
@@ -221,8 +231,15 @@ def _gemm_int8_case(m: int, n: int, k: int, rounds: int) -> dict[str, Any]:
     impls["int8"]()
     exact = torch.equal(c8, qlinear(a, wq, scale, act="dynamic"))
     ops = 2.0 * m * n * k
-    row: dict[str, Any] = {"family": "gemm_int8", "case": f"{m}x{n}x{k}", "M": m, "N": n, "K": k,
-                           "matches_reference": exact, "weight_gbs": n * k / times["int8"] / 1e9}
+    row: dict[str, Any] = {
+        "family": "gemm_int8",
+        "case": f"{m}x{n}x{k}",
+        "M": m,
+        "N": n,
+        "K": k,
+        "matches_reference": exact,
+        "weight_gbs": n * k / times["int8"] / 1e9,
+    }
     return _add_rates(row, times, ops, "int8", "gops")
 
 
@@ -251,6 +268,7 @@ BENCHMARKS: list[tuple[str, Callable[..., list[dict[str, Any]]], Callable[..., d
 
 # ------------------------------------------------------------------------------------------ elementwise / norm
 # (the elementwise family: programs, norms, softmax, reductions, movement)
+
 
 def _lowered(nodes: list[tuple[Any, dict[str, Any]]], xs: list[torch.Tensor], outputs: int = 1) -> Any:
     """Our kernel for a chain: nodes[0] applied to xs, each later node to the previous value (one program if
@@ -335,38 +353,105 @@ def bench_eltwise(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
     tr_shape, tr_st, ytr_st = list(tr.shape), list(tr.stride()), list(ytr.stride())
     # (name, bytes, alloc, ours, torch)
     cases: list[tuple[str, int, bool, Impl, Impl]] = [
-        ("relu f32[N]", 8 * n, False, _bound(_lowered([(Op.RELU, {})], [a]), [a], [y]),
-         lambda: torch.clamp_min(a, 0, out=y)),
-        ("add f32[N]+f32[N]", 12 * n, False, _bound(_lowered([(Op.ADD, {})], [a, b]), [a, b], [y]),
-         lambda: torch.add(a, b, out=y)),
-        ("relu(a+b) fused", 12 * n, False, _bound(_lowered([(Op.ADD, {}), (Op.RELU, {})], [a, b]), [a, b], [y]),
-         lambda: torch.relu_(torch.add(a, b, out=y))),
-        ("gelu erf f32[N]", 8 * n, False, _bound(_lowered([(Op.GELU, {"approximate": "none"})], [a]), [a], [y]),
-         lambda: torch._C._nn.gelu(a, out=y)),
-        ("gelu tanh f32[N]", 8 * n, False, _bound(_lowered([(Op.GELU, {"approximate": "tanh"})], [a]), [a], [y]),
-         lambda: torch._C._nn.gelu(a, approximate="tanh", out=y)),
-        ("bias add [R,3072]+[3072]", 8 * big.numel(), False, _bound(k_bias, [big, b0], [ybig]),
-         lambda: torch.add(big, b0, out=ybig)),
+        (
+            "relu f32[N]",
+            8 * n,
+            False,
+            _bound(_lowered([(Op.RELU, {})], [a]), [a], [y]),
+            lambda: torch.clamp_min(a, 0, out=y),
+        ),
+        (
+            "add f32[N]+f32[N]",
+            12 * n,
+            False,
+            _bound(_lowered([(Op.ADD, {})], [a, b]), [a, b], [y]),
+            lambda: torch.add(a, b, out=y),
+        ),
+        (
+            "relu(a+b) fused",
+            12 * n,
+            False,
+            _bound(_lowered([(Op.ADD, {}), (Op.RELU, {})], [a, b]), [a, b], [y]),
+            lambda: torch.relu_(torch.add(a, b, out=y)),
+        ),
+        (
+            "gelu erf f32[N]",
+            8 * n,
+            False,
+            _bound(_lowered([(Op.GELU, {"approximate": "none"})], [a]), [a], [y]),
+            lambda: torch._C._nn.gelu(a, out=y),
+        ),
+        (
+            "gelu tanh f32[N]",
+            8 * n,
+            False,
+            _bound(_lowered([(Op.GELU, {"approximate": "tanh"})], [a]), [a], [y]),
+            lambda: torch._C._nn.gelu(a, approximate="tanh", out=y),
+        ),
+        (
+            "bias add [R,3072]+[3072]",
+            8 * big.numel(),
+            False,
+            _bound(k_bias, [big, b0], [ybig]),
+            lambda: torch.add(big, b0, out=ybig),
+        ),
         ("bias add (alloc)", 8 * big.numel(), True, lambda: k_bias(big, b0), lambda: big + b0),
-        ("layer_norm [R,768]", 8 * x2.numel(), False, _bound(k_ln, [x2, w, bias], [y2]),
-         lambda: F.layer_norm(x2, (d,), w, bias, 1e-12)),
-        ("add+layer_norm fused", 16 * x2.numel(), False, _bound(k_addln, [x2, r2, w, bias], [y2, y2b]),
-         lambda: F.layer_norm(torch.add(x2, r2, out=y2), (d,), w, bias, 1e-12)),
-        ("add+layer_norm (alloc)", 16 * x2.numel(), True, lambda: k_addln(x2, r2, w, bias),
-         lambda: F.layer_norm(torch.add(x2, r2), (d,), w, bias, 1e-12)),
-        ("softmax [B,128,128]", 8 * att.numel(), False, _bound(k_sm, [att], [yatt]),
-         lambda: torch._softmax(att, -1, False, out=yatt)),
-        ("softmax [4B,128,128]", 8 * att_l.numel(), False, _bound(k_sm_l, [att_l], [yatt_l]),
-         lambda: torch._softmax(att_l, -1, False, out=yatt_l)),
-        ("sum last dim [R,3072]", 4 * big.numel(), False, lambda: red("sum", big_p, ysum_p, rows_, 3072, 1),
-         lambda: torch.sum(big, 1, out=ysum)),
-        ("contiguous(transpose)", 8 * tr.numel(), False, lambda: cps(tr_p, ytr_p, 4, tr_shape, tr_st, ytr_st),
-         lambda: ytr.copy_(tr)),
+        (
+            "layer_norm [R,768]",
+            8 * x2.numel(),
+            False,
+            _bound(k_ln, [x2, w, bias], [y2]),
+            lambda: F.layer_norm(x2, (d,), w, bias, 1e-12),
+        ),
+        (
+            "add+layer_norm fused",
+            16 * x2.numel(),
+            False,
+            _bound(k_addln, [x2, r2, w, bias], [y2, y2b]),
+            lambda: F.layer_norm(torch.add(x2, r2, out=y2), (d,), w, bias, 1e-12),
+        ),
+        (
+            "add+layer_norm (alloc)",
+            16 * x2.numel(),
+            True,
+            lambda: k_addln(x2, r2, w, bias),
+            lambda: F.layer_norm(torch.add(x2, r2), (d,), w, bias, 1e-12),
+        ),
+        (
+            "softmax [B,128,128]",
+            8 * att.numel(),
+            False,
+            _bound(k_sm, [att], [yatt]),
+            lambda: torch._softmax(att, -1, False, out=yatt),
+        ),
+        (
+            "softmax [4B,128,128]",
+            8 * att_l.numel(),
+            False,
+            _bound(k_sm_l, [att_l], [yatt_l]),
+            lambda: torch._softmax(att_l, -1, False, out=yatt_l),
+        ),
+        (
+            "sum last dim [R,3072]",
+            4 * big.numel(),
+            False,
+            lambda: red("sum", big_p, ysum_p, rows_, 3072, 1),
+            lambda: torch.sum(big, 1, out=ysum),
+        ),
+        (
+            "contiguous(transpose)",
+            8 * tr.numel(),
+            False,
+            lambda: cps(tr_p, ytr_p, 4, tr_shape, tr_st, ytr_st),
+            lambda: ytr.copy_(tr),
+        ),
         ("contiguous (alloc)", 8 * tr.numel(), True, lambda: k_tr(tr), lambda: tr.contiguous()),
     ]
     rows: list[dict[str, Any]] = []
-    print(f"{'case':>28} {'ws MB':>6} {'regime':>6} {'ours GB/s':>10} {'copy GB/s':>10} {'ours/copy':>10} "
-          f"{'vs torch op':>12}")
+    print(
+        f"{'case':>28} {'ws MB':>6} {'regime':>6} {'ours GB/s':>10} {'copy GB/s':>10} {'ours/copy':>10} "
+        f"{'vs torch op':>12}"
+    )
     for name, nbytes, alloc, ours, peer in cases:
         # the source must be written once: an untouched torch.empty maps every page to the kernel's one zero page,
         # whose reads hit the cache (the 2026-11-25 table's copy baselines read such a source)
@@ -375,21 +460,34 @@ def bench_eltwise(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
         copy: Impl = (lambda s=src: torch.empty_like(s).copy_(s)) if alloc else (lambda s=src, t=dst: t.copy_(s))
         times = time_interleaved({"ours": ours, "torch": peer, "copy": copy}, rounds)
         regime = "L3" if nbytes <= L3_BYTES else "DRAM"
-        row = {"family": "eltwise", "case": name, "bytes": nbytes, "alloc": alloc, "regime": regime,
-               **{f"{k}_s": v for k, v in times.items()},
-               "ours_gbs": nbytes / times["ours"] / 1e9, "copy_gbs": nbytes / times["copy"] / 1e9,
-               "vs_copy": times["copy"] / times["ours"], "vs_torch": times["torch"] / times["ours"]}
+        row = {
+            "family": "eltwise",
+            "case": name,
+            "bytes": nbytes,
+            "alloc": alloc,
+            "regime": regime,
+            **{f"{k}_s": v for k, v in times.items()},
+            "ours_gbs": nbytes / times["ours"] / 1e9,
+            "copy_gbs": nbytes / times["copy"] / 1e9,
+            "vs_copy": times["copy"] / times["ours"],
+            "vs_torch": times["torch"] / times["ours"],
+        }
         rows.append(row)
-        print(f"{name:>28} {nbytes / 2**20:6.0f} {regime:>6} {row['ours_gbs']:10.1f} {row['copy_gbs']:10.1f} "
-              f"{row['vs_copy']:10.2f} {row['vs_torch']:12.2f}", flush=True)
+        print(
+            f"{name:>28} {nbytes / 2**20:6.0f} {regime:>6} {row['ours_gbs']:10.1f} {row['copy_gbs']:10.1f} "
+            f"{row['vs_copy']:10.2f} {row['vs_torch']:12.2f}",
+            flush=True,
+        )
     return rows
 
 
 def summarize_eltwise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     el = [r for r in rows if r["family"] == "eltwise"]
     kern = [r for r in el if not r.get("alloc")]
-    return {"eltwise_geomean_vs_torch": float(np.exp(np.mean(np.log([r["vs_torch"] for r in el])))) if el else 0.0,
-            "eltwise_min_vs_copy (kernel rows)": min((r["vs_copy"] for r in kern), default=0.0)}
+    return {
+        "eltwise_geomean_vs_torch": float(np.exp(np.mean(np.log([r["vs_torch"] for r in el])))) if el else 0.0,
+        "eltwise_min_vs_copy (kernel rows)": min((r["vs_copy"] for r in kern), default=0.0),
+    }
 
 
 BENCHMARKS.append(("eltwise", bench_eltwise, summarize_eltwise))
@@ -420,21 +518,34 @@ def bench_conv(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
         row = _conv_case(*case, rounds=rounds)
         rows.append(row)
         before = f" before/after {row['vs_before']:5.2f}" if "vs_before" in row else ""
-        print(f"{row['case']:>24} {row['impl']:>9} {row['ours_gflops']:10.1f} {row['torch_gflops']:11.1f} "
-              f"{row['vs_torch']:11.2f}{before}", flush=True)
+        print(
+            f"{row['case']:>24} {row['impl']:>9} {row['ours_gflops']:10.1f} {row['torch_gflops']:11.1f} "
+            f"{row['vs_torch']:11.2f}{before}",
+            flush=True,
+        )
     return rows
 
 
 def _conv_run(conv: Any, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor) -> Impl:
     """conv.run into y (data pointers bound once; the closure keeps the tensors alive)."""
-    args = (x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), list(y.shape), list(y.stride()),
-            bias.data_ptr(), 0, (0, 0, 0, 0))
+    args = (
+        x.data_ptr(),
+        list(x.shape),
+        list(x.stride()),
+        y.data_ptr(),
+        list(y.shape),
+        list(y.stride()),
+        bias.data_ptr(),
+        0,
+        (0, 0, 0, 0),
+    )
     keep = (x, y, bias)
     return lambda: (conv.run(*args), keep)
 
 
-def _conv_case(name: str, n: int, c: int, h: int, w_: int, oc: int, k: int, s: int, p: int, groups: int,
-               rounds: int) -> dict[str, Any]:
+def _conv_case(
+    name: str, n: int, c: int, h: int, w_: int, oc: int, k: int, s: int, p: int, groups: int, rounds: int
+) -> dict[str, Any]:
     from lepton_graph.backends.cpu.conv import make_conv, winograd_tile
 
     g = torch.Generator().manual_seed(0)
@@ -451,16 +562,18 @@ def _conv_case(name: str, n: int, c: int, h: int, w_: int, oc: int, k: int, s: i
     }
     if BASELINE is not None:
         wl = (wt.data_ptr(), list(wt.shape), list(wt.stride()))
-        old = (BASELINE.Conv2dWinograd(*wl, [p] * 4, 1, False, tile, False) if tile else
-               BASELINE.Conv2dF32(*wl, groups, [s, s], [p] * 4, [1, 1], 1, False))
+        old = (
+            BASELINE.Conv2dWinograd(*wl, [p] * 4, 1, False, tile, False)
+            if tile
+            else BASELINE.Conv2dF32(*wl, groups, [s, s], [p] * 4, [1, 1], 1, False)
+        )
         impls["before"] = _conv_run(old, x, torch.empty_like(y), bias)
     times = time_interleaved(impls, rounds)
     impls["ours"]()
     ref = torch.relu(conv2d(x.double(), wt.double(), bias.double(), s, p, 1, groups))
     err = ((y - ref).abs().max() / ref.abs().max()).item()
     flop = 2.0 * n * oc * y.shape[2] * y.shape[3] * (c // groups) * k * k
-    row: dict[str, Any] = {"family": "conv", "case": name, "impl": f"wino F{tile}" if tile else "gemm",
-                           "rel_err": err}
+    row: dict[str, Any] = {"family": "conv", "case": name, "impl": f"wino F{tile}" if tile else "gemm", "rel_err": err}
     return _add_rates(row, times, flop, "ours", "gflops")
 
 
@@ -492,9 +605,16 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "numpy": np.__version__,
-            "threads": torch.get_num_threads(), "kernel_isa": native.kernel_isa(),
-            "build": native.build_info(), "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "threads": torch.get_num_threads(),
+        "kernel_isa": native.kernel_isa(),
+        "build": native.build_info(),
+        "python": platform.python_version(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -517,8 +637,10 @@ def main(argv: list[str] | None = None) -> int:
     native.set_num_threads(args.threads)
     only = set(args.only.split(",")) if args.only else None
     info = machine()
-    print(f"# {info['cpu']}, {info['cores']} cpus, {args.threads} threads, torch {info['torch']}, "
-          f"kernels {info['kernel_isa']}")
+    print(
+        f"# {info['cpu']}, {info['cores']} cpus, {args.threads} threads, torch {info['torch']}, "
+        f"kernels {info['kernel_isa']}"
+    )
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
     for name, fn, summarize in BENCHMARKS:
@@ -537,8 +659,13 @@ def main(argv: list[str] | None = None) -> int:
         for key, v in s.items():
             print(f"  {key}: {v:.3f}")
     if args.json:
-        out = {"when": dt.datetime.now().isoformat(timespec="seconds"), "machine": info, "rounds": args.rounds,
-               "summary": summary, "rows": rows}
+        out = {
+            "when": dt.datetime.now().isoformat(timespec="seconds"),
+            "machine": info,
+            "rounds": args.rounds,
+            "summary": summary,
+            "rows": rows,
+        }
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
 

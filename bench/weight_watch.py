@@ -23,24 +23,51 @@ def measure(name: str, rounds: int, seconds: float) -> dict[str, Any]:
     followed, frozen = lg.compile(model), lg.compile(model, freeze=True)
     names = {k: k for k, _ in [*model.named_parameters(), *model.named_buffers()]}
     watch = ModuleWeights(model, names)
-    calls = {"followed": lambda: followed(*args, **kwargs), "frozen": lambda: frozen(*args, **kwargs),
-             "check": watch.changed}
+    calls = {
+        "followed": lambda: followed(*args, **kwargs),
+        "frozen": lambda: frozen(*args, **kwargs),
+        "check": watch.changed,
+    }
     with torch.no_grad():
         times = interleaved(calls, rounds, seconds)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"model": name, "weights": len(names), "followed_ms": med["followed"] * 1e3,
-            "frozen_ms": med["frozen"] * 1e3, "check_us": med["check"] * 1e6,
-            "check_share": med["check"] / med["frozen"]}
+    return {
+        "model": name,
+        "weights": len(names),
+        "followed_ms": med["followed"] * 1e3,
+        "frozen_ms": med["frozen"] * 1e3,
+        "check_us": med["check"] * 1e6,
+        "check_share": med["check"] / med["frozen"],
+    }
 
 
 def main() -> None:
     a = micro_parser(__doc__ or "", "mlp_b1,bert_b1_s128").parse_args()
     rows = [measure(m, a.rounds, a.seconds) for m in a.models.split(",")]
-    print_micro_table("weight-change check per call", a.rounds,
-                      ["model", "weights checked", "check alone (us)", "compiled, followed (ms)",
-                       "compiled, freeze=True (ms)", "check / call"],
-                      [[r["model"], str(r["weights"]), f"{r['check_us']:.2f}", f"{r['followed_ms']:.4f}",
-                        f"{r['frozen_ms']:.4f}", f"{r['check_share']:.2%}"] for r in rows], a.md)
+    print_micro_table(
+        "weight-change check per call",
+        a.rounds,
+        [
+            "model",
+            "weights checked",
+            "check alone (us)",
+            "compiled, followed (ms)",
+            "compiled, freeze=True (ms)",
+            "check / call",
+        ],
+        [
+            [
+                r["model"],
+                str(r["weights"]),
+                f"{r['check_us']:.2f}",
+                f"{r['followed_ms']:.4f}",
+                f"{r['frozen_ms']:.4f}",
+                f"{r['check_share']:.2%}",
+            ]
+            for r in rows
+        ],
+        a.md,
+    )
 
 
 if __name__ == "__main__":

@@ -33,11 +33,33 @@ def add_f32(a_ptr: int, b_ptr: int, y_ptr: int, n: int) -> None:
 
 class Conv2dF32:
     """A conv2d with its weights packed once; run() computes act(conv(x) + bias (+ residual)) (+ residual) into y (N, OC, OH, OW), any strides (channels_last is the fast layout)."""
-    def __init__(self, w_ptr: int, w_shape: list[int], w_strides: list[int], groups: int, stride: list[int], padding: list[int], dilation: list[int], act: int, residual_before_act: bool) -> None:
+    def __init__(
+        self,
+        w_ptr: int,
+        w_shape: list[int],
+        w_strides: list[int],
+        groups: int,
+        stride: list[int],
+        padding: list[int],
+        dilation: list[int],
+        act: int,
+        residual_before_act: bool,
+    ) -> None:
         """(undocumented)"""
     def output_shape(self, x_shape: list[int]) -> list[int]:
         """(undocumented)"""
-    def run(self, x_ptr: int, x_shape: list[int], x_strides: list[int], y_ptr: int, y_shape: list[int], y_strides: list[int], bias_ptr: int, res_ptr: int, res_strides: list[int]) -> None:
+    def run(
+        self,
+        x_ptr: int,
+        x_shape: list[int],
+        x_strides: list[int],
+        y_ptr: int,
+        y_shape: list[int],
+        y_strides: list[int],
+        bias_ptr: int,
+        res_ptr: int,
+        res_strides: list[int],
+    ) -> None:
         """(undocumented)"""
 
 class PackedB:
@@ -46,12 +68,29 @@ class PackedB:
 
 class Program:
     """A compiled elementwise program (see csrc/kernels/program.h): built once from an instruction list, run many times on raw buffers."""
-    def __init__(self, code: list[int], consts: list[float], nregs: int, in_dtypes: list[str], out_dtypes: list[str], row_mode: bool = False) -> None:
+    def __init__(
+        self,
+        code: list[int],
+        consts: list[float],
+        nregs: int,
+        in_dtypes: list[str],
+        out_dtypes: list[str],
+        row_mode: bool = False,
+    ) -> None:
         """(undocumented)"""
-    def run(self, in_ptrs: list[int], in_shapes: list[list[int]], in_strides: list[list[int]], out_shape: list[int], out_ptrs: list[int]) -> None:
+    def run(
+        self,
+        in_ptrs: list[int],
+        in_shapes: list[list[int]],
+        in_strides: list[list[int]],
+        out_shape: list[int],
+        out_ptrs: list[int],
+    ) -> None:
         """Run over out_shape: inputs broadcast (strides in elements), outputs contiguous."""
 
-def adaptive_avg_pool2d_f32(x_ptr: int, x_shape: list[int], x_strides: list[int], y_ptr: int, y_shape: list[int], y_strides: list[int]) -> None:
+def adaptive_avg_pool2d_f32(
+    x_ptr: int, x_shape: list[int], x_strides: list[int], y_ptr: int, y_shape: list[int], y_strides: list[int]
+) -> None:
     """F.adaptive_avg_pool2d over a float32 (N, C, H, W) view into y of shape (N, C, OH, OW)."""
 
 def arange(out_ptr: int, dtype: str, n: int, start: float, step: float) -> None:
@@ -60,21 +99,48 @@ def arange(out_ptr: int, dtype: str, n: int, start: float, step: float) -> None:
 def argmax_f32(x_ptr: int, out_ptr: int, outer: int, red: int, inner: int) -> None:
     """out[o, i] = argmax over r of x[o, r, i] as int64 (first maximum; NaN counts as the maximum)."""
 
-def avg_pool2d_f32(x_ptr: int, x_shape: list[int], x_strides: list[int], y_ptr: int, y_shape: list[int], y_strides: list[int], kernel: list[int], stride: list[int], padding: list[int], ceil_mode: bool, count_include_pad: bool, divisor_override: int) -> None:
+def avg_pool2d_f32(
+    x_ptr: int,
+    x_shape: list[int],
+    x_strides: list[int],
+    y_ptr: int,
+    y_shape: list[int],
+    y_strides: list[int],
+    kernel: list[int],
+    stride: list[int],
+    padding: list[int],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: int,
+) -> None:
     """F.avg_pool2d (divisor_override 0 = none) over a float32 (N, C, H, W) view into y."""
 
-def copy_strided(src_ptr: int, dst_ptr: int, itemsize: int, shape: list[int], src_strides: list[int], dst_strides: list[int]) -> None:
+def copy_strided(
+    src_ptr: int, dst_ptr: int, itemsize: int, shape: list[int], src_strides: list[int], dst_strides: list[int]
+) -> None:
     """dst[idx] = src[idx] over shape; strides in elements; itemsize 1, 2, 4 or 8."""
 
 def fill(out_ptr: int, itemsize: int, n: int, bits: int) -> None:
     """out[i] = the itemsize-byte pattern bits, for i < n."""
 
-def gather_rows(x_ptr: int, index_ptr: int, out_ptr: int, itemsize: int, outer: int, rows: int, inner: int, n: int, index_is_i64: bool, allow_negative: bool = True) -> None:
+def gather_rows(
+    x_ptr: int,
+    index_ptr: int,
+    out_ptr: int,
+    itemsize: int,
+    outer: int,
+    rows: int,
+    inner: int,
+    n: int,
+    index_is_i64: bool,
+    allow_negative: bool = True,
+) -> None:
     """out[o, j, :] = x[o, index[j], :] (x contiguous [outer, rows, inner]); out-of-range indices raise."""
 
 class Act(int):
     """The activation codes of the GEMM and conv epilogues (csrc/kernels/activation.h): none, relu, gelu,
     gelu_tanh, silu, tanh, sigmoid (``Act.relu``, ``Act.__members__``)."""
+
     __members__: dict[str, Act]
 
 def gemm_set_blocking(kc: int, mc: int) -> None:
@@ -86,10 +152,46 @@ def gemm_blocking() -> tuple[int, int]:
 def gemm_bf16_supported() -> bool:
     """True when gemm_pack_b_bf16 operands run on AVX512_BF16 hardware (else a slow portable emulation)."""
 
-def gemm_f32(a_ptr: int, lda_m: int, lda_k: int, b_ptr: int, ldb_k: int, ldb_n: int, c_ptr: int, ldc: int, M: int, N: int, K: int, bias_ptr: int = 0, residual_ptr: int = 0, ld_residual: int = 0, residual_before_act: bool = False, act: int = 0, threads: bool = True) -> None:
+def gemm_f32(
+    a_ptr: int,
+    lda_m: int,
+    lda_k: int,
+    b_ptr: int,
+    ldb_k: int,
+    ldb_n: int,
+    c_ptr: int,
+    ldc: int,
+    M: int,
+    N: int,
+    K: int,
+    bias_ptr: int = 0,
+    residual_ptr: int = 0,
+    ld_residual: int = 0,
+    residual_before_act: bool = False,
+    act: int = 0,
+    threads: bool = True,
+) -> None:
     """C = epilogue(A x B) with general strides for A and B (both at run time); see gemm_packed."""
 
-def gemm_f32_batched(batch_shape: list[int], a_ptr: int, a_batch_strides: list[int], lda_m: int, lda_k: int, b_ptr: int, b_batch_strides: list[int], ldb_k: int, ldb_n: int, c_ptr: int, c_batch_strides: list[int], ldc: int, M: int, N: int, K: int, bias_ptr: int = 0, act: int = 0) -> None:
+def gemm_f32_batched(
+    batch_shape: list[int],
+    a_ptr: int,
+    a_batch_strides: list[int],
+    lda_m: int,
+    lda_k: int,
+    b_ptr: int,
+    b_batch_strides: list[int],
+    ldb_k: int,
+    ldb_n: int,
+    c_ptr: int,
+    c_batch_strides: list[int],
+    ldc: int,
+    M: int,
+    N: int,
+    K: int,
+    bias_ptr: int = 0,
+    act: int = 0,
+) -> None:
     """Batched gemm_f32: batch strides per operand (0 broadcasts), row-major over batch_shape."""
 
 def gemm_pack_b_bf16(b_ptr: int, K: int, N: int, stride_k: int, stride_n: int, huge_pages: bool = True) -> PackedB:
@@ -98,31 +200,108 @@ def gemm_pack_b_bf16(b_ptr: int, K: int, N: int, stride_k: int, stride_n: int, h
 def gemm_pack_b_f32(b_ptr: int, K: int, N: int, stride_k: int, stride_n: int, huge_pages: bool = True) -> PackedB:
     """Pack B (K x N float32, element (k, n) at b_ptr[k * stride_k + n * stride_n]) for gemm_packed."""
 
-def gemm_packed(a_ptr: int, M: int, K: int, lda: int, packed: PackedB, c_ptr: int, ldc: int, bias_ptr: int = 0, residual_ptr: int = 0, ld_residual: int = 0, residual_before_act: bool = False, act: int = 0) -> None:
+def gemm_packed(
+    a_ptr: int,
+    M: int,
+    K: int,
+    lda: int,
+    packed: PackedB,
+    c_ptr: int,
+    ldc: int,
+    bias_ptr: int = 0,
+    residual_ptr: int = 0,
+    ld_residual: int = 0,
+    residual_before_act: bool = False,
+    act: int = 0,
+) -> None:
     """C (M x N, row stride ldc) = epilogue(A (M x K, row stride lda) x packed B); f32 or bf16 per the packing. epilogue(v) = act(v + bias[n] (+ residual if residual_before_act)) (+ residual otherwise); act: 0 none, 1 relu, 2 gelu (erf), 3 gelu (tanh), 4 silu, 5 tanh, 6 sigmoid."""
 
-def max_pool2d_f32(x_ptr: int, x_shape: list[int], x_strides: list[int], y_ptr: int, y_shape: list[int], y_strides: list[int], kernel: list[int], stride: list[int], padding: list[int], dilation: list[int], ceil_mode: bool) -> None:
+def max_pool2d_f32(
+    x_ptr: int,
+    x_shape: list[int],
+    x_strides: list[int],
+    y_ptr: int,
+    y_shape: list[int],
+    y_strides: list[int],
+    kernel: list[int],
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    ceil_mode: bool,
+) -> None:
     """F.max_pool2d over a float32 (N, C, H, W) view into y (any strides; channels_last is vectorised)."""
 
 def reduce_f32(fn: str, x_ptr: int, out_ptr: int, outer: int, red: int, inner: int) -> None:
     """out[o, i] = fn over r of x[o, r, i] ('sum', 'mean', 'amax', 'amin'); x contiguous f32 [outer, red, inner]."""
 
-def sdpa_f32(q_ptr: int, q_strides: tuple[int, int, int, int], k_ptr: int, k_strides: tuple[int, int, int, int], v_ptr: int, v_strides: tuple[int, int, int, int], out_ptr: int, out_strides: tuple[int, int, int, int], mask_ptr: int, mask_kind: int, mask_strides: tuple[int, int, int, int], B: int, Hq: int, Hkv: int, L: int, S: int, E: int, Ev: int, is_causal: bool, scale: float) -> None:
+def sdpa_f32(
+    q_ptr: int,
+    q_strides: tuple[int, int, int, int],
+    k_ptr: int,
+    k_strides: tuple[int, int, int, int],
+    v_ptr: int,
+    v_strides: tuple[int, int, int, int],
+    out_ptr: int,
+    out_strides: tuple[int, int, int, int],
+    mask_ptr: int,
+    mask_kind: int,
+    mask_strides: tuple[int, int, int, int],
+    B: int,
+    Hq: int,
+    Hkv: int,
+    L: int,
+    S: int,
+    E: int,
+    Ev: int,
+    is_causal: bool,
+    scale: float,
+) -> None:
     """Fused scaled-dot-product attention, float32: out (B, Hq, L, Ev) = softmax(scale * q k^T + mask) v.
-q (B, Hq, L, E), k (B, Hkv, S, E), v (B, Hkv, S, Ev), out: strided views given by address and 4 element strides (unit last stride); Hq a multiple of Hkv (GQA). mask_kind 0 = none, 1 = bool (True keeps, 1 byte), 2 = float (added), a (B, Hq, L, S) view (stride 0 on broadcast dims). is_causal keeps key j <= query i (and combines with the mask). Rows with every key masked give 0, like torch."""
+    q (B, Hq, L, E), k (B, Hkv, S, E), v (B, Hkv, S, Ev), out: strided views given by address and 4 element strides (unit last stride); Hq a multiple of Hkv (GQA). mask_kind 0 = none, 1 = bool (True keeps, 1 byte), 2 = float (added), a (B, Hq, L, S) view (stride 0 on broadcast dims). is_causal keeps key j <= query i (and combines with the mask). Rows with every key masked give 0, like torch."""
 
 class Conv2dBf16(Conv2dF32):
     """Conv2dF32 with bf16 operands (groups 1): weights rounded to bf16 once, the input per call, products accumulated in fp32 (vdpbf16ps; emulated below AVX-512)."""
-    def __init__(self, w_ptr: int, w_shape: list[int], w_strides: list[int], stride: list[int], padding: list[int], dilation: list[int], act: int, residual_before_act: bool) -> None:
+    def __init__(
+        self,
+        w_ptr: int,
+        w_shape: list[int],
+        w_strides: list[int],
+        stride: list[int],
+        padding: list[int],
+        dilation: list[int],
+        act: int,
+        residual_before_act: bool,
+    ) -> None:
         """(undocumented)"""
 
 class Conv2dWinograd:
     """A 3x3 stride-1 conv2d by Winograd F(tile x tile, 3x3), tile 2 or 4, with the weights transformed and packed once (bf16: GEMM operands rounded to bf16, fp32 accumulation); run() like Conv2dF32."""
-    def __init__(self, w_ptr: int, w_shape: list[int], w_strides: list[int], padding: list[int], act: int, residual_before_act: bool, tile: int, bf16: bool) -> None:
+    def __init__(
+        self,
+        w_ptr: int,
+        w_shape: list[int],
+        w_strides: list[int],
+        padding: list[int],
+        act: int,
+        residual_before_act: bool,
+        tile: int,
+        bf16: bool,
+    ) -> None:
         """(undocumented)"""
     def output_shape(self, x_shape: list[int]) -> list[int]:
         """(undocumented)"""
-    def run(self, x_ptr: int, x_shape: list[int], x_strides: list[int], y_ptr: int, y_shape: list[int], y_strides: list[int], bias_ptr: int, res_ptr: int, res_strides: list[int]) -> None:
+    def run(
+        self,
+        x_ptr: int,
+        x_shape: list[int],
+        x_strides: list[int],
+        y_ptr: int,
+        y_shape: list[int],
+        y_strides: list[int],
+        bias_ptr: int,
+        res_ptr: int,
+        res_strides: list[int],
+    ) -> None:
         """(undocumented)"""
 
 class BoundProgram:
@@ -131,7 +310,28 @@ class BoundProgram:
     def run(self, *args) -> None:
         """Run on raw pointers: the inputs' data pointers, then the outputs' (contiguous)."""
 
-def sdpa_bf16(q_ptr: int, q_strides: tuple[int, int, int, int], k_ptr: int, k_strides: tuple[int, int, int, int], v_ptr: int, v_strides: tuple[int, int, int, int], out_ptr: int, out_strides: tuple[int, int, int, int], mask_ptr: int, mask_kind: int, mask_strides: tuple[int, int, int, int], B: int, Hq: int, Hkv: int, L: int, S: int, E: int, Ev: int, is_causal: bool, scale: float) -> None:
+def sdpa_bf16(
+    q_ptr: int,
+    q_strides: tuple[int, int, int, int],
+    k_ptr: int,
+    k_strides: tuple[int, int, int, int],
+    v_ptr: int,
+    v_strides: tuple[int, int, int, int],
+    out_ptr: int,
+    out_strides: tuple[int, int, int, int],
+    mask_ptr: int,
+    mask_kind: int,
+    mask_strides: tuple[int, int, int, int],
+    B: int,
+    Hq: int,
+    Hkv: int,
+    L: int,
+    S: int,
+    E: int,
+    Ev: int,
+    is_causal: bool,
+    scale: float,
+) -> None:
     """sdpa_f32 in mixed precision: Q.K^T and P.V on bf16-rounded operands (AVX512_BF16), fp32 accumulation, softmax and output (relative error ~1e-2). The exact fp32 kernel when sdpa_bf16_supported() is False."""
 
 def sdpa_bf16_supported() -> bool:
@@ -155,7 +355,20 @@ class PackedS8:
 def gemm_pack_b_s8(b_ptr: int, K: int, N: int, stride_k: int, stride_n: int, scales_ptr: int) -> PackedS8:
     """Pack B8 (K x N int8, element (k, n) at b_ptr[k * stride_k + n * stride_n]) with N float32 per-column scales for gemm_u8s8_dynamic / gemm_u8s8s32. K <= 65536 (int32 sums cannot overflow)."""
 
-def gemm_u8s8_dynamic(a_ptr: int, M: int, K: int, lda: int, packed: PackedS8, c_ptr: int, ldc: int, bias_ptr: int = 0, residual_ptr: int = 0, ld_residual: int = 0, residual_before_act: bool = False, act: int = 0) -> None:
+def gemm_u8s8_dynamic(
+    a_ptr: int,
+    M: int,
+    K: int,
+    lda: int,
+    packed: PackedS8,
+    c_ptr: int,
+    ldc: int,
+    bias_ptr: int = 0,
+    residual_ptr: int = 0,
+    ld_residual: int = 0,
+    residual_before_act: bool = False,
+    act: int = 0,
+) -> None:
     """C (M x N, row stride ldc) = epilogue(dequant(u8 rows of A quantised at run time x packed s8 B)); A is float32 (M x K, row stride lda); the epilogue as gemm_packed's."""
 
 def gemm_u8s8s32(a_ptr: int, M: int, K: int, lda: int, packed: PackedS8, c_ptr: int, ldc: int) -> None:

@@ -7,5 +7,17 @@ from .passes.quantize import QuantConfig
 
 __version__ = "0.1.0"
 
-__all__ = ["ArtifactError", "CaptureError", "CompileFailedWarning", "CompiledModel", "InputError", "LeptonError",
-           "QuantConfig", "UnsupportedError", "__version__", "compile", "config", "lepton_dynamo_backend"]
+__all__ = [
+    "ArtifactError",
+    "CaptureError",
+    "CompileFailedWarning",
+    "CompiledModel",
+    "InputError",
+    "LeptonError",
+    "QuantConfig",
+    "UnsupportedError",
+    "__version__",
+    "compile",
+    "config",
+    "lepton_dynamo_backend",
+]

@@ -56,9 +56,19 @@ def _quant_config(spec: Any) -> QuantConfig | None:
         raise UnsupportedError(str(e)) from e
 
 
-def compile(model: Any = None, /, *, device: str | torch.device | None = None, dynamic: bool = False,
-            cache_limit: int | None = None, frontend: str | None = None, native: bool | None = None,
-            precision: str = "fp32", quantize: str | QuantConfig | None = None, freeze: bool = False) -> Any:
+def compile(
+    model: Any = None,
+    /,
+    *,
+    device: str | torch.device | None = None,
+    dynamic: bool = False,
+    cache_limit: int | None = None,
+    frontend: str | None = None,
+    native: bool | None = None,
+    precision: str = "fp32",
+    quantize: str | QuantConfig | None = None,
+    freeze: bool = False,
+) -> Any:
     """Compile a model or function for inference.
 
     Use as ``compile(model)``, ``@compile`` or ``@compile(dynamic=True)`` on a function, an ``nn.Module``
@@ -100,9 +110,11 @@ def compile(model: Any = None, /, *, device: str | torch.device | None = None, d
 
 def _compile(model: Any, opts: CompileOptions) -> Any:
     if isinstance(model, type) and issubclass(model, torch.nn.Module):
+
         @functools.wraps(model, updated=())
         def build(*args: Any, **kwargs: Any) -> CompiledModel:
             return CompiledModel(model(*args, **kwargs), opts)
+
         return build
     if isinstance(model, torch.nn.Module) or callable(model):
         return CompiledModel(model, opts)
@@ -191,8 +203,12 @@ class CompiledModel:
             self._reject_bad_inputs(args, kwargs, e)
             vrep.compile_error = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
             vrep.frontend = "torch (compile failed)"
-            warnings.warn(f"lepton_graph could not compile {_name(self.model)} for {sig.describe()}; this input "
-                          f"signature runs through torch ({vrep.compile_error})", CompileFailedWarning, stacklevel=3)
+            warnings.warn(
+                f"lepton_graph could not compile {_name(self.model)} for {sig.describe()}; this input "
+                f"signature runs through torch ({vrep.compile_error})",
+                CompileFailedWarning,
+                stacklevel=3,
+            )
             var = Variant(sig, self._run_eager, vrep)
         vrep.compile_s = time.perf_counter() - t0
         if self._first is None:
@@ -239,8 +255,9 @@ class CompiledModel:
         if self._first is not None:
             check_compatible(self._first, sig)
 
-    def _compile_variant(self, args: tuple, kwargs: dict, leaves: list[Any], sig: Signature,
-                         vrep: VariantReport) -> Variant:
+    def _compile_variant(
+        self, args: tuple, kwargs: dict, leaves: list[Any], sig: Signature, vrep: VariantReport
+    ) -> Variant:
         if self.options.frontend != "dynamo" and self._export_failed is None:
             try:
                 cap = capture_export(self._module, args, kwargs, leaves, dynamic=self.options.dynamic)
@@ -261,16 +278,21 @@ class CompiledModel:
             with torch.no_grad(), torch.random.fork_rng(devices=[]):  # the model's random ops draw nothing
                 self.model(*args, **kwargs)
         except Exception as eager_err:
-            raise InputError(f"{_name(self.model)} rejects these inputs: {type(eager_err).__name__}: "
-                             f"{eager_err}") from err
+            raise InputError(
+                f"{_name(self.model)} rejects these inputs: {type(eager_err).__name__}: {eager_err}"
+            ) from err
 
     def _export_variant(self, cap: Captured, sig: Signature, vrep: VariantReport, leaves: list[Any]) -> Variant:
         device = self.options.device or _first_device(sig)
         tensor_idx = [i for i, leaf in enumerate(sig.leaves) if leaf[0] != "py"]
-        compiled, rrep = compile_captured(cap, device=device, native=self.options.native,
-                                          precision=self.options.precision,
-                                          example_inputs=[leaves[i] for i in tensor_idx],
-                                          quantize=self.options.quantize)
+        compiled, rrep = compile_captured(
+            cap,
+            device=device,
+            native=self.options.native,
+            precision=self.options.precision,
+            example_inputs=[leaves[i] for i in tensor_idx],
+            quantize=self.options.quantize,
+        )
         vrep.frontend = "export"
         vrep.regions.append(rrep)
         n_user, out_spec, mutations = cap.user_outputs, cap.out_spec, cap.mutations
@@ -305,9 +327,13 @@ class CompiledModel:
 
         vrep.frontend = "dynamo"
         if self._dynamo is None:
-            self._dynamo = compile_with_dynamo(self._module, self._compile_region, dynamic=self.options.dynamic,
-                                               recompile_limit=self.options.cache_limit + 2,
-                                               watch=None if self.options.freeze else WeightWatch)
+            self._dynamo = compile_with_dynamo(
+                self._module,
+                self._compile_region,
+                dynamic=self.options.dynamic,
+                recompile_limit=self.options.cache_limit + 2,
+                watch=None if self.options.freeze else WeightWatch,
+            )
         dyn = self._dynamo
         self._regions = vrep.regions
         try:
@@ -324,8 +350,11 @@ class CompiledModel:
 
         # dynamic: Dynamo guards the sizes itself (and recompiles within its own limit), so one variant serves
         # every size of this structure and the variant cache's bound is not spent on sizes
-        dims = tuple(None if leaf[0] == "py" else (None,) * len(leaf[0]) for leaf in sig.leaves) \
-            if self.options.dynamic else None
+        dims = (
+            tuple(None if leaf[0] == "py" else (None,) * len(leaf[0]) for leaf in sig.leaves)
+            if self.options.dynamic
+            else None
+        )
         return Variant(sig, run, vrep, dims)
 
     def _first_dynamo_call(self, dyn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -338,8 +367,13 @@ class CompiledModel:
         return first_call(dyn, args, kwargs, dynamic=self.options.dynamic, on_retry=retry)
 
     def _compile_region(self, cap: Captured) -> Any:
-        compiled, rrep = compile_captured(cap, device=self.options.device or "cpu", native=self.options.native,
-                                          precision=self.options.precision, quantize=self.options.quantize)
+        compiled, rrep = compile_captured(
+            cap,
+            device=self.options.device or "cpu",
+            native=self.options.native,
+            precision=self.options.precision,
+            quantize=self.options.quantize,
+        )
         if self._regions is not None:
             self._regions.append(rrep)
         elif self._dynamo_report is not None:  # Dynamo compiled a region inside a later call (a new size)
@@ -373,8 +407,9 @@ def _dim_pattern(cap: Captured, sig: Signature) -> tuple[tuple[int | None, ...] 
     return tuple(out)
 
 
-def lepton_dynamo_backend(gm: Any, example_inputs: list[Any], options: dict[str, Any] | None = None,
-                          **_: Any) -> Callable[..., Any]:
+def lepton_dynamo_backend(
+    gm: Any, example_inputs: list[Any], options: dict[str, Any] | None = None, **_: Any
+) -> Callable[..., Any]:
     """``torch.compile(model, backend="lepton")``: every Dynamo region goes through our pipeline.
     ``options={"quantize": ..., "precision": ...}`` take compile()'s values."""
     from .frontend.dynamo import make_backend
@@ -387,8 +422,9 @@ def lepton_dynamo_backend(gm: Any, example_inputs: list[Any], options: dict[str,
         raise UnsupportedError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
 
     def compile_region(cap: Captured) -> Any:
-        compiled, rrep = compile_captured(cap, device="cpu", native=config.native, precision=precision,
-                                          quantize=quantize)
+        compiled, rrep = compile_captured(
+            cap, device="cpu", native=config.native, precision=precision, quantize=quantize
+        )
         DYNAMO_REPORTS.append(rrep)
         return compiled
 

@@ -1,8 +1,8 @@
 """The `lepton-graph` console script: thin argparse front over the package and its bench harness.
 
-    lepton-graph info                      # version, torch, threads, CPU features
-    lepton-graph models                    # the built-in zoo
-    lepton-graph bench --models mlp_b1 --quick --json out.json
+lepton-graph info                      # version, torch, threads, CPU features
+lepton-graph models                    # the built-in zoo
+lepton-graph bench --models mlp_b1 --quick --json out.json
 """
 
 from __future__ import annotations
@@ -37,8 +37,13 @@ def cmd_info(_: argparse.Namespace) -> int:
         from .backends.cpu import native
 
         feats = native.features()
-        print("cpu features " + (", ".join(f"{k}={'yes' if v else 'no'}" for k, v in feats.items()) or
-                                 "unavailable (native extension not built)"))
+        print(
+            "cpu features "
+            + (
+                ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in feats.items())
+                or "unavailable (native extension not built)"
+            )
+        )
         try:
             print(f"native       kernels {native.kernel_isa()}, build {native.build_info()}")
         except Exception as e:  # noqa: BLE001 - older or partial builds of _C
@@ -70,13 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="version, torch, CPU features").set_defaults(func=cmd_info)
     models = sub.add_parser("models", help="list the built-in model zoo")
-    models.add_argument("--all", action="store_true",
-                        help="include the tiny test-only variants and the extra full-size ones")
+    models.add_argument(
+        "--all", action="store_true", help="include the tiny test-only variants and the extra full-size ones"
+    )
     models.set_defaults(func=cmd_models)
     from . import bench
 
-    b = sub.add_parser("bench", help="benchmark zoo models: eager vs inductor vs ORT vs OpenVINO vs lepton",
-                       description=(bench.cli.__doc__ or "").split("\n")[0])
+    b = sub.add_parser(
+        "bench",
+        help="benchmark zoo models: eager vs inductor vs ORT vs OpenVINO vs lepton",
+        description=(bench.cli.__doc__ or "").split("\n")[0],
+    )
     bench.add_arguments(b)
     b.set_defaults(func=cmd_bench)
     return p

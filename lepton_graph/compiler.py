@@ -56,14 +56,25 @@ class CompiledGraph:
             if forget is not None:
                 forget(stale)
         self._lower()
-        log.log("guards", "weights changed (%s): %d nodes lowered again", log.Lazy(lambda: ", ".join(sorted(changed))),
-                len(stale))
+        log.log(
+            "guards",
+            "weights changed (%s): %d nodes lowered again",
+            log.Lazy(lambda: ", ".join(sorted(changed))),
+            len(stale),
+        )
         return len(stale)
 
 
-def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True, opts: PassOptions | None = None,
-                     example_inputs: Sequence[Any] | None = None, precision: str = "fp32",
-                     quantize: QuantConfig | None = None) -> tuple[CompiledGraph, RegionReport]:
+def compile_captured(
+    cap: Captured,
+    *,
+    device: str = "cpu",
+    native: bool = True,
+    opts: PassOptions | None = None,
+    example_inputs: Sequence[Any] | None = None,
+    precision: str = "fp32",
+    quantize: QuantConfig | None = None,
+) -> tuple[CompiledGraph, RegionReport]:
     """Passes, partitioning and lowering. With LEPTON_VERIFY and real example inputs, every pass's numeric
     drift is measured against the captured graph, and the first pass beyond tolerance is named. Quantized, the
     error against the fp32 graph is measured on the example inputs (when given), per layer and for the outputs."""
@@ -85,12 +96,21 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
     plan, executor = compiled.plan, compiled.executor
     t2 = time.perf_counter()
 
-    rep = RegionReport(cap.frontend, nodes=len(graph.nodes), partitions=len(plan.partitions),
-                       capture_s=cap.capture_s, passes_s=t1 - t0, lower_s=t2 - t1,
-                       kernels_per_call=executor.kernels_per_call,
-                       passes=[asdict(r) for r in records], fallback_reasons=plan.reasons,
-                       kernels_before=before.kernels, kernels_after=after.kernels,
-                       bytes_before=before.bytes_moved, bytes_after=after.bytes_moved)
+    rep = RegionReport(
+        cap.frontend,
+        nodes=len(graph.nodes),
+        partitions=len(plan.partitions),
+        capture_s=cap.capture_s,
+        passes_s=t1 - t0,
+        lower_s=t2 - t1,
+        kernels_per_call=executor.kernels_per_call,
+        passes=[asdict(r) for r in records],
+        fallback_reasons=plan.reasons,
+        kernels_before=before.kernels,
+        kernels_after=after.kernels,
+        bytes_before=before.bytes_moved,
+        bytes_after=after.bytes_moved,
+    )
     if reference is not None:
         rep.first_drifting_pass = next((r.name for r in records if (r.drift or 0) > DRIFT_TOLERANCE), None)
         with torch.no_grad():
@@ -116,6 +136,7 @@ def compile_captured(cap: Captured, *, device: str = "cpu", native: bool = True,
                 rep.fallback_ops[key] = rep.fallback_ops.get(key, 0) + 1
                 if n.op is Op.FALLBACK:
                     rep.unregistered_ops[key] = rep.unregistered_ops.get(key, 0) + 1
-        rep.partition_table.append({"index": p.index, "target": p.target, "nodes": len(p.nodes),
-                                    "deps": sorted(p.deps)})
+        rep.partition_table.append(
+            {"index": p.index, "target": p.target, "nodes": len(p.nodes), "deps": sorted(p.deps)}
+        )
     return compiled, rep

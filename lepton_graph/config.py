@@ -20,22 +20,34 @@ class Option:
 
 
 OPTIONS = [
-    Option("log", str, "", "comma list of log channels: graph,passes,fusion,partitions,fallback,guards,executor",
-           "LEPTON_LOG"),
-    Option("verify", bool, False, "run the IR verifier and the reference interpreter after every pass",
-           "LEPTON_VERIFY"),
-    Option("cache_limit", int, 8, "compiled variants kept per model before new signatures go to the fallback path",
-           "LEPTON_CACHE_LIMIT"),
-    Option("native", bool, True, "lower partitions to native kernels (off: everything runs through torch)",
-           "LEPTON_NATIVE"),
+    Option(
+        "log",
+        str,
+        "",
+        "comma list of log channels: graph,passes,fusion,partitions,fallback,guards,executor",
+        "LEPTON_LOG",
+    ),
+    Option(
+        "verify", bool, False, "run the IR verifier and the reference interpreter after every pass", "LEPTON_VERIFY"
+    ),
+    Option(
+        "cache_limit",
+        int,
+        8,
+        "compiled variants kept per model before new signatures go to the fallback path",
+        "LEPTON_CACHE_LIMIT",
+    ),
+    Option(
+        "native", bool, True, "lower partitions to native kernels (off: everything runs through torch)", "LEPTON_NATIVE"
+    ),
     Option("num_threads", int, 0, "threads for native kernels (0: torch.get_num_threads())", "LEPTON_NUM_THREADS"),
-    Option("profile", bool, False, "time every native kernel (lepton_graph.runtime.profile.table())",
-           "LEPTON_PROFILE"),
+    Option("profile", bool, False, "time every native kernel (lepton_graph.runtime.profile.table())", "LEPTON_PROFILE"),
     Option("frontend", str, "auto", "auto | export | dynamo: how a model is captured", "LEPTON_FRONTEND"),
     # read by the C++ extension at its first use (csrc/common/cpu_features.h); declared here to be documented
     Option("disable_avx512", bool, False, "native kernels: hide AVX-512, use the AVX2 paths", "LEPTON_DISABLE_AVX512"),
-    Option("disable_avx2", bool, False, "native kernels: hide AVX2 and AVX-512, use portable code",
-           "LEPTON_DISABLE_AVX2"),
+    Option(
+        "disable_avx2", bool, False, "native kernels: hide AVX2 and AVX-512, use portable code", "LEPTON_DISABLE_AVX2"
+    ),
     # handed to the C++ GEMM driver when the extension loads (backends/cpu/native.py); for tuning
     Option("gemm_kc", int, 512, "fp32/bf16 GEMM cache blocking: k rows per K slice (>= 8)", "LEPTON_GEMM_KC"),
     Option("gemm_mc", int, 256, "fp32/bf16 GEMM cache blocking: rows of A per block (>= 1)", "LEPTON_GEMM_MC"),
@@ -76,7 +88,9 @@ class Config:
             def wrapper(*a: Any, **k: Any) -> Any:
                 with self.patch(**changes):
                     return fn(*a, **k)
+
             return wrapper
+
         return deco
 
     def env_flag(self, name: str) -> str | None:

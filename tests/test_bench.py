@@ -38,6 +38,7 @@ def _dies_while_timed(model: Any, args: tuple, kwargs: dict, ctx: Any) -> Any:
         if calls["n"] > 3:
             raise ValueError("went away")
         return model(*a, **k)
+
     return fn
 
 
@@ -49,13 +50,24 @@ class _Reported:
         return self.model(*a, **k)
 
     def report(self) -> Any:
-        data = {"partitions": 1, "native_nodes": 2, "fallback_nodes": 3, "fallback_ops": {"aten::relu": 2},
-                "kernels_per_call": 5, "compile_s": 0.01}
+        data = {
+            "partitions": 1,
+            "native_nodes": 2,
+            "fallback_nodes": 3,
+            "fallback_ops": {"aten::relu": 2},
+            "kernels_per_call": 5,
+            "compile_s": 0.01,
+        }
         return SimpleNamespace(as_dict=lambda: data)
 
 
-STAND_INS = [Peer("passthrough", _passthrough), Peer("broken", _broken), Peer("doubling", _doubling),
-             Peer("dies", _dies_while_timed), Peer("lepton", lambda m, a, k, ctx: _Reported(m))]
+STAND_INS = [
+    Peer("passthrough", _passthrough),
+    Peer("broken", _broken),
+    Peer("doubling", _doubling),
+    Peer("dies", _dies_while_timed),
+    Peer("lepton", lambda m, a, k, ctx: _Reported(m)),
+]
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +83,7 @@ def _rec(result: dict[str, Any], backend: str) -> dict[str, Any]:
 
 
 def test_every_backend_gets_a_record_with_timings_and_ratios(result: dict[str, Any]) -> None:
-    assert [r["backend"] for r in result["results"]] == ["eager", "passthrough", "broken", "doubling", "dies",
-                                                          "lepton"]
+    assert [r["backend"] for r in result["results"]] == ["eager", "passthrough", "broken", "doubling", "dies", "lepton"]
     for name in ("eager", "passthrough", "doubling", "lepton"):
         rec = _rec(result, name)
         assert rec["status"] == "ok", rec.get("error")
@@ -156,16 +167,39 @@ def test_flatten_outputs_walks_mappings_sequences_and_cache_objects() -> None:
 
     out = {"logits": torch.ones(2), "cache": Cache(), "extra": (torch.ones(3), None, 4)}
     paths = [p for p, _ in flatten_outputs(out)]
-    assert paths == ["out.logits", "out.cache.layers[0].keys", "out.cache.layers[0].values",
-                     "out.cache.layers[1].keys", "out.cache.layers[1].values", "out.extra[0]"]
+    assert paths == [
+        "out.logits",
+        "out.cache.layers[0].keys",
+        "out.cache.layers[0].values",
+        "out.cache.layers[1].keys",
+        "out.cache.layers[1].values",
+        "out.extra[0]",
+    ]
 
 
 def test_cli_bench_runs_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from lepton_graph.cli import main
 
     path = tmp_path / "cli.json"
-    rc = main(["bench", "--models", "mlp_tiny", "--backends", "eager", "--rounds", "1", "--quick", "--threads", "1",
-               "--json", str(path), "--md", str(tmp_path / "cli.md"), "--no-progress"])
+    rc = main(
+        [
+            "bench",
+            "--models",
+            "mlp_tiny",
+            "--backends",
+            "eager",
+            "--rounds",
+            "1",
+            "--quick",
+            "--threads",
+            "1",
+            "--json",
+            str(path),
+            "--md",
+            str(tmp_path / "cli.md"),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     assert json.loads(path.read_text())["results"][0]["status"] == "ok"
     assert "| mlp_tiny |" in capsys.readouterr().out
@@ -185,6 +219,7 @@ def test_cli_info_and_models(capsys: pytest.CaptureFixture[str]) -> None:
 def _crashes_the_process(model: Any, args: tuple, kwargs: dict, ctx: Any) -> Any:
     def fn(*a: Any, **k: Any) -> Any:
         os._exit(3)  # what a segfaulting native backend looks like from outside
+
     return fn
 
 
@@ -203,8 +238,9 @@ def test_isolated_mode_runs_each_backend_in_its_own_process() -> None:
 
 
 def test_time_budget_stops_rounds_early() -> None:
-    settings = Settings(rounds=50, batch_s=0.001, warmup_s=0.001, threads=1, max_model_s=0.0, min_rounds=2,
-                        isolate=False)
+    settings = Settings(
+        rounds=50, batch_s=0.001, warmup_s=0.001, threads=1, max_model_s=0.0, min_rounds=2, isolate=False
+    )
     out = run_bench(["mlp_tiny"], ["eager"], settings, progress=False)
     rec = out["results"][0]
     assert rec["rounds_done"] == 2 and rec["rounds"] == 2

@@ -42,22 +42,31 @@ def test_only_lepton_graph_and_tests_are_regular_packages_at_the_root() -> None:
     regular = sorted(_module_names(ROOT))
     assert regular == ["lepton_graph", "tests"], (
         f"{regular}: a root folder with __init__.py (or a root .py file) is imported by name from a shell in the "
-        "root and shadows any installed distribution of that name; keep it a namespace portion (kernels/README.md)")
+        "root and shadows any installed distribution of that name; keep it a namespace portion (kernels/README.md)"
+    )
 
 
 def test_no_script_folder_module_is_named_like_an_installed_distribution() -> None:
     installed = importlib.metadata.packages_distributions()
-    clashes = {f"{path.relative_to(ROOT)}: {name} (from {installed[name]})"
-               for folder in SCRIPT_DIRS for name, path in _module_names(folder).items()
-               if name in installed and name != "lepton_graph"}
+    clashes = {
+        f"{path.relative_to(ROOT)}: {name} (from {installed[name]})"
+        for folder in SCRIPT_DIRS
+        for name, path in _module_names(folder).items()
+        if name in installed and name != "lepton_graph"
+    }
     assert not clashes, f"these would shadow installed distributions: {sorted(clashes)}"
 
 
 def test_the_install_puts_no_checkout_folder_on_sys_path() -> None:
     # The editable install serves lepton_graph and lepton_graph.kernels through its import hook alone; a .pth entry
     # for the root (or its parent) would make every folder of the checkout, and its siblings, importable everywhere.
-    out = subprocess.run([sys.executable, "-c", "import sys; print('\\n'.join(sys.path[1:]))"], cwd="/",
-                         capture_output=True, text=True, check=True).stdout.split("\n")
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; print('\\n'.join(sys.path[1:]))"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
     inside = [p for p in out if p and (Path(p).resolve() == ROOT or ROOT.is_relative_to(Path(p).resolve()))]
     assert not inside, f"sys.path holds the checkout or a folder above it: {inside}"
 
@@ -111,7 +120,11 @@ def test_transformers_model_builds_in_a_shell_started_in_the_root() -> None:
 def test_test_modules_are_imported_under_the_tests_package() -> None:
     # pytest names a test module after the folders above it that are packages: with no tests/__init__.py,
     # tests/kernels/ was imported as the top-level `kernels` and shadowed the distribution for the whole session.
-    stray = sorted(name for name, mod in list(sys.modules.items())
-                   if (f := getattr(mod, "__file__", None)) and Path(f).resolve().is_relative_to(ROOT / "tests")
-                   and name.split(".")[0] != "tests")
+    stray = sorted(
+        name
+        for name, mod in list(sys.modules.items())
+        if (f := getattr(mod, "__file__", None))
+        and Path(f).resolve().is_relative_to(ROOT / "tests")
+        and name.split(".")[0] != "tests"
+    )
     assert not stray, f"test modules imported under top-level names: {stray}"

@@ -56,8 +56,19 @@ def test_same_seed_gives_identical_weights_and_inputs(name: str) -> None:
 
 def test_every_family_has_a_tiny_variant_and_bench_defaults_exclude_them() -> None:
     full = zoo.names()
-    assert set(full) == {"mlp_b1", "mlp_b64", "resnet18_b1", "bert_b1_s128", "gpt2_b1_s128", "vit_b1", "minilm_b1",
-                         "minilm_b30", "llama_gqa_b1_s128", "swiglu_b8", "bart_b1_s128"}
+    assert set(full) == {
+        "mlp_b1",
+        "mlp_b64",
+        "resnet18_b1",
+        "bert_b1_s128",
+        "gpt2_b1_s128",
+        "vit_b1",
+        "minilm_b1",
+        "minilm_b30",
+        "llama_gqa_b1_s128",
+        "swiglu_b8",
+        "bart_b1_s128",
+    }
     # random-weight families are tested through tiny variants; the real-weight MiniLM (6 layers, 384 wide) is
     # already small and is tested as it is (tests/models/test_minilm_quant.py)
     random_weights = {zoo.get(n).family for n in full} - {"minilm"}

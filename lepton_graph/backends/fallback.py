@@ -20,13 +20,26 @@ class TorchFallback:
         return None
 
     def lower(self, partition: Partition, graph: Graph) -> Any:
-        return generate_function(partition.nodes, partition.inputs, partition.outputs, graph,
-                                 f"fallback_{partition.index}")
+        return generate_function(
+            partition.nodes, partition.inputs, partition.outputs, graph, f"fallback_{partition.index}"
+        )
 
     def kernels(self, partition: Partition) -> int:
         return sum(1 for n in inline_fused(partition.nodes) if n.op not in _FREE)
 
 
 # nodes that launch no kernel (pure metadata or Python ints)
-_FREE = frozenset({Op.RESHAPE, Op.PERMUTE, Op.TRANSPOSE, Op.EXPAND, Op.SQUEEZE, Op.UNSQUEEZE, Op.SLICE, Op.SELECT,
-                   Op.SYM_SIZE, Op.SYM_ARITH})
+_FREE = frozenset(
+    {
+        Op.RESHAPE,
+        Op.PERMUTE,
+        Op.TRANSPOSE,
+        Op.EXPAND,
+        Op.SQUEEZE,
+        Op.UNSQUEEZE,
+        Op.SLICE,
+        Op.SELECT,
+        Op.SYM_SIZE,
+        Op.SYM_ARITH,
+    }
+)

@@ -11,5 +11,15 @@ from .harness import attach_anchors, run_bench, write_json
 from .render import render_markdown
 from .timing import Settings
 
-__all__ = ["Settings", "add_arguments", "attach_anchors", "compare", "main", "render_markdown", "run_bench",
-           "run_from_args", "snapshot", "write_json"]
+__all__ = [
+    "Settings",
+    "add_arguments",
+    "attach_anchors",
+    "compare",
+    "main",
+    "render_markdown",
+    "run_bench",
+    "run_from_args",
+    "snapshot",
+    "write_json",
+]

@@ -30,15 +30,30 @@ def compare(out: list[tuple[str, torch.Tensor]], ref: list[tuple[str, torch.Tens
         elif out and ref and out[0][1].shape == ref[0][1].shape:
             pairs, note = pairs[:1], f"compared first output only ({len(out)} vs {len(ref)} tensor leaves)"
         else:
-            return {"max_abs_err": None, "max_rel_err": None, "rel_l2": None,
-                    "note": f"outputs not comparable: {len(out)} vs {len(ref)} tensor leaves, "
-                            f"shapes {[tuple(t.shape) for _, t in out[:3]]} vs {[tuple(t.shape) for _, t in ref[:3]]}"}
-    worst = {"max_abs_err": 0.0, "max_rel_err": 0.0, "rel_l2": 0.0, "worst_leaf": None, "leaves_compared": len(pairs),
-             "note": note}
+            return {
+                "max_abs_err": None,
+                "max_rel_err": None,
+                "rel_l2": None,
+                "note": f"outputs not comparable: {len(out)} vs {len(ref)} tensor leaves, "
+                f"shapes {[tuple(t.shape) for _, t in out[:3]]} vs {[tuple(t.shape) for _, t in ref[:3]]}",
+            }
+    worst = {
+        "max_abs_err": 0.0,
+        "max_rel_err": 0.0,
+        "rel_l2": 0.0,
+        "worst_leaf": None,
+        "leaves_compared": len(pairs),
+        "note": note,
+    }
     for (_, y), (ref_path, r) in pairs:
         if y.shape != r.shape:
-            return {**worst, "max_abs_err": None, "max_rel_err": None, "rel_l2": None,
-                    "note": f"shape mismatch at {ref_path}: {tuple(y.shape)} vs {tuple(r.shape)}"}
+            return {
+                **worst,
+                "max_abs_err": None,
+                "max_rel_err": None,
+                "rel_l2": None,
+                "note": f"shape mismatch at {ref_path}: {tuple(y.shape)} vs {tuple(r.shape)}",
+            }
         abs_err, rel_err, rel_l2 = leaf_error(y, r)
         if worst["worst_leaf"] is None or worse(rel_err, worst["max_rel_err"]):
             worst.update(max_rel_err=rel_err, worst_leaf=ref_path)

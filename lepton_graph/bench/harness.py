@@ -31,9 +31,11 @@ from .peers import PEERS, Peer, default_backends
 from .timing import BackendRun, CpuShare, Settings, _add_ratios, _measure, _record, setup_backend
 
 
-def bench_model(name: str, backends: Sequence[Peer], settings: Settings, workdir: Path,
-                progress: Any = None) -> list[dict[str, Any]]:
+def bench_model(
+    name: str, backends: Sequence[Peer], settings: Settings, workdir: Path, progress: Any = None
+) -> list[dict[str, Any]]:
     """Every backend on one model; returns one record per backend (errors recorded, never raised)."""
+
     def step(desc: str, n: int = 0) -> None:
         if progress is not None:
             progress.set_description_str(f"{name} {desc}")
@@ -46,8 +48,10 @@ def bench_model(name: str, backends: Sequence[Peer], settings: Settings, workdir
     except Exception as e:  # noqa: BLE001
         step("build failed", len(backends) * (1 + settings.rounds))
         base = {"model": name, "model_desc": zoo.get(name).description, "device": settings.device}
-        return [{**base, "backend": r.peer.name, "status": "error", "error": f"build: {type(e).__name__}: {e}"}
-                for r in runs]
+        return [
+            {**base, "backend": r.peer.name, "status": "error", "error": f"build: {type(e).__name__}: {e}"}
+            for r in runs
+        ]
 
     with torch.no_grad():
         for run in runs:
@@ -94,9 +98,15 @@ def resolve_backends(backends: Sequence[str | Peer] | None) -> list[Peer]:
     return out
 
 
-def run_bench(models: Sequence[str] | None = None, backends: Sequence[str | Peer] | None = None,
-              settings: Settings | None = None, *, progress: bool = True, argv: Sequence[str] | None = None,
-              json_path: str | Path | None = None) -> dict[str, Any]:
+def run_bench(
+    models: Sequence[str] | None = None,
+    backends: Sequence[str | Peer] | None = None,
+    settings: Settings | None = None,
+    *,
+    progress: bool = True,
+    argv: Sequence[str] | None = None,
+    json_path: str | Path | None = None,
+) -> dict[str, Any]:
     """Run the bench and return {"meta": ..., "results": [one record per (model, backend)]}."""
     from tqdm import tqdm
 
@@ -110,26 +120,40 @@ def run_bench(models: Sequence[str] | None = None, backends: Sequence[str | Peer
     threads = settings.threads or available_cores()
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    meta = {"started": dt.datetime.now().isoformat(timespec="seconds"), "argv": list(argv or sys.argv),
-            "settings": dataclasses.asdict(settings),
-            "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
-            "models": models, "backends": [p.name for p in peers], "versions": versions(),
-            "machine": machine_info(), "git_commit": git_commit(), "loadavg_start": _loadavg(),
-            "definitions": {
-                "compile_s": "backend setup + first call (inductor: fresh on-disk cache per model/backend; "
-                             "in-process state such as imports and loaded kernels carries over between models)",
-                "median_ms/p90_ms": "per-call wall time over all interleaved rounds after warm-up, gc disabled",
-                "isolated": "each backend in its own worker process, rounds interleaved by the coordinator",
-                "foreign_cpu_s": "CPU seconds other processes used while this backend's timed calls ran",
-                "vs_eager": "eager median / backend median from the same run (> 1 = faster)",
-                "vs_eager_paired": "median over rounds of eager round median / backend round median",
-                "max_rel_err": "max over output tensor leaves of max|y - y_eager| / max(max|y_eager|, tiny), "
-                               "first call (accuracy) and after timing (warm_accuracy)"}}
+    meta = {
+        "started": dt.datetime.now().isoformat(timespec="seconds"),
+        "argv": list(argv or sys.argv),
+        "settings": dataclasses.asdict(settings),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "models": models,
+        "backends": [p.name for p in peers],
+        "versions": versions(),
+        "machine": machine_info(),
+        "git_commit": git_commit(),
+        "loadavg_start": _loadavg(),
+        "definitions": {
+            "compile_s": "backend setup + first call (inductor: fresh on-disk cache per model/backend; "
+            "in-process state such as imports and loaded kernels carries over between models)",
+            "median_ms/p90_ms": "per-call wall time over all interleaved rounds after warm-up, gc disabled",
+            "isolated": "each backend in its own worker process, rounds interleaved by the coordinator",
+            "foreign_cpu_s": "CPU seconds other processes used while this backend's timed calls ran",
+            "vs_eager": "eager median / backend median from the same run (> 1 = faster)",
+            "vs_eager_paired": "median over rounds of eager round median / backend round median",
+            "max_rel_err": "max over output tensor leaves of max|y - y_eager| / max(max|y_eager|, tiny), "
+            "first call (accuracy) and after timing (warm_accuracy)",
+        },
+    }
     workdir = Path(tempfile.mkdtemp(prefix="lepton-bench-"))
     inductor_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")  # peers point it into workdir
     results: list[dict[str, Any]] = []
-    bar = tqdm(total=len(models) * len(peers) * (1 + settings.rounds), file=sys.stderr, disable=not progress,
-               unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        total=len(models) * len(peers) * (1 + settings.rounds),
+        file=sys.stderr,
+        disable=not progress,
+        unit="step",
+        dynamic_ncols=True,
+    )
     try:
         one_model = bench_model_isolated if settings.isolate else bench_model
         for name in models:
@@ -158,15 +182,24 @@ def write_json(result: dict[str, Any], path: str | Path) -> None:
 # zoo name -> model name in /work/shared/anchors/anchors_cpu_run*.json
 # (bert_b1_s128 passes attention_mask and gpt2_b1_s128 runs with use_cache: the *_ids / *_nocache variants are the
 # anchors' exact inputs)
-ANCHOR_MODELS = {"resnet18_b1": "resnet18", "bert_b1_s128": "bert_base", "gpt2_b1_s128": "gpt2",
-                 "vit_b1": "vit_base", "bert_b1_s128_ids": "bert_base", "gpt2_b1_s128_nocache": "gpt2"}
+ANCHOR_MODELS = {
+    "resnet18_b1": "resnet18",
+    "bert_b1_s128": "bert_base",
+    "gpt2_b1_s128": "gpt2",
+    "vit_b1": "vit_base",
+    "bert_b1_s128_ids": "bert_base",
+    "gpt2_b1_s128_nocache": "gpt2",
+}
 
 
 def attach_anchors(result: dict[str, Any], path: str | Path) -> None:
     """Add the anchor run's median (and its ratio vs its own eager) to each record that has a counterpart."""
     data = json.loads(Path(path).read_text())
-    medians = {(r["model"], r["backend"]): r["median_ms"] for r in data.get("results", [])
-               if r.get("status") == "ok" and r.get("median_ms")}
+    medians = {
+        (r["model"], r["backend"]): r["median_ms"]
+        for r in data.get("results", [])
+        if r.get("status") == "ok" and r.get("median_ms")
+    }
     result["meta"]["anchors"] = str(path)
     for rec in result["results"]:
         model = ANCHOR_MODELS.get(rec["model"], rec["model"])
@@ -174,4 +207,3 @@ def attach_anchors(result: dict[str, Any], path: str | Path) -> None:
         if a is not None:
             rec["anchor_median_ms"] = a
             rec["anchor_vs_eager"] = eager / a if eager else None
-

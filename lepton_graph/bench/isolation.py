@@ -83,8 +83,9 @@ def _picklable(peer: Peer) -> str | Peer:
     return peer.name if PEERS.get(peer.name) is peer else peer
 
 
-def bench_model_isolated(name: str, backends: Sequence[Peer], settings: Settings, workdir: Path,
-                         progress: Any = None) -> list[dict[str, Any]]:
+def bench_model_isolated(
+    name: str, backends: Sequence[Peer], settings: Settings, workdir: Path, progress: Any = None
+) -> list[dict[str, Any]]:
     """bench_model with every backend in its own worker process; setups run one at a time (compile seconds
     are not disturbed), then the coordinator interleaves the timing rounds across the workers."""
     import multiprocessing as mp
@@ -103,9 +104,18 @@ def bench_model_isolated(name: str, backends: Sequence[Peer], settings: Settings
         for i, run in enumerate(runs):
             step(f"setup {run.peer.name}")
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, daemon=True,
-                               args=(child, name, _picklable(run.peer), settings, torch.get_num_threads(),
-                                     str(workdir / f"{name}-{run.peer.name}")))
+            proc = ctx.Process(
+                target=_worker_main,
+                daemon=True,
+                args=(
+                    child,
+                    name,
+                    _picklable(run.peer),
+                    settings,
+                    torch.get_num_threads(),
+                    str(workdir / f"{name}-{run.peer.name}"),
+                ),
+            )
             proc.start()
             child.close()
             try:
@@ -114,8 +124,13 @@ def bench_model_isolated(name: str, backends: Sequence[Peer], settings: Settings
                 _, status, error, record, batch, wbase = parent.recv()
             except (EOFError, OSError, TimeoutError) as e:
                 proc.kill()
-                status, error, record, batch, wbase = "error", f"setup: worker died ({e!r}, exit {proc.exitcode})", \
-                    {}, 1, {}
+                status, error, record, batch, wbase = (
+                    "error",
+                    f"setup: worker died ({e!r}, exit {proc.exitcode})",
+                    {},
+                    1,
+                    {},
+                )
             run.status, run.error, run.record, run.batch = status, error, record, batch
             base = base or wbase
             if status == "ok":
@@ -170,10 +185,15 @@ def bench_model_isolated(name: str, backends: Sequence[Peer], settings: Settings
             proc.join(10)
             if proc.is_alive():
                 proc.kill()
-    base = {"model": name, "model_desc": zoo.get(name).description, "device": settings.device,
-            "torch_threads": torch.get_num_threads(), **base, "isolated": True}
+    base = {
+        "model": name,
+        "model_desc": zoo.get(name).description,
+        "device": settings.device,
+        "torch_threads": torch.get_num_threads(),
+        **base,
+        "isolated": True,
+    }
     base["model_unchanged"] = all(r.record.get("model_unchanged", True) for r in runs)
     records = [_record(run, base) for run in runs]
     _add_ratios(records)
     return records
-

@@ -10,9 +10,30 @@ from typing import Any
 
 import torch
 
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl",
-             "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx512ifma", "avx512vbmi", "avx512_vbmi2",
-             "avx512_bitalg", "avx512_vpopcntdq", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512dq",
+    "avx512cd",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx512ifma",
+    "avx512vbmi",
+    "avx512_vbmi2",
+    "avx512_bitalg",
+    "avx512_vpopcntdq",
+    "avx_vnni",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+)
 
 
 def available_cores() -> int:
@@ -23,8 +44,12 @@ def available_cores() -> int:
 
 
 def machine_info() -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpu_count": os.cpu_count(), "cores_available": available_cores()}
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cores_available": available_cores(),
+    }
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
         fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
@@ -35,8 +60,11 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         info["cpu_model"] = platform.processor()
     try:
-        info["mem"] = next(line for line in Path("/proc/meminfo").read_text().splitlines()
-                           if line.startswith("MemTotal")).split(":")[1].strip()
+        info["mem"] = (
+            next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+            .split(":")[1]
+            .strip()
+        )
     except (OSError, StopIteration):
         pass
     try:
@@ -72,19 +100,27 @@ def versions() -> dict[str, str]:
 def git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parents[1]
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=5).stdout.strip() or None
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         return None
 
 
 def describe_machine(meta: dict[str, Any]) -> str:
     m, v = meta["machine"], meta["versions"]
-    isa = ", ".join(f for f in m.get("isa", []) if f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16",
-                                                              "amx_tile"))
-    parts = [f"{m.get('cpu_model', '?')} ({m.get('cores_available')} cores; {isa})", m.get("mem", ""),
-             f"torch {v.get('torch')}", f"transformers {v.get('transformers', '–')}",
-             f"{meta['torch_threads']} torch threads", f"device {meta['settings']['device']}"]
+    isa = ", ".join(f for f in m.get("isa", []) if f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"))
+    parts = [
+        f"{m.get('cpu_model', '?')} ({m.get('cores_available')} cores; {isa})",
+        m.get("mem", ""),
+        f"torch {v.get('torch')}",
+        f"transformers {v.get('transformers', '–')}",
+        f"{meta['torch_threads']} torch threads",
+        f"device {meta['settings']['device']}",
+    ]
     if "gpu" in m:
         parts.insert(1, m["gpu"])
     return "; ".join(p for p in parts if p)

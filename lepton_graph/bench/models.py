@@ -16,8 +16,12 @@ from .timing import Settings
 def _model_base(name: str, settings: Settings) -> tuple[dict[str, Any], torch.nn.Module, tuple, dict, list]:
     entry = zoo.get(name)
     t0 = time.perf_counter()
-    base = {"model": name, "model_desc": entry.description, "device": settings.device,
-            "torch_threads": torch.get_num_threads()}
+    base = {
+        "model": name,
+        "model_desc": entry.description,
+        "device": settings.device,
+        "torch_threads": torch.get_num_threads(),
+    }
     model, (args, kwargs) = zoo.build(name, seed=settings.seed)
     model = model.to(settings.device)
     args, kwargs = _to_device((args, kwargs), settings.device)
@@ -50,4 +54,3 @@ def _reset_between_models() -> None:
     except Exception:  # noqa: BLE001 - nothing to reset
         pass
     gc.collect()
-

@@ -73,7 +73,7 @@ class PositionalFlatOutputs(nn.Module):
         self.model, self.n_args, self.keys, self.constants = model, n_args, keys, constants or {}
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        kwargs = dict(zip(self.keys, tensors[self.n_args:], strict=True)) | self.constants
+        kwargs = dict(zip(self.keys, tensors[self.n_args :], strict=True)) | self.constants
         return tuple(t for _, t in flatten_outputs(self.model(*tensors[: self.n_args], **kwargs)))
 
 
@@ -108,11 +108,13 @@ class Peer:
 PEERS: dict[str, Peer] = {}
 
 
-def peer(name: str, description: str, *, default: bool = False,
-         devices: tuple[str, ...] = ("cpu", "cuda")) -> Callable[[Callable], Callable]:
+def peer(
+    name: str, description: str, *, default: bool = False, devices: tuple[str, ...] = ("cpu", "cuda")
+) -> Callable[[Callable], Callable]:
     def deco(setup: Callable) -> Callable:
         PEERS[name] = Peer(name, setup, description, default, devices)
         return setup
+
     return deco
 
 
@@ -121,6 +123,7 @@ def default_backends() -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------- torch
+
 
 @peer("eager", "the model itself (the harness runs every backend under torch.no_grad)", default=True)
 def setup_eager(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
@@ -141,16 +144,22 @@ def _inductor(name: str, **options: Any) -> Callable:
         import torch._inductor.config as inductor_config
 
         _fresh_inductor_cache(ctx, name)
-        ctx.info["inductor"] = {"mode": "default", "compile_threads": inductor_config.compile_threads,
-                                "cpp_wrapper": inductor_config.cpp_wrapper, **options}
+        ctx.info["inductor"] = {
+            "mode": "default",
+            "compile_threads": inductor_config.compile_threads,
+            "cpp_wrapper": inductor_config.cpp_wrapper,
+            **options,
+        }
         with ctx.stage("torch.compile()"):
             return torch.compile(model, options=options or None)
+
     return setup
 
 
 peer("inductor", "torch.compile(model), default mode", default=True)(_inductor("inductor"))
 peer("inductor_freezing", "torch.compile(model, options={'freezing': True}) (recommended CPU inference setting)")(
-    _inductor("inductor_freezing", freezing=True))
+    _inductor("inductor_freezing", freezing=True)
+)
 
 
 @peer("torch_int8", "torch.ao.quantization.quantize_dynamic(nn.Linear -> qint8), x86 engine", devices=("cpu",))
@@ -158,12 +167,14 @@ def setup_torch_int8(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupCont
     with ctx.stage("quantize_dynamic"):
         qmodel = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
     ctx.info["quant_engine"] = torch.backends.quantized.engine
-    ctx.info["linear_quantized"] = sum(1 for m in qmodel.modules() if type(m).__name__ == "Linear"
-                                       and "quantized" in type(m).__module__)
+    ctx.info["linear_quantized"] = sum(
+        1 for m in qmodel.modules() if type(m).__name__ == "Linear" and "quantized" in type(m).__module__
+    )
     return qmodel
 
 
 # --------------------------------------------------------------------------------------------------- lepton
+
 
 @peer("lepton", "lepton_graph.compile(model)", default=True)
 def setup_lepton(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
@@ -176,8 +187,11 @@ def setup_lepton(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext)
         return compile_fn(model)
 
 
-@peer("lepton_torch", "lepton_graph.compile(model, native=False): captured, optimized, run op by op through torch "
-      "(the fallback-only path)")
+@peer(
+    "lepton_torch",
+    "lepton_graph.compile(model, native=False): captured, optimized, run op by op through torch "
+    "(the fallback-only path)",
+)
 def setup_lepton_torch(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
     import lepton_graph
 
@@ -185,8 +199,11 @@ def setup_lepton_torch(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupCo
         return lepton_graph.compile(model, native=False)
 
 
-@peer("lepton_bf16", "lepton_graph.compile(model, precision='bf16'): opt-in mixed precision (bf16 GEMM weights)",
-      devices=("cpu",))
+@peer(
+    "lepton_bf16",
+    "lepton_graph.compile(model, precision='bf16'): opt-in mixed precision (bf16 GEMM weights)",
+    devices=("cpu",),
+)
 def setup_lepton_bf16(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
     import lepton_graph
 
@@ -194,8 +211,12 @@ def setup_lepton_bf16(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupCon
         return lepton_graph.compile(model, precision="bf16")
 
 
-@peer("lepton_int8", "lepton_graph.compile(model, quantize='int8-dynamic'): int8 weights per channel, activations "
-      "per row at run time (VNNI)", devices=("cpu",))
+@peer(
+    "lepton_int8",
+    "lepton_graph.compile(model, quantize='int8-dynamic'): int8 weights per channel, activations "
+    "per row at run time (VNNI)",
+    devices=("cpu",),
+)
 def setup_lepton_int8(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
     import lepton_graph
 
@@ -204,6 +225,7 @@ def setup_lepton_int8(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupCon
 
 
 # --------------------------------------------------------------------------------------------------- ONNX Runtime
+
 
 def export_onnx(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Path:
     """torch.onnx.export (outputs flattened) with the dynamo exporter; the TorchScript exporter (opset 17) when
@@ -226,8 +248,10 @@ def _feed(names: list[str], args: tuple, kwargs: dict) -> Callable[[tuple, dict]
     """Graph inputs (in graph order) from a call's tensors: by keyword name when every graph input is named
     after a keyword, else by position over args followed by kwargs values."""
     if all(n in kwargs for n in names):
+
         def by_name(a: tuple, k: dict) -> list[Any]:
             return [k[n].numpy() for n in names]
+
         return by_name
     keys = [n for n, v in kwargs.items() if isinstance(v, torch.Tensor)]  # flags such as use_cache are baked in
     if len(names) != len(args) + len(keys):
@@ -235,6 +259,7 @@ def _feed(names: list[str], args: tuple, kwargs: dict) -> Callable[[tuple, dict]
 
     def by_position(a: tuple, k: dict) -> list[Any]:
         return [t.numpy() for t in a] + [k[n].numpy() for n in keys]
+
     return by_position
 
 
@@ -248,11 +273,13 @@ def _ort(quantize: bool, per_channel: bool = False) -> Callable:
 
             qpath = ctx.workdir / "model.int8.onnx"
             with ctx.stage("quantize_dynamic"):
-                quantize_dynamic(str(path), str(qpath), weight_type=QuantType.QInt8, per_channel=per_channel,
-                                 reduce_range=False)
+                quantize_dynamic(
+                    str(path), str(qpath), weight_type=QuantType.QInt8, per_channel=per_channel, reduce_range=False
+                )
             path = qpath
-            ctx.info["ort_quant"] = f"quantize_dynamic(weight_type=QInt8, per_channel={per_channel}, " \
-                                    "reduce_range=False)"
+            ctx.info["ort_quant"] = (
+                f"quantize_dynamic(weight_type=QInt8, per_channel={per_channel}, reduce_range=False)"
+            )
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = ctx.threads
@@ -264,18 +291,23 @@ def _ort(quantize: bool, per_channel: bool = False) -> Callable:
 
         def run(*a: Any, **k: Any) -> list[torch.Tensor]:
             return [torch.from_numpy(o) for o in sess.run(None, dict(zip(names, feed(a, k), strict=True)))]
+
         return run
+
     return setup
 
 
 peer("ort", "ONNX Runtime CPU, ORT_ENABLE_ALL, intra_op_num_threads = torch threads", devices=("cpu",))(_ort(False))
 peer("ort_int8", "ONNX Runtime + onnxruntime.quantization.quantize_dynamic (QInt8, per tensor)", devices=("cpu",))(
-    _ort(True))
+    _ort(True)
+)
 peer("ort_int8_pc", "ONNX Runtime + quantize_dynamic (QInt8, per channel)", devices=("cpu",))(
-    _ort(True, per_channel=True))
+    _ort(True, per_channel=True)
+)
 
 
 # --------------------------------------------------------------------------------------------------- OpenVINO
+
 
 def _openvino(precision: str | None) -> Callable:
     def setup(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
@@ -284,8 +316,9 @@ def _openvino(precision: str | None) -> Callable:
         try:
             with ctx.stage("ov_convert_model(torch)"):
                 tensors = {n: v for n, v in kwargs.items() if isinstance(v, torch.Tensor)}
-                flat = PositionalFlatOutputs(model, len(args), list(tensors),
-                                             {n: v for n, v in kwargs.items() if n not in tensors}).eval()
+                flat = PositionalFlatOutputs(
+                    model, len(args), list(tensors), {n: v for n, v in kwargs.items() if n not in tensors}
+                ).eval()
                 ov_model = ov.convert_model(flat, example_input=(*args, *tensors.values()))
             ctx.info["ov_convert_from"] = "torch"
         except Exception as e:  # noqa: BLE001 - the ONNX route is the documented fallback
@@ -311,11 +344,13 @@ def _openvino(precision: str | None) -> Callable:
         def run(*a: Any, **k: Any) -> list[torch.Tensor]:
             results = request.infer(feed(a, k))
             return [torch.from_numpy(results[o]) for o in compiled.outputs]
+
         return run
+
     return setup
 
 
 peer("openvino_f32", "OpenVINO CPU, INFERENCE_PRECISION_HINT=f32", devices=("cpu",))(_openvino("f32"))
 peer("openvino_default", "OpenVINO CPU, default precision (bf16 where the CPU has it)", devices=("cpu",))(
-    _openvino(None))
-
+    _openvino(None)
+)

@@ -33,11 +33,17 @@ def render_markdown(result: dict[str, Any]) -> str:
     meta, recs = result["meta"], result["results"]
     s = meta["settings"]
     backends = meta["backends"]
-    lines = [f"## lepton-graph bench, {meta['started']}", "",
-             f"Machine: {describe_machine(meta)}. Commit {meta.get('git_commit') or '?'}.",
-             f"{s['rounds']} interleaved rounds of ~{s['batch_s']} s per backend; median ms per call, "
-             "(speed vs eager from the same run, > 1 = faster).", *_load_warning(meta), "",
-             "| model | " + " | ".join(backends) + " |", "|---|" + "---|" * len(backends)]
+    lines = [
+        f"## lepton-graph bench, {meta['started']}",
+        "",
+        f"Machine: {describe_machine(meta)}. Commit {meta.get('git_commit') or '?'}.",
+        f"{s['rounds']} interleaved rounds of ~{s['batch_s']} s per backend; median ms per call, "
+        "(speed vs eager from the same run, > 1 = faster).",
+        *_load_warning(meta),
+        "",
+        "| model | " + " | ".join(backends) + " |",
+        "|---|" + "---|" * len(backends),
+    ]
     by_model: dict[str, dict[str, dict[str, Any]]] = {}
     for r in recs:
         by_model.setdefault(r["model"], {})[r["backend"]] = r
@@ -53,9 +59,12 @@ def render_markdown(result: dict[str, Any]) -> str:
                 cells.append(f"{_fmt_ms(r['median_ms'])} ({r['vs_eager']:.2f}x)")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     anchors = any("anchor_median_ms" in r for r in recs)
-    lines += ["", "| model | backend | median ms | p90 ms | vs eager | paired | compile s | max rel err | rel L2 "
-              "| calls |" + (" anchor ms (vs eager) |" if anchors else ""), "|---|---|---|---|---|---|---|---|---|---|"
-              + ("---|" if anchors else "")]
+    lines += [
+        "",
+        "| model | backend | median ms | p90 ms | vs eager | paired | compile s | max rel err | rel L2 "
+        "| calls |" + (" anchor ms (vs eager) |" if anchors else ""),
+        "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if anchors else ""),
+    ]
     for r in recs:
         if r.get("status") != "ok" and not r.get("median_ms"):
             empty = " |" * (8 + anchors)
@@ -67,14 +76,18 @@ def render_markdown(result: dict[str, Any]) -> str:
         if anchors:
             a, ax = r.get("anchor_median_ms"), r.get("anchor_vs_eager")
             anchor = " – |" if a is None else f" {_fmt_ms(a)}" + (f" ({ax:.2f}x) |" if ax else " |")
-        lines.append(f"| {r['model']} | {r['backend']} | {_fmt_ms(r.get('median_ms'))} | {_fmt_ms(r.get('p90_ms'))} "
-                     f"| {ratio} | {paired} | {r.get('compile_s', 0):.2f} | {_fmt_err(r)} | {_fmt_err(r, 'rel_l2')} "
-                     f"| {r.get('calls', 0)} |"
-                     + anchor)
+        lines.append(
+            f"| {r['model']} | {r['backend']} | {_fmt_ms(r.get('median_ms'))} | {_fmt_ms(r.get('p90_ms'))} "
+            f"| {ratio} | {paired} | {r.get('compile_s', 0):.2f} | {_fmt_err(r)} | {_fmt_err(r, 'rel_l2')} "
+            f"| {r.get('calls', 0)} |" + anchor
+        )
     if anchors:
-        lines += ["", f"Anchors: {result['meta'].get('anchors')} (another run: compare the ratios, not the ms; "
-                      "anchor BERT had no attention_mask, anchor GPT-2 ran with use_cache=False: "
-                      "bert_b1_s128_ids and gpt2_b1_s128_nocache are those inputs)."]
+        lines += [
+            "",
+            f"Anchors: {result['meta'].get('anchors')} (another run: compare the ratios, not the ms; "
+            "anchor BERT had no attention_mask, anchor GPT-2 ran with use_cache=False: "
+            "bert_b1_s128_ids and gpt2_b1_s128_nocache are those inputs).",
+        ]
     lines += _render_reports(recs) + _render_notes(recs, s["rounds"])
     return "\n".join(lines) + "\n"
 
@@ -83,9 +96,13 @@ def _render_reports(recs: list[dict[str, Any]]) -> list[str]:
     reps = [r for r in recs if r["backend"] == "lepton" and (r.get("report") or r.get("report_error"))]
     if not reps:
         return []
-    lines = ["", "lepton compile report:", "",
-             "| model | partitions | native nodes | fallback nodes | kernels/call | compile s | fallback ops |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "lepton compile report:",
+        "",
+        "| model | partitions | native nodes | fallback nodes | kernels/call | compile s | fallback ops |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in reps:
         rep = r.get("report") or {}
         if not isinstance(rep, dict):
@@ -96,10 +113,12 @@ def _render_reports(recs: list[dict[str, Any]]) -> list[str]:
         else:
             ops_s = ", ".join(map(str, list(ops)[:6])) + (" …" if len(ops) > 6 else "")
         cs = rep.get("compile_s")
-        lines.append(f"| {r['model']} | {rep.get('partitions', '?')} | {rep.get('native_nodes', '?')} | "
-                     f"{rep.get('fallback_nodes', '?')} | {rep.get('kernels_per_call', '?')} | "
-                     f"{cs if not isinstance(cs, float) else f'{cs:.2f}'} | "
-                     f"{ops_s or r.get('report_error', '')} |")
+        lines.append(
+            f"| {r['model']} | {rep.get('partitions', '?')} | {rep.get('native_nodes', '?')} | "
+            f"{rep.get('fallback_nodes', '?')} | {rep.get('kernels_per_call', '?')} | "
+            f"{cs if not isinstance(cs, float) else f'{cs:.2f}'} | "
+            f"{ops_s or r.get('report_error', '')} |"
+        )
     return lines
 
 
@@ -114,17 +133,27 @@ def _render_notes(recs: list[dict[str, Any]], rounds: int) -> list[str]:
             notes.append(f"- {r['model']}: the model's output changed during the run (a backend mutated it)")
         timed_s = (r.get("mean_ms") or 0.0) * r.get("calls", 0) / 1e3
         if r.get("isolated") and r.get("foreign_cpu_s") and r["foreign_cpu_s"] > 0.1 * timed_s:
-            notes.append(f"- {r['model']} / {r['backend']}: other processes used {r['foreign_cpu_s']:.1f} CPU s "
-                         f"during its {timed_s:.0f} s of timed calls: its numbers are disturbed")
-        elif (not r.get("isolated") and r.get("foreign_cpu_s") and r["backend"] == "eager"
-              and r["foreign_cpu_s"] > 0.1 * r.get("timing_wall_s", 0)):
-            notes.append(f"- {r['model']}: other processes used {r['foreign_cpu_s']:.1f} CPU s during its "
-                         f"{r['timing_wall_s']:.0f} s of timing: its numbers are disturbed")
+            notes.append(
+                f"- {r['model']} / {r['backend']}: other processes used {r['foreign_cpu_s']:.1f} CPU s "
+                f"during its {timed_s:.0f} s of timed calls: its numbers are disturbed"
+            )
+        elif (
+            not r.get("isolated")
+            and r.get("foreign_cpu_s")
+            and r["backend"] == "eager"
+            and r["foreign_cpu_s"] > 0.1 * r.get("timing_wall_s", 0)
+        ):
+            notes.append(
+                f"- {r['model']}: other processes used {r['foreign_cpu_s']:.1f} CPU s during its "
+                f"{r['timing_wall_s']:.0f} s of timing: its numbers are disturbed"
+            )
         if r["backend"] == "eager" and r.get("rounds_done", rounds) < rounds:
             notes.append(f"- {r['model']}: time budget spent after {r['rounds_done']} rounds")
         if r["backend"].startswith("lepton") and str(r.get("device", "cpu")).startswith("cuda"):
-            notes.append(f"- {r['model']} / {r['backend']}: no CUDA lowering yet: the optimised graph ran through "
-                         "torch on the GPU")
+            notes.append(
+                f"- {r['model']} / {r['backend']}: no CUDA lowering yet: the optimised graph ran through "
+                "torch on the GPU"
+            )
         if r.get("status") == "error" and r.get("median_ms"):
             notes.append(f"- {r['model']} / {r['backend']}: failed after {r.get('rounds')} rounds: {r['error']}")
     return (["", "Notes:", *sorted(set(notes))]) if notes else []
@@ -132,8 +161,9 @@ def _render_notes(recs: list[dict[str, Any]], rounds: int) -> list[str]:
 
 def paired_ratios(rec: dict[str, Any], eager: dict[str, Any]) -> list[float]:
     """Per round: eager's round median / this backend's round median (> 1 = faster), the rounds both ran."""
-    return [e / b for e, b in zip(eager.get("round_median_ms") or [], rec.get("round_median_ms") or [], strict=False)
-            if b]
+    return [
+        e / b for e, b in zip(eager.get("round_median_ms") or [], rec.get("round_median_ms") or [], strict=False) if b
+    ]
 
 
 def plot(result: dict[str, Any], path: str) -> None:
@@ -172,9 +202,11 @@ def plot(result: dict[str, Any], path: str) -> None:
     ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
     ax.set_ylabel("speed vs eager (x, > 1 = faster)")
     machine = result["meta"]["machine"]
-    ax.set_title(f"lepton-graph bench, {result['meta']['started'][:10]}: {machine.get('cpu_model', '?')}, "
-                 f"{', '.join(f for f in machine.get('isa', []) if f in ('avx2', 'avx512f', 'avx512_vnni'))}",
-                 fontsize=9)
+    ax.set_title(
+        f"lepton-graph bench, {result['meta']['started'][:10]}: {machine.get('cpu_model', '?')}, "
+        f"{', '.join(f for f in machine.get('isa', []) if f in ('avx2', 'avx512f', 'avx512_vnni'))}",
+        fontsize=9,
+    )
     ax.legend(fontsize=8, ncols=min(4, max(1, len(backends))))
     fig.tight_layout()
     fig.savefig(path, dpi=120)

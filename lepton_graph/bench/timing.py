@@ -103,17 +103,27 @@ def batch_size(settings: Settings, per_call_s: float) -> int:
 
 def rotated(items: list, r: int) -> list:
     """Round r's order: the list rotated by r, so no backend always runs first (or right after the same one)."""
-    return items[r % len(items):] + items[:r % len(items)] if items else []
+    return items[r % len(items) :] + items[: r % len(items)] if items else []
 
 
-def setup_backend(run: BackendRun, model: torch.nn.Module, example: tuple[tuple, dict], ref: list | None,
-                  settings: Settings, workdir: Path) -> None:
+def setup_backend(
+    run: BackendRun,
+    model: torch.nn.Module,
+    example: tuple[tuple, dict],
+    ref: list | None,
+    settings: Settings,
+    workdir: Path,
+) -> None:
     """Setup + first call (= compile seconds), accuracy of the first call, warm-up and batch sizing."""
     args, kwargs = example
     sync = _sync(settings.device)
     workdir.mkdir(parents=True, exist_ok=True)
-    run.ctx = ctx = SetupContext(threads=torch.get_num_threads(), device=settings.device, workdir=workdir,
-                                 info={"warm_cache": True} if settings.warm_cache else {})
+    run.ctx = ctx = SetupContext(
+        threads=torch.get_num_threads(),
+        device=settings.device,
+        workdir=workdir,
+        info={"warm_cache": True} if settings.warm_cache else {},
+    )
     if settings.device.split(":")[0] not in run.peer.devices:
         raise RuntimeError(f"{run.peer.name} does not run on {settings.device}")
     t0 = time.perf_counter()
@@ -126,8 +136,14 @@ def setup_backend(run: BackendRun, model: torch.nn.Module, example: tuple[tuple,
     del out
     run.fn = fn
     ctx.info.pop("warm_cache", None)
-    run.record.update(setup_s=t1 - t0, first_call_s=t2 - t1, compile_s=t2 - t0, stages=dict(ctx.stages),
-                      info=ctx.info, out_shapes=[list(t.shape) for _, t in first[:4]])
+    run.record.update(
+        setup_s=t1 - t0,
+        first_call_s=t2 - t1,
+        compile_s=t2 - t0,
+        stages=dict(ctx.stages),
+        info=ctx.info,
+        out_shapes=[list(t.shape) for _, t in first[:4]],
+    )
     if ref is not None:
         run.record["accuracy"] = compare(first, ref)
     if callable(getattr(fn, "report", None)):
@@ -142,7 +158,7 @@ def setup_backend(run: BackendRun, model: torch.nn.Module, example: tuple[tuple,
         warm += time_calls(fn, args, kwargs, 1, sync)
         if len(warm) >= 10_000:
             break
-    est = statistics.median(warm[len(warm) // 2:])  # the later half: the first calls may still be settling
+    est = statistics.median(warm[len(warm) // 2 :])  # the later half: the first calls may still be settling
     run.batch = batch_size(settings, est)
     run.record.update(warmup_calls=len(warm), warmup_s=time.perf_counter() - t_start, batch=run.batch)
 
@@ -150,12 +166,19 @@ def setup_backend(run: BackendRun, model: torch.nn.Module, example: tuple[tuple,
 def summarize(times: list[float]) -> dict[str, Any]:
     ms = sorted(t * 1e3 for t in times)
     n = len(ms)
-    return {"calls": n, "median_ms": statistics.median(ms), "p90_ms": ms[min(n - 1, math.ceil(0.9 * n) - 1)],
-            "mean_ms": statistics.fmean(ms), "min_ms": ms[0], "stdev_ms": statistics.pstdev(ms)}
+    return {
+        "calls": n,
+        "median_ms": statistics.median(ms),
+        "p90_ms": ms[min(n - 1, math.ceil(0.9 * n) - 1)],
+        "mean_ms": statistics.fmean(ms),
+        "min_ms": ms[0],
+        "stdev_ms": statistics.pstdev(ms),
+    }
 
 
-def _measure(runs: list[BackendRun], args: tuple, kwargs: dict, settings: Settings,
-             step: Callable[[str, int], None]) -> int:
+def _measure(
+    runs: list[BackendRun], args: tuple, kwargs: dict, settings: Settings, step: Callable[[str, int], None]
+) -> int:
     """Timing rounds; returns how many ran (fewer than settings.rounds once max_model_s is spent)."""
     sync = _sync(settings.device)
     t_start = time.perf_counter()
@@ -184,13 +207,22 @@ def _measure(runs: list[BackendRun], args: tuple, kwargs: dict, settings: Settin
 
 
 def _record(run: BackendRun, base: dict[str, Any]) -> dict[str, Any]:
-    rec = {**base, "backend": run.peer.name, "backend_desc": run.peer.description, "status": run.status,
-           "error": run.error, **run.record}
+    rec = {
+        **base,
+        "backend": run.peer.name,
+        "backend_desc": run.peer.description,
+        "status": run.status,
+        "error": run.error,
+        **run.record,
+    }
     times = [t for rnd in run.rounds for t in rnd]
     if times:
-        rec.update(summarize(times), rounds=len(run.rounds),
-                   round_median_ms=[statistics.median(rnd) * 1e3 for rnd in run.rounds],
-                   times_ms=[[round(t * 1e3, 6) for t in rnd] for rnd in run.rounds])
+        rec.update(
+            summarize(times),
+            rounds=len(run.rounds),
+            round_median_ms=[statistics.median(rnd) * 1e3 for rnd in run.rounds],
+            times_ms=[[round(t * 1e3, 6) for t in rnd] for rnd in run.rounds],
+        )
     return rec
 
 

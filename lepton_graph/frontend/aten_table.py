@@ -41,6 +41,7 @@ def _on(*names: str) -> Callable[[Converter], Converter]:
 
 # -- helpers ------------------------------------------------------------------------------------------------------
 
+
 def _tensor(b: Importer, x: Any) -> Value | None:
     """The IR tensor value of an argument, or None if it is not a tensor (a number, a sym int, None)."""
     if isinstance(x, torch.Tensor):
@@ -61,8 +62,9 @@ def _only_first_used(b: Importer) -> bool:
     return all(u.target is operator.getitem and (u.args[1] == 0 or not u.users) for u in b.node.users)
 
 
-def _emit_first(b: Importer, op: Op, inputs: Sequence[Value], attrs: dict[str, Any] | None = None,
-                syms: Sequence[Value] = ()) -> list[Value | None] | None:
+def _emit_first(
+    b: Importer, op: Op, inputs: Sequence[Value], attrs: dict[str, Any] | None = None, syms: Sequence[Value] = ()
+) -> list[Value | None] | None:
     """Emit ``op`` for output 0 of a tuple-returning ATen op whose other outputs are unused; else decline."""
     if not _only_first_used(b):
         return None
@@ -106,6 +108,7 @@ def _same_device(b: Importer, v: Value) -> bool:
 
 # -- elementwise --------------------------------------------------------------------------------------------------
 
+
 def _unary(op: Op, *names: str) -> None:
     def convert(b: Importer, self: Any) -> Any:
         x = _tensor(b, self)
@@ -115,9 +118,21 @@ def _unary(op: Op, *names: str) -> None:
 
 
 for _op, _name in [
-    (Op.NEG, "neg"), (Op.ABS, "abs"), (Op.EXP, "exp"), (Op.LOG, "log"), (Op.SQRT, "sqrt"), (Op.RSQRT, "rsqrt"),
-    (Op.ERF, "erf"), (Op.TANH, "tanh"), (Op.SIGMOID, "sigmoid"), (Op.RELU, "relu"), (Op.SILU, "silu"),
-    (Op.SIN, "sin"), (Op.COS, "cos"), (Op.RECIPROCAL, "reciprocal"), (Op.LOGICAL_NOT, "logical_not"),
+    (Op.NEG, "neg"),
+    (Op.ABS, "abs"),
+    (Op.EXP, "exp"),
+    (Op.LOG, "log"),
+    (Op.SQRT, "sqrt"),
+    (Op.RSQRT, "rsqrt"),
+    (Op.ERF, "erf"),
+    (Op.TANH, "tanh"),
+    (Op.SIGMOID, "sigmoid"),
+    (Op.RELU, "relu"),
+    (Op.SILU, "silu"),
+    (Op.SIN, "sin"),
+    (Op.COS, "cos"),
+    (Op.RECIPROCAL, "reciprocal"),
+    (Op.LOGICAL_NOT, "logical_not"),
 ]:
     _unary(_op, _name)
 
@@ -184,9 +199,11 @@ def _binary(b: Importer, op: Op, self: Any, other: Any, **attrs: Any) -> Any:
 
 def _binaries(op: Op, *names: str, alpha: bool = False) -> None:
     if alpha:
+
         def convert(b: Importer, self: Any, other: Any, alpha: Any = 1) -> Any:
             return _binary(b, op, self, other, alpha=alpha)
     else:
+
         def convert(b: Importer, self: Any, other: Any) -> Any:
             return _binary(b, op, self, other)
 
@@ -272,8 +289,17 @@ def _cast(b: Importer, self: Any) -> Any:
 
 
 @_on("_to_copy")
-def _to_copy(b: Importer, self: Any, *, dtype: Any = None, layout: Any = None, device: Any = None,
-             pin_memory: Any = None, non_blocking: bool = False, memory_format: Any = None) -> Any:
+def _to_copy(
+    b: Importer,
+    self: Any,
+    *,
+    dtype: Any = None,
+    layout: Any = None,
+    device: Any = None,
+    pin_memory: Any = None,
+    non_blocking: bool = False,
+    memory_format: Any = None,
+) -> Any:
     return _cast(b, self) if layout in (None, torch.strided) else None
 
 
@@ -288,6 +314,7 @@ def _convert_element_type(b: Importer, a: Any, dtype: torch.dtype) -> Any:
 
 
 # -- reductions ---------------------------------------------------------------------------------------------------
+
 
 @_on("sum.dim_IntList", "sum.default", "mean.dim", "mean.default")
 def _sum_mean(b: Importer, self: Any, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Any:
@@ -348,6 +375,7 @@ def _softmax(b: Importer, self: Any, dim: int, dtype: Any = None) -> Any:
 
 # -- linear algebra -----------------------------------------------------------------------------------------------
 
+
 @_on("linear")
 def _linear(b: Importer, input: Any, weight: Any, bias: Any = None) -> Any:
     ins = [b.value(input), b.value(weight)] + ([b.value(bias)] if bias is not None else [])
@@ -372,28 +400,60 @@ def _t(b: Importer, self: Any) -> Any:
 
 # -- convolution and pooling --------------------------------------------------------------------------------------
 
+
 @_on("conv2d", "conv2d.padding")
-def _conv2d(b: Importer, input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
-            dilation: Any = 1, groups: int = 1) -> Any:
+def _conv2d(
+    b: Importer,
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Any:
     ins = [b.value(input), b.value(weight)] + ([b.value(bias)] if bias is not None else [])
     pad = padding if isinstance(padding, str) else _pair(padding)
-    return b.emit(Op.CONV2D, ins, {"stride": _pair(stride), "padding": pad, "dilation": _pair(dilation),
-                                   "groups": groups})
+    return b.emit(
+        Op.CONV2D, ins, {"stride": _pair(stride), "padding": pad, "dilation": _pair(dilation), "groups": groups}
+    )
 
 
 @_on("convolution")
-def _convolution(b: Importer, input: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
-                 transposed: bool, output_padding: Any, groups: int) -> Any:
+def _convolution(
+    b: Importer,
+    input: Any,
+    weight: Any,
+    bias: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    transposed: bool,
+    output_padding: Any,
+    groups: int,
+) -> Any:
     if transposed or b.value(weight).rank != 4 or b.value(input).rank != 4:
         return None  # transposed, 1-d or 3-d convolutions have no IR op yet
     return _conv2d(b, input, weight, bias, stride, padding, dilation, groups)
 
 
 @_on("max_pool2d", "max_pool2d_with_indices")
-def _max_pool2d(b: Importer, self: Any, kernel_size: Any, stride: Any = (), padding: Any = 0, dilation: Any = 1,
-                ceil_mode: bool = False) -> Any:
-    attrs = {"kernel_size": _pair(kernel_size), "stride": _pair(stride) if stride else None,
-             "padding": _pair(padding), "dilation": _pair(dilation), "ceil_mode": ceil_mode}
+def _max_pool2d(
+    b: Importer,
+    self: Any,
+    kernel_size: Any,
+    stride: Any = (),
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+) -> Any:
+    attrs = {
+        "kernel_size": _pair(kernel_size),
+        "stride": _pair(stride) if stride else None,
+        "padding": _pair(padding),
+        "dilation": _pair(dilation),
+        "ceil_mode": ceil_mode,
+    }
     assert b.node is not None
     if b.node.target is aten.max_pool2d_with_indices.default:
         return _emit_first(b, Op.MAX_POOL2D, [b.value(self)], attrs)
@@ -401,11 +461,28 @@ def _max_pool2d(b: Importer, self: Any, kernel_size: Any, stride: Any = (), padd
 
 
 @_on("avg_pool2d")
-def _avg_pool2d(b: Importer, self: Any, kernel_size: Any, stride: Any = (), padding: Any = 0,
-                ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None) -> Any:
-    return b.emit(Op.AVG_POOL2D, [b.value(self)], {
-        "kernel_size": _pair(kernel_size), "stride": _pair(stride) if stride else None, "padding": _pair(padding),
-        "ceil_mode": ceil_mode, "count_include_pad": count_include_pad, "divisor_override": divisor_override})
+def _avg_pool2d(
+    b: Importer,
+    self: Any,
+    kernel_size: Any,
+    stride: Any = (),
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Any:
+    return b.emit(
+        Op.AVG_POOL2D,
+        [b.value(self)],
+        {
+            "kernel_size": _pair(kernel_size),
+            "stride": _pair(stride) if stride else None,
+            "padding": _pair(padding),
+            "ceil_mode": ceil_mode,
+            "count_include_pad": count_include_pad,
+            "divisor_override": divisor_override,
+        },
+    )
 
 
 @_on("adaptive_avg_pool2d", "_adaptive_avg_pool2d")
@@ -417,8 +494,10 @@ def _adaptive_avg_pool2d(b: Importer, self: Any, output_size: Any) -> Any:
 
 # -- normalisation ------------------------------------------------------------------------------------------------
 
-def _layer_norm(b: Importer, input: Any, normalized_shape: Any, weight: Any, bias: Any, eps: float,
-                first_only: bool) -> Any:
+
+def _layer_norm(
+    b: Importer, input: Any, normalized_shape: Any, weight: Any, bias: Any, eps: float, first_only: bool
+) -> Any:
     if weight is None and bias is not None:
         return None  # LAYER_NORM's inputs are (x[, w[, b]])
     ins = [b.value(a) for a in (input, weight, bias) if a is not None]
@@ -430,8 +509,15 @@ def _layer_norm(b: Importer, input: Any, normalized_shape: Any, weight: Any, bia
 
 
 @_on("layer_norm")
-def _layer_norm_default(b: Importer, input: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
-                        eps: float = 1e-5, cudnn_enable: bool = True) -> Any:
+def _layer_norm_default(
+    b: Importer,
+    input: Any,
+    normalized_shape: Any,
+    weight: Any = None,
+    bias: Any = None,
+    eps: float = 1e-5,
+    cudnn_enable: bool = True,
+) -> Any:
     return _layer_norm(b, input, normalized_shape, weight, bias, eps, False)
 
 
@@ -447,8 +533,9 @@ def _rms_norm(b: Importer, input: Any, normalized_shape: Any, weight: Any = None
     return b.emit(Op.RMS_NORM, ins, {"normalized_shape": b.ints(tuple(normalized_shape), syms), "eps": eps}, syms)
 
 
-def _batch_norm(b: Importer, input: Any, weight: Any, bias: Any, mean: Any, var: Any, eps: float,
-                first_only: bool) -> Any:
+def _batch_norm(
+    b: Importer, input: Any, weight: Any, bias: Any, mean: Any, var: Any, eps: float, first_only: bool
+) -> Any:
     if mean is None or var is None:
         return None  # batch statistics: not the inference form
     ins = [b.value(a) for a in (input, mean, var, weight, bias) if a is not None]
@@ -457,27 +544,58 @@ def _batch_norm(b: Importer, input: Any, weight: Any, bias: Any, mean: Any, var:
 
 
 @_on("batch_norm")
-def _batch_norm_default(b: Importer, input: Any, weight: Any, bias: Any, running_mean: Any, running_var: Any,
-                        training: bool, momentum: float, eps: float, cudnn_enabled: bool) -> Any:
+def _batch_norm_default(
+    b: Importer,
+    input: Any,
+    weight: Any,
+    bias: Any,
+    running_mean: Any,
+    running_var: Any,
+    training: bool,
+    momentum: float,
+    eps: float,
+    cudnn_enabled: bool,
+) -> Any:
     return None if training else _batch_norm(b, input, weight, bias, running_mean, running_var, eps, False)
 
 
 @_on("_native_batch_norm_legit_no_training")
-def _bn_no_training(b: Importer, input: Any, weight: Any, bias: Any, running_mean: Any, running_var: Any,
-                    momentum: float, eps: float) -> Any:
+def _bn_no_training(
+    b: Importer, input: Any, weight: Any, bias: Any, running_mean: Any, running_var: Any, momentum: float, eps: float
+) -> Any:
     return _batch_norm(b, input, weight, bias, running_mean, running_var, eps, True)
 
 
 @_on("native_batch_norm")
-def _native_batch_norm(b: Importer, input: Any, weight: Any, bias: Any, running_mean: Any, running_var: Any,
-                       training: bool, momentum: float, eps: float) -> Any:
+def _native_batch_norm(
+    b: Importer,
+    input: Any,
+    weight: Any,
+    bias: Any,
+    running_mean: Any,
+    running_var: Any,
+    training: bool,
+    momentum: float,
+    eps: float,
+) -> Any:
     return None if training else _batch_norm(b, input, weight, bias, running_mean, running_var, eps, True)
 
 
 # -- attention ----------------------------------------------------------------------------------------------------
 
-def _sdpa(b: Importer, q: Any, k: Any, v: Any, mask: Any, dropout_p: float, is_causal: bool, scale: Any,
-          enable_gqa: bool, first_only: bool) -> Any:
+
+def _sdpa(
+    b: Importer,
+    q: Any,
+    k: Any,
+    v: Any,
+    mask: Any,
+    dropout_p: float,
+    is_causal: bool,
+    scale: Any,
+    enable_gqa: bool,
+    first_only: bool,
+) -> Any:
     if dropout_p != 0.0 or not (scale is None or isinstance(scale, (int, float))):
         return None
     ins = [b.value(a) for a in (q, k, v, mask) if a is not None]
@@ -488,31 +606,70 @@ def _sdpa(b: Importer, q: Any, k: Any, v: Any, mask: Any, dropout_p: float, is_c
 
 
 @_on("scaled_dot_product_attention")
-def _sdpa_default(b: Importer, query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0,
-                  is_causal: bool = False, *, scale: float | None = None, enable_gqa: bool = False) -> Any:
+def _sdpa_default(
+    b: Importer,
+    query: Any,
+    key: Any,
+    value: Any,
+    attn_mask: Any = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    *,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> Any:
     return _sdpa(b, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa, False)
 
 
 @_on("_scaled_dot_product_flash_attention_for_cpu")
-def _sdpa_flash_cpu(b: Importer, query: Any, key: Any, value: Any, dropout_p: float = 0.0, is_causal: bool = False,
-                    *, attn_mask: Any = None, scale: float | None = None) -> Any:
+def _sdpa_flash_cpu(
+    b: Importer,
+    query: Any,
+    key: Any,
+    value: Any,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    *,
+    attn_mask: Any = None,
+    scale: float | None = None,
+) -> Any:
     return _sdpa(b, query, key, value, attn_mask, dropout_p, is_causal, scale, False, True)
 
 
 @_on("_scaled_dot_product_flash_attention")
-def _sdpa_flash(b: Importer, query: Any, key: Any, value: Any, dropout_p: float = 0.0, is_causal: bool = False,
-                return_debug_mask: bool = False, *, scale: float | None = None) -> Any:
+def _sdpa_flash(
+    b: Importer,
+    query: Any,
+    key: Any,
+    value: Any,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    return_debug_mask: bool = False,
+    *,
+    scale: float | None = None,
+) -> Any:
     return _sdpa(b, query, key, value, None, dropout_p, is_causal, scale, False, True)
 
 
 @_on("_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention")
-def _sdpa_bias(b: Importer, query: Any, key: Any, value: Any, attn_bias: Any, compute_log_sumexp: bool,
-               dropout_p: float = 0.0, is_causal: bool = False, return_debug_mask: bool = False, *,
-               scale: float | None = None) -> Any:
+def _sdpa_bias(
+    b: Importer,
+    query: Any,
+    key: Any,
+    value: Any,
+    attn_bias: Any,
+    compute_log_sumexp: bool,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    return_debug_mask: bool = False,
+    *,
+    scale: float | None = None,
+) -> Any:
     return _sdpa(b, query, key, value, attn_bias, dropout_p, is_causal, scale, False, True)
 
 
 # -- shape and data movement --------------------------------------------------------------------------------------
+
 
 @_on("view", "reshape", "_unsafe_view", "view_copy")
 def _reshape(b: Importer, self: Any, size: Any) -> Any:
@@ -544,11 +701,11 @@ def _flatten(b: Importer, self: Any, start_dim: int = 0, end_dim: int = -1) -> A
     lo, hi = start_dim % x.rank, end_dim % x.rank
     syms: list[Value] = []
     dims = [_sym_dim(b, x, i, syms) for i in range(x.rank)]
-    merged: int | Ref = math.prod(d for d in dims[lo:hi + 1] if isinstance(d, int))
-    for d in dims[lo:hi + 1]:
+    merged: int | Ref = math.prod(d for d in dims[lo : hi + 1] if isinstance(d, int))
+    for d in dims[lo : hi + 1]:
         if isinstance(d, Ref):
             merged = _sym_mul(b, merged, d, syms)
-    return b.emit(Op.RESHAPE, [x], {"shape": (*dims[:lo], merged, *dims[hi + 1:])}, syms)
+    return b.emit(Op.RESHAPE, [x], {"shape": (*dims[:lo], merged, *dims[hi + 1 :])}, syms)
 
 
 @_on("permute")
@@ -673,11 +830,23 @@ def _native_dropout(b: Importer, input: Any, p: float, train: bool | None) -> An
 
 
 @_on("embedding")
-def _embedding(b: Importer, weight: Any, indices: Any, padding_idx: int = -1, scale_grad_by_freq: bool = False,
-               sparse: bool = False) -> Any:
-    return b.emit(Op.EMBEDDING, [b.value(weight), b.value(indices)], {
-        "padding_idx": None if padding_idx == -1 else padding_idx, "scale_grad_by_freq": scale_grad_by_freq,
-        "sparse": sparse})
+def _embedding(
+    b: Importer,
+    weight: Any,
+    indices: Any,
+    padding_idx: int = -1,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+) -> Any:
+    return b.emit(
+        Op.EMBEDDING,
+        [b.value(weight), b.value(indices)],
+        {
+            "padding_idx": None if padding_idx == -1 else padding_idx,
+            "scale_grad_by_freq": scale_grad_by_freq,
+            "sparse": sparse,
+        },
+    )
 
 
 @_on("gather")
@@ -691,6 +860,7 @@ def _index_select(b: Importer, self: Any, dim: int, index: Any) -> Any:
 
 
 # -- creation -----------------------------------------------------------------------------------------------------
+
 
 def _creation(b: Importer, op: Op, attrs: dict[str, Any], syms: list[Value]) -> Any:
     """Emit a creation op with dtype and device taken from the FX node's result."""
@@ -789,6 +959,7 @@ def _zeros_like(b: Importer, self: Any, **kwargs: Any) -> Any:
 
 
 # -- symbolic sizes -----------------------------------------------------------------------------------------------
+
 
 @_on("sym_size.int")
 def _sym_size(b: Importer, self: Any, dim: int) -> Any:

@@ -30,8 +30,9 @@ class Lowered(Protocol):
 CompileFn = Callable[[Captured], Lowered]
 
 
-def import_aot_graph(gm: fx.GraphModule, example_inputs: list[Any],
-                     weights: dict[int, torch.Tensor] | None = None) -> Captured:
+def import_aot_graph(
+    gm: fx.GraphModule, example_inputs: list[Any], weights: dict[int, torch.Tensor] | None = None
+) -> Captured:
     """Import an AOTAutograd forward graph. Placeholders listed in ``weights`` (index -> the real tensor) become
     constants held by reference; every other placeholder is a graph input."""
     t0 = time.perf_counter()
@@ -45,8 +46,9 @@ def import_aot_graph(gm: fx.GraphModule, example_inputs: list[Any],
             continue
         val = node.meta.get("val", ex)
         if isinstance(val, torch.Tensor):
-            placeholders[node.name] = graph.add_input([dim_of(d) for d in val.shape], DType.from_torch(val.dtype),
-                                                      device_str(val.device), name=node.name)
+            placeholders[node.name] = graph.add_input(
+                [dim_of(d) for d in val.shape], DType.from_torch(val.dtype), device_str(val.device), name=node.name
+            )
         else:  # a symbolic size passed in by Dynamo: named by its symbol, so tensor dims "s0" refer to it
             placeholders[node.name] = graph.add_input((), DType.i64, "cpu", kind="sym", name=str(val))
     outs, stats = import_fx(gm, placeholders, graph)
@@ -82,8 +84,9 @@ class Watch(Protocol):
     def changed(self, current: Sequence[torch.Tensor]) -> Mapping[str, torch.Tensor] | None: ...
 
 
-def make_backend(compile_fn: CompileFn, *, watch: Callable[[list[str], list[torch.Tensor]], Watch] | None = None
-                 ) -> Callable[[fx.GraphModule, list[Any]], Callable[..., Any]]:
+def make_backend(
+    compile_fn: CompileFn, *, watch: Callable[[list[str], list[torch.Tensor]], Watch] | None = None
+) -> Callable[[fx.GraphModule, list[Any]], Callable[..., Any]]:
     """A torch.compile backend that lowers every Dynamo region through ``compile_fn``. Parameters and buffers
     are compiled as constants; given ``watch`` (the caller's weight watch; None when frozen), each call compares
     them with what they were and a change re-derives and re-packs what came from them (``Lowered.refresh``)."""
@@ -143,8 +146,14 @@ def make_backend(compile_fn: CompileFn, *, watch: Callable[[list[str], list[torc
     return backend
 
 
-def compile_with_dynamo(module: torch.nn.Module, compile_fn: CompileFn, *, dynamic: bool, recompile_limit: int,
-                        watch: Callable[[list[str], list[torch.Tensor]], Watch] | None = None) -> Callable[..., Any]:
+def compile_with_dynamo(
+    module: torch.nn.Module,
+    compile_fn: CompileFn,
+    *,
+    dynamic: bool,
+    recompile_limit: int,
+    watch: Callable[[list[str], list[torch.Tensor]], Watch] | None = None,
+) -> Callable[..., Any]:
     """torch.compile with our backend; Dynamo's own recompile limit is raised to at least ours, so its cliff
     (the whole frame back to eager) never comes before our variant cache's own bound."""
     import torch._dynamo as dynamo
@@ -153,8 +162,9 @@ def compile_with_dynamo(module: torch.nn.Module, compile_fn: CompileFn, *, dynam
     return torch.compile(module, backend=make_backend(compile_fn, watch=watch), dynamic=dynamic)
 
 
-def first_call(dyn: Callable[..., Any], args: tuple, kwargs: dict, *, dynamic: bool,
-               on_retry: Callable[[], None]) -> Any:
+def first_call(
+    dyn: Callable[..., Any], args: tuple, kwargs: dict, *, dynamic: bool, on_retry: Callable[[], None]
+) -> Any:
     """The call that makes Dynamo compile. With ``dynamic``, size-1 dims are traced size-obliviously first, so
     a first call with batch 1 does not pin the batch (Dynamo specialises sizes 0 and 1 otherwise); a model that
     needs them static is traced again as usual. Torch's internal tracebacks stay off stderr."""

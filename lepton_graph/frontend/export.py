@@ -64,16 +64,19 @@ def _export(module: torch.nn.Module, args: tuple, kwargs: dict, dynamic: bool) -
         if has_ones:
             try:
                 with fx_config.patch(backed_size_oblivious=True):
-                    return torch.export.export(module, args, kwargs, strict=False,
-                                               dynamic_shapes=_dynamic_shapes(module, args, kwargs, 1))
+                    return torch.export.export(
+                        module, args, kwargs, strict=False, dynamic_shapes=_dynamic_shapes(module, args, kwargs, 1)
+                    )
             except Exception:  # noqa: BLE001 - a size-1 dim the model relies on: trace it static below
                 pass
-        return torch.export.export(module, args, kwargs, strict=False,
-                                   dynamic_shapes=_dynamic_shapes(module, args, kwargs, 2))
+        return torch.export.export(
+            module, args, kwargs, strict=False, dynamic_shapes=_dynamic_shapes(module, args, kwargs, 2)
+        )
 
 
-def capture_export(module: torch.nn.Module, args: tuple, kwargs: dict, flat_inputs: Sequence[Any],
-                   dynamic: bool = False) -> Captured:
+def capture_export(
+    module: torch.nn.Module, args: tuple, kwargs: dict, flat_inputs: Sequence[Any], dynamic: bool = False
+) -> Captured:
     """Export ``module`` and import it; graph inputs follow the order of ``flat_inputs`` (matched by identity)."""
     t0 = time.perf_counter()
     try:
@@ -82,8 +85,10 @@ def capture_export(module: torch.nn.Module, args: tuple, kwargs: dict, flat_inpu
     except Exception as e:
         raise CaptureError(f"torch.export failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
     if random := _random_ops(ep):
-        raise CaptureError(f"random ops ({', '.join(random)}): torch.export drops the Python-side RNG calls around "
-                           "them (torch.manual_seed, set_rng_state); Dynamo keeps them in order")
+        raise CaptureError(
+            f"random ops ({', '.join(random)}): torch.export drops the Python-side RNG calls around "
+            "them (torch.manual_seed, set_rng_state); Dynamo keeps them in order"
+        )
     if _has_mutation(ep):
         ep = ep.run_decompositions({})  # functionalise: in-place ops become copies plus write-backs
     try:
@@ -147,8 +152,12 @@ def _import_program(ep: ExportedProgram, flat_inputs: Sequence[Any]) -> tuple[Gr
     for i, x in enumerate(tensor_inputs):
         node = by_pos.get(i)
         val = node.meta["val"] if node is not None else x
-        v = graph.add_input([dim_of(d) for d in val.shape], DType.from_torch(x.dtype), device_str(x.device),
-                            name=node.name if node is not None else f"unused{i}")
+        v = graph.add_input(
+            [dim_of(d) for d in val.shape],
+            DType.from_torch(x.dtype),
+            device_str(x.device),
+            name=node.name if node is not None else f"unused{i}",
+        )
         if node is not None:
             placeholders[node.name] = v
     for n, val in zip(user_nodes, ep_vals):

@@ -27,6 +27,7 @@ def converts(*targets: Any) -> Callable[[Callable], Callable]:
         for t in targets:
             CONVERTERS[t] = fn
         return fn
+
     return deco
 
 
@@ -84,15 +85,19 @@ class Importer:
             return Ref(len(syms) - 1)
         return arg
 
-    def emit(self, op: Op, inputs: Sequence[Value], attrs: Mapping[str, Any] | None = None,
-             syms: Sequence[Value] = ()) -> Value | list[Value]:
+    def emit(
+        self, op: Op, inputs: Sequence[Value], attrs: Mapping[str, Any] | None = None, syms: Sequence[Value] = ()
+    ) -> Value | list[Value]:
         """Add a node whose output types are taken from the FX node being converted."""
         assert self.node is not None
         specs = self._out_specs(self.node)
         outs = [Value(self.g.fresh(), s, dt, dev, kind=k) for s, dt, dev, k in specs]
         node = self.g.add_node(op, inputs, attrs, outputs=outs, syms=syms)
-        return node.outputs[0] if len(node.outputs) == 1 and not isinstance(self.node.meta.get("val"), (tuple, list)) \
+        return (
+            node.outputs[0]
+            if len(node.outputs) == 1 and not isinstance(self.node.meta.get("val"), (tuple, list))
             else list(node.outputs)
+        )
 
     # -- the walk
     def run(self, gm: fx.GraphModule, placeholders: Mapping[str, Value | torch.Tensor]) -> list[Any]:

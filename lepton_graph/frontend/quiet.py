@@ -8,8 +8,15 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-_TORCH_LOGGERS = ("torch._subclasses.fake_tensor", "torch._dynamo", "torch._export", "torch.export",
-                  "torch.fx.experimental.symbolic_shapes", "torch._functorch", "torch._guards")
+_TORCH_LOGGERS = (
+    "torch._subclasses.fake_tensor",
+    "torch._dynamo",
+    "torch._export",
+    "torch.export",
+    "torch.fx.experimental.symbolic_shapes",
+    "torch._functorch",
+    "torch._guards",
+)
 
 
 @contextlib.contextmanager

@@ -52,14 +52,34 @@ class DType(enum.Enum):
 
 
 _ITEMSIZE = {
-    DType.f64: 8, DType.f32: 4, DType.f16: 2, DType.bf16: 2, DType.f8e4m3: 1, DType.f8e5m2: 1,
-    DType.i64: 8, DType.i32: 4, DType.i16: 2, DType.i8: 1, DType.u8: 1, DType.i4: 0.5,
-    DType.bool: 1, DType.c64: 8,
+    DType.f64: 8,
+    DType.f32: 4,
+    DType.f16: 2,
+    DType.bf16: 2,
+    DType.f8e4m3: 1,
+    DType.f8e5m2: 1,
+    DType.i64: 8,
+    DType.i32: 4,
+    DType.i16: 2,
+    DType.i8: 1,
+    DType.u8: 1,
+    DType.i4: 0.5,
+    DType.bool: 1,
+    DType.c64: 8,
 }
 _TO_TORCH = {
-    DType.f64: torch.float64, DType.f32: torch.float32, DType.f16: torch.float16,
-    DType.bf16: torch.bfloat16, DType.f8e4m3: torch.float8_e4m3fn, DType.f8e5m2: torch.float8_e5m2,
-    DType.i64: torch.int64, DType.i32: torch.int32, DType.i16: torch.int16, DType.i8: torch.int8,
-    DType.u8: torch.uint8, DType.bool: torch.bool, DType.c64: torch.complex64,
+    DType.f64: torch.float64,
+    DType.f32: torch.float32,
+    DType.f16: torch.float16,
+    DType.bf16: torch.bfloat16,
+    DType.f8e4m3: torch.float8_e4m3fn,
+    DType.f8e5m2: torch.float8_e5m2,
+    DType.i64: torch.int64,
+    DType.i32: torch.int32,
+    DType.i16: torch.int16,
+    DType.i8: torch.int8,
+    DType.u8: torch.uint8,
+    DType.bool: torch.bool,
+    DType.c64: torch.complex64,
 }
 _FROM_TORCH = {v: k for k, v in _TO_TORCH.items()}

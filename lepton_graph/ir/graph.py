@@ -149,8 +149,9 @@ class Graph:
     def fresh(self, prefix: str = "v") -> str:
         return f"{prefix}{next(self._ids)}"
 
-    def add_input(self, shape: Iterable[Dim], dtype: DType, device: str = "cpu", kind: str = "tensor",
-                  name: str | None = None) -> Value:
+    def add_input(
+        self, shape: Iterable[Dim], dtype: DType, device: str = "cpu", kind: str = "tensor", name: str | None = None
+    ) -> Value:
         v = Value(name or self.fresh("in"), tuple(shape), dtype, device, kind=kind)
         self.inputs.append(v)
         return v
@@ -213,8 +214,14 @@ class Graph:
             raise StructureChanged(f"the graph's structure depends on the values of {sorted(dirty & self.pinned)}")
         return dirty
 
-    def make_node(self, op: Op, inputs: Iterable[Value], attrs: Mapping[str, Any] | None = None,
-                  outputs: list[Value] | None = None, syms: Iterable[Value] = ()) -> Node:
+    def make_node(
+        self,
+        op: Op,
+        inputs: Iterable[Value],
+        attrs: Mapping[str, Any] | None = None,
+        outputs: list[Value] | None = None,
+        syms: Iterable[Value] = (),
+    ) -> Node:
         """Create a node (not yet placed); outputs are inferred from the op registry unless given."""
         from .registry import OPS, infer_outputs
 
@@ -223,17 +230,26 @@ class Graph:
             raise KeyError(f"op {op.value} is not registered")
         node.attrs = OPS[op].normalize_attrs(node.attrs, f"node {node.name}")
         if outputs is None:
-            outputs = [Value(self.fresh(), s, dt, dev) if kind == "tensor" else
-                       Value(self.fresh(), (), DType.i64, dev, kind="sym")
-                       for s, dt, dev, kind in infer_outputs(node)]
+            outputs = [
+                Value(self.fresh(), s, dt, dev)
+                if kind == "tensor"
+                else Value(self.fresh(), (), DType.i64, dev, kind="sym")
+                for s, dt, dev, kind in infer_outputs(node)
+            ]
         for v in outputs:
             v.producer = node
         node.outputs = outputs
         return node
 
-    def add_node(self, op: Op, inputs: Iterable[Value], attrs: Mapping[str, Any] | None = None,
-                 outputs: list[Value] | None = None, syms: Iterable[Value] = (),
-                 before: Node | None = None) -> Node:
+    def add_node(
+        self,
+        op: Op,
+        inputs: Iterable[Value],
+        attrs: Mapping[str, Any] | None = None,
+        outputs: list[Value] | None = None,
+        syms: Iterable[Value] = (),
+        before: Node | None = None,
+    ) -> Node:
         node = self.make_node(op, inputs, attrs, outputs, syms)
         if before is None:
             self.nodes.append(node)
@@ -284,6 +300,7 @@ class Graph:
 
     def __str__(self) -> str:
         from .printer import format_graph
+
         return format_graph(self)
 
 

@@ -9,8 +9,11 @@ from .graph import Graph, Node, Value
 from .registry import run_reference
 
 
-def interpret(graph: Graph, inputs: Sequence[Any], observe: Callable[[Node, list[Any], Any], None] | None = None,
-              ) -> list[Any]:
+def interpret(
+    graph: Graph,
+    inputs: Sequence[Any],
+    observe: Callable[[Node, list[Any], Any], None] | None = None,
+) -> list[Any]:
     """Run ``graph`` on ``inputs``; ``observe(node, args, out)`` sees every node's arguments and result."""
     if len(inputs) != len(graph.inputs):
         raise ValueError(f"graph takes {len(graph.inputs)} inputs, got {len(inputs)}")

@@ -96,14 +96,47 @@ class Op(enum.Enum):
 
 
 class OpGroup:
-    UNARY = frozenset({
-        Op.NEG, Op.ABS, Op.EXP, Op.LOG, Op.SQRT, Op.RSQRT, Op.ERF, Op.TANH, Op.SIGMOID, Op.RELU,
-        Op.GELU, Op.SILU, Op.SIN, Op.COS, Op.RECIPROCAL, Op.LOGICAL_NOT, Op.CLAMP, Op.CAST,
-    })
-    BINARY = frozenset({
-        Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAXIMUM, Op.MINIMUM, Op.EQ, Op.NE, Op.LT, Op.LE,
-        Op.GT, Op.GE, Op.LOGICAL_AND, Op.LOGICAL_OR,
-    })
+    UNARY = frozenset(
+        {
+            Op.NEG,
+            Op.ABS,
+            Op.EXP,
+            Op.LOG,
+            Op.SQRT,
+            Op.RSQRT,
+            Op.ERF,
+            Op.TANH,
+            Op.SIGMOID,
+            Op.RELU,
+            Op.GELU,
+            Op.SILU,
+            Op.SIN,
+            Op.COS,
+            Op.RECIPROCAL,
+            Op.LOGICAL_NOT,
+            Op.CLAMP,
+            Op.CAST,
+        }
+    )
+    BINARY = frozenset(
+        {
+            Op.ADD,
+            Op.SUB,
+            Op.MUL,
+            Op.DIV,
+            Op.POW,
+            Op.MAXIMUM,
+            Op.MINIMUM,
+            Op.EQ,
+            Op.NE,
+            Op.LT,
+            Op.LE,
+            Op.GT,
+            Op.GE,
+            Op.LOGICAL_AND,
+            Op.LOGICAL_OR,
+        }
+    )
     ELEMENTWISE = UNARY | BINARY | {Op.WHERE}
     COMMUTATIVE = frozenset({Op.ADD, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.EQ, Op.NE, Op.LOGICAL_AND, Op.LOGICAL_OR})
     COMPARISON = frozenset({Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE})

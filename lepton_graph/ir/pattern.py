@@ -24,8 +24,16 @@ from .ops import Op
 class P:
     """A pattern node."""
 
-    def __init__(self, op: Op | Iterable[Op] | None, *inputs: P, name: str | None = None, shared: bool = False,
-                 nargs: int | None = None, variadic: bool = False, **attrs: Any) -> None:
+    def __init__(
+        self,
+        op: Op | Iterable[Op] | None,
+        *inputs: P,
+        name: str | None = None,
+        shared: bool = False,
+        nargs: int | None = None,
+        variadic: bool = False,
+        **attrs: Any,
+    ) -> None:
         self.ops = None if op is None else frozenset([op] if isinstance(op, Op) else op)
         self.inputs = inputs
         self.name = name
@@ -76,8 +84,9 @@ class Match:
     def node(self, name: str) -> Node:
         return self.nodes[name]
 
-    def emit(self, op: Op, inputs: Sequence[Value], attrs: dict[str, Any] | None = None,
-             syms: Sequence[Value] = ()) -> Value:
+    def emit(
+        self, op: Op, inputs: Sequence[Value], attrs: dict[str, Any] | None = None, syms: Sequence[Value] = ()
+    ) -> Value:
         """Add a node just before the match's root (so its inputs are already defined) and return its output."""
         return self.graph.add_node(op, inputs, attrs, syms=syms, before=self.root).out
 
@@ -189,4 +198,3 @@ def rewrite(graph: Graph, rules: Rules, max_steps: int = 20) -> dict[str, int]:
         if not changed:
             break
     return fired
-

@@ -33,8 +33,9 @@ class OpDef:
     def normalize_attrs(self, given: Mapping[str, Any], where: str) -> dict[str, Any]:
         unknown = set(given) - set(self.attrs)
         if unknown and self.op is not Op.FALLBACK:
-            raise TypeError(f"{where}: op {self.op.value} has no attribute(s) {sorted(unknown)}; "
-                            f"it takes {sorted(self.attrs)}")
+            raise TypeError(
+                f"{where}: op {self.op.value} has no attribute(s) {sorted(unknown)}; it takes {sorted(self.attrs)}"
+            )
         out = dict(given)
         for name, default in self.attrs.items():
             if name not in out:
@@ -48,8 +49,13 @@ OPS: dict[Op, OpDef] = {}
 REQUIRED = _REQUIRED
 
 
-def register_op(op: Op, *, inputs: int | tuple[int, int] = 1, attrs: Mapping[str, Any] | None = None,
-                infer: Callable[[Node], list[OutSpec]] | None = None) -> Callable[[Callable], Callable]:
+def register_op(
+    op: Op,
+    *,
+    inputs: int | tuple[int, int] = 1,
+    attrs: Mapping[str, Any] | None = None,
+    infer: Callable[[Node], list[OutSpec]] | None = None,
+) -> Callable[[Callable], Callable]:
     """Decorator on the torch reference implementation: ``@register_op(Op.RELU) def relu(x): ...``."""
     n = (inputs, inputs) if isinstance(inputs, int) else inputs
 
@@ -64,6 +70,7 @@ def register_op(op: Op, *, inputs: int | tuple[int, int] = 1, attrs: Mapping[str
 
 def resolve_attrs(attrs: Mapping[str, Any], syms: list[Any]) -> dict[str, Any]:
     """Replace Ref(i) entries (also inside lists/tuples) with the run-time symbolic values."""
+
     def sub(a: Any) -> Any:
         if isinstance(a, Ref):
             return syms[a.index]
@@ -72,6 +79,7 @@ def resolve_attrs(attrs: Mapping[str, Any], syms: list[Any]) -> dict[str, Any]:
         if isinstance(a, dict):
             return {k: sub(x) for k, x in a.items()}
         return a
+
     return {k: sub(v) for k, v in attrs.items()}
 
 
@@ -125,8 +133,12 @@ def infer_by_meta(node: Node) -> list[OutSpec]:
             return int(run_reference(p, [], [sym_hint(s) for s in p.syms]))
         return hint(v.name)
 
-    args = [torch.empty([hint(s) for s in v.shape], dtype=v.dtype.to_torch(), device="meta")
-            if v.kind == "tensor" else sym_hint(v) for v in node.inputs]
+    args = [
+        torch.empty([hint(s) for s in v.shape], dtype=v.dtype.to_torch(), device="meta")
+        if v.kind == "tensor"
+        else sym_hint(v)
+        for v in node.inputs
+    ]
     syms = [sym_hint(v) for v in node.syms]
     device = next((v.device for v in node.inputs if v.kind == "tensor"), "cpu")
     out = run_reference(node, args, syms)

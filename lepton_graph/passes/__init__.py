@@ -41,9 +41,13 @@ class PassError(RuntimeError):
     pass
 
 
-def run_pipeline(graph: Graph, opts: PassOptions | None = None, passes: Sequence[Pass] | None = None,
-                 example_inputs: Sequence[Any] | None = None, reference: Sequence[Any] | None = None,
-                 ) -> tuple[Graph, list[PassRecord]]:
+def run_pipeline(
+    graph: Graph,
+    opts: PassOptions | None = None,
+    passes: Sequence[Pass] | None = None,
+    example_inputs: Sequence[Any] | None = None,
+    reference: Sequence[Any] | None = None,
+) -> tuple[Graph, list[PassRecord]]:
     """Run ``passes`` (default PIPELINE); verify after each; given example inputs (LEPTON_VERIFY), measure each
     pass's numeric drift against ``reference`` (the outputs of the graph before the pipeline)."""
     opts = opts or PassOptions()
@@ -64,16 +68,35 @@ def run_pipeline(graph: Graph, opts: PassOptions | None = None, passes: Sequence
             raise PassError(f"pass {p.__name__} failed (after {', '.join(done) or 'no passes'}): {e}") from e
         seconds = time.perf_counter() - t0
         after = estimate(graph) if result.changed else est
-        rec = PassRecord(p.__name__, seconds, before, len(graph.nodes), result.changed, result.stats,
-                         est.kernels, after.kernels, est.bytes_moved, after.bytes_moved)
+        rec = PassRecord(
+            p.__name__,
+            seconds,
+            before,
+            len(graph.nodes),
+            result.changed,
+            result.stats,
+            est.kernels,
+            after.kernels,
+            est.bytes_moved,
+            after.bytes_moved,
+        )
         est = after
         if reference is not None and example_inputs is not None:
-            rec.drift = drift(reference, interpret(graph, example_inputs)) if result.changed else \
-                (records[-1].drift if records else 0.0)
+            rec.drift = (
+                drift(reference, interpret(graph, example_inputs))
+                if result.changed
+                else (records[-1].drift if records else 0.0)
+            )
         records.append(rec)
         done.append(p.__name__)
-        log.log("passes", "after %s (%d -> %d nodes):\n%s", p.__name__, before, len(graph.nodes),
-                log.Lazy(functools.partial(format_graph, graph)))
+        log.log(
+            "passes",
+            "after %s (%d -> %d nodes):\n%s",
+            p.__name__,
+            before,
+            len(graph.nodes),
+            log.Lazy(functools.partial(format_graph, graph)),
+        )
     return graph, records
 
 

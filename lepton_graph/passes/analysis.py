@@ -65,8 +65,9 @@ def is_view(node: Node, env: dict[Value, Any]) -> bool:
         return False
     outs = [env.get(v) for v in node.outputs]
     ins = [env.get(v) for v in node.inputs]
-    return bool(outs) and all(isinstance(o, torch.Tensor) and (o._base is not None or any(o is i for i in ins))
-                              for o in outs)
+    return bool(outs) and all(
+        isinstance(o, torch.Tensor) and (o._base is not None or any(o is i for i in ins)) for o in outs
+    )
 
 
 def estimate(graph: Graph) -> CostSummary:

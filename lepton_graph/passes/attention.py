@@ -68,8 +68,12 @@ def _to_sdpa(m: Match) -> Value | None:
 
 def _repeat_kv(name: str) -> P:
     """HF's repeat_kv: x[:, :, None].expand(b, h_kv, n_rep, s, d).reshape(b, h_kv * n_rep, s, d)."""
-    return P(Op.RESHAPE, P(Op.EXPAND, P(Op.UNSQUEEZE, P.var(name), name=f"{name}_u"), name=f"{name}_e"),
-             name=f"{name}_r", shared=True)
+    return P(
+        Op.RESHAPE,
+        P(Op.EXPAND, P(Op.UNSQUEEZE, P.var(name), name=f"{name}_u"), name=f"{name}_e"),
+        name=f"{name}_r",
+        shared=True,
+    )
 
 
 def _is_head_repeat(m: Match, name: str) -> int | None:
@@ -112,13 +116,21 @@ def _drop_noop_mask(m: Match) -> Value | None:
     return m.emit(Op.SDPA, list(m.root.inputs[:3]), dict(m.root.attrs))
 
 
-attention_rules = Rules([
-    (_pattern, _to_sdpa, "matmul-scale-mask-softmax-matmul -> sdpa"),
-    (P(Op.SDPA, P.var("q"), _repeat_kv("k"), _repeat_kv("v"), variadic=True, enable_gqa=False), _to_gqa,
-     "sdpa(q, repeat_kv(k), repeat_kv(v)) -> sdpa(q, k, v, gqa)"),
-    (P(Op.SDPA, P.var("q"), P.var("k"), P.var("v"), P.var("mask")), _drop_noop_mask,
-     "sdpa(q, k, v, keep-all mask) -> sdpa(q, k, v)"),
-])
+attention_rules = Rules(
+    [
+        (_pattern, _to_sdpa, "matmul-scale-mask-softmax-matmul -> sdpa"),
+        (
+            P(Op.SDPA, P.var("q"), _repeat_kv("k"), _repeat_kv("v"), variadic=True, enable_gqa=False),
+            _to_gqa,
+            "sdpa(q, repeat_kv(k), repeat_kv(v)) -> sdpa(q, k, v, gqa)",
+        ),
+        (
+            P(Op.SDPA, P.var("q"), P.var("k"), P.var("v"), P.var("mask")),
+            _drop_noop_mask,
+            "sdpa(q, k, v, keep-all mask) -> sdpa(q, k, v)",
+        ),
+    ]
+)
 
 
 def recognize_attention(graph: Graph, opts: PassOptions) -> PassResult:

@@ -35,8 +35,11 @@ def fold_constants(graph: Graph, opts: PassOptions) -> PassResult:
             continue
         graph.replace_all_uses(n.out, graph.add_derived(_evaluator(n), n.inputs, f"{n.out.name}_folded"))
         folded += 1
-    gathers = sum(_constant_index_to_gather(graph, n) for n in list(graph.nodes)
-                  if n.op is Op.FALLBACK and n.attrs.get("target") == "aten::index.Tensor")
+    gathers = sum(
+        _constant_index_to_gather(graph, n)
+        for n in list(graph.nodes)
+        if n.op is Op.FALLBACK and n.attrs.get("target") == "aten::index.Tensor"
+    )
     if folded or gathers:
         graph.remove_dead()
     return PassResult(graph, folded + gathers > 0, {"folded": folded, "index_to_gather": gathers})
@@ -48,6 +51,7 @@ def _evaluator(n: Node):  # noqa: ANN202
             t = run_reference(n, list(ts), [])
         # a strided view of a weight is materialised; a contiguous one stays a view of the weight's storage
         return t.contiguous() if t._base is not None and not t.is_contiguous() else t
+
     return evaluate
 
 
@@ -74,13 +78,13 @@ def _constant_index_to_gather(graph: Graph, n: Node) -> bool:
         bshape = torch.broadcast_shapes(*(t.shape for t in ts))
     except RuntimeError:
         return False
-    sizes = [int(d) for d in x.shape[:len(ts)]]
+    sizes = [int(d) for d in x.shape[: len(ts)]]
     flat = torch.zeros(bshape, dtype=torch.int64)
     for t, size in zip(ts, sizes, strict=True):
         if size == 0 or bool(((t < -size) | (t >= size)).any()):
             return False
         flat = flat * size + torch.remainder(t.long(), size)
-    rest = [int(d) for d in x.shape[len(ts):]]
+    rest = [int(d) for d in x.shape[len(ts) :]]
     if list(n.out.shape) != [*bshape, *rest]:
         return False
     rows = graph.add_node(Op.RESHAPE, [x], {"shape": [math.prod(sizes), *rest]}, before=n).out
@@ -147,16 +151,30 @@ def _fold_bn_into_linear(m: Match) -> Value | None:
 
 
 _bias = P.const()
-bn_rules = Rules([
-    (P(Op.BATCH_NORM, P(Op.CONV2D, P.var("x"), P.const("w"), name="conv"), variadic=True),
-     _fold_bn_into_conv, "conv(x,w)+bn -> conv(x,w',b')"),
-    (P(Op.BATCH_NORM, P(Op.CONV2D, P.var("x"), P.const("w"), _bias, name="conv"), variadic=True),
-     _fold_bn_into_conv, "conv(x,w,b)+bn -> conv(x,w',b')"),
-    (P(Op.BATCH_NORM, P(Op.LINEAR, P.var("x"), P.const("w"), name="lin"), variadic=True),
-     _fold_bn_into_linear, "linear(x,w)+bn -> linear(x,w',b')"),
-    (P(Op.BATCH_NORM, P(Op.LINEAR, P.var("x"), P.const("w"), _bias, name="lin"), variadic=True),
-     _fold_bn_into_linear, "linear(x,w,b)+bn -> linear(x,w',b')"),
-])
+bn_rules = Rules(
+    [
+        (
+            P(Op.BATCH_NORM, P(Op.CONV2D, P.var("x"), P.const("w"), name="conv"), variadic=True),
+            _fold_bn_into_conv,
+            "conv(x,w)+bn -> conv(x,w',b')",
+        ),
+        (
+            P(Op.BATCH_NORM, P(Op.CONV2D, P.var("x"), P.const("w"), _bias, name="conv"), variadic=True),
+            _fold_bn_into_conv,
+            "conv(x,w,b)+bn -> conv(x,w',b')",
+        ),
+        (
+            P(Op.BATCH_NORM, P(Op.LINEAR, P.var("x"), P.const("w"), name="lin"), variadic=True),
+            _fold_bn_into_linear,
+            "linear(x,w)+bn -> linear(x,w',b')",
+        ),
+        (
+            P(Op.BATCH_NORM, P(Op.LINEAR, P.var("x"), P.const("w"), _bias, name="lin"), variadic=True),
+            _fold_bn_into_linear,
+            "linear(x,w,b)+bn -> linear(x,w',b')",
+        ),
+    ]
+)
 
 
 def fold_batchnorm(graph: Graph, opts: PassOptions) -> PassResult:

@@ -43,8 +43,9 @@ def _why_not_eltwise(n: Node, shape: tuple, taken: set[Node]) -> str | None:
     return None
 
 
-def _epilogue(root: Node, users: dict[Value, list[Node]], taken: set[Node], graph: Graph, opts: PassOptions,
-              why: _Refusals) -> list[Node]:
+def _epilogue(
+    root: Node, users: dict[Value, list[Node]], taken: set[Node], graph: Graph, opts: PassOptions, why: _Refusals
+) -> list[Node]:
     group = [root]
     cur = root
     shape = tuple(root.out.shape)
@@ -102,8 +103,9 @@ def _eltwise_groups(graph: Graph, users: dict[Value, list[Node]], taken: set[Nod
             n = parent[n]
         return n
 
-    cands = [n for n in graph.nodes if n not in taken and n.op in OpGroup.ELEMENTWISE and len(n.outputs) == 1
-             and not n.syms]
+    cands = [
+        n for n in graph.nodes if n not in taken and n.op in OpGroup.ELEMENTWISE and len(n.outputs) == 1 and not n.syms
+    ]
     for n in cands:
         parent[n] = n
     for n in cands:
@@ -152,8 +154,9 @@ def make_fused(graph: Graph, nodes: Iterable[Node], kind: str, users: dict[Value
     graph_outs = set(graph.outputs)
     for n in nodes:
         new_outs = [Value(body.fresh(), v.shape, v.dtype, v.device, kind=v.kind) for v in n.outputs]
-        copy = body.add_node(n.op, [vmap[v] for v in n.inputs], dict(n.attrs), outputs=new_outs,
-                             syms=[vmap[v] for v in n.syms])
+        copy = body.add_node(
+            n.op, [vmap[v] for v in n.inputs], dict(n.attrs), outputs=new_outs, syms=[vmap[v] for v in n.syms]
+        )
         for old, new in zip(n.outputs, copy.outputs):
             vmap[old] = new
             if old in graph_outs or any(u not in members for u in users.get(old, [])):
@@ -181,8 +184,9 @@ def fuse(graph: Graph, opts: PassOptions) -> PassResult:
         if len(group) < 2:
             return  # nothing to fuse (the reason, if any, was recorded while growing it)
         if not _convex(graph, set(group), users):
-            why(group[0], group[-1], f"{kind} group would not be convex (a path leaves it and comes back)",
-                "not convex")
+            why(
+                group[0], group[-1], f"{kind} group would not be convex (a path leaves it and comes back)", "not convex"
+            )
             return
         taken.update(group)
         groups.append((group, kind))

@@ -37,10 +37,15 @@ def _merge_chain(m: Match) -> Value | None:
 
 
 _lin_inner = P(Op.LINEAR, P.var("x"), P.const(), variadic=True, name="inner")
-chain_rules = Rules([
-    (P(Op.LINEAR, _lin_inner, P.const(), variadic=True), lambda m: _merge_chain(m) if _consts(m) else None,
-     "linear(linear(x)) -> linear(x)"),
-])
+chain_rules = Rules(
+    [
+        (
+            P(Op.LINEAR, _lin_inner, P.const(), variadic=True),
+            lambda m: _merge_chain(m) if _consts(m) else None,
+            "linear(linear(x)) -> linear(x)",
+        ),
+    ]
+)
 
 
 def _consts(m: Match) -> bool:

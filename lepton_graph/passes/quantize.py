@@ -45,11 +45,14 @@ class QuantConfig:
         object.__setattr__(self, "exclude", tuple(self.exclude))
         for where, s in [("scheme", self.scheme), *((f"layers[{k!r}]", v) for k, v in self.layers.items())]:
             if s not in SCHEMES + FLOAT:
-                raise ValueError(f"quantize: {where} is {s!r}; known schemes: {', '.join(SCHEMES)} (or 'fp32' per "
-                                 "layer)")
+                raise ValueError(
+                    f"quantize: {where} is {s!r}; known schemes: {', '.join(SCHEMES)} (or 'fp32' per layer)"
+                )
             if s in SCHEMES and s not in AVAILABLE:
-                raise NotImplementedError(f"quantize: scheme {s!r} ({where}) is not available in this version; "
-                                          f"available: {', '.join(AVAILABLE)}")
+                raise NotImplementedError(
+                    f"quantize: scheme {s!r} ({where}) is not available in this version; "
+                    f"available: {', '.join(AVAILABLE)}"
+                )
 
     @staticmethod
     def of(spec: Any) -> QuantConfig | None:
@@ -58,8 +61,10 @@ class QuantConfig:
             return spec
         if isinstance(spec, str):
             return QuantConfig(spec)
-        raise TypeError(f"quantize must be a scheme name ({', '.join(SCHEMES)}) or a lepton_graph.QuantConfig, "
-                        f"not {type(spec).__name__}")
+        raise TypeError(
+            f"quantize must be a scheme name ({', '.join(SCHEMES)}) or a lepton_graph.QuantConfig, "
+            f"not {type(spec).__name__}"
+        )
 
     def scheme_for(self, names: list[str]) -> tuple[str, str]:
         """(scheme, why) for a layer known by ``names``."""
@@ -160,5 +165,8 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
     if any(e["scheme"] != "fp32" for e in layers):
         graph.remove_dead()
     graph.meta["quantization"] = {"scheme": cfg.scheme, "layers": layers}
-    return PassResult(graph, any(e["scheme"] != "fp32" for e in layers),
-                      {"quantized": sum(e["scheme"] != "fp32" for e in layers), "layers": len(layers)})
+    return PassResult(
+        graph,
+        any(e["scheme"] != "fp32" for e in layers),
+        {"quantized": sum(e["scheme"] != "fp32" for e in layers), "layers": len(layers)},
+    )

@@ -115,9 +115,13 @@ def _drop_empty_cat_inputs(m: Match) -> Value | None:
     # cat(x, empty) -> x   (an empty KV-cache past concatenated with the new keys)
     node = m.root
     dim = node.attrs["dim"] % node.out.rank if node.out.rank else 0
-    keep = [v for v in node.inputs  # torch.cat also skips 1-d empty tensors of any other rank (legacy rule)
-            if not ((v.rank == node.out.rank and isinstance(v.shape[dim], int) and v.shape[dim] == 0)
-                    or tuple(v.shape) == (0,))]
+    keep = [
+        v
+        for v in node.inputs  # torch.cat also skips 1-d empty tensors of any other rank (legacy rule)
+        if not (
+            (v.rank == node.out.rank and isinstance(v.shape[dim], int) and v.shape[dim] == 0) or tuple(v.shape) == (0,)
+        )
+    ]
     if len(keep) == len(node.inputs) or not keep:
         return None
     if len(keep) == 1:
@@ -132,53 +136,83 @@ def _approx(value: float) -> object:
 def _gelu(approximate: str) -> object:
     def build(m: Match) -> Value | None:
         return m.emit(Op.GELU, [m["x"]], {"approximate": approximate}) if m.root.out.shape == m["x"].shape else None
+
     return build
 
 
 _x = P.var("x")
 # 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))  (GPT-2's gelu_new / NewGELUActivation)
-_tanh_inner = P(Op.TANH, P(Op.MUL, P(Op.ADD, _x, P(Op.MUL, P(Op.POW, _x, scalar=3.0), scalar=_approx(0.044715))),
-                           scalar=_approx((2.0 / 3.141592653589793) ** 0.5)))
-_gelu_tanh = [P(Op.MUL, P(Op.MUL, _x, scalar=0.5), P(Op.ADD, _tanh_inner, scalar=1.0)),
-              P(Op.MUL, P(Op.ADD, _tanh_inner, scalar=1.0), P(Op.MUL, _x, scalar=0.5))]
+_tanh_inner = P(
+    Op.TANH,
+    P(
+        Op.MUL,
+        P(Op.ADD, _x, P(Op.MUL, P(Op.POW, _x, scalar=3.0), scalar=_approx(0.044715))),
+        scalar=_approx((2.0 / 3.141592653589793) ** 0.5),
+    ),
+)
+_gelu_tanh = [
+    P(Op.MUL, P(Op.MUL, _x, scalar=0.5), P(Op.ADD, _tanh_inner, scalar=1.0)),
+    P(Op.MUL, P(Op.ADD, _tanh_inner, scalar=1.0), P(Op.MUL, _x, scalar=0.5)),
+]
 # 0.5*x*(1 + erf(x/sqrt(2)))  (BERT-style gelu written out)
-_erf = P.any_of(P(Op.ERF, P(Op.DIV, _x, scalar=_approx(2 ** 0.5), reverse=False, rounding_mode=None)),
-                P(Op.ERF, P(Op.MUL, _x, scalar=_approx(2 ** -0.5))))
-_gelu_erf = [P(Op.MUL, P(Op.MUL, _x, scalar=0.5), P(Op.ADD, _erf, scalar=1.0)),
-             P(Op.MUL, P(Op.MUL, _x, P(Op.ADD, _erf, scalar=1.0)), scalar=0.5)]
+_erf = P.any_of(
+    P(Op.ERF, P(Op.DIV, _x, scalar=_approx(2**0.5), reverse=False, rounding_mode=None)),
+    P(Op.ERF, P(Op.MUL, _x, scalar=_approx(2**-0.5))),
+)
+_gelu_erf = [
+    P(Op.MUL, P(Op.MUL, _x, scalar=0.5), P(Op.ADD, _erf, scalar=1.0)),
+    P(Op.MUL, P(Op.MUL, _x, P(Op.ADD, _erf, scalar=1.0)), scalar=0.5),
+]
 activation_rules = Rules(
     [(p, _gelu("tanh"), "0.5x(1+tanh(c(x+0.044715x^3))) -> gelu_tanh(x)") for p in _gelu_tanh]
     + [(p, _gelu("none"), "0.5x(1+erf(x/sqrt2)) -> gelu(x)") for p in _gelu_erf]
 )
 
 _w = P.const("w")
-algebra_rules = Rules([
-    (P(Op.CAT, variadic=True), _drop_empty_cat_inputs, "cat(x, empty) -> x"),
-    (P(Op.MUL, P.var("x"), scalar=1), lambda m: _same(m, "x"), "x*1 -> x"),
-    (P(Op.DIV, P.var("x"), scalar=1, reverse=False, rounding_mode=None), lambda m: _same(m, "x"), "x/1 -> x"),
-    (P(Op.ADD, P.var("x"), scalar=0), lambda m: _same(m, "x"), "x+0 -> x"),
-    (P(Op.SUB, P.var("x"), scalar=0, reverse=False), lambda m: _same(m, "x"), "x-0 -> x"),
-    (P(Op.CAST, P.var("x")), lambda m: _same(m, "x"), "cast(x, x.dtype) -> x"),
-    (P(Op.RESHAPE, P.var("x", _static)), lambda m: _same(m, "x"), "reshape(x, x.shape) -> x"),
-    (P(Op.EXPAND, P.var("x")), lambda m: _same(m, "x"), "expand(x, x.shape) -> x"),
-    (P(Op.RESHAPE, P(Op.RESHAPE, P.var("x"))), _fold_reshapes, "reshape(reshape(x)) -> reshape(x)"),
-    (P(Op.PERMUTE, P.var("x")), _identity_permute, "permute(x, id) -> x"),
-    (P(Op.PERMUTE, P(Op.PERMUTE, P.var("x"), name="inner")), _compose_permutes, "permute(permute(x)) -> permute(x)"),
-    (P(Op.TRANSPOSE, P(Op.TRANSPOSE, P.var("x"), name="inner")), _cancel_transposes, "t(t(x)) -> x"),
-    (P(Op.SLICE, P.var("x")), _full_slice, "x[:] -> x"),
-    (P(Op.CONTIGUOUS, P.var("x")), _drop_contiguous, "contiguous(x) -> x"),
-])
-gemm_rules = Rules([
-    (P(Op.ADDMM, P.var("b"), P.var("x"), P(Op.TRANSPOSE, _w, shared=True)), _addmm_to_linear,
-     "addmm(b, x, t(w)) -> linear(x, w, b)"),
-    (P(Op.MATMUL, P.var("x"), P(Op.TRANSPOSE, _w, shared=True)), _mm_to_linear, "mm(x, t(w)) -> linear(x, w)"),
-    (P(Op.ADDMM, P.var("b"), P.var("x"), _w), _addmm_const_to_linear, "addmm(b, x, W) -> linear(x, W.T, b)"),
-    (P(Op.MATMUL, P.var("x"), _w), _mm_const_to_linear, "mm(x, W) -> linear(x, W.T)"),
-    (P(Op.RESHAPE, P(Op.LINEAR, P(Op.RESHAPE, P.var("x"), name="flat"), P.var(), P.var(), nargs=3, name="lin")),
-     _unflatten_linear, "reshape(linear(flatten(x))) -> linear(x)"),
-    (P(Op.RESHAPE, P(Op.LINEAR, P(Op.RESHAPE, P.var("x"), name="flat"), P.var(), name="lin")),
-     _unflatten_linear, "reshape(linear(flatten(x))) -> linear(x) (no bias)"),
-])
+algebra_rules = Rules(
+    [
+        (P(Op.CAT, variadic=True), _drop_empty_cat_inputs, "cat(x, empty) -> x"),
+        (P(Op.MUL, P.var("x"), scalar=1), lambda m: _same(m, "x"), "x*1 -> x"),
+        (P(Op.DIV, P.var("x"), scalar=1, reverse=False, rounding_mode=None), lambda m: _same(m, "x"), "x/1 -> x"),
+        (P(Op.ADD, P.var("x"), scalar=0), lambda m: _same(m, "x"), "x+0 -> x"),
+        (P(Op.SUB, P.var("x"), scalar=0, reverse=False), lambda m: _same(m, "x"), "x-0 -> x"),
+        (P(Op.CAST, P.var("x")), lambda m: _same(m, "x"), "cast(x, x.dtype) -> x"),
+        (P(Op.RESHAPE, P.var("x", _static)), lambda m: _same(m, "x"), "reshape(x, x.shape) -> x"),
+        (P(Op.EXPAND, P.var("x")), lambda m: _same(m, "x"), "expand(x, x.shape) -> x"),
+        (P(Op.RESHAPE, P(Op.RESHAPE, P.var("x"))), _fold_reshapes, "reshape(reshape(x)) -> reshape(x)"),
+        (P(Op.PERMUTE, P.var("x")), _identity_permute, "permute(x, id) -> x"),
+        (
+            P(Op.PERMUTE, P(Op.PERMUTE, P.var("x"), name="inner")),
+            _compose_permutes,
+            "permute(permute(x)) -> permute(x)",
+        ),
+        (P(Op.TRANSPOSE, P(Op.TRANSPOSE, P.var("x"), name="inner")), _cancel_transposes, "t(t(x)) -> x"),
+        (P(Op.SLICE, P.var("x")), _full_slice, "x[:] -> x"),
+        (P(Op.CONTIGUOUS, P.var("x")), _drop_contiguous, "contiguous(x) -> x"),
+    ]
+)
+gemm_rules = Rules(
+    [
+        (
+            P(Op.ADDMM, P.var("b"), P.var("x"), P(Op.TRANSPOSE, _w, shared=True)),
+            _addmm_to_linear,
+            "addmm(b, x, t(w)) -> linear(x, w, b)",
+        ),
+        (P(Op.MATMUL, P.var("x"), P(Op.TRANSPOSE, _w, shared=True)), _mm_to_linear, "mm(x, t(w)) -> linear(x, w)"),
+        (P(Op.ADDMM, P.var("b"), P.var("x"), _w), _addmm_const_to_linear, "addmm(b, x, W) -> linear(x, W.T, b)"),
+        (P(Op.MATMUL, P.var("x"), _w), _mm_const_to_linear, "mm(x, W) -> linear(x, W.T)"),
+        (
+            P(Op.RESHAPE, P(Op.LINEAR, P(Op.RESHAPE, P.var("x"), name="flat"), P.var(), P.var(), nargs=3, name="lin")),
+            _unflatten_linear,
+            "reshape(linear(flatten(x))) -> linear(x)",
+        ),
+        (
+            P(Op.RESHAPE, P(Op.LINEAR, P(Op.RESHAPE, P.var("x"), name="flat"), P.var(), name="lin")),
+            _unflatten_linear,
+            "reshape(linear(flatten(x))) -> linear(x) (no bias)",
+        ),
+    ]
+)
 
 
 def simplify(graph: Graph, opts: PassOptions) -> PassResult:
@@ -196,6 +230,7 @@ def _key(n: Any) -> Any:
         if isinstance(a, Graph):
             return id(a)
         return a
+
     return (n.op, tuple(id(v) for v in n.inputs), tuple(id(v) for v in n.syms), freeze(n.attrs))
 
 

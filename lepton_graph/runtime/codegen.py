@@ -58,6 +58,7 @@ class _Namer:
             return self.bind(a.to_torch(), "k")
         if isinstance(a, TorchObj) and args is not None:
             from ..ir.defs.fallback import decode
+
             return self.bind(decode(a, ()), "k")
         return self.bind(a, "k")
 
@@ -88,13 +89,27 @@ def inline_fused(nodes: list[Node]) -> list[Node]:
         sub = dict(zip(body.inputs, n.inputs))
         sub.update(zip(body.outputs, n.outputs))
         for b in inline_fused(body.nodes):
-            out.append(Node(b.op, [sub.get(v, v) for v in b.inputs], b.attrs, [sub.get(v, v) for v in b.outputs],
-                            b.name, [sub.get(v, v) for v in b.syms]))
+            out.append(
+                Node(
+                    b.op,
+                    [sub.get(v, v) for v in b.inputs],
+                    b.attrs,
+                    [sub.get(v, v) for v in b.outputs],
+                    b.name,
+                    [sub.get(v, v) for v in b.syms],
+                )
+            )
     return out
 
 
-def generate_function(nodes: list[Node], inputs: list[Value], outputs: list[Value], graph: Graph,
-                      name: str, kernels: dict[int, Any] | None = None) -> Any:
+def generate_function(
+    nodes: list[Node],
+    inputs: list[Value],
+    outputs: list[Value],
+    graph: Graph,
+    name: str,
+    kernels: dict[int, Any] | None = None,
+) -> Any:
     """Compile ``nodes`` into ``def name(*inputs) -> tuple(outputs)`` with eager-like memory behaviour.
 
     ``kernels`` maps id(node) to a native kernel to call instead of the node's torch reference; FUSED nodes

@@ -119,12 +119,16 @@ def check_compatible(first: Signature, new: Signature) -> None:
     for n, a, b in zip(new.names, first.leaves, new.leaves):
         if a[0] == "py" or b[0] == "py":
             if (a[0] == "py") != (b[0] == "py"):
-                raise InputError(f"argument {n}: expected {'a tensor' if a[0] != 'py' else type(a[-1]).__name__}, "
-                                 f"got {'a tensor' if b[0] != 'py' else type(b[-1]).__name__}")
+                raise InputError(
+                    f"argument {n}: expected {'a tensor' if a[0] != 'py' else type(a[-1]).__name__}, "
+                    f"got {'a tensor' if b[0] != 'py' else type(b[-1]).__name__}"
+                )
             continue
         if len(a[0]) != len(b[0]):
-            raise InputError(f"argument {n}: expected a tensor of rank {len(a[0])} (shape like {list(a[0])}), "
-                             f"got rank {len(b[0])} (shape {list(b[0])})")
+            raise InputError(
+                f"argument {n}: expected a tensor of rank {len(a[0])} (shape like {list(a[0])}), "
+                f"got rank {len(b[0])} (shape {list(b[0])})"
+            )
         if a[1] != b[1]:
             raise InputError(f"argument {n}: expected dtype {a[1]}, got {b[1]}")
         if a[2] != b[2]:

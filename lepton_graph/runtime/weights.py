@@ -36,8 +36,11 @@ class WeightWatch:
                 break
         else:
             return None
-        out = {k: t for k, t, (s, ver, ptr) in zip(self.keys, current, self._seen)
-               if t is not s or t._version != ver or t.data_ptr() != ptr}
+        out = {
+            k: t
+            for k, t, (s, ver, ptr) in zip(self.keys, current, self._seen)
+            if t is not s or t._version != ver or t.data_ptr() != ptr
+        }
         self._seen = [_state(t) for t in current]
         return out
 
@@ -66,8 +69,9 @@ class ModuleWeights:
     def _take(self, refs: Sequence[tuple[str, dict, str]]) -> None:
         # (key, table, name, table.get, tensor, version, address, tensor.data_ptr): bound methods made once, so
         # the hot path is one dict lookup, one identity test, one version read and one call per weight
-        self._entries = [(key, d, name, d.get, d[name], *_state(d[name])[1:], d[name].data_ptr)
-                         for key, d, name in refs]
+        self._entries = [
+            (key, d, name, d.get, d[name], *_state(d[name])[1:], d[name].data_ptr) for key, d, name in refs
+        ]
 
     def changed(self) -> dict[str, torch.Tensor] | None:
         """The keys whose tensor changed since the last check (with the tensors now), or None: the hot path,
@@ -78,11 +82,15 @@ class ModuleWeights:
         else:
             return None
         try:
-            out = {key: d[name] for key, d, name, _, s, ver, ptr, _ in self._entries
-                   if d[name] is not s or d[name]._version != ver or d[name].data_ptr() != ptr}
+            out = {
+                key: d[name]
+                for key, d, name, _, s, ver, ptr, _ in self._entries
+                if d[name] is not s or d[name]._version != ver or d[name].data_ptr() != ptr
+            }
         except (KeyError, AttributeError, TypeError) as e:
-            raise RuntimeError(f"a parameter or buffer the model was compiled with is gone from it ({e}): "
-                               "compile it again") from None
+            raise RuntimeError(
+                f"a parameter or buffer the model was compiled with is gone from it ({e}): compile it again"
+            ) from None
         self.snapshot()
         return out
 

@@ -28,8 +28,10 @@ def available_isas() -> list[str]:
 ISAS = available_isas()
 # for @pytest.mark.parametrize("isa", ISA_PARAMS): every ISA path is collected, and one this CPU or build cannot run
 # is skipped with the reason (a run says how much it did not exercise, instead of silently not collecting it)
-ISA_PARAMS = [pytest.param(isa, marks=pytest.mark.skipif(isa not in ISAS, reason=f"no {isa} path on this CPU/build"))
-              for isa in ALL_ISAS]
+ISA_PARAMS = [
+    pytest.param(isa, marks=pytest.mark.skipif(isa not in ISAS, reason=f"no {isa} path on this CPU/build"))
+    for isa in ALL_ISAS
+]
 
 
 @contextlib.contextmanager

@@ -40,8 +40,9 @@ def reference(q, k, v, mask=None, causal=False, scale=None):
     return F.scaled_dot_product_attention(q, k, v, mask, is_causal=causal, scale=scale, enable_gqa=gqa)
 
 
-def sdpa_kernel(q_shape, k_shape, v_shape, mask=None, *, causal=False, scale=None, gqa=None, consumer=None,
-                precision=None):
+def sdpa_kernel(
+    q_shape, k_shape, v_shape, mask=None, *, causal=False, scale=None, gqa=None, consumer=None, precision=None
+):
     """The lowered kernel for an SDPA node of these shapes (consumer: "transpose" adds a transpose(1, 2) user;
     precision: graph.meta["precision"], "bf16" for the mixed-precision kernel)."""
     g = Graph()
@@ -68,13 +69,21 @@ def qkv_views(B, H, Hkv, L, S, E, Ev, layout, seed):
     if layout == "fused" and L == S:
         x = torch.randn(B, L, H * E + Hkv * E + Hkv * Ev, generator=gen)
         q, k, v = x.split([H * E, Hkv * E, Hkv * Ev], dim=-1)
-        return (q.view(B, L, H, E).transpose(1, 2), k.view(B, S, Hkv, E).transpose(1, 2),
-                v.view(B, S, Hkv, Ev).transpose(1, 2))
+        return (
+            q.view(B, L, H, E).transpose(1, 2),
+            k.view(B, S, Hkv, E).transpose(1, 2),
+            v.view(B, S, Hkv, Ev).transpose(1, 2),
+        )
     if layout in ("fused", "padded"):
-        return tuple(torch.randn(b + 1, h + 2, n + 3, e + 5, generator=gen)[:b, 1:h + 1, 2:n + 2, 3:e + 3]
-                     for b, h, n, e in ((B, H, L, E), (B, Hkv, S, E), (B, Hkv, S, Ev)))
-    return (torch.randn(B, H, L, E, generator=gen), torch.randn(B, Hkv, S, E, generator=gen),
-            torch.randn(B, Hkv, S, Ev, generator=gen))
+        return tuple(
+            torch.randn(b + 1, h + 2, n + 3, e + 5, generator=gen)[:b, 1 : h + 1, 2 : n + 2, 3 : e + 3]
+            for b, h, n, e in ((B, H, L, E), (B, Hkv, S, E), (B, Hkv, S, Ev))
+        )
+    return (
+        torch.randn(B, H, L, E, generator=gen),
+        torch.randn(B, Hkv, S, E, generator=gen),
+        torch.randn(B, Hkv, S, Ev, generator=gen),
+    )
 
 
 def make_mask(kind, form, B, H, L, S, seed):
@@ -101,12 +110,20 @@ EDGE = [0, 1, 2, 7, 15, 16, 17, 31, 33, 63, 64, 65, 100, 130]
 
 @settings(max_examples=25, deadline=None)
 @given(
-    B=st.integers(0, 2), Hkv=st.integers(1, 3), group=st.sampled_from([1, 1, 2, 3]),
-    L=st.sampled_from(EDGE), S=st.sampled_from(EDGE), E=st.sampled_from([1, 3, 16, 17, 64]),
-    Ev=st.sampled_from([1, 5, 16, 33, 64, 65]), causal=st.booleans(),
-    mask_kind=st.sampled_from(["none", "bool", "float"]), mask_form=st.sampled_from(["LS", "S", "L", "full", "B11S"]),
-    layout=st.sampled_from(["contiguous", "fused", "padded"]), scale=st.sampled_from([None, 0.3]),
-    consumer=st.sampled_from([None, "transpose"]), seed=st.integers(0, 2**16),
+    B=st.integers(0, 2),
+    Hkv=st.integers(1, 3),
+    group=st.sampled_from([1, 1, 2, 3]),
+    L=st.sampled_from(EDGE),
+    S=st.sampled_from(EDGE),
+    E=st.sampled_from([1, 3, 16, 17, 64]),
+    Ev=st.sampled_from([1, 5, 16, 33, 64, 65]),
+    causal=st.booleans(),
+    mask_kind=st.sampled_from(["none", "bool", "float"]),
+    mask_form=st.sampled_from(["LS", "S", "L", "full", "B11S"]),
+    layout=st.sampled_from(["contiguous", "fused", "padded"]),
+    scale=st.sampled_from([None, 0.3]),
+    consumer=st.sampled_from([None, "transpose"]),
+    seed=st.integers(0, 2**16),
 )
 def test_sdpa_matches_torch(B, Hkv, group, L, S, E, Ev, causal, mask_kind, mask_form, layout, scale, consumer, seed):
     H = Hkv * group
@@ -124,8 +141,10 @@ def test_sdpa_matches_torch(B, Hkv, group, L, S, E, Ev, causal, mask_kind, mask_
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
-@pytest.mark.parametrize("shape,causal", [((1, 12, 128, 64), False), ((1, 12, 197, 64), False),
-                                          ((1, 12, 128, 64), True), ((1, 2, 700, 64), True)])
+@pytest.mark.parametrize(
+    "shape,causal",
+    [((1, 12, 128, 64), False), ((1, 12, 197, 64), False), ((1, 12, 128, 64), True), ((1, 2, 700, 64), True)],
+)
 def test_zoo_shapes_fused_qkv(isa, shape, causal):
     B, H, L, E = shape
     q, k, v = qkv_views(B, H, H, L, L, E, E, "fused", 0)
@@ -158,9 +177,12 @@ def test_mask_values_and_trivial_masks(isa):
     """All-True / all-zero masks are dropped; huge finite negatives (finfo.min, HF style) are not -inf."""
     B, H, L, S, E = 2, 3, 33, 40, 24
     q, k, v = qkv_views(B, H, H, L, S, E, E, "padded", 2)
-    masks = [torch.ones(L, S, dtype=torch.bool), torch.zeros(B, 1, 1, S),
-             torch.zeros(B, 1, 1, S).index_fill_(-1, torch.tensor([5, 6, 39]), torch.finfo(torch.float32).min),
-             torch.full((1, 1, L, S), torch.finfo(torch.float32).min)]
+    masks = [
+        torch.ones(L, S, dtype=torch.bool),
+        torch.zeros(B, 1, 1, S),
+        torch.zeros(B, 1, 1, S).index_fill_(-1, torch.tensor([5, 6, 39]), torch.finfo(torch.float32).min),
+        torch.full((1, 1, L, S), torch.finfo(torch.float32).min),
+    ]
     for mask in masks:
         ref = reference(q, k, v, mask)
         with dispatch_at(isa):
@@ -187,10 +209,28 @@ def _raw_sdpa(q, k, v, mask=None, causal=False, scale=None, fn=None):
     Hkv, S, Ev = k.shape[1], k.shape[2], v.shape[3]
     out = torch.empty(B, H, L, Ev)
     m = mask.expand(B, H, L, S) if mask is not None else None
-    (fn or _C.sdpa_f32)(q.data_ptr(), q.stride(), k.data_ptr(), k.stride(), v.data_ptr(), v.stride(), out.data_ptr(),
-                out.stride(), 0 if m is None else m.data_ptr(), 0 if m is None else 1 if m.dtype == torch.bool else 2,
-                (0, 0, 0, 0) if m is None else m.stride(), B, H, Hkv, L, S, E, Ev, causal,
-                scale if scale is not None else 1 / math.sqrt(E))
+    (fn or _C.sdpa_f32)(
+        q.data_ptr(),
+        q.stride(),
+        k.data_ptr(),
+        k.stride(),
+        v.data_ptr(),
+        v.stride(),
+        out.data_ptr(),
+        out.stride(),
+        0 if m is None else m.data_ptr(),
+        0 if m is None else 1 if m.dtype == torch.bool else 2,
+        (0, 0, 0, 0) if m is None else m.stride(),
+        B,
+        H,
+        Hkv,
+        L,
+        S,
+        E,
+        Ev,
+        causal,
+        scale if scale is not None else 1 / math.sqrt(E),
+    )
     return out
 
 
@@ -229,10 +269,28 @@ def test_declines_unsupported():
 def _call(alias_out=False, **over):
     q = torch.randn(1, 2, 4, 8)
     out = q if alias_out else torch.empty(1, 2, 4, 8)
-    args = dict(q_ptr=q.data_ptr(), q_strides=q.stride(), k_ptr=q.data_ptr(), k_strides=q.stride(),
-                v_ptr=q.data_ptr(), v_strides=q.stride(), out_ptr=out.data_ptr(), out_strides=out.stride(),
-                mask_ptr=0, mask_kind=0, mask_strides=(0, 0, 0, 0), B=1, Hq=2, Hkv=2, L=4, S=4, E=8, Ev=8,
-                is_causal=False, scale=0.5)
+    args = dict(
+        q_ptr=q.data_ptr(),
+        q_strides=q.stride(),
+        k_ptr=q.data_ptr(),
+        k_strides=q.stride(),
+        v_ptr=q.data_ptr(),
+        v_strides=q.stride(),
+        out_ptr=out.data_ptr(),
+        out_strides=out.stride(),
+        mask_ptr=0,
+        mask_kind=0,
+        mask_strides=(0, 0, 0, 0),
+        B=1,
+        Hq=2,
+        Hkv=2,
+        L=4,
+        S=4,
+        E=8,
+        Ev=8,
+        is_causal=False,
+        scale=0.5,
+    )
     args.update(over)
     _C.sdpa_f32(**args)
     return q, out
@@ -242,12 +300,19 @@ def test_bad_arguments_raise_value_error():
     q, out = _call()
     check(out, reference(q, q, q, scale=0.5))
     # each error names the argument at fault
-    bad = [(dict(B=-1), "'B' must be >= 0"), (dict(Hkv=0), "'Hkv' must be >= 1"),
-           (dict(Hq=3), "'Hq' must be a multiple of Hkv"), (dict(mask_kind=3), "'mask_kind' must be 0"),
-           (dict(scale=math.inf), "'scale' must be finite"), (dict(q_strides=(64, 32, 8, 2)), "'q_strides'"),
-           (dict(out_strides=(64, 32, 8, -1)), "'out_strides'"), (dict(q_ptr=0), "'q_ptr' is null"),
-           (dict(q_ptr=q.data_ptr() + 2), "'q_ptr' is not aligned"), (dict(mask_kind=1), "'mask_ptr' is null"),
-           (dict(alias_out=True), "'out_ptr' overlaps q")]
+    bad = [
+        (dict(B=-1), "'B' must be >= 0"),
+        (dict(Hkv=0), "'Hkv' must be >= 1"),
+        (dict(Hq=3), "'Hq' must be a multiple of Hkv"),
+        (dict(mask_kind=3), "'mask_kind' must be 0"),
+        (dict(scale=math.inf), "'scale' must be finite"),
+        (dict(q_strides=(64, 32, 8, 2)), "'q_strides'"),
+        (dict(out_strides=(64, 32, 8, -1)), "'out_strides'"),
+        (dict(q_ptr=0), "'q_ptr' is null"),
+        (dict(q_ptr=q.data_ptr() + 2), "'q_ptr' is not aligned"),
+        (dict(mask_kind=1), "'mask_ptr' is null"),
+        (dict(alias_out=True), "'out_ptr' overlaps q"),
+    ]
     for over, message in bad:
         with pytest.raises(ValueError, match=re.escape(message)):
             _call(**over)
@@ -258,8 +323,12 @@ def test_bad_arguments_raise_value_error():
 class _Attention(torch.nn.Module):
     def __init__(self, dim=48, heads=3, causal=False):
         super().__init__()
-        self.qkv, self.proj, self.heads, self.causal = torch.nn.Linear(dim, 3 * dim), torch.nn.Linear(dim, dim), \
-            heads, causal
+        self.qkv, self.proj, self.heads, self.causal = (
+            torch.nn.Linear(dim, 3 * dim),
+            torch.nn.Linear(dim, dim),
+            heads,
+            causal,
+        )
 
     def forward(self, x, mask):
         B, L, D = x.shape
@@ -321,8 +390,14 @@ def _bf16_round(t):
 
 
 def check_bf16(got, q, k, v, mask=None, causal=False, scale=None):
-    ref = reference(_bf16_round(q), _bf16_round(k), _bf16_round(v),
-                    mask if mask is None or mask.dtype == torch.bool else mask.double(), causal, scale)
+    ref = reference(
+        _bf16_round(q),
+        _bf16_round(k),
+        _bf16_round(v),
+        mask if mask is None or mask.dtype == torch.bool else mask.double(),
+        causal,
+        scale,
+    )
     assert got.shape == ref.shape and got.dtype == torch.float32
     assert torch.equal(torch.isnan(got), torch.isnan(ref))
     if ref.numel():
@@ -332,23 +407,33 @@ def check_bf16(got, q, k, v, mask=None, causal=False, scale=None):
 
 @settings(max_examples=20, deadline=None)
 @given(
-    B=st.integers(0, 2), Hkv=st.integers(1, 3), group=st.sampled_from([1, 1, 2, 3]),
-    L=st.sampled_from(EDGE), S=st.sampled_from(EDGE), E=st.sampled_from([1, 3, 16, 17, 64, 80]),
-    Ev=st.sampled_from([1, 5, 16, 33, 64, 65]), causal=st.booleans(),
-    mask_kind=st.sampled_from(["none", "bool", "float"]), mask_form=st.sampled_from(["LS", "S", "L", "full", "B11S"]),
-    layout=st.sampled_from(["contiguous", "fused", "padded"]), scale=st.sampled_from([None, 0.3]),
-    consumer=st.sampled_from([None, "transpose"]), seed=st.integers(0, 2**16),
+    B=st.integers(0, 2),
+    Hkv=st.integers(1, 3),
+    group=st.sampled_from([1, 1, 2, 3]),
+    L=st.sampled_from(EDGE),
+    S=st.sampled_from(EDGE),
+    E=st.sampled_from([1, 3, 16, 17, 64, 80]),
+    Ev=st.sampled_from([1, 5, 16, 33, 64, 65]),
+    causal=st.booleans(),
+    mask_kind=st.sampled_from(["none", "bool", "float"]),
+    mask_form=st.sampled_from(["LS", "S", "L", "full", "B11S"]),
+    layout=st.sampled_from(["contiguous", "fused", "padded"]),
+    scale=st.sampled_from([None, 0.3]),
+    consumer=st.sampled_from([None, "transpose"]),
+    seed=st.integers(0, 2**16),
 )
-def test_sdpa_bf16_mode_matches_torch(B, Hkv, group, L, S, E, Ev, causal, mask_kind, mask_form, layout, scale,
-                                      consumer, seed):
+def test_sdpa_bf16_mode_matches_torch(
+    B, Hkv, group, L, S, E, Ev, causal, mask_kind, mask_form, layout, scale, consumer, seed
+):
     """precision="bf16": the vdpbf16ps kernel on AVX512_BF16 (bf16 tolerance), the exact fp32 kernel elsewhere."""
     H = Hkv * group
     q, k, v = qkv_views(B, H, Hkv, L, S, E, Ev, layout, seed)
     if causal:
         mask_kind = "none"
     mask = make_mask(mask_kind, mask_form, B, H, L, S, seed)
-    kernel = sdpa_kernel(q.shape, k.shape, v.shape, mask, causal=causal, scale=scale, consumer=consumer,
-                         precision="bf16")
+    kernel = sdpa_kernel(
+        q.shape, k.shape, v.shape, mask, causal=causal, scale=scale, consumer=consumer, precision="bf16"
+    )
     assert callable(kernel), kernel
     args = (q, k, v) if mask is None else (q, k, v, mask)
     for isa in ISAS:
@@ -362,8 +447,10 @@ def test_sdpa_bf16_mode_matches_torch(B, Hkv, group, L, S, E, Ev, causal, mask_k
 
 
 @pytest.mark.skipif(not native.available() or not _C.sdpa_bf16_supported(), reason="no AVX512_BF16")
-@pytest.mark.parametrize("shape,causal", [((1, 12, 128, 64), False), ((1, 12, 197, 64), False),
-                                          ((1, 12, 128, 64), True), ((2, 4, 300, 32), True)])
+@pytest.mark.parametrize(
+    "shape,causal",
+    [((1, 12, 128, 64), False), ((1, 12, 197, 64), False), ((1, 12, 128, 64), True), ((2, 4, 300, 32), True)],
+)
 @pytest.mark.parametrize("kind", ["none", "bool", "float"])
 def test_sdpa_bf16_zoo_shapes(shape, causal, kind):
     """Zoo shapes (BERT, ViT, GPT-2 causal, longer than one key block) with key-padding masks, combined with causal

@@ -53,8 +53,15 @@ def _close(got: torch.Tensor, ref: torch.Tensor, tol: float = 1e-4, scale: float
     assert err <= tol, f"relative error {err:.3g}"
 
 
-_ACTS = {"none": lambda t: t, "relu": torch.relu, "gelu": F.gelu, "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
-         "silu": F.silu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+_ACTS = {
+    "none": lambda t: t,
+    "relu": torch.relu,
+    "gelu": F.gelu,
+    "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
+    "silu": F.silu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+}
 
 
 @st.composite
@@ -71,12 +78,25 @@ def conv_cases(draw: st.DrawFn) -> dict:
     ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
     h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 13))
     w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 13))
-    return dict(n=draw(st.sampled_from([0, 1, 1, 2])), c=c, h=h, w=w, oc=ocg * groups, k=(kh, kw), s=(sh, sw),
-                p=(ph, pw), d=(dh, dw), groups=groups, bias=draw(st.booleans()),
-                act=draw(st.sampled_from(["none", "relu", "relu", "gelu", "silu", "sigmoid"])),
-                res=draw(st.sampled_from([None, "before", "after"])), layout=draw(st.sampled_from(LAYOUTS)),
-                res_layout=draw(st.sampled_from(LAYOUTS)), isa=draw(st.sampled_from(ISAS)),
-                seed=draw(st.integers(0, 2**16)))
+    return dict(
+        n=draw(st.sampled_from([0, 1, 1, 2])),
+        c=c,
+        h=h,
+        w=w,
+        oc=ocg * groups,
+        k=(kh, kw),
+        s=(sh, sw),
+        p=(ph, pw),
+        d=(dh, dw),
+        groups=groups,
+        bias=draw(st.booleans()),
+        act=draw(st.sampled_from(["none", "relu", "relu", "gelu", "silu", "sigmoid"])),
+        res=draw(st.sampled_from([None, "before", "after"])),
+        layout=draw(st.sampled_from(LAYOUTS)),
+        res_layout=draw(st.sampled_from(LAYOUTS)),
+        isa=draw(st.sampled_from(ISAS)),
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
 @settings(max_examples=60)
@@ -95,21 +115,33 @@ def test_conv2d_matches_torch(case: dict) -> None:
     if case["res"] == "after":
         ref = ref + res
     with dispatch_at(case["isa"]):
-        got = cconv.conv2d_f32(_layout(x, case["layout"]), wt, b, case["s"], case["p"], case["d"], case["groups"],
-                               case["act"], None if case["res"] is None else _layout(res, case["res_layout"]),
-                               case["res"] != "after")
+        got = cconv.conv2d_f32(
+            _layout(x, case["layout"]),
+            wt,
+            b,
+            case["s"],
+            case["p"],
+            case["d"],
+            case["groups"],
+            case["act"],
+            None if case["res"] is None else _layout(res, case["res_layout"]),
+            case["res"] != "after",
+        )
     _close(got, ref, scale=scale)
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
-@pytest.mark.parametrize(("c", "hw", "oc", "k", "s", "p"), [
-    (3, 40, 64, 7, 2, 3),     # ResNet stem (NCHW input)
-    (64, 15, 64, 3, 1, 1),    # 3x3 block conv
-    (64, 16, 128, 3, 2, 1),   # strided 3x3
-    (64, 14, 128, 1, 2, 0),   # 1x1/2 downsample
-    (48, 9, 40, 3, 1, 1),     # channel tails (not multiples of 16/32)
-    (32, 12, 32, 3, 1, 1),    # depthwise (groups below)
-])
+@pytest.mark.parametrize(
+    ("c", "hw", "oc", "k", "s", "p"),
+    [
+        (3, 40, 64, 7, 2, 3),  # ResNet stem (NCHW input)
+        (64, 15, 64, 3, 1, 1),  # 3x3 block conv
+        (64, 16, 128, 3, 2, 1),  # strided 3x3
+        (64, 14, 128, 1, 2, 0),  # 1x1/2 downsample
+        (48, 9, 40, 3, 1, 1),  # channel tails (not multiples of 16/32)
+        (32, 12, 32, 3, 1, 1),  # depthwise (groups below)
+    ],
+)
 def test_conv2d_resnet_shapes(isa: str, c: int, hw: int, oc: int, k: int, s: int, p: int) -> None:
     g = torch.Generator().manual_seed(c * hw + oc)
     groups = c if (c, hw) == (32, 12) else 1
@@ -139,11 +171,23 @@ def pool_cases(draw: st.DrawFn) -> dict:
     dh, dw = draw(st.sampled_from([1, 1, 2])), draw(st.sampled_from([1, 1, 2]))
     h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 14))
     w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 14))
-    return dict(n=draw(st.sampled_from([0, 1, 2])), c=draw(st.sampled_from([1, 3, 16, 17, 70])), h=h, w=w,
-                k=(kh, kw), s=(sh, sw), p=(ph, pw), d=(dh, dw), ceil=draw(st.booleans()),
-                cip=draw(st.booleans()), div=draw(st.sampled_from([None, None, 1, 5])),
-                layout=draw(st.sampled_from(LAYOUTS)), isa=draw(st.sampled_from(ISAS)),
-                nan=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
+    return dict(
+        n=draw(st.sampled_from([0, 1, 2])),
+        c=draw(st.sampled_from([1, 3, 16, 17, 70])),
+        h=h,
+        w=w,
+        k=(kh, kw),
+        s=(sh, sw),
+        p=(ph, pw),
+        d=(dh, dw),
+        ceil=draw(st.booleans()),
+        cip=draw(st.booleans()),
+        div=draw(st.sampled_from([None, None, 1, 5])),
+        layout=draw(st.sampled_from(LAYOUTS)),
+        isa=draw(st.sampled_from(ISAS)),
+        nan=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
 @settings(max_examples=40)
@@ -192,36 +236,118 @@ def test_bad_arguments_raise_value_error() -> None:
     assert conv.output_shape([1, 3, 8, 8]) == [1, 4, 6, 6]
     y = torch.empty(1, 4, 6, 6)
     with pytest.raises(ValueError, match="channels"):
-        conv.run(x.data_ptr(), [1, 2, 8, 8], list(x.stride()), y.data_ptr(), [1, 4, 6, 6], list(y.stride()), 0, 0,
-                 [0, 0, 0, 0])
+        conv.run(
+            x.data_ptr(),
+            [1, 2, 8, 8],
+            list(x.stride()),
+            y.data_ptr(),
+            [1, 4, 6, 6],
+            list(y.stride()),
+            0,
+            0,
+            [0, 0, 0, 0],
+        )
     with pytest.raises(ValueError, match="y_shape"):
-        conv.run(x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), [1, 4, 7, 7], list(y.stride()), 0, 0,
-                 [0, 0, 0, 0])
+        conv.run(
+            x.data_ptr(),
+            list(x.shape),
+            list(x.stride()),
+            y.data_ptr(),
+            [1, 4, 7, 7],
+            list(y.stride()),
+            0,
+            0,
+            [0, 0, 0, 0],
+        )
     with pytest.raises(ValueError, match="shape"):
-        conv.run(x.data_ptr(), [3, 8, 8], [64, 8, 1], y.data_ptr(), [1, 4, 6, 6], list(y.stride()), 0, 0,
-                 [0, 0, 0, 0])
+        conv.run(x.data_ptr(), [3, 8, 8], [64, 8, 1], y.data_ptr(), [1, 4, 6, 6], list(y.stride()), 0, 0, [0, 0, 0, 0])
     with pytest.raises(ValueError, match="stride"):
-        conv.run(x.data_ptr(), list(x.shape), [192, -64, 8, 1], y.data_ptr(), [1, 4, 6, 6], list(y.stride()), 0, 0,
-                 [0, 0, 0, 0])
+        conv.run(
+            x.data_ptr(),
+            list(x.shape),
+            [192, -64, 8, 1],
+            y.data_ptr(),
+            [1, 4, 6, 6],
+            list(y.stride()),
+            0,
+            0,
+            [0, 0, 0, 0],
+        )
     with pytest.raises(ValueError, match="aligned"):
-        conv.run(x.data_ptr() + 2, list(x.shape), list(x.stride()), y.data_ptr(), [1, 4, 6, 6], list(y.stride()),
-                 0, 0, [0, 0, 0, 0])
+        conv.run(
+            x.data_ptr() + 2,
+            list(x.shape),
+            list(x.stride()),
+            y.data_ptr(),
+            [1, 4, 6, 6],
+            list(y.stride()),
+            0,
+            0,
+            [0, 0, 0, 0],
+        )
     yp = torch.empty(1, 3, 4, 4)
     with pytest.raises(ValueError, match="padding"):
-        _C.max_pool2d_f32(x.data_ptr(), list(x.shape), list(x.stride()), yp.data_ptr(), list(yp.shape),
-                          list(yp.stride()), [2, 2], [2, 2], [2, 2], [1, 1], False)
+        _C.max_pool2d_f32(
+            x.data_ptr(),
+            list(x.shape),
+            list(x.stride()),
+            yp.data_ptr(),
+            list(yp.shape),
+            list(yp.stride()),
+            [2, 2],
+            [2, 2],
+            [2, 2],
+            [1, 1],
+            False,
+        )
     with pytest.raises(ValueError, match="y_shape"):
-        _C.max_pool2d_f32(x.data_ptr(), list(x.shape), list(x.stride()), yp.data_ptr(), [1, 3, 5, 5],
-                          list(yp.stride()), [2, 2], [2, 2], [0, 0], [1, 1], False)
+        _C.max_pool2d_f32(
+            x.data_ptr(),
+            list(x.shape),
+            list(x.stride()),
+            yp.data_ptr(),
+            [1, 3, 5, 5],
+            list(yp.stride()),
+            [2, 2],
+            [2, 2],
+            [0, 0],
+            [1, 1],
+            False,
+        )
     with pytest.raises(ValueError, match="kernel"):
-        _C.avg_pool2d_f32(x.data_ptr(), list(x.shape), list(x.stride()), yp.data_ptr(), list(yp.shape),
-                          list(yp.stride()), [0, 2], [2, 2], [0, 0], False, True, 0)
+        _C.avg_pool2d_f32(
+            x.data_ptr(),
+            list(x.shape),
+            list(x.stride()),
+            yp.data_ptr(),
+            list(yp.shape),
+            list(yp.stride()),
+            [0, 2],
+            [2, 2],
+            [0, 0],
+            False,
+            True,
+            0,
+        )
     with pytest.raises(ValueError, match="divisor_override"):
-        _C.avg_pool2d_f32(x.data_ptr(), list(x.shape), list(x.stride()), yp.data_ptr(), list(yp.shape),
-                          list(yp.stride()), [2, 2], [2, 2], [0, 0], False, True, -1)
+        _C.avg_pool2d_f32(
+            x.data_ptr(),
+            list(x.shape),
+            list(x.stride()),
+            yp.data_ptr(),
+            list(yp.shape),
+            list(yp.stride()),
+            [2, 2],
+            [2, 2],
+            [0, 0],
+            False,
+            True,
+            -1,
+        )
     with pytest.raises(ValueError, match="y_shape"):
-        _C.adaptive_avg_pool2d_f32(x.data_ptr(), list(x.shape), list(x.stride()), yp.data_ptr(), [1, 4, 4, 4],
-                                   list(yp.stride()))
+        _C.adaptive_avg_pool2d_f32(
+            x.data_ptr(), list(x.shape), list(x.stride()), yp.data_ptr(), [1, 4, 4, 4], list(yp.stride())
+        )
 
 
 class _Net(torch.nn.Module):
@@ -279,6 +405,7 @@ def test_compiled_model_runs_convs_natively(name: str) -> None:
         report = compiled.report().as_dict()
     _close(got, ref)
     ops = report.get("fallback_ops") or {}
-    assert not any(k.startswith(("conv2d", "fused[conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"))
-                   for k in ops), ops
+    assert not any(
+        k.startswith(("conv2d", "fused[conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")) for k in ops
+    ), ops
     assert report["native_nodes"] >= (8 if name == "net" else 5), report

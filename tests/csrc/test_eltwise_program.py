@@ -46,8 +46,9 @@ def broadcast_of(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(1 if draw(st.booleans()) else d for d in shape[drop:])
 
 
-def tensor(shape: tuple[int, ...], seed: int, layout: int, dtype: torch.dtype = torch.float32,
-           specials: bool = True) -> torch.Tensor:
+def tensor(
+    shape: tuple[int, ...], seed: int, layout: int, dtype: torch.dtype = torch.float32, specials: bool = True
+) -> torch.Tensor:
     """Random data in one of several layouts: 0 contiguous, 1 transposed, 2 strided slice, 3 expanded."""
     g = torch.Generator().manual_seed(seed)
     if layout == 1 and len(shape) >= 2:
@@ -105,16 +106,51 @@ def run_single(op: Op, xs: list[torch.Tensor], attrs: dict | None = None) -> tup
     return k(*xs), interpret(g, xs)[0]
 
 
-UNARY = [Op.NEG, Op.ABS, Op.EXP, Op.LOG, Op.SQRT, Op.RSQRT, Op.ERF, Op.TANH, Op.SIGMOID, Op.RELU, Op.SILU, Op.SIN,
-         Op.COS, Op.RECIPROCAL, Op.LOGICAL_NOT]
-BINARY = [Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAXIMUM, Op.MINIMUM, Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE,
-          Op.LOGICAL_AND, Op.LOGICAL_OR]
+UNARY = [
+    Op.NEG,
+    Op.ABS,
+    Op.EXP,
+    Op.LOG,
+    Op.SQRT,
+    Op.RSQRT,
+    Op.ERF,
+    Op.TANH,
+    Op.SIGMOID,
+    Op.RELU,
+    Op.SILU,
+    Op.SIN,
+    Op.COS,
+    Op.RECIPROCAL,
+    Op.LOGICAL_NOT,
+]
+BINARY = [
+    Op.ADD,
+    Op.SUB,
+    Op.MUL,
+    Op.DIV,
+    Op.POW,
+    Op.MAXIMUM,
+    Op.MINIMUM,
+    Op.EQ,
+    Op.NE,
+    Op.LT,
+    Op.LE,
+    Op.GT,
+    Op.GE,
+    Op.LOGICAL_AND,
+    Op.LOGICAL_OR,
+]
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
-@given(op=st.sampled_from(UNARY + [Op.GELU, Op.CLAMP]), shape=shapes(), layout=st.integers(0, 3),
-       seed=st.integers(0, 2**31 - 1), approx=st.sampled_from(["none", "tanh"]))
+@given(
+    op=st.sampled_from(UNARY + [Op.GELU, Op.CLAMP]),
+    shape=shapes(),
+    layout=st.integers(0, 3),
+    seed=st.integers(0, 2**31 - 1),
+    approx=st.sampled_from(["none", "tanh"]),
+)
 def test_unary_matches_torch(isa: str, op: Op, shape: tuple, layout: int, seed: int, approx: str) -> None:
     x = tensor(shape, seed, layout)
     if op is Op.GELU:  # torch's own gelu(inf) is inf for 0-d tensors and NaN otherwise: leave infinities out
@@ -136,10 +172,18 @@ def binary_case(draw: st.DrawFn) -> tuple:
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
-@given(op=st.sampled_from(BINARY), case=binary_case(), la=st.integers(0, 3), lb=st.integers(0, 3),
-       seed=st.integers(0, 2**31 - 1), scalar=st.sampled_from([None, 2.0, -0.5, 3, 0.0]), reverse=st.booleans())
-def test_binary_matches_torch(isa: str, op: Op, case: tuple, la: int, lb: int, seed: int, scalar: float | None,
-                              reverse: bool) -> None:
+@given(
+    op=st.sampled_from(BINARY),
+    case=binary_case(),
+    la=st.integers(0, 3),
+    lb=st.integers(0, 3),
+    seed=st.integers(0, 2**31 - 1),
+    scalar=st.sampled_from([None, 2.0, -0.5, 3, 0.0]),
+    reverse=st.booleans(),
+)
+def test_binary_matches_torch(
+    isa: str, op: Op, case: tuple, la: int, lb: int, seed: int, scalar: float | None, reverse: bool
+) -> None:
     sa, sb = case
     a = tensor(sa, seed, la)
     if op is Op.POW:
@@ -174,10 +218,20 @@ def test_where_matches_torch(isa: str, case: tuple, seed: int, mode: int) -> Non
     assert_matches(got, ref)
 
 
-CASTS = [(torch.float32, DType.bf16), (torch.float32, DType.f16), (torch.float32, DType.bool),
-         (torch.float32, DType.i64), (torch.float32, DType.i32), (torch.int64, DType.f32), (torch.int32, DType.f32),
-         (torch.bool, DType.f32), (torch.bfloat16, DType.f32), (torch.float16, DType.f32), (torch.int64, DType.bool),
-         (torch.bfloat16, DType.f16)]
+CASTS = [
+    (torch.float32, DType.bf16),
+    (torch.float32, DType.f16),
+    (torch.float32, DType.bool),
+    (torch.float32, DType.i64),
+    (torch.float32, DType.i32),
+    (torch.int64, DType.f32),
+    (torch.int32, DType.f32),
+    (torch.bool, DType.f32),
+    (torch.bfloat16, DType.f32),
+    (torch.float16, DType.f32),
+    (torch.int64, DType.bool),
+    (torch.bfloat16, DType.f16),
+]
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
@@ -294,15 +348,18 @@ def test_large_tensor_multithreaded() -> None:
     assert torch.equal(got, ref)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"code": [0, 0, 0, 0, 0, 0, -1, 0, 1, 0, 0, 5, 0, 0, -1, 0]},   # store reads an unwritten register
-    {"code": [9, 0, 0, 0, 0, 0, -1, 0]},                          # unknown op
-    {"code": [0, 0, 0, 3, 0, 0, -1, 0, 1, 0, 0, 0, 0, 0, -1, 0]},   # loads a missing input
-    {"code": [0, 0, 0, 0, 0, 0, -1, 0]},                          # never writes the output
-    {"code": [0, 0, 0, 0, 0, 0, -1, 0, 1, 0, 0, 0, 0, 0, -1, 0], "nregs": 0},
-    {"code": [0, 0, 0, 0, 0, 0, -1, 0, 1, 0, 0, 0, 0, 0, -1, 0], "in_dtypes": ["complex64"]},
-    {"code": [0, 0, 0, 0, 0, 0, -1, 0, 5, 0, 0, 0, -1, -1, 0, 0]},  # row op outside row mode
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"code": [0, 0, 0, 0, 0, 0, -1, 0, 1, 0, 0, 5, 0, 0, -1, 0]},  # store reads an unwritten register
+        {"code": [9, 0, 0, 0, 0, 0, -1, 0]},  # unknown op
+        {"code": [0, 0, 0, 3, 0, 0, -1, 0, 1, 0, 0, 0, 0, 0, -1, 0]},  # loads a missing input
+        {"code": [0, 0, 0, 0, 0, 0, -1, 0]},  # never writes the output
+        {"code": [0, 0, 0, 0, 0, 0, -1, 0, 1, 0, 0, 0, 0, 0, -1, 0], "nregs": 0},
+        {"code": [0, 0, 0, 0, 0, 0, -1, 0, 1, 0, 0, 0, 0, 0, -1, 0], "in_dtypes": ["complex64"]},
+        {"code": [0, 0, 0, 0, 0, 0, -1, 0, 5, 0, 0, 0, -1, -1, 0, 0]},  # row op outside row mode
+    ],
+)
 def test_bad_programs_raise_value_error(kwargs: dict) -> None:
     args = {"code": [], "consts": [0.0], "nregs": 2, "in_dtypes": ["float32"], "out_dtypes": ["float32"]}
     args.update(kwargs)
@@ -327,8 +384,15 @@ def test_bad_run_arguments_raise_value_error() -> None:
 
 # -- transcendentals on a dense grid ---------------------------------------------------------------------------------
 
-GRID_OPS = [(Op.EXP, {}), (Op.TANH, {}), (Op.ERF, {}), (Op.SIGMOID, {}), (Op.SILU, {}),
-            (Op.GELU, {"approximate": "none"}), (Op.GELU, {"approximate": "tanh"})]
+GRID_OPS = [
+    (Op.EXP, {}),
+    (Op.TANH, {}),
+    (Op.ERF, {}),
+    (Op.SIGMOID, {}),
+    (Op.SILU, {}),
+    (Op.GELU, {"approximate": "none"}),
+    (Op.GELU, {"approximate": "tanh"}),
+]
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
@@ -356,6 +420,7 @@ def test_transcendentals_on_a_dense_grid(isa: str, op_attrs: tuple) -> None:
 
 
 # -- bound programs (the per-call fast path) -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
@@ -396,8 +461,14 @@ def test_bound_program_bad_arguments_raise_value_error() -> None:
     with pytest.raises(ValueError):  # wrong number of inputs
         p.bind([], [], [4, 3])
     bound = p.bind([[4, 3]], [[3, 1]], [4, 3])
-    for args in [(x.data_ptr(),), (x.data_ptr(), y.data_ptr(), y.data_ptr()), (x.data_ptr() + 1, y.data_ptr()),
-                 (x.data_ptr(), 0), (x.data_ptr(), "y"), (x.data_ptr(), -8)]:
+    for args in [
+        (x.data_ptr(),),
+        (x.data_ptr(), y.data_ptr(), y.data_ptr()),
+        (x.data_ptr() + 1, y.data_ptr()),
+        (x.data_ptr(), 0),
+        (x.data_ptr(), "y"),
+        (x.data_ptr(), -8),
+    ]:
         with pytest.raises(ValueError):
             bound.run(*args)
     bound.run(x.data_ptr(), y.data_ptr())

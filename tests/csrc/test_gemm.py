@@ -110,8 +110,16 @@ def _wide(rows: int, cols: int, pad: int, gen: torch.Generator) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
-@given(m=M_SIZES, n=N_SIZES, k=K_SIZES, act=st.integers(0, 6), bias=st.booleans(),
-       res=st.sampled_from([None, "before", "after"]), pad=st.sampled_from([0, 3]), seed=st.integers(0, 2**16))
+@given(
+    m=M_SIZES,
+    n=N_SIZES,
+    k=K_SIZES,
+    act=st.integers(0, 6),
+    bias=st.booleans(),
+    res=st.sampled_from([None, "before", "after"]),
+    pad=st.sampled_from([0, 3]),
+    seed=st.integers(0, 2**16),
+)
 @settings(max_examples=30)
 def test_gemm_packed_matches_torch(isa, m, n, k, act, bias, res, pad, seed) -> None:
     g = torch.Generator().manual_seed(seed)
@@ -123,9 +131,20 @@ def test_gemm_packed_matches_torch(isa, m, n, k, act, bias, res, pad, seed) -> N
     packed = _C.gemm_pack_b_f32(b.data_ptr(), k, n, n, 1)
     assert (packed.k, packed.n, packed.bf16) == (k, n, False)
     with dispatch_at(isa):
-        _C.gemm_packed(a.data_ptr(), m, k, a.stride(0), packed, out.data_ptr(), out.stride(0),
-                       bv.data_ptr() if bv is not None else 0, rv.data_ptr() if rv is not None else 0,
-                       rv.stride(0) if rv is not None else 0, res == "before", act)
+        _C.gemm_packed(
+            a.data_ptr(),
+            m,
+            k,
+            a.stride(0),
+            packed,
+            out.data_ptr(),
+            out.stride(0),
+            bv.data_ptr() if bv is not None else 0,
+            rv.data_ptr() if rv is not None else 0,
+            rv.stride(0) if rv is not None else 0,
+            res == "before",
+            act,
+        )
     ref = _reference(a, b, bv, rv, res == "before", act)
     assert _rel_err(out, ref) <= 5e-5
     if pad and m:
@@ -174,13 +193,22 @@ def test_gelu_erf_dense(isa) -> None:
         _C.gemm_packed(xs.data_ptr(), 1, 1, 1, wide, row.data_ptr(), 64, 0, 0, 0, False, 2)
     err = (out.reshape(-1).double() - ref).abs() / ref.abs().clamp_min(1e-3)
     assert err.max().item() < 2e-5
-    assert torch.allclose(row.double(), F.gelu(torch.tensor(-3.5, dtype=torch.float64)).expand(1, 64), rtol=2e-5,
-                          atol=0)
+    assert torch.allclose(
+        row.double(), F.gelu(torch.tensor(-3.5, dtype=torch.float64)).expand(1, 64), rtol=2e-5, atol=0
+    )
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
-@given(m=M_SIZES, n=N_SIZES, k=K_SIZES, ta=st.booleans(), tb=st.booleans(), threads=st.booleans(),
-       act=st.integers(0, 6), seed=st.integers(0, 2**16))
+@given(
+    m=M_SIZES,
+    n=N_SIZES,
+    k=K_SIZES,
+    ta=st.booleans(),
+    tb=st.booleans(),
+    threads=st.booleans(),
+    act=st.integers(0, 6),
+    seed=st.integers(0, 2**16),
+)
 @settings(max_examples=20)
 def test_gemm_runtime_b_strided(isa, m, n, k, ta, tb, threads, act, seed) -> None:
     g = torch.Generator().manual_seed(seed)
@@ -189,23 +217,51 @@ def test_gemm_runtime_b_strided(isa, m, n, k, ta, tb, threads, act, seed) -> Non
     bias = torch.randn(n, generator=g)
     out = torch.empty(m, n)
     with dispatch_at(isa):
-        _C.gemm_f32(a.data_ptr(), a.stride(0), a.stride(1), b.data_ptr(), b.stride(0), b.stride(1), out.data_ptr(),
-                    n, m, n, k, bias.data_ptr(), 0, 0, False, act, threads)
+        _C.gemm_f32(
+            a.data_ptr(),
+            a.stride(0),
+            a.stride(1),
+            b.data_ptr(),
+            b.stride(0),
+            b.stride(1),
+            out.data_ptr(),
+            n,
+            m,
+            n,
+            k,
+            bias.data_ptr(),
+            0,
+            0,
+            False,
+            act,
+            threads,
+        )
     assert _rel_err(out, _reference(a, b, bias, None, False, act)) <= 5e-5
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
-@pytest.mark.parametrize(("sa", "sb"), [((2, 3, 5, 7), (2, 3, 7, 9)), ((4, 1, 6, 33), (5, 33, 17)),
-                                        ((3, 20, 64), (64, 40)), ((7,), (2, 7, 3)), ((2, 5, 8), (8,)),
-                                        ((8, 40, 16), (8, 16, 40)), ((0, 3, 4), (4, 5))])
+@pytest.mark.parametrize(
+    ("sa", "sb"),
+    [
+        ((2, 3, 5, 7), (2, 3, 7, 9)),
+        ((4, 1, 6, 33), (5, 33, 17)),
+        ((3, 20, 64), (64, 40)),
+        ((7,), (2, 7, 3)),
+        ((2, 5, 8), (8,)),
+        ((8, 40, 16), (8, 16, 40)),
+        ((0, 3, 4), (4, 5)),
+    ],
+)
 def test_matmul_kernel_batched_broadcasting(isa, sa, sb) -> None:
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(*sa, generator=g), torch.randn(*sb, generator=g)
     kernel = G._matmul_general()
     with dispatch_at(isa):
         got = kernel(a, b)
-        got_t = kernel(a.transpose(-1, -2).contiguous().transpose(-1, -2) if a.dim() > 1 else a,
-                       b.transpose(-1, -2).contiguous().transpose(-1, -2) if b.dim() > 1 else b)
+        got_t = kernel(
+            a.transpose(-1, -2).contiguous().transpose(-1, -2) if a.dim() > 1 else a,
+            b.transpose(-1, -2).contiguous().transpose(-1, -2) if b.dim() > 1 else b,
+        )
     ref = torch.matmul(a.double(), b.double())
     assert got.shape == ref.shape and got_t.shape == ref.shape
     assert _rel_err(got, ref) <= 1e-5 and _rel_err(got_t, ref) <= 1e-5
@@ -228,9 +284,16 @@ def test_bf16_gemm(isa, m, n, k) -> None:
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
-@given(m=M_SIZES, n=N_SIZES, k=st.sampled_from([0, 1, 3, 17, 64, 257, 600, 1025, 2100]), act=st.integers(0, 6),
-       bias=st.booleans(), res=st.sampled_from([None, "before", "after"]), pad=st.sampled_from([0, 3]),
-       seed=st.integers(0, 2**16))
+@given(
+    m=M_SIZES,
+    n=N_SIZES,
+    k=st.sampled_from([0, 1, 3, 17, 64, 257, 600, 1025, 2100]),
+    act=st.integers(0, 6),
+    bias=st.booleans(),
+    res=st.sampled_from([None, "before", "after"]),
+    pad=st.sampled_from([0, 3]),
+    seed=st.integers(0, 2**16),
+)
 @settings(max_examples=25, deadline=None)
 def test_bf16_gemm_epilogues(isa, m, n, k, act, bias, res, pad, seed) -> None:
     """bf16 packing with every epilogue (bias / residual / ReLU in registers, the other activations as a pass over
@@ -244,9 +307,20 @@ def test_bf16_gemm_epilogues(isa, m, n, k, act, bias, res, pad, seed) -> None:
     out = torch.full((m, n + pad), float("nan"))[:, :n]
     packed = _C.gemm_pack_b_bf16(b.data_ptr(), k, n, n, 1)
     with dispatch_at(isa):
-        _C.gemm_packed(a.data_ptr(), m, k, a.stride(0), packed, out.data_ptr(), out.stride(0),
-                       bv.data_ptr() if bv is not None else 0, rv.data_ptr() if rv is not None else 0,
-                       rv.stride(0) if rv is not None else 0, res == "before", act)
+        _C.gemm_packed(
+            a.data_ptr(),
+            m,
+            k,
+            a.stride(0),
+            packed,
+            out.data_ptr(),
+            out.stride(0),
+            bv.data_ptr() if bv is not None else 0,
+            rv.data_ptr() if rv is not None else 0,
+            rv.stride(0) if rv is not None else 0,
+            res == "before",
+            act,
+        )
     ref = _reference(a.bfloat16().float(), b.bfloat16().float(), bv, rv, res == "before", act)
     assert _rel_err(out, ref) <= 5e-5
     if pad and m:
@@ -286,6 +360,7 @@ def test_bad_arguments_raise_value_error() -> None:
 
 # ------------------------------------------------------------------------------------------------ lowerings
 
+
 def _compile(model, *xs, **kw):
     import lepton_graph as lg
 
@@ -302,8 +377,14 @@ class _Mlp(torch.nn.Module):
 
     def forward(self, x):
         h = self.l1(x)
-        h = {"gelu": F.gelu, "gelu_tanh": lambda v: F.gelu(v, approximate="tanh"), "silu": F.silu,
-             "relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[self.act](h)
+        h = {
+            "gelu": F.gelu,
+            "gelu_tanh": lambda v: F.gelu(v, approximate="tanh"),
+            "silu": F.silu,
+            "relu": torch.relu,
+            "tanh": torch.tanh,
+            "sigmoid": torch.sigmoid,
+        }[self.act](h)
         h = torch.relu(self.l2(h) + x)  # residual before the activation
         return self.l3(h) + 0.5
 
@@ -345,8 +426,12 @@ def test_compiled_addmm_and_runtime_matmul_groups() -> None:
     w, b, b2 = torch.randn(16, 12), torch.randn(12), torch.randn(12)
 
     def f(x, y, r):
-        return (torch.relu(torch.addmm(b, x, w)), F.gelu(x @ y + b2), torch.sigmoid(torch.addmm(r, x, y)),
-                torch.tanh(torch.addmm(b, x, w, alpha=0.5, beta=2.0)))
+        return (
+            torch.relu(torch.addmm(b, x, w)),
+            F.gelu(x @ y + b2),
+            torch.sigmoid(torch.addmm(r, x, y)),
+            torch.tanh(torch.addmm(b, x, w, alpha=0.5, beta=2.0)),
+        )
 
     x, y, r = torch.randn(5, 16), torch.randn(16, 12), torch.randn(5, 12)
     compiled, got = _compile(f, x, y, r)
@@ -386,8 +471,12 @@ def test_linear_kernel_non_contiguous_and_edge_inputs(isa) -> None:
     kernel, consts = _linear_kernel((6, 5, 9), 11, 9)
     w, b = consts["c0"] if "c0" in consts else list(consts.values())[0], list(consts.values())[1]
     base = torch.randn(5, 6, 9)
-    cases = [base.transpose(0, 1), torch.randn(6, 5, 20)[..., ::2][..., :9], torch.randn(9, 6, 5).permute(1, 2, 0),
-             torch.randn(1, 9).expand(30, 9).reshape(6, 5, 9)]
+    cases = [
+        base.transpose(0, 1),
+        torch.randn(6, 5, 20)[..., ::2][..., :9],
+        torch.randn(9, 6, 5).permute(1, 2, 0),
+        torch.randn(1, 9).expand(30, 9).reshape(6, 5, 9),
+    ]
     with dispatch_at(isa):
         for x in cases:
             assert _rel_err(kernel(x), F.linear(x.double(), w.double(), b.double())) <= 1e-5

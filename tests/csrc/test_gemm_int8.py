@@ -47,9 +47,20 @@ def s32(a8: torch.Tensor, packed) -> torch.Tensor:
 def dynamic(a: torch.Tensor, packed, bias=None, res=None, before=False, act=0) -> torch.Tensor:
     m, k = a.shape
     c = torch.full((m, packed.n), float("nan"))
-    _C.gemm_u8s8_dynamic(a.data_ptr(), m, k, a.stride(0) if m > 1 else k, packed, c.data_ptr(), packed.n,
-                         0 if bias is None else bias.data_ptr(), 0 if res is None else res.data_ptr(),
-                         0 if res is None else res.stride(0), before, act)
+    _C.gemm_u8s8_dynamic(
+        a.data_ptr(),
+        m,
+        k,
+        a.stride(0) if m > 1 else k,
+        packed,
+        c.data_ptr(),
+        packed.n,
+        0 if bias is None else bias.data_ptr(),
+        0 if res is None else res.data_ptr(),
+        0 if res is None else res.stride(0),
+        before,
+        act,
+    )
     return c
 
 
@@ -74,8 +85,16 @@ def test_integer_core_is_exact(isa: str, m: int, n: int, k: int, pad: int, w_t: 
 def test_saturated_operands_at_k_16384_do_not_overflow(isa: str) -> None:
     k = 16384
     a8 = torch.full((3, k), 255, dtype=torch.uint8)
-    w = torch.stack([torch.full((k,), 127), torch.full((k,), -128), torch.full((k,), -127),
-                     torch.zeros(k), torch.tensor([127, -128] * (k // 2))], 1).to(torch.int8)
+    w = torch.stack(
+        [
+            torch.full((k,), 127),
+            torch.full((k,), -128),
+            torch.full((k,), -127),
+            torch.zeros(k),
+            torch.tensor([127, -128] * (k // 2)),
+        ],
+        1,
+    ).to(torch.int8)
     with dispatch_at(isa):
         got = s32(a8, pack(w))
     want = a8.long() @ w.long()
@@ -84,8 +103,13 @@ def test_saturated_operands_at_k_16384_do_not_overflow(isa: str) -> None:
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
-@given(m=M_SIZES, k=K_SIZES, pad=st.sampled_from([0, 5]), seed=st.integers(0, 99),
-       kind=st.sampled_from(["randn", "positive", "negative", "zero", "constant", "spiky"]))
+@given(
+    m=M_SIZES,
+    k=K_SIZES,
+    pad=st.sampled_from([0, 5]),
+    seed=st.integers(0, 99),
+    kind=st.sampled_from(["randn", "positive", "negative", "zero", "constant", "spiky"]),
+)
 def test_row_quantizer_matches_the_reference(isa: str, m: int, k: int, pad: int, seed: int, kind: str) -> None:
     gen = torch.Generator().manual_seed(seed)
     a = rows_view(m, k, pad, gen)
@@ -102,16 +126,16 @@ def test_row_quantizer_matches_the_reference(isa: str, m: int, k: int, pad: int,
     q = torch.empty(m, k, dtype=torch.uint8)
     s, z = torch.empty(m), torch.empty(m, dtype=torch.int32)
     with dispatch_at(isa):
-        _C.quantize_rows_u8(a.data_ptr(), m, k, a.stride(0) if m > 1 else k, q.data_ptr(), k, s.data_ptr(),
-                            z.data_ptr())
+        _C.quantize_rows_u8(
+            a.data_ptr(), m, k, a.stride(0) if m > 1 else k, q.data_ptr(), k, s.data_ptr(), z.data_ptr()
+        )
     rq, rs, rz = quantize_rows_u8(a)
     assert torch.equal(q, rq) and torch.equal(s, rs) and torch.equal(z, rz)
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
 @given(m=M_SIZES, n=N_SIZES, k=K_SIZES, pad=st.sampled_from([0, 2]), seed=st.integers(0, 99))
-def test_dynamic_gemm_equals_the_reference_bit_for_bit(isa: str, m: int, n: int, k: int, pad: int,
-                                                       seed: int) -> None:
+def test_dynamic_gemm_equals_the_reference_bit_for_bit(isa: str, m: int, n: int, k: int, pad: int, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
     a = rows_view(m, k, pad, gen)
     w = torch.randn(n, k, generator=gen)
@@ -126,11 +150,18 @@ def test_dynamic_gemm_equals_the_reference_bit_for_bit(isa: str, m: int, n: int,
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
-@given(m=st.sampled_from([1, 3, 13, 40]), n=st.sampled_from([5, 16, 33, 70]), k=st.sampled_from([1, 7, 64, 130]),
-       act=st.sampled_from(sorted(ACTS)), bias=st.booleans(), residual=st.sampled_from([None, "before", "after"]),
-       seed=st.integers(0, 99))
-def test_dynamic_gemm_epilogues(isa: str, m: int, n: int, k: int, act: int, bias: bool, residual: str | None,
-                                seed: int) -> None:
+@given(
+    m=st.sampled_from([1, 3, 13, 40]),
+    n=st.sampled_from([5, 16, 33, 70]),
+    k=st.sampled_from([1, 7, 64, 130]),
+    act=st.sampled_from(sorted(ACTS)),
+    bias=st.booleans(),
+    residual=st.sampled_from([None, "before", "after"]),
+    seed=st.integers(0, 99),
+)
+def test_dynamic_gemm_epilogues(
+    isa: str, m: int, n: int, k: int, act: int, bias: bool, residual: str | None, seed: int
+) -> None:
     gen = torch.Generator().manual_seed(seed)
     a = torch.randn(m, k, generator=gen)
     wq, scale = quantize_weight_per_channel(torch.randn(n, k, generator=gen))

@@ -63,13 +63,21 @@ def test_reshape_of_viewable_input_is_zero_copy() -> None:
     assert y.data_ptr() == x.data_ptr() and torch.equal(y, x.reshape(24, 4))
 
 
-@pytest.mark.parametrize("op,attrs", [
-    (Op.PERMUTE, {"dims": (2, 0, 1)}), (Op.TRANSPOSE, {"dim0": 0, "dim1": 2}), (Op.EXPAND, {"shape": (2, 3, 4, 5)}),
-    (Op.SQUEEZE, {"dims": None}), (Op.SQUEEZE, {"dims": (0,)}), (Op.UNSQUEEZE, {"dim": -1}),
-    (Op.SLICE, {"dim": 1, "start": 1, "end": 100, "step": 1}), (Op.SLICE, {"dim": 2, "start": -3, "end": None,
-                                                                           "step": 2}),
-    (Op.SELECT, {"dim": 2, "index": -1}), (Op.SPLIT, {"sizes": (1, 3), "dim": 1}),
-])
+@pytest.mark.parametrize(
+    "op,attrs",
+    [
+        (Op.PERMUTE, {"dims": (2, 0, 1)}),
+        (Op.TRANSPOSE, {"dim0": 0, "dim1": 2}),
+        (Op.EXPAND, {"shape": (2, 3, 4, 5)}),
+        (Op.SQUEEZE, {"dims": None}),
+        (Op.SQUEEZE, {"dims": (0,)}),
+        (Op.UNSQUEEZE, {"dim": -1}),
+        (Op.SLICE, {"dim": 1, "start": 1, "end": 100, "step": 1}),
+        (Op.SLICE, {"dim": 2, "start": -3, "end": None, "step": 2}),
+        (Op.SELECT, {"dim": 2, "index": -1}),
+        (Op.SPLIT, {"sizes": (1, 3), "dim": 1}),
+    ],
+)
 def test_views_match_torch(op: Op, attrs: dict) -> None:
     x = torch.randn(1, 3, 4, 5)[0] if op is not Op.EXPAND else torch.randn(3, 1, 5)
     if op is Op.SQUEEZE:
@@ -83,8 +91,14 @@ def test_views_match_torch(op: Op, attrs: dict) -> None:
 
 
 @SETTINGS
-@given(n=st.integers(1, 4), dim=st.integers(0, 2), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 1000),
-       sizes=st.lists(st.sampled_from([0, 1, 3, 17]), min_size=4, max_size=4), t=st.booleans())
+@given(
+    n=st.integers(1, 4),
+    dim=st.integers(0, 2),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 1000),
+    sizes=st.lists(st.sampled_from([0, 1, 3, 17]), min_size=4, max_size=4),
+    t=st.booleans(),
+)
 def test_cat_matches_torch(n: int, dim: int, dtype: torch.dtype, seed: int, sizes: list, t: bool) -> None:
     xs = []
     for i in range(n):
@@ -116,8 +130,17 @@ def test_index_select_matches_torch(dim: int) -> None:
     assert torch.equal(k(x, idx), interpret(g, [x, idx])[0])
 
 
-@pytest.mark.parametrize("value,dtype", [(1.5, DType.f32), (-3, DType.i64), (True, DType.bool), (0.1, DType.bf16),
-                                         (7, DType.i32), (float("-inf"), DType.f32)])
+@pytest.mark.parametrize(
+    "value,dtype",
+    [
+        (1.5, DType.f32),
+        (-3, DType.i64),
+        (True, DType.bool),
+        (0.1, DType.bf16),
+        (7, DType.i32),
+        (float("-inf"), DType.f32),
+    ],
+)
 @pytest.mark.parametrize("shape", [(), (0,), (3, 70000)])
 def test_full_matches_torch(value: object, dtype: DType, shape: tuple) -> None:
     g = Graph()
@@ -128,8 +151,17 @@ def test_full_matches_torch(value: object, dtype: DType, shape: tuple) -> None:
     assert torch.equal(k(), interpret(g, [])[0])
 
 
-@pytest.mark.parametrize("start,end,step,dtype", [(0, 16, 1, None), (2, 100, 3, DType.i64), (0.0, 1.0, 0.1, None),
-                                                  (-5, 5, 0.5, DType.f32), (0, 0, 1, None), (10, 0, -3, DType.i32)])
+@pytest.mark.parametrize(
+    "start,end,step,dtype",
+    [
+        (0, 16, 1, None),
+        (2, 100, 3, DType.i64),
+        (0.0, 1.0, 0.1, None),
+        (-5, 5, 0.5, DType.f32),
+        (0, 0, 1, None),
+        (10, 0, -3, DType.i32),
+    ],
+)
 def test_arange_matches_torch(start: float, end: float, step: float, dtype: DType | None) -> None:
     g = Graph()
     n = g.add_node(Op.ARANGE, [], {"start": start, "end": end, "step": step, "dtype": dtype})

@@ -38,7 +38,7 @@ def close(got: torch.Tensor, ref: torch.Tensor, tol: float = 1e-5) -> None:
     fin = ref.isfinite()
     assert torch.equal(got[~fin & ~ref.isnan()], ref[~fin & ~ref.isnan()])
     if fin.any():
-        err = ((got[fin].double() - ref[fin].double()).abs().max() / ref[fin].double().abs().max().clamp_min(1e-30))
+        err = (got[fin].double() - ref[fin].double()).abs().max() / ref[fin].double().abs().max().clamp_min(1e-30)
         assert err.item() <= tol, err.item()
 
 
@@ -47,16 +47,23 @@ def lower_single(op: Op, xs: list[torch.Tensor], attrs: dict) -> tuple[Graph, ob
     ins = [g.add_input(tuple(x.shape), DType.from_torch(x.dtype)) for x in xs]
     n = g.add_node(op, ins, attrs)
     g.outputs = n.outputs
-    k = (norm.lower_row_op if op in norm._ROW_OPS else
-         norm.lower_argmax if op is Op.ARGMAX else norm.lower_reduce)(n, g, LowerOptions())
+    k = (norm.lower_row_op if op in norm._ROW_OPS else norm.lower_argmax if op is Op.ARGMAX else norm.lower_reduce)(
+        n, g, LowerOptions()
+    )
     assert not isinstance(k, str), k
     return g, k
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
-@given(rows=ROWS, d=D, seed=st.integers(0, 2**31 - 1), affine=st.integers(0, 2), t=st.booleans(),
-       op=st.sampled_from([Op.LAYER_NORM, Op.RMS_NORM]))
+@given(
+    rows=ROWS,
+    d=D,
+    seed=st.integers(0, 2**31 - 1),
+    affine=st.integers(0, 2),
+    t=st.booleans(),
+    op=st.sampled_from([Op.LAYER_NORM, Op.RMS_NORM]),
+)
 def test_norms_match_torch(isa: str, rows: tuple, d: int, seed: int, affine: int, t: bool, op: Op) -> None:
     x = data((*rows, d), seed, t)
     xs = [x] + [data((d,), seed + 1 + i) for i in range(affine if op is Op.LAYER_NORM else min(affine, 1))]
@@ -69,8 +76,14 @@ def test_norms_match_torch(isa: str, rows: tuple, d: int, seed: int, affine: int
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
-@given(rows=ROWS, d=D, seed=st.integers(0, 2**31 - 1), t=st.booleans(), masked=st.booleans(),
-       op=st.sampled_from([Op.SOFTMAX, Op.LOG_SOFTMAX]))
+@given(
+    rows=ROWS,
+    d=D,
+    seed=st.integers(0, 2**31 - 1),
+    t=st.booleans(),
+    masked=st.booleans(),
+    op=st.sampled_from([Op.SOFTMAX, Op.LOG_SOFTMAX]),
+)
 def test_softmax_matches_torch(isa: str, rows: tuple, d: int, seed: int, t: bool, masked: bool, op: Op) -> None:
     x = data((*rows, d), seed, t) * 5
     if masked and x.numel():
@@ -139,9 +152,20 @@ def test_softmax_other_dim_is_declined() -> None:
     assert isinstance(norm.lower_row_op(n, g, LowerOptions()), str)
 
 
-REDUCE_CASES = [((5, 7, 9), (2,)), ((5, 7, 9), (1,)), ((5, 7, 9), (0,)), ((5, 7, 9), (1, 2)), ((5, 7, 9), None),
-                ((3, 1000), (-1,)), ((1000, 3), (0,)), ((4, 0, 3), (2,)), ((4, 0, 3), (0,)),
-                ((2, 3, 4, 5), (2, 3)), ((), None), ((64, 4, 7, 7), (2, 3))]
+REDUCE_CASES = [
+    ((5, 7, 9), (2,)),
+    ((5, 7, 9), (1,)),
+    ((5, 7, 9), (0,)),
+    ((5, 7, 9), (1, 2)),
+    ((5, 7, 9), None),
+    ((3, 1000), (-1,)),
+    ((1000, 3), (0,)),
+    ((4, 0, 3), (2,)),
+    ((4, 0, 3), (0,)),
+    ((2, 3, 4, 5), (2, 3)),
+    ((), None),
+    ((64, 4, 7, 7), (2, 3)),
+]
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
@@ -169,8 +193,7 @@ def test_reductions_match_torch(isa: str, op: Op, case: tuple, keepdim: bool) ->
     close(got, interpret(g, [x])[0])
 
 
-@pytest.mark.parametrize("shape,dim", [((5, 7, 9), 2), ((5, 7, 9), 1), ((5, 7, 9), None), ((1, 50257), -1),
-                                       ((3,), 0)])
+@pytest.mark.parametrize("shape,dim", [((5, 7, 9), 2), ((5, 7, 9), 1), ((5, 7, 9), None), ((1, 50257), -1), ((3,), 0)])
 @pytest.mark.parametrize("keepdim", [False, True])
 def test_argmax_matches_torch(shape: tuple, dim: int | None, keepdim: bool) -> None:
     x = data(shape, 9).round()  # ties: the first maximum wins

@@ -75,16 +75,31 @@ def cases(draw: st.DrawFn) -> dict:
     pads = [draw(st.integers(0, 2)) for _ in range(4)]  # top, bottom, left, right
     h = draw(st.integers(max(1, 3 - pads[0] - pads[1]), 13))
     w = draw(st.integers(max(1, 3 - pads[2] - pads[3]), 13))
-    return dict(n=draw(st.sampled_from([0, 1, 1, 3])), c=draw(st.sampled_from([1, 2, 3, 7, 16, 33])),
-                oc=draw(st.sampled_from([1, 5, 16, 33, 40])), h=h, w=w, pad=pads, tile=draw(st.sampled_from([2, 4])),
-                bias=draw(st.booleans()), act=draw(st.sampled_from(list(_ACTS))),
-                res=draw(st.sampled_from([None, "before", "after"])), layout=draw(st.sampled_from(LAYOUTS)),
-                res_layout=draw(st.sampled_from(LAYOUTS)), isa=draw(st.sampled_from(ISAS)),
-                seed=draw(st.integers(0, 2**16)))
+    return dict(
+        n=draw(st.sampled_from([0, 1, 1, 3])),
+        c=draw(st.sampled_from([1, 2, 3, 7, 16, 33])),
+        oc=draw(st.sampled_from([1, 5, 16, 33, 40])),
+        h=h,
+        w=w,
+        pad=pads,
+        tile=draw(st.sampled_from([2, 4])),
+        bias=draw(st.booleans()),
+        act=draw(st.sampled_from(list(_ACTS))),
+        res=draw(st.sampled_from([None, "before", "after"])),
+        layout=draw(st.sampled_from(LAYOUTS)),
+        res_layout=draw(st.sampled_from(LAYOUTS)),
+        isa=draw(st.sampled_from(ISAS)),
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
-def _reference(case: dict, x: torch.Tensor, wt: torch.Tensor, b: torch.Tensor | None, res: torch.Tensor | None,
-               ) -> tuple[torch.Tensor, float]:
+def _reference(
+    case: dict,
+    x: torch.Tensor,
+    wt: torch.Tensor,
+    b: torch.Tensor | None,
+    res: torch.Tensor | None,
+) -> tuple[torch.Tensor, float]:
     t, bt, lf, rt = case["pad"]
     ref = F.conv2d(F.pad(x, (lf, rt, t, bt)), wt, b)
     scale = ref.abs().amax().item() + 1.0 if ref.numel() else 0.0
@@ -107,9 +122,20 @@ def _inputs(case: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None
 
 
 def _run(case: dict, x, wt, b, res, bf16: bool, winograd: int) -> torch.Tensor:
-    return cconv.conv2d_f32(_layout(x, case["layout"]), wt, b, 1, case["pad"], 1, 1, case["act"],
-                            None if case["res"] is None else _layout(res, case["res_layout"]), case["res"] != "after",
-                            bf16=bf16, winograd=winograd)
+    return cconv.conv2d_f32(
+        _layout(x, case["layout"]),
+        wt,
+        b,
+        1,
+        case["pad"],
+        1,
+        1,
+        case["act"],
+        None if case["res"] is None else _layout(res, case["res_layout"]),
+        case["res"] != "after",
+        bf16=bf16,
+        winograd=winograd,
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -143,12 +169,15 @@ def test_bf16_conv_within_rounding_bound(case: dict, winograd: int) -> None:
 
 
 @pytest.mark.skipif(not BF16, reason="no AVX512_BF16")
-@pytest.mark.parametrize(("c", "hw", "oc", "k", "s", "p"), [
-    (3, 40, 64, 7, 2, 3),     # ResNet stem (NCHW input, 3 channels padded to 4)
-    (64, 16, 128, 3, 2, 1),   # strided 3x3
-    (64, 14, 128, 1, 2, 0),   # 1x1/2 downsample
-    (5, 9, 7, 3, 1, 2),       # odd channels
-])
+@pytest.mark.parametrize(
+    ("c", "hw", "oc", "k", "s", "p"),
+    [
+        (3, 40, 64, 7, 2, 3),  # ResNet stem (NCHW input, 3 channels padded to 4)
+        (64, 16, 128, 3, 2, 1),  # strided 3x3
+        (64, 14, 128, 1, 2, 0),  # 1x1/2 downsample
+        (5, 9, 7, 3, 1, 2),  # odd channels
+    ],
+)
 def test_bf16_direct_conv_resnet_shapes(c: int, hw: int, oc: int, k: int, s: int, p: int) -> None:
     g = torch.Generator().manual_seed(c + oc)
     x, wt, b = torch.randn(1, c, hw, hw, generator=g), torch.randn(oc, c, k, k, generator=g), torch.randn(oc)
@@ -192,11 +221,29 @@ def test_bad_arguments_raise_value_error() -> None:
     assert conv.output_shape([2, 3, 5, 7]) == [2, 4, 5, 7]
     x, y = torch.randn(1, 3, 8, 8), torch.empty(1, 4, 8, 8)
     with pytest.raises(ValueError, match="channels"):
-        conv.run(x.data_ptr(), [1, 2, 8, 8], list(x.stride()), y.data_ptr(), [1, 4, 8, 8], list(y.stride()), 0, 0,
-                 [0, 0, 0, 0])
+        conv.run(
+            x.data_ptr(),
+            [1, 2, 8, 8],
+            list(x.stride()),
+            y.data_ptr(),
+            [1, 4, 8, 8],
+            list(y.stride()),
+            0,
+            0,
+            [0, 0, 0, 0],
+        )
     with pytest.raises(ValueError, match="y_shape"):
-        conv.run(x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), [1, 4, 6, 6], list(y.stride()), 0, 0,
-                 [0, 0, 0, 0])
+        conv.run(
+            x.data_ptr(),
+            list(x.shape),
+            list(x.stride()),
+            y.data_ptr(),
+            [1, 4, 6, 6],
+            list(y.stride()),
+            0,
+            0,
+            [0, 0, 0, 0],
+        )
 
 
 def test_lowering_picks_winograd_tiles() -> None:
@@ -250,6 +297,15 @@ def test_winograd_writes_strided_outputs(isa: str, tile: int) -> None:
     conv = _C.Conv2dWinograd(wt.data_ptr(), list(wt.shape), list(wt.stride()), [1, 1, 1, 1], 1, False, tile, False)
     y = torch.empty(2, 19, 9, 6)
     with dispatch_at(isa):
-        conv.run(x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), list(y.shape), list(y.stride()),
-                 b.data_ptr(), res.data_ptr(), list(res.stride()))
+        conv.run(
+            x.data_ptr(),
+            list(x.shape),
+            list(x.stride()),
+            y.data_ptr(),
+            list(y.shape),
+            list(y.stride()),
+            b.data_ptr(),
+            res.data_ptr(),
+            list(res.stride()),
+        )
     _close(y, torch.relu(ref) + res, ref.abs().max().item())

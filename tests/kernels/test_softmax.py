@@ -21,8 +21,7 @@ def check(x: torch.Tensor, dim: int) -> None:
     torch.testing.assert_close(got.float(), want.float(), atol=TOL[x.dtype], rtol=TOL[x.dtype], equal_nan=True)
 
 
-@given(data=st.data(), shape=shapes(min_rank=1, max_rank=4, max_side=9),
-       dtype=st.sampled_from(sm.DTYPES))
+@given(data=st.data(), shape=shapes(min_rank=1, max_rank=4, max_side=9), dtype=st.sampled_from(sm.DTYPES))
 def test_softmax_matches_torch(device: str, data: st.DataObject, shape: tuple, dtype: torch.dtype) -> None:
     x = data.draw(tensors(shape, dtype)).to(device)
     check(x, data.draw(dims_of(len(shape))))

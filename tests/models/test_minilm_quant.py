@@ -46,8 +46,10 @@ def test_int8_dynamic_keeps_cosine_and_retrieval(encoder) -> None:
     torch_q = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     with torch.no_grad():
         torch_cos = torch.nn.functional.cosine_similarity(torch_q(**batch), ref, dim=1)
-    print(f"MiniLM b36 int8-dynamic: lepton min cos {cos.min():.4f} mean {cos.mean():.4f}; "
-          f"torch quantize_dynamic min {torch_cos.min():.4f} mean {torch_cos.mean():.4f}")
+    print(
+        f"MiniLM b36 int8-dynamic: lepton min cos {cos.min():.4f} mean {cos.mean():.4f}; "
+        f"torch quantize_dynamic min {torch_cos.min():.4f} mean {torch_cos.mean():.4f}"
+    )
     assert float(cos.min()) >= 0.99
     assert float(cos.min()) > float(torch_cos.min())
     assert torch.equal(_neighbours(got), _neighbours(ref))

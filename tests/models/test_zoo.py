@@ -55,8 +55,16 @@ def test_tiny_zoo_model_matches_eager_through_torch_only(name):
 
 
 # the README's claim: every node of these runs natively (the others say in their report what runs through torch)
-ALL_NATIVE = {"mlp_b1", "mlp_b64", "resnet18_b1", "bert_b1_s128", "gpt2_b1_s128", "vit_b1", "llama_gqa_b1_s128",
-              "swiglu_b8"}
+ALL_NATIVE = {
+    "mlp_b1",
+    "mlp_b64",
+    "resnet18_b1",
+    "bert_b1_s128",
+    "gpt2_b1_s128",
+    "vit_b1",
+    "llama_gqa_b1_s128",
+    "swiglu_b8",
+}
 
 
 @pytest.mark.slow

@@ -39,8 +39,9 @@ class Fn(nn.Module):
         return self.fn(*args)
 
 
-def export_graph(module: nn.Module, args: Sequence[torch.Tensor], *, decompose: bool = False,
-                 dynamic: Any = None) -> Graph:
+def export_graph(
+    module: nn.Module, args: Sequence[torch.Tensor], *, decompose: bool = False, dynamic: Any = None
+) -> Graph:
     """torch.export (non-strict) -> our IR; user inputs become graph inputs, weights constants."""
     module.eval()
     with torch.no_grad():
@@ -52,12 +53,14 @@ def export_graph(module: nn.Module, args: Sequence[torch.Tensor], *, decompose: 
     for spec, node in zip(ep.graph_signature.input_specs, nodes):
         if spec.kind == InputKind.USER_INPUT:
             val = node.meta["val"]
-            placeholders[node.name] = graph.add_input([dim_of(d) for d in val.shape], DType.from_torch(val.dtype),
-                                                      name=node.name)
+            placeholders[node.name] = graph.add_input(
+                [dim_of(d) for d in val.shape], DType.from_torch(val.dtype), name=node.name
+            )
         else:
             assert spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR)
-            placeholders[node.name] = ep.state_dict[spec.target] if spec.target in ep.state_dict \
-                else ep.constants[spec.target]
+            placeholders[node.name] = (
+                ep.state_dict[spec.target] if spec.target in ep.state_dict else ep.constants[spec.target]
+            )
     outs, _ = import_fx(ep.graph_module, placeholders, graph)
     graph.outputs = list(outs)
     verify(graph)
@@ -102,8 +105,9 @@ def assert_matches(got: Sequence[Any], want: Any, tol: float = 1e-5) -> None:
         torch.testing.assert_close(g, w, atol=tol, rtol=tol)
 
 
-def check_export(module: nn.Module, args: Sequence[torch.Tensor], *, decompose: bool = False,
-                 tol: float = 1e-5) -> Graph:
+def check_export(
+    module: nn.Module, args: Sequence[torch.Tensor], *, decompose: bool = False, tol: float = 1e-5
+) -> Graph:
     graph = export_graph(module, args, decompose=decompose)
     assert fallbacks(graph) == {}, f"unexpected fallbacks:\n{graph}"
     with torch.no_grad():
@@ -111,8 +115,13 @@ def check_export(module: nn.Module, args: Sequence[torch.Tensor], *, decompose: 
     return graph
 
 
-def single_op(target: Any, args: Sequence[Any], kwargs: dict | None = None, outputs: Sequence[int] | None = None,
-              on_meta: bool = False) -> tuple[Graph, list[torch.Tensor], list[Any]]:
+def single_op(
+    target: Any,
+    args: Sequence[Any],
+    kwargs: dict | None = None,
+    outputs: Sequence[int] | None = None,
+    on_meta: bool = False,
+) -> tuple[Graph, list[torch.Tensor], list[Any]]:
     """Import an FX graph that calls ``target`` once, its tensor arguments being placeholders (with meta["val"]
     set as export sets it); ``outputs`` picks the results of a tuple-returning op. Returns the IR graph, the input
     tensors and the op's results. With ``on_meta`` the op runs on meta copies only (CUDA-only kernels)."""
@@ -184,8 +193,9 @@ class ResNet18(nn.Module):
 
     def __init__(self, width: int = 8, classes: int = 10) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-                                  nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+        )
         layers, c = [], width
         for mult, stride in [(1, 1), (2, 2), (4, 2), (8, 2)]:
             layers += [Block(c, width * mult, stride), Block(width * mult, width * mult, 1)]
@@ -262,8 +272,18 @@ def _elementwise(x: torch.Tensor, i: torch.Tensor) -> tuple:
 
 
 def _reductions(x: torch.Tensor) -> tuple:
-    return (x.sum(), x.sum((0, 2), keepdim=True), x.mean(-1), x.mean(dim=(1,), dtype=torch.float64), x.amax(1),
-            x.amin((0, 1)), x.argmax(-1), x.argmax(), x.max(dim=1).values, x.softmax(0))
+    return (
+        x.sum(),
+        x.sum((0, 2), keepdim=True),
+        x.mean(-1),
+        x.mean(dim=(1,), dtype=torch.float64),
+        x.amax(1),
+        x.amin((0, 1)),
+        x.argmax(-1),
+        x.argmax(),
+        x.max(dim=1).values,
+        x.softmax(0),
+    )
 
 
 def _shapes(x: torch.Tensor, idx: torch.Tensor) -> tuple:
@@ -316,8 +336,9 @@ def test_aot_graphs_convert_without_fallback(name: str) -> None:
 
 def test_dynamic_flatten_and_batch() -> None:
     # flatten over two symbolic dims needs SYM_SIZE * SYM_SIZE; ResNet's flatten keeps a symbolic batch
-    graph = export_graph(Fn(lambda x: torch.flatten(x, 0, 1) * 2), (torch.randn(3, 4, 5),),
-                         dynamic=(({0: Dim.AUTO, 1: Dim.AUTO},),))
+    graph = export_graph(
+        Fn(lambda x: torch.flatten(x, 0, 1) * 2), (torch.randn(3, 4, 5),), dynamic=(({0: Dim.AUTO, 1: Dim.AUTO},),)
+    )
     assert fallbacks(graph) == {} and Op.SYM_ARITH in {n.op for n in graph.nodes}
     x = torch.randn(2, 7, 5)
     assert_matches(run(graph, (x,)), torch.flatten(x, 0, 1) * 2)
@@ -477,15 +498,18 @@ DECLINED = [
     (aten.masked_fill.Scalar, (IT, M, 2.5), {}, None),  # 2.5 would promote an int tensor in where()
     (aten.native_layer_norm.default, (A, [4], None, None, 1e-5), {}, None),  # mean and rstd are used
     (aten.max_pool2d_with_indices.default, (_t(1, 2, 5, 5), [2, 2]), {}, None),  # indices are used
-    (aten.convolution.default, (_t(1, 2, 5, 5), _t(2, 3, 3, 3), None, [1, 1], [0, 0], [1, 1], True, [0, 0], 1), {},
-     None),  # transposed
+    (
+        aten.convolution.default,
+        (_t(1, 2, 5, 5), _t(2, 3, 3, 3), None, [1, 1], [0, 0], [1, 1], True, [0, 0], 1),
+        {},
+        None,
+    ),  # transposed
     (aten.batch_norm.default, (_t(2, 3, 4), None, None, _t(3), _t(3).abs(), True, 0.1, 1e-5, False), {}, None),
     (aten._to_copy.default, (A,), {"device": torch.device("meta")}, None),  # a device change
 ]
 
 
-@pytest.mark.parametrize(("target", "args", "kwargs", "outputs", "op"), SINGLE_OPS,
-                         ids=[f"{c[0]}" for c in SINGLE_OPS])
+@pytest.mark.parametrize(("target", "args", "kwargs", "outputs", "op"), SINGLE_OPS, ids=[f"{c[0]}" for c in SINGLE_OPS])
 def test_single_op_converts(target: Any, args: tuple, kwargs: dict, outputs: Any, op: Op | None) -> None:
     graph, inputs, want = single_op(target, args, kwargs, outputs)
     assert not fallbacks(graph)
@@ -506,10 +530,15 @@ def test_single_op_declines(target: Any, args: tuple, kwargs: dict, outputs: Any
         assert_matches(run(graph, inputs), want)
 
 
-@pytest.mark.parametrize("target", [aten._scaled_dot_product_flash_attention.default,
-                                    aten._scaled_dot_product_efficient_attention.default,
-                                    aten._scaled_dot_product_cudnn_attention.default],
-                         ids=["flash", "efficient", "cudnn"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        aten._scaled_dot_product_flash_attention.default,
+        aten._scaled_dot_product_efficient_attention.default,
+        aten._scaled_dot_product_cudnn_attention.default,
+    ],
+    ids=["flash", "efficient", "cudnn"],
+)
 def test_cuda_attention_kernels_become_sdpa(target: Any) -> None:
     # traced on meta (these kernels are CUDA-only); the IR's reference is checked against F.sdpa on CPU
     q, k, v = _t(2, 2, 5, 8), _t(2, 2, 6, 8, seed=1), _t(2, 2, 6, 8, seed=2)

@@ -63,6 +63,7 @@ def case(*ops: Op) -> Callable:
         for op in ops:
             CASES[op] = lambda draw, op=op: fn(draw, op)
         return fn
+
     return deco
 
 
@@ -130,20 +131,32 @@ BINARY: dict[Op, tuple[tuple, Callable, Callable]] = {
     # op: (dtypes, alt for tensor (a, b), alt for scalar (a, s, reverse))
     Op.MUL: (FLOATS + INTS + (torch.bool,), operator.mul, lambda a, s, r: s * a if r else a * s),
     Op.POW: (FLOATS, operator.pow, lambda a, s, r: s**a if r else a**s),
-    Op.MAXIMUM: (FLOATS + INTS + (torch.bool,), aten.maximum.default,
-                 lambda a, s, r: aten.maximum.default(a, torch.tensor(s, dtype=torch.result_type(a, s)))),
-    Op.MINIMUM: (FLOATS + INTS + (torch.bool,), aten.minimum.default,
-                 lambda a, s, r: aten.minimum.default(a, torch.tensor(s, dtype=torch.result_type(a, s)))),
+    Op.MAXIMUM: (
+        FLOATS + INTS + (torch.bool,),
+        aten.maximum.default,
+        lambda a, s, r: aten.maximum.default(a, torch.tensor(s, dtype=torch.result_type(a, s))),
+    ),
+    Op.MINIMUM: (
+        FLOATS + INTS + (torch.bool,),
+        aten.minimum.default,
+        lambda a, s, r: aten.minimum.default(a, torch.tensor(s, dtype=torch.result_type(a, s))),
+    ),
     Op.EQ: (FLOATS + INTS, operator.eq, lambda a, s, r: s == a if r else a == s),
     Op.NE: (FLOATS + INTS, operator.ne, lambda a, s, r: s != a if r else a != s),
     Op.LT: (FLOATS + INTS, operator.lt, lambda a, s, r: s < a if r else a < s),
     Op.LE: (FLOATS + INTS, operator.le, lambda a, s, r: s <= a if r else a <= s),
     Op.GT: (FLOATS + INTS, operator.gt, lambda a, s, r: s > a if r else a > s),
     Op.GE: (FLOATS + INTS, operator.ge, lambda a, s, r: s >= a if r else a >= s),
-    Op.LOGICAL_AND: (FLOATS + INTS + (torch.bool,), lambda a, b: a.bool() & b.bool(),
-                     lambda a, s, r: a.bool() & bool(s)),
-    Op.LOGICAL_OR: (FLOATS + INTS + (torch.bool,), lambda a, b: a.bool() | b.bool(),
-                    lambda a, s, r: a.bool() | bool(s)),
+    Op.LOGICAL_AND: (
+        FLOATS + INTS + (torch.bool,),
+        lambda a, b: a.bool() & b.bool(),
+        lambda a, s, r: a.bool() & bool(s),
+    ),
+    Op.LOGICAL_OR: (
+        FLOATS + INTS + (torch.bool,),
+        lambda a, b: a.bool() | b.bool(),
+        lambda a, s, r: a.bool() | bool(s),
+    ),
 }
 
 
@@ -220,6 +233,7 @@ def _where(draw: Draw, op: Op) -> Case:
 
 # -- reductions ---------------------------------------------------------------------------------------------------
 
+
 @case(Op.SUM, Op.MEAN)
 def _sum_mean(draw: Draw, op: Op) -> Case:
     x = tensor(draw, draw(shapes()), FLOATS + (INTS if op is Op.SUM else ()))
@@ -269,6 +283,7 @@ def _softmax(draw: Draw, op: Op) -> Case:
 
 
 # -- linear algebra -----------------------------------------------------------------------------------------------
+
 
 @case(Op.LINEAR)
 def _linear(draw: Draw, op: Op) -> Case:
@@ -330,6 +345,7 @@ def _addmm(draw: Draw, op: Op) -> Case:
 
 # -- convolution and pooling --------------------------------------------------------------------------------------
 
+
 def _window(draw: Draw, with_dilation: bool = True) -> tuple[tuple, tuple, tuple, tuple, tuple]:
     """(kernel, stride, padding, dilation, input HW) per spatial dim, with an output of at least one element."""
     k = tuple(draw(st.integers(1, 3)) for _ in range(2))
@@ -379,8 +395,14 @@ def _avg_pool2d(draw: Draw, op: Op) -> Case:
     stride = draw(st.sampled_from([None, s]))
     x = tensor(draw, (*draw(st.sampled_from([(1, 2), (2, 3), (3,)])), *hw), FLOATS)
     ceil, include, div = draw(st.booleans()), draw(st.booleans()), draw(st.sampled_from([None, 1, 3]))
-    attrs = {"kernel_size": k, "stride": stride, "padding": p, "ceil_mode": ceil, "count_include_pad": include,
-             "divisor_override": div}
+    attrs = {
+        "kernel_size": k,
+        "stride": stride,
+        "padding": p,
+        "ceil_mode": ceil,
+        "count_include_pad": include,
+        "divisor_override": div,
+    }
     alt = lambda: torch.nn.AvgPool2d(k, stride, p, ceil, include, div)(x)  # noqa: E731
     return Case([x], attrs, alt, atol=1e-6, rtol=1e-5)
 
@@ -393,6 +415,7 @@ def _adaptive_avg_pool2d(draw: Draw, op: Op) -> Case:
 
 
 # -- normalisation ------------------------------------------------------------------------------------------------
+
 
 @case(Op.LAYER_NORM)
 def _layer_norm(draw: Draw, op: Op) -> Case:
@@ -442,6 +465,7 @@ def _batch_norm(draw: Draw, op: Op) -> Case:
 
 # -- attention ----------------------------------------------------------------------------------------------------
 
+
 @case(Op.SDPA)
 def _sdpa(draw: Draw, op: Op) -> Case:
     dt = draw(st.sampled_from(FLOATS))
@@ -474,6 +498,7 @@ def _sdpa(draw: Draw, op: Op) -> Case:
 
 
 # -- shape and data movement --------------------------------------------------------------------------------------
+
 
 @case(Op.RESHAPE)
 def _reshape(draw: Draw, op: Op) -> Case:
@@ -618,6 +643,7 @@ def _index_select(draw: Draw, op: Op) -> Case:
 
 # -- creation and symbolic ----------------------------------------------------------------------------------------
 
+
 @case(Op.ARANGE)
 def _arange(draw: Draw, op: Op) -> Case:
     num = st.one_of(st.integers(-20, 20), st.floats(-20, 20, width=32))
@@ -658,6 +684,7 @@ def _sym_arith(draw: Draw, op: Op) -> Case:
 
 
 # -- the checks ---------------------------------------------------------------------------------------------------
+
 
 def _assert_same(got: Any, want: Any, c: Case) -> None:
     if isinstance(want, (tuple, list)):

@@ -16,8 +16,9 @@ def clone_graph_outputs(graph: Graph, inputs: Sequence[torch.Tensor]) -> list[to
         return [t.clone() for t in interpret(graph, inputs)]
 
 
-def check_pass(pass_fn: Callable, graph: Graph, inputs: Sequence[torch.Tensor], *, rtol: float = 1e-5,
-               fired: bool = True) -> Graph:
+def check_pass(
+    pass_fn: Callable, graph: Graph, inputs: Sequence[torch.Tensor], *, rtol: float = 1e-5, fired: bool = True
+) -> Graph:
     """Apply ``pass_fn``; assert it fired (or not), the verifier passes, outputs match, a second run is a no-op."""
     before = clone_graph_outputs(graph, inputs)
     result = pass_fn(graph, PassOptions())

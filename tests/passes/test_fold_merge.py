@@ -44,8 +44,9 @@ def test_batchnorm_folds_into_conv(affine, conv_bias):
         bn.bias.data.uniform_(-1, 1)
     g = Graph()
     x = g.add_input((2, 3, 9, 9), DType.f32)
-    inputs = [x, g.add_constant(conv.weight.detach(), "w")] + ([g.add_constant(conv.bias.detach(), "b")]
-                                                                if conv_bias else [])
+    inputs = [x, g.add_constant(conv.weight.detach(), "w")] + (
+        [g.add_constant(conv.bias.detach(), "b")] if conv_bias else []
+    )
     y = g.add_node(Op.CONV2D, inputs, {"padding": (1, 1)}).out
     bn_in = [y, g.add_constant(bn.running_mean, "mean"), g.add_constant(bn.running_var, "var")]
     if affine:
@@ -59,8 +60,13 @@ def test_batchnorm_after_linear_folds():
     g = Graph()
     x = g.add_input((6, 5), DType.f32)
     y = g.add_node(Op.LINEAR, [x, g.add_constant(torch.randn(4, 5), "w"), g.add_constant(torch.randn(4), "b")]).out
-    bn = [y, g.add_constant(torch.rand(4), "m"), g.add_constant(torch.rand(4) + 0.5, "v"),
-          g.add_constant(torch.rand(4), "g"), g.add_constant(torch.rand(4), "be")]
+    bn = [
+        y,
+        g.add_constant(torch.rand(4), "m"),
+        g.add_constant(torch.rand(4) + 0.5, "v"),
+        g.add_constant(torch.rand(4), "g"),
+        g.add_constant(torch.rand(4), "be"),
+    ]
     g.outputs = [g.add_node(Op.BATCH_NORM, bn, {"eps": 1e-5}).out]
     g = check_pass(fold_batchnorm, g, [torch.randn(6, 5)])
     assert ops(g) == ["linear"]
@@ -71,8 +77,11 @@ def test_batchnorm_with_non_constant_stats_is_left_alone():
     x = g.add_input((2, 3, 4, 4), DType.f32)
     mean = g.add_input((3,), DType.f32)
     y = g.add_node(Op.CONV2D, [x, g.add_constant(torch.randn(3, 3, 1, 1), "w")]).out
-    g.outputs = [g.add_node(Op.BATCH_NORM, [y, mean, g.add_constant(torch.ones(3), "v")],
-                            {"has_weight": False, "has_bias": False}).out]
+    g.outputs = [
+        g.add_node(
+            Op.BATCH_NORM, [y, mean, g.add_constant(torch.ones(3), "v")], {"has_weight": False, "has_bias": False}
+        ).out
+    ]
     check_pass(fold_batchnorm, g, [torch.randn(2, 3, 4, 4), torch.randn(3)], fired=False)
 
 
@@ -127,11 +136,14 @@ class _ConstIndex(torch.nn.Module):
         return x[tuple(getattr(self, f"i{i}") for i in range(self.n))] * 2
 
 
-@pytest.mark.parametrize("index", [
-    (torch.tensor([[0], [2]]), torch.tensor([1, -1, 3])),  # broadcast (2,1) x (3,), a negative index
-    (torch.arange(1)[:, None, None], torch.arange(5)[None, None, :]),  # BERT's mask-preparation pattern
-    (torch.tensor([3, 0, 0], dtype=torch.int32),),  # one int32 index on dim 0, trailing dims kept
-])
+@pytest.mark.parametrize(
+    "index",
+    [
+        (torch.tensor([[0], [2]]), torch.tensor([1, -1, 3])),  # broadcast (2,1) x (3,), a negative index
+        (torch.arange(1)[:, None, None], torch.arange(5)[None, None, :]),  # BERT's mask-preparation pattern
+        (torch.tensor([3, 0, 0], dtype=torch.int32),),  # one int32 index on dim 0, trailing dims kept
+    ],
+)
 def test_constant_advanced_index_becomes_index_select(index):
     import lepton_graph as lg
 

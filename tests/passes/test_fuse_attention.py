@@ -81,7 +81,7 @@ def _attention_graph(mask: bool, scale_op: Op) -> Graph:
     v = g.add_input((2, 3, 5, 8), DType.f32)
     kt = g.add_node(Op.TRANSPOSE, [k], {"dim0": -1, "dim1": -2}).out
     s = g.add_node(Op.MATMUL, [q, kt]).out
-    s = g.add_node(scale_op, [s], {"scalar": 8 ** 0.5 if scale_op is Op.DIV else 8 ** -0.5}).out
+    s = g.add_node(scale_op, [s], {"scalar": 8**0.5 if scale_op is Op.DIV else 8**-0.5}).out
     if mask:
         m = g.add_input((2, 1, 1, 5), DType.f32)
         s = g.add_node(Op.ADD, [s, m]).out
@@ -106,8 +106,14 @@ _BINARY = [Op.ADD, Op.MUL, Op.SUB, Op.MAXIMUM]
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["u", "b", "lin", "norm", "sm"]), st.integers(0, 100), st.integers(0, 100)),
-                min_size=1, max_size=12), st.integers(1, 5))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["u", "b", "lin", "norm", "sm"]), st.integers(0, 100), st.integers(0, 100)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(1, 5),
+)
 def test_random_graphs_through_the_whole_pipeline(program, rows):
     """Random graphs of registered ops: the pipeline (fusion included) keeps eager's numbers, in the reference
     interpreter and through the native kernels; no GEMM runs through torch."""
@@ -144,8 +150,12 @@ def test_random_graphs_through_the_whole_pipeline(program, rows):
         assert torch.allclose(a, c, rtol=1e-4, atol=1e-5), (a, c)
     in_torch = [n.op for p in compiled.plan.partitions if p.target == "fallback-torch" for n in p.nodes]
     assert Op.LINEAR not in in_torch and not any(
-        n.attrs.get("kind") == "gemm" for p in compiled.plan.partitions if p.target == "fallback-torch"
-        for n in p.nodes if n.op is Op.FUSED), in_torch
+        n.attrs.get("kind") == "gemm"
+        for p in compiled.plan.partitions
+        if p.target == "fallback-torch"
+        for n in p.nodes
+        if n.op is Op.FUSED
+    ), in_torch
 
 
 def _repeat_kv(g: Graph, x, rep: int):
@@ -169,18 +179,22 @@ def test_repeat_kv_before_attention_becomes_gqa_sdpa():
             g.outputs = [g.add_node(Op.MATMUL, [p, vr]).out]
         else:
             g.outputs = [g.add_node(Op.SDPA, [q, kr, vr], {"is_causal": True}).out]
-        g = check_pass(recognize_attention, g, [torch.randn(1, 8, 5, 16), torch.randn(1, 2, 5, 16),
-                                               torch.randn(1, 2, 5, 16)])
+        g = check_pass(
+            recognize_attention, g, [torch.randn(1, 8, 5, 16), torch.randn(1, 2, 5, 16), torch.randn(1, 2, 5, 16)]
+        )
         assert ops(g) == ["sdpa"] and g.nodes[0].attrs["enable_gqa"] is True
         assert g.nodes[0].inputs[1] is g.inputs[1]
 
 
-@pytest.mark.parametrize("mask,dropped", [
-    (torch.ones(1, 1, 7, 1, dtype=torch.bool), True),
-    (torch.zeros(1, 1, 1, 7), True),
-    (torch.tensor([True] * 6 + [False]).reshape(1, 1, 1, 7), False),
-    (torch.full((1, 1, 1, 7), -1.0), False),
-])
+@pytest.mark.parametrize(
+    "mask,dropped",
+    [
+        (torch.ones(1, 1, 7, 1, dtype=torch.bool), True),
+        (torch.zeros(1, 1, 1, 7), True),
+        (torch.tensor([True] * 6 + [False]).reshape(1, 1, 1, 7), False),
+        (torch.full((1, 1, 1, 7), -1.0), False),
+    ],
+)
 def test_constant_keep_all_mask_is_dropped_from_sdpa(mask, dropped):
     g = Graph()
     q, k, v = (g.add_input((1, 2, 7, 4), DType.f32) for _ in range(3))

@@ -112,11 +112,14 @@ def test_without_quantize_the_pass_does_nothing() -> None:
     assert c.report().as_dict()["quantization"] is None
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("int7", "known schemes: int8-dynamic"),
-    ("int8-static", "'int8-static' .* is not available in this version"),
-    (3, "quantize must be a scheme name"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("int7", "known schemes: int8-dynamic"),
+        ("int8-static", "'int8-static' .* is not available in this version"),
+        (3, "quantize must be a scheme name"),
+    ],
+)
 def test_bad_configurations_are_refused_clearly(spec: object, message: str) -> None:
     with pytest.raises(UnsupportedError, match=message):
         lepton_graph.compile(nn.Linear(2, 2), quantize=spec)

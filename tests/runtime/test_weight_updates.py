@@ -94,8 +94,10 @@ def test_replaced_parameter_object_is_followed() -> None:
 
 def test_only_what_changed_is_lowered_again() -> None:
     torch.manual_seed(0)
-    model, x = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)).eval(), \
-        torch.randn(2, 8)
+    model, x = (
+        nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)).eval(),
+        torch.randn(2, 8),
+    )
     compiled = lg.compile(model)
     compiled(x)
     graph = compiled._cache.variants[0]

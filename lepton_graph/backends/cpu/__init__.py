@@ -84,10 +84,14 @@ class CpuNative:
         if config.profile:
             from ...runtime import profile
 
-            kernels = {i: k if isinstance(k, str) else profile.wrap(_label(n), k)
-                       for n in partition.nodes for i, k in [(id(n), kernels[id(n)])]}
-        return generate_function(partition.nodes, partition.inputs, partition.outputs, graph,
-                                 f"cpu_{partition.index}", kernels=kernels)
+            kernels = {
+                i: k if isinstance(k, str) else profile.wrap(_label(n), k)
+                for n in partition.nodes
+                for i, k in [(id(n), kernels[id(n)])]
+            }
+        return generate_function(
+            partition.nodes, partition.inputs, partition.outputs, graph, f"cpu_{partition.index}", kernels=kernels
+        )
 
     def kernels(self, partition: Partition) -> int:
         return len(partition.nodes)
@@ -95,6 +99,7 @@ class CpuNative:
 
 def _label(node: Node) -> str:
     kind = node.attrs.get("kind") if node.op.name == "FUSED" else None
+
     def dims(vs: list) -> str:
         return ",".join("x".join(map(str, v.shape)) for v in vs if getattr(v, "shape", None) is not None)
 

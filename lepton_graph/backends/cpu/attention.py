@@ -106,12 +106,52 @@ def lower_sdpa(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
             out = torch.empty((B, H, L, Ev), dtype=torch.float32)
         scale = scale_attr if scale_attr is not None else (1.0 / math.sqrt(E) if E else 1.0)
         if mask is None:
-            sdpa(q.data_ptr(), qs, k.data_ptr(), ks, v.data_ptr(), vs, out.data_ptr(), out.stride(), 0, 0,
-                 _NO_STRIDES, B, H, Hkv, L, S, E, Ev, causal, scale)
+            sdpa(
+                q.data_ptr(),
+                qs,
+                k.data_ptr(),
+                ks,
+                v.data_ptr(),
+                vs,
+                out.data_ptr(),
+                out.stride(),
+                0,
+                0,
+                _NO_STRIDES,
+                B,
+                H,
+                Hkv,
+                L,
+                S,
+                E,
+                Ev,
+                causal,
+                scale,
+            )
         else:
             m = mask.expand(B, H, L, S)
-            sdpa(q.data_ptr(), qs, k.data_ptr(), ks, v.data_ptr(), vs, out.data_ptr(), out.stride(), m.data_ptr(),
-                 mask_kind, m.stride(), B, H, Hkv, L, S, E, Ev, causal, scale)
-        return out if rank == 4 else out.reshape(out.shape[4 - rank:])
+            sdpa(
+                q.data_ptr(),
+                qs,
+                k.data_ptr(),
+                ks,
+                v.data_ptr(),
+                vs,
+                out.data_ptr(),
+                out.stride(),
+                m.data_ptr(),
+                mask_kind,
+                m.stride(),
+                B,
+                H,
+                Hkv,
+                L,
+                S,
+                E,
+                Ev,
+                causal,
+                scale,
+            )
+        return out if rank == 4 else out.reshape(out.shape[4 - rank :])
 
     return kernel

@@ -130,8 +130,14 @@ _WINOGRAD_MIN_CHANNELS_BF16 = 32
 _F4_MAX_WEIGHT_BYTES = 10 << 20
 
 
-def winograd_tile(w_shape: tuple[int, ...], x_shape: tuple[Any, ...] | None, stride: tuple[int, int],
-                  dilation: tuple[int, int], groups: int, bf16: bool) -> int:
+def winograd_tile(
+    w_shape: tuple[int, ...],
+    x_shape: tuple[Any, ...] | None,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    bf16: bool,
+) -> int:
     """The Winograd output tile (4 or 2) the lowering picks for this conv, 0 for the direct conv."""
     oc, c, kh, kw = w_shape
     if (kh, kw) != (3, 3) or stride != (1, 1) or dilation != (1, 1) or groups != 1:
@@ -146,8 +152,17 @@ def winograd_tile(w_shape: tuple[int, ...], x_shape: tuple[Any, ...] | None, str
     return 4 if 36 * c * oc * 4 <= _F4_MAX_WEIGHT_BYTES or tiles >= 8 else 2
 
 
-def make_conv(w: torch.Tensor, stride: tuple[int, int], padding: list[int], dilation: tuple[int, int], groups: int,
-              act: int, residual_before_act: bool, bf16: bool = False, winograd: int = 0) -> Any:
+def make_conv(
+    w: torch.Tensor,
+    stride: tuple[int, int],
+    padding: list[int],
+    dilation: tuple[int, int],
+    groups: int,
+    act: int,
+    residual_before_act: bool,
+    bf16: bool = False,
+    winograd: int = 0,
+) -> Any:
     """The native conv object for these weights: Winograd F(winograd x winograd, 3x3) when ``winograd`` is 2 or 4
     (3x3 stride-1 dilation-1 groups-1 convs), bf16 operands when ``bf16`` (groups 1 only), else the fp32 implicit
     GEMM."""
@@ -157,8 +172,7 @@ def make_conv(w: torch.Tensor, stride: tuple[int, int], padding: list[int], dila
         return lib.Conv2dWinograd(w.data_ptr(), *wl, padding, act, residual_before_act, winograd, bf16)
     if bf16 and groups == 1:
         return lib.Conv2dBf16(w.data_ptr(), *wl, list(stride), padding, list(dilation), act, residual_before_act)
-    return lib.Conv2dF32(w.data_ptr(), *wl, groups, list(stride), padding, list(dilation), act,
-                         residual_before_act)
+    return lib.Conv2dF32(w.data_ptr(), *wl, groups, list(stride), padding, list(dilation), act, residual_before_act)
 
 
 def _make_kernel(spec: _ConvSpec, x_index: int, res_index: int | None) -> Kernel:
@@ -171,8 +185,9 @@ def _make_kernel(spec: _ConvSpec, x_index: int, res_index: int | None) -> Kernel
         raise NotImplementedError(padding)
     groups, bf16 = int(node.attrs.get("groups", 1)), _use_bf16(spec.opts)
     x_shape = tuple(node.inputs[0].shape)
-    tile = winograd_tile(tuple(w.shape), x_shape if len(x_shape) == 4 else (1, *x_shape), stride, dilation, groups,
-                         bf16)
+    tile = winograd_tile(
+        tuple(w.shape), x_shape if len(x_shape) == 4 else (1, *x_shape), stride, dilation, groups, bf16
+    )
     conv = make_conv(w, stride, padding, dilation, groups, spec.act, spec.residual_before_act, bf16, tile)
     bias = spec.bias
     bias_ptr = bias.data_ptr() if bias is not None else 0
@@ -197,8 +212,7 @@ def _make_kernel(spec: _ConvSpec, x_index: int, res_index: int | None) -> Kernel
             r = args[res_index]
             if unbatched:
                 r = r.unsqueeze(0)
-            run(x.data_ptr(), x.shape, x.stride(), y.data_ptr(), shape, y.stride(), bias_ptr, r.data_ptr(),
-                r.stride())
+            run(x.data_ptr(), x.shape, x.stride(), y.data_ptr(), shape, y.stride(), bias_ptr, r.data_ptr(), r.stride())
         return y.squeeze(0) if unbatched else y
 
     conv2d.__lepton_keepalive__ = (conv, bias)  # type: ignore[attr-defined]
@@ -215,13 +229,24 @@ def lower_conv2d(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     return _make_kernel(spec, 0, None)
 
 
-def conv_epilogue(chain: list[Node], conv_out: Value, spec: _ConvSpec, oc: int, ext: Callable[[Value], Value],
-                  graph: Graph, group_outputs: set[Value]) -> tuple[str | None, Value | None, Value]:
+def conv_epilogue(
+    chain: list[Node],
+    conv_out: Value,
+    spec: _ConvSpec,
+    oc: int,
+    ext: Callable[[Value], Value],
+    graph: Graph,
+    group_outputs: set[Value],
+) -> tuple[str | None, Value | None, Value]:
     """Fill ``spec`` (bias, activation, residual) from the elementwise chain after a conv (epilogue.parse_epilogue
     with the conv's capabilities), or say why the chain cannot be its epilogue; returns (reason, the residual
     operand, the chain's last value)."""
-    caps = Caps("conv", channel_bias=lambda v: _broadcast_bias(ext(v), graph, oc), residual_from_outside=True,
-                check_operand=_f32_cpu)
+    caps = Caps(
+        "conv",
+        channel_bias=lambda v: _broadcast_bias(ext(v), graph, oc),
+        residual_from_outside=True,
+        check_operand=_f32_cpu,
+    )
     e = parse_epilogue(chain, conv_out, caps, group_outputs)
     if isinstance(e, str):
         return e, None, conv_out
@@ -266,8 +291,10 @@ def lower_conv_group(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | s
 
 # ---------------------------------------------------------------------------------------------------- pooling
 
-def _pool_kernel(node: Node, call: Callable[[torch.Tensor, torch.Tensor], None],
-                 out_hw: Callable[[int, int], tuple[int, int]]) -> Kernel:
+
+def _pool_kernel(
+    node: Node, call: Callable[[torch.Tensor, torch.Tensor], None], out_hw: Callable[[int, int], tuple[int, int]]
+) -> Kernel:
     x_val = node.inputs[0]
     unbatched = x_val.rank == 3
     empty = torch.empty
@@ -309,8 +336,11 @@ def lower_pool2d(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
         if any(not isinstance(o, int) for o in osz):
             return "output_size with None entries"
         fn = lib.adaptive_avg_pool2d_f32
-        return _pool_kernel(node, lambda x, y: fn(x.data_ptr(), x.shape, x.stride(), y.data_ptr(), y.shape,
-                                                  y.stride()), lambda h, w: osz)
+        return _pool_kernel(
+            node,
+            lambda x, y: fn(x.data_ptr(), x.shape, x.stride(), y.data_ptr(), y.shape, y.stride()),
+            lambda h, w: osz,
+        )
     k = _pair(a["kernel_size"])
     s = k if a.get("stride") in (None, (), []) else _pair(a["stride"])
     p = _pair(a.get("padding", 0))
@@ -319,28 +349,43 @@ def lower_pool2d(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
         d = _pair(a.get("dilation", 1))
         mp = lib.max_pool2d_f32
         args = (list(k), list(s), list(p), list(d), ceil_mode)
-        return _pool_kernel(node, lambda x, y: mp(x.data_ptr(), x.shape, x.stride(), y.data_ptr(), y.shape,
-                                                  y.stride(), *args),
-                            lambda h, w: (_pool_out(h, k[0], s[0], p[0], d[0], ceil_mode),
-                                          _pool_out(w, k[1], s[1], p[1], d[1], ceil_mode)))
+        return _pool_kernel(
+            node,
+            lambda x, y: mp(x.data_ptr(), x.shape, x.stride(), y.data_ptr(), y.shape, y.stride(), *args),
+            lambda h, w: (
+                _pool_out(h, k[0], s[0], p[0], d[0], ceil_mode),
+                _pool_out(w, k[1], s[1], p[1], d[1], ceil_mode),
+            ),
+        )
     div = a.get("divisor_override")
     if div is not None and int(div) <= 0:
         return f"divisor_override {div}"
     ap = lib.avg_pool2d_f32
     args2 = (list(k), list(s), list(p), ceil_mode, bool(a.get("count_include_pad", True)), int(div or 0))
-    return _pool_kernel(node, lambda x, y: ap(x.data_ptr(), x.shape, x.stride(), y.data_ptr(), y.shape, y.stride(),
-                                              *args2),
-                        lambda h, w: (_pool_out(h, k[0], s[0], p[0], 1, ceil_mode),
-                                      _pool_out(w, k[1], s[1], p[1], 1, ceil_mode)))
+    return _pool_kernel(
+        node,
+        lambda x, y: ap(x.data_ptr(), x.shape, x.stride(), y.data_ptr(), y.shape, y.stride(), *args2),
+        lambda h, w: (_pool_out(h, k[0], s[0], p[0], 1, ceil_mode), _pool_out(w, k[1], s[1], p[1], 1, ceil_mode)),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- direct calls
 
 
-def conv2d_f32(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, stride: Any = 1,
-               padding: Any = 0, dilation: Any = 1, groups: int = 1, act: str = "none",
-               residual: torch.Tensor | None = None, residual_before_act: bool = True, bf16: bool = False,
-               winograd: int = 0) -> torch.Tensor:
+def conv2d_f32(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    act: str = "none",
+    residual: torch.Tensor | None = None,
+    residual_before_act: bool = True,
+    bf16: bool = False,
+    winograd: int = 0,
+) -> torch.Tensor:
     """``act(F.conv2d(x, w, bias, ...) (+ residual)) (+ residual)`` with the native kernel (packs ``w`` per call;
     lowered graphs pack once). ``x`` is (N, C, H, W) float32 with any strides; the result is channels_last.
     ``padding`` is an int, a pair, or (top, bottom, left, right). ``winograd``: 2 or 4 runs Winograd
@@ -352,13 +397,20 @@ def conv2d_f32(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = Non
     if pad is None:
         ph, pw = _pair(padding)
         pad = [ph, ph, pw, pw]
-    conv = make_conv(w, _pair(stride), pad, _pair(dilation), groups, ep.Act[act], residual_before_act, bf16,
-                     winograd)
+    conv = make_conv(w, _pair(stride), pad, _pair(dilation), groups, ep.Act[act], residual_before_act, bf16, winograd)
     shape = conv.output_shape(list(x.shape))
     y = torch.empty(shape, memory_format=_CL)
-    conv.run(x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), shape, list(y.stride()),
-             0 if bias is None else bias.data_ptr(), 0 if residual is None else residual.data_ptr(),
-             [0, 0, 0, 0] if residual is None else list(residual.stride()))
+    conv.run(
+        x.data_ptr(),
+        list(x.shape),
+        list(x.stride()),
+        y.data_ptr(),
+        shape,
+        list(y.stride()),
+        0 if bias is None else bias.data_ptr(),
+        0 if residual is None else residual.data_ptr(),
+        [0, 0, 0, 0] if residual is None else list(residual.stride()),
+    )
     return y
 
 
@@ -368,30 +420,64 @@ def _pool_out_like(x: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
     return torch.empty((n, c, oh, ow), memory_format=fmt)
 
 
-def max_pool2d_f32(x: torch.Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
-                   ceil_mode: bool = False) -> torch.Tensor:
+def max_pool2d_f32(
+    x: torch.Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False
+) -> torch.Tensor:
     """``F.max_pool2d`` on a float32 (N, C, H, W) tensor with any strides (output in the input's memory format)."""
     k = _pair(kernel_size)
     s = k if stride is None else _pair(stride)
     p, d = _pair(padding), _pair(dilation)
-    y = _pool_out_like(x, _pool_out(x.shape[2], k[0], s[0], p[0], d[0], ceil_mode),
-                       _pool_out(x.shape[3], k[1], s[1], p[1], d[1], ceil_mode))
-    _lib().max_pool2d_f32(x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), list(y.shape),
-                          list(y.stride()), list(k), list(s), list(p), list(d), ceil_mode)
+    y = _pool_out_like(
+        x,
+        _pool_out(x.shape[2], k[0], s[0], p[0], d[0], ceil_mode),
+        _pool_out(x.shape[3], k[1], s[1], p[1], d[1], ceil_mode),
+    )
+    _lib().max_pool2d_f32(
+        x.data_ptr(),
+        list(x.shape),
+        list(x.stride()),
+        y.data_ptr(),
+        list(y.shape),
+        list(y.stride()),
+        list(k),
+        list(s),
+        list(p),
+        list(d),
+        ceil_mode,
+    )
     return y
 
 
-def avg_pool2d_f32(x: torch.Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
-                   count_include_pad: bool = True, divisor_override: int | None = None) -> torch.Tensor:
+def avg_pool2d_f32(
+    x: torch.Tensor,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> torch.Tensor:
     """``F.avg_pool2d`` on a float32 (N, C, H, W) tensor with any strides."""
     k = _pair(kernel_size)
     s = k if stride is None else _pair(stride)
     p = _pair(padding)
-    y = _pool_out_like(x, _pool_out(x.shape[2], k[0], s[0], p[0], 1, ceil_mode),
-                       _pool_out(x.shape[3], k[1], s[1], p[1], 1, ceil_mode))
-    _lib().avg_pool2d_f32(x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), list(y.shape),
-                          list(y.stride()), list(k), list(s), list(p), ceil_mode, count_include_pad,
-                          int(divisor_override or 0))
+    y = _pool_out_like(
+        x, _pool_out(x.shape[2], k[0], s[0], p[0], 1, ceil_mode), _pool_out(x.shape[3], k[1], s[1], p[1], 1, ceil_mode)
+    )
+    _lib().avg_pool2d_f32(
+        x.data_ptr(),
+        list(x.shape),
+        list(x.stride()),
+        y.data_ptr(),
+        list(y.shape),
+        list(y.stride()),
+        list(k),
+        list(s),
+        list(p),
+        ceil_mode,
+        count_include_pad,
+        int(divisor_override or 0),
+    )
     return y
 
 
@@ -399,6 +485,7 @@ def adaptive_avg_pool2d_f32(x: torch.Tensor, output_size: Any) -> torch.Tensor:
     """``F.adaptive_avg_pool2d`` on a float32 (N, C, H, W) tensor with any strides."""
     oh, ow = _pair(output_size)
     y = _pool_out_like(x, oh, ow)
-    _lib().adaptive_avg_pool2d_f32(x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), list(y.shape),
-                                   list(y.stride()))
+    _lib().adaptive_avg_pool2d_f32(
+        x.data_ptr(), list(x.shape), list(x.stride()), y.data_ptr(), list(y.shape), list(y.stride())
+    )
     return y

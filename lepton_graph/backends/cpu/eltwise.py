@@ -24,17 +24,68 @@ from .registry import Kernel, lowers, lowers_fused
 
 # -- instruction set (mirrors csrc/kernels/program.h) ------------------------------------------------------------
 LOAD, STORE, UNARY, BINARY, WHERE, ROW = range(6)
-(U_NEG, U_ABS, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_ERF, U_TANH, U_SIGMOID, U_RELU, U_GELU, U_GELU_TANH, U_SILU,
- U_SIN, U_COS, U_RECIP, U_LNOT, U_CLAMP, U_TO_BF16, U_TO_F16, U_TO_BOOL, U_TRUNC, U_COPY) = range(23)
+(
+    U_NEG,
+    U_ABS,
+    U_EXP,
+    U_LOG,
+    U_SQRT,
+    U_RSQRT,
+    U_ERF,
+    U_TANH,
+    U_SIGMOID,
+    U_RELU,
+    U_GELU,
+    U_GELU_TANH,
+    U_SILU,
+    U_SIN,
+    U_COS,
+    U_RECIP,
+    U_LNOT,
+    U_CLAMP,
+    U_TO_BF16,
+    U_TO_F16,
+    U_TO_BOOL,
+    U_TRUNC,
+    U_COPY,
+) = range(23)
 (B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN, B_EQ, B_NE, B_LT, B_LE, B_GT, B_GE, B_AND, B_OR) = range(15)
 R_LAYER_NORM, R_RMS_NORM, R_SOFTMAX, R_LOG_SOFTMAX = range(4)
 
-_UNARY = {Op.NEG: U_NEG, Op.ABS: U_ABS, Op.EXP: U_EXP, Op.LOG: U_LOG, Op.SQRT: U_SQRT, Op.RSQRT: U_RSQRT,
-          Op.ERF: U_ERF, Op.TANH: U_TANH, Op.SIGMOID: U_SIGMOID, Op.RELU: U_RELU, Op.SILU: U_SILU, Op.SIN: U_SIN,
-          Op.COS: U_COS, Op.RECIPROCAL: U_RECIP, Op.LOGICAL_NOT: U_LNOT}
-_BINARY = {Op.ADD: B_ADD, Op.SUB: B_SUB, Op.MUL: B_MUL, Op.DIV: B_DIV, Op.POW: B_POW, Op.MAXIMUM: B_MAX,
-           Op.MINIMUM: B_MIN, Op.EQ: B_EQ, Op.NE: B_NE, Op.LT: B_LT, Op.LE: B_LE, Op.GT: B_GT, Op.GE: B_GE,
-           Op.LOGICAL_AND: B_AND, Op.LOGICAL_OR: B_OR}
+_UNARY = {
+    Op.NEG: U_NEG,
+    Op.ABS: U_ABS,
+    Op.EXP: U_EXP,
+    Op.LOG: U_LOG,
+    Op.SQRT: U_SQRT,
+    Op.RSQRT: U_RSQRT,
+    Op.ERF: U_ERF,
+    Op.TANH: U_TANH,
+    Op.SIGMOID: U_SIGMOID,
+    Op.RELU: U_RELU,
+    Op.SILU: U_SILU,
+    Op.SIN: U_SIN,
+    Op.COS: U_COS,
+    Op.RECIPROCAL: U_RECIP,
+    Op.LOGICAL_NOT: U_LNOT,
+}
+_BINARY = {
+    Op.ADD: B_ADD,
+    Op.SUB: B_SUB,
+    Op.MUL: B_MUL,
+    Op.DIV: B_DIV,
+    Op.POW: B_POW,
+    Op.MAXIMUM: B_MAX,
+    Op.MINIMUM: B_MIN,
+    Op.EQ: B_EQ,
+    Op.NE: B_NE,
+    Op.LT: B_LT,
+    Op.LE: B_LE,
+    Op.GT: B_GT,
+    Op.GE: B_GE,
+    Op.LOGICAL_AND: B_AND,
+    Op.LOGICAL_OR: B_OR,
+}
 _BOOL_RESULT = {B_EQ, B_NE, B_LT, B_LE, B_GT, B_GE, B_AND, B_OR}
 
 _FLOAT = {DType.f32, DType.bf16, DType.f16}
@@ -42,8 +93,16 @@ _INT = {DType.i64, DType.i32, DType.i16, DType.i8, DType.u8}
 # dtypes a program can read (converted to f32 on load) and write
 _LOADABLE = _FLOAT | {DType.bool, DType.i64, DType.i32, DType.i8, DType.u8}
 _STORABLE = _LOADABLE
-_TORCH_NAME = {DType.f32: "float32", DType.bf16: "bfloat16", DType.f16: "float16", DType.bool: "bool",
-               DType.i64: "int64", DType.i32: "int32", DType.i8: "int8", DType.u8: "uint8"}
+_TORCH_NAME = {
+    DType.f32: "float32",
+    DType.bf16: "bfloat16",
+    DType.f16: "float16",
+    DType.bool: "bool",
+    DType.i64: "int64",
+    DType.i32: "int32",
+    DType.i8: "int8",
+    DType.u8: "uint8",
+}
 _ROUND = {DType.bf16: U_TO_BF16, DType.f16: U_TO_F16}
 
 
@@ -276,8 +335,14 @@ def _allocate(b: _Builder, outputs: Sequence[Value]) -> tuple[list[int], int]:
     return code, max(nregs, 1)
 
 
-def build_program(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequence[Value], *,
-                  row_mode: bool = False, row_ops: Any = None) -> Built | str:
+def build_program(
+    nodes: Sequence[Node],
+    inputs: Sequence[Value],
+    outputs: Sequence[Value],
+    *,
+    row_mode: bool = False,
+    row_ops: Any = None,
+) -> Built | str:
     """Translate nodes (topologically ordered, single-output) into a program. ``row_ops(builder, node)`` handles
     ops beyond the elementwise set (norm.py passes one for layer norm / softmax); returns a reason on failure."""
     b = _Builder(inputs, row_mode)
@@ -305,8 +370,9 @@ def build_program(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Seque
         return str(e)
     in_dtypes = [v.dtype if v.dtype in _LOADABLE else DType.f32 for v in inputs]
     built = Built(code, b.consts, nregs, in_dtypes, [v.dtype for v in outputs], row_mode)
-    built.program = _C.Program(code, b.consts, nregs, [_TORCH_NAME[d] for d in in_dtypes],
-                               [_TORCH_NAME[d] for d in built.out_dtypes], row_mode)
+    built.program = _C.Program(
+        code, b.consts, nregs, [_TORCH_NAME[d] for d in in_dtypes], [_TORCH_NAME[d] for d in built.out_dtypes], row_mode
+    )
     return built
 
 
@@ -345,11 +411,17 @@ def program_kernel(built: Built, outputs: Sequence[Value], inputs: Sequence[Valu
             run([x.data_ptr() for x in xs], [x.shape for x in xs], [x.stride() for x in xs], s, [y.data_ptr()])
             return y
     else:
+
         def general(*xs: torch.Tensor) -> Any:
             s = shape if shape is not None else torch.broadcast_shapes(*(x.shape for x in xs))
             ys = tuple(torch.empty(s, dtype=d) for d in dts)
-            run([x.data_ptr() for x in xs], [x.shape for x in xs], [x.stride() for x in xs], s,
-                [y.data_ptr() for y in ys])
+            run(
+                [x.data_ptr() for x in xs],
+                [x.shape for x in xs],
+                [x.stride() for x in xs],
+                s,
+                [y.data_ptr() for y in ys],
+            )
             return ys
 
     kernel = general
@@ -361,17 +433,24 @@ def program_kernel(built: Built, outputs: Sequence[Value], inputs: Sequence[Valu
     return kernel
 
 
-def _bound_kernel(built: Built, shape: tuple[int, ...], in_shapes: list[tuple[int, ...]], in_dtypes: list[DType],
-                  dts: list[torch.dtype], general: Kernel) -> Kernel:
+def _bound_kernel(
+    built: Built,
+    shape: tuple[int, ...],
+    in_shapes: list[tuple[int, ...]],
+    in_dtypes: list[DType],
+    dts: list[torch.dtype],
+    general: Kernel,
+) -> Kernel:
     """The per-call fast path over a BoundProgram (see program_kernel); single-output arities 1-3 unrolled."""
-    bound = built.program.bind([list(s) for s in in_shapes], [_contiguous_strides(s) for s in in_shapes],
-                               list(shape))
+    bound = built.program.bind([list(s) for s in in_shapes], [_contiguous_strides(s) for s in in_shapes], list(shape))
     brun = bound.run
     ns = [math.prod(s) for s in in_shapes]
     # outputs: torch.empty_like of an input with the output's shape and dtype (the cheapest allocation torch has;
     # the input is contiguous on this path, so the result is too), else torch.empty
-    like = [next((i for i, (s, d) in enumerate(zip(in_shapes, in_dtypes)) if s == shape and d.to_torch() == dt),
-                 None) for dt in dts]
+    like = [
+        next((i for i, (s, d) in enumerate(zip(in_shapes, in_dtypes)) if s == shape and d.to_torch() == dt), None)
+        for dt in dts
+    ]
     empty, empty_like = torch.empty, torch.empty_like
 
     def alloc(xs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
@@ -389,6 +468,7 @@ def _bound_kernel(built: Built, shape: tuple[int, ...], in_shapes: list[tuple[in
                     brun(a.data_ptr(), y.data_ptr())
                     return y
                 return general(a)
+
             return k1
         if nin == 2:
             n0, n1 = ns
@@ -399,17 +479,25 @@ def _bound_kernel(built: Built, shape: tuple[int, ...], in_shapes: list[tuple[in
                     brun(a.data_ptr(), b.data_ptr(), y.data_ptr())
                     return y
                 return general(a, b)
+
             return k2
         if nin == 3:
             n0, n1, n2 = ns
 
             def k3(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> Any:
-                if (a.is_contiguous() and b.is_contiguous() and c.is_contiguous() and a.numel() == n0
-                        and b.numel() == n1 and c.numel() == n2):
+                if (
+                    a.is_contiguous()
+                    and b.is_contiguous()
+                    and c.is_contiguous()
+                    and a.numel() == n0
+                    and b.numel() == n1
+                    and c.numel() == n2
+                ):
                     y = empty_like((a, b, c)[i0]) if i0 is not None else empty(shape, dtype=dt0)
                     brun(a.data_ptr(), b.data_ptr(), c.data_ptr(), y.data_ptr())
                     return y
                 return general(a, b, c)
+
             return k3
 
     if len(dts) == 2 and nin == 4:  # the residual add + layer norm pattern: (x, r, w, b) -> (x + r, norm)
@@ -418,14 +506,23 @@ def _bound_kernel(built: Built, shape: tuple[int, ...], in_shapes: list[tuple[in
         d0, d1 = dts
 
         def k4x2(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -> Any:
-            if (a.is_contiguous() and b.is_contiguous() and c.is_contiguous() and d.is_contiguous()
-                    and a.numel() == n0 and b.numel() == n1 and c.numel() == n2 and d.numel() == n3):
+            if (
+                a.is_contiguous()
+                and b.is_contiguous()
+                and c.is_contiguous()
+                and d.is_contiguous()
+                and a.numel() == n0
+                and b.numel() == n1
+                and c.numel() == n2
+                and d.numel() == n3
+            ):
                 xs = (a, b, c, d)
                 y0 = empty_like(xs[l0]) if l0 is not None else empty(shape, dtype=d0)
                 y1 = empty_like(xs[l1]) if l1 is not None else empty(shape, dtype=d1)
                 brun(a.data_ptr(), b.data_ptr(), c.data_ptr(), d.data_ptr(), y0.data_ptr(), y1.data_ptr())
                 return y0, y1
             return general(a, b, c, d)
+
         return k4x2
 
     def kn(*xs: torch.Tensor) -> Any:
@@ -434,6 +531,7 @@ def _bound_kernel(built: Built, shape: tuple[int, ...], in_shapes: list[tuple[in
             brun(*[x.data_ptr() for x in xs], *[y.data_ptr() for y in ys])
             return ys[0] if len(ys) == 1 else tuple(ys)
         return general(*xs)
+
     return kn
 
 

@@ -48,8 +48,9 @@ class Epilogue:
     last: Value | None = None  # the chain's last value
 
 
-def parse_epilogue(chain: list[Node], root_out: Value, caps: Caps,
-                   group_outputs: set[Value] | frozenset[Value] = frozenset()) -> Epilogue | str:
+def parse_epilogue(
+    chain: list[Node], root_out: Value, caps: Caps, group_outputs: set[Value] | frozenset[Value] = frozenset()
+) -> Epilogue | str:
     """The epilogue the chain after a GEMM/conv computes, or why the kernel cannot run it."""
     epi = Epilogue(last=root_out)
     out_shape = tuple(root_out.shape)
@@ -84,8 +85,15 @@ def parse_epilogue(chain: list[Node], root_out: Value, caps: Caps,
     return epi
 
 
-def _add(n: Node, cur: Value, epi: Epilogue, caps: Caps, act_seen: bool, out_shape: tuple,
-         group_outputs: set[Value] | frozenset[Value]) -> str | None:
+def _add(
+    n: Node,
+    cur: Value,
+    epi: Epilogue,
+    caps: Caps,
+    act_seen: bool,
+    out_shape: tuple,
+    group_outputs: set[Value] | frozenset[Value],
+) -> str | None:
     if n.attrs.get("alpha", 1) != 1:
         return "add with alpha != 1"
     if len(n.inputs) == 1:  # x + scalar

@@ -30,5 +30,4 @@ def can_fuse(kind: str, group: list[Node], graph: Graph) -> str | None:
     epi = _Epi()
     if root.op is Op.LINEAR and len(root.inputs) == 3 and root.inputs[2].const is None:
         epi.bias_input = 2  # a runtime bias already takes the epilogue's bias slot
-    return gemm_epilogue(chain, root.out, int(root.out.shape[-1]), epi, lambda v: 0,
-                         lambda v: _const(graph, v))
+    return gemm_epilogue(chain, root.out, int(root.out.shape[-1]), epi, lambda v: 0, lambda v: _const(graph, v))

@@ -123,6 +123,7 @@ def _make_linear_kernel(packed: Any, k: int, n: int, epi: _Epi, x_index: int) ->
         return x2, m, x2.stride(0), empty((*x.shape[:-1], n))
 
     if res_idx is None and bias_idx is None and x_index == 0:
+
         def linear_kernel(x: torch.Tensor, *_: Any) -> torch.Tensor:  # the common case: x, constant W, b
             x2, m, lda, out = rows_of(x)
             call(x2.data_ptr(), m, k, lda, packed, out.data_ptr(), n, bias_ptr, 0, 0, False, act)
@@ -152,8 +153,9 @@ def _make_linear_kernel(packed: Any, k: int, n: int, epi: _Epi, x_index: int) ->
     return gemm_kernel
 
 
-def _make_runtime_kernel(k: int, n: int, epi: _Epi, x_index: int, w_index: int, w_transposed: bool,
-                         alpha: float = 1.0) -> Kernel:
+def _make_runtime_kernel(
+    k: int, n: int, epi: _Epi, x_index: int, w_index: int, w_transposed: bool, alpha: float = 1.0
+) -> Kernel:
     """out = epilogue(alpha * x @ W) with W a runtime input: (N, K) when ``w_transposed`` else (K, N)."""
     lib = _lib()
     call = lib.gemm_f32
@@ -179,8 +181,24 @@ def _make_runtime_kernel(k: int, n: int, epi: _Epi, x_index: int, w_index: int, 
         if res_idx is not None:
             r = _rows(args[res_idx].expand(out.shape), m, n)
             rp, ldr = r.data_ptr(), r.stride(0)
-        call(x2.data_ptr(), x2.stride(0), x2.stride(1), w.data_ptr(), sk, sn, out.data_ptr(), n, m, n, k, bp, rp,
-             ldr, before, act)
+        call(
+            x2.data_ptr(),
+            x2.stride(0),
+            x2.stride(1),
+            w.data_ptr(),
+            sk,
+            sn,
+            out.data_ptr(),
+            n,
+            m,
+            n,
+            k,
+            bp,
+            rp,
+            ldr,
+            before,
+            act,
+        )
         return out
 
     keep_alive(gemm_kernel, bias)
@@ -189,11 +207,21 @@ def _make_runtime_kernel(k: int, n: int, epi: _Epi, x_index: int, w_index: int, 
 
 # ---------------------------------------------------------------------------------------------------- roots
 
+
 class _Root:
     """A GEMM-like root node reduced to: x input index, constant packed B or runtime B, K, N, epilogue seed."""
 
-    def __init__(self, x_index: int, k: int, n: int, epi: _Epi, packed: Any = None, w_index: int | None = None,
-                 w_transposed: bool = False, alpha: float = 1.0):
+    def __init__(
+        self,
+        x_index: int,
+        k: int,
+        n: int,
+        epi: _Epi,
+        packed: Any = None,
+        w_index: int | None = None,
+        w_transposed: bool = False,
+        alpha: float = 1.0,
+    ):
         self.x_index, self.k, self.n, self.epi = x_index, k, n, epi
         self.packed, self.w_index, self.w_transposed, self.alpha = packed, w_index, w_transposed, alpha
 
@@ -201,12 +229,12 @@ class _Root:
         if self.packed is not None:
             return _make_linear_kernel(self.packed, self.k, self.n, self.epi, self.x_index)
         assert self.w_index is not None
-        return _make_runtime_kernel(self.k, self.n, self.epi, self.x_index, self.w_index, self.w_transposed,
-                                    self.alpha)
+        return _make_runtime_kernel(self.k, self.n, self.epi, self.x_index, self.w_index, self.w_transposed, self.alpha)
 
 
-def _linear_root(node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
-                 ) -> _Root | str:
+def _linear_root(
+    node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
+) -> _Root | str:
     x, w = node.inputs[0], node.inputs[1]
     b = node.inputs[2] if len(node.inputs) > 2 else None
     for v, what in ((x, "input"), (w, "weight"), (b, "bias")):
@@ -230,13 +258,19 @@ def _linear_root(node: Node, opts: LowerOptions, index_of: Callable[[Value], int
             epi.bias_input = index_of(b)
     wt = const_of(w)
     if wt is not None:
-        return _Root(index_of(x), k, n, epi, packed=pack_weight(wt, transposed=True, bf16=_use_bf16(opts),
-                                                                    huge_pages=_streams_weight(x)))
+        return _Root(
+            index_of(x),
+            k,
+            n,
+            epi,
+            packed=pack_weight(wt, transposed=True, bf16=_use_bf16(opts), huge_pages=_streams_weight(x)),
+        )
     return _Root(index_of(x), k, n, epi, w_index=index_of(w), w_transposed=True)
 
 
-def _qlinear_root(node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
-                  ) -> _Root | str:
+def _qlinear_root(
+    node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
+) -> _Root | str:
     """QLINEAR (int8 weight, per-channel scales, dynamic per-row activations) onto the VNNI int8 GEMM."""
     x, w, scale = node.inputs[:3]
     b = node.inputs[3] if len(node.inputs) > 3 else None
@@ -266,14 +300,17 @@ def pack_weight_s8(w: torch.Tensor, scale: torch.Tensor) -> Any:
     """Pack an int8 (N, K) weight (nn.Linear layout) and its N per-channel scales for the int8 GEMM."""
     lib = _lib()
     if w.dtype != torch.int8 or w.dim() != 2 or scale.shape != (w.shape[0],) or scale.dtype != torch.float32:
-        raise ValueError(f"int8 weight must be (N, K) int8 with N float32 scales, got {w.dtype} {tuple(w.shape)} "
-                         f"and {scale.dtype} {tuple(scale.shape)}")
+        raise ValueError(
+            f"int8 weight must be (N, K) int8 with N float32 scales, got {w.dtype} {tuple(w.shape)} "
+            f"and {scale.dtype} {tuple(scale.shape)}"
+        )
     scale = scale.contiguous()
     return lib.gemm_pack_b_s8(w.data_ptr(), w.shape[1], w.shape[0], w.stride(1), w.stride(0), scale.data_ptr())
 
 
-def _matmul_const_root(node: Node, opts: LowerOptions, index_of: Callable[[Value], int],
-                       const_of: Callable[[Value], Any]) -> _Root | str:
+def _matmul_const_root(
+    node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
+) -> _Root | str:
     """MATMUL with a constant 2-D B and a >= 2-D A: the same as a LINEAR without bias."""
     a, b = node.inputs
     for v, what in ((a, "a"), (b, "b")):
@@ -287,8 +324,13 @@ def _matmul_const_root(node: Node, opts: LowerOptions, index_of: Callable[[Value
         return f"a's last dim {a.shape[-1]} != {k}"
     if a.rank == 1:
         return "1-D a"
-    return _Root(index_of(a), k, n, _Epi(), packed=pack_weight(bt, transposed=False, bf16=_use_bf16(opts),
-                                                               huge_pages=_streams_weight(a)))
+    return _Root(
+        index_of(a),
+        k,
+        n,
+        _Epi(),
+        packed=pack_weight(bt, transposed=False, bf16=_use_bf16(opts), huge_pages=_streams_weight(a)),
+    )
 
 
 def _use_bf16(opts: LowerOptions) -> bool:
@@ -319,6 +361,7 @@ def lower_qlinear(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
 
 # ---------------------------------------------------------------------------------------------------- matmul
 
+
 def _matmul_general() -> Kernel:
     lib = _lib()
     batched, gemm = lib.gemm_f32_batched, lib.gemm_f32
@@ -339,18 +382,54 @@ def _matmul_general() -> Kernel:
         if b.dim() == 2 and a.dim() > 2:  # one GEMM over all of a's rows when they form a matrix
             a2 = a.reshape(-1, k)
             mm = a2.shape[0]
-            gemm(a2.data_ptr(), a2.stride(0), a2.stride(1), b.data_ptr(), b.stride(0), b.stride(1),
-                 out.data_ptr(), n, mm, n, k)
+            gemm(
+                a2.data_ptr(),
+                a2.stride(0),
+                a2.stride(1),
+                b.data_ptr(),
+                b.stride(0),
+                b.stride(1),
+                out.data_ptr(),
+                n,
+                mm,
+                n,
+                k,
+            )
         elif not batch:
-            gemm(a.data_ptr(), a.stride(0), a.stride(1), b.data_ptr(), b.stride(0), b.stride(1), out.data_ptr(), n,
-                 m, n, k)
+            gemm(
+                a.data_ptr(),
+                a.stride(0),
+                a.stride(1),
+                b.data_ptr(),
+                b.stride(0),
+                b.stride(1),
+                out.data_ptr(),
+                n,
+                m,
+                n,
+                k,
+            )
         else:
             ae = a.expand(*batch, m, k)
             be = b.expand(*batch, k, n)
             nb = len(batch)
-            batched(list(batch), ae.data_ptr(), list(ae.stride()[:nb]), ae.stride(-2), ae.stride(-1), be.data_ptr(),
-                    list(be.stride()[:nb]), be.stride(-2), be.stride(-1), out.data_ptr(), list(out.stride()[:nb]),
-                    n, m, n, k)
+            batched(
+                list(batch),
+                ae.data_ptr(),
+                list(ae.stride()[:nb]),
+                ae.stride(-2),
+                ae.stride(-1),
+                be.data_ptr(),
+                list(be.stride()[:nb]),
+                be.stride(-2),
+                be.stride(-1),
+                out.data_ptr(),
+                list(out.stride()[:nb]),
+                n,
+                m,
+                n,
+                k,
+            )
         if squeeze_m:
             out = out.squeeze(-2)
         if squeeze_n:
@@ -379,8 +458,10 @@ def lower_matmul(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
 
 # ---------------------------------------------------------------------------------------------------- addmm
 
-def _addmm_root(node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
-                ) -> _Root | str:
+
+def _addmm_root(
+    node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
+) -> _Root | str:
     bias, a, b = node.inputs
     for v, what in ((bias, "bias"), (a, "a"), (b, "b")):
         if why := _f32_cpu(v, what):
@@ -409,8 +490,13 @@ def _addmm_root(node: Node, opts: LowerOptions, index_of: Callable[[Value], int]
     btc = const_of(b)
     if btc is not None:
         w = btc * alpha if alpha != 1 else btc
-        return _Root(index_of(a), k, n, epi, packed=pack_weight(w, transposed=False, bf16=_use_bf16(opts),
-                                                                huge_pages=_streams_weight(a)))
+        return _Root(
+            index_of(a),
+            k,
+            n,
+            epi,
+            packed=pack_weight(w, transposed=False, bf16=_use_bf16(opts), huge_pages=_streams_weight(a)),
+        )
     return _Root(index_of(a), k, n, epi, w_index=index_of(b), w_transposed=False, alpha=float(alpha))
 
 
@@ -436,17 +522,29 @@ def lower_addmm(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
 
 # ---------------------------------------------------------------------------------------------------- fused
 
+
 def _is_per_column(v: Value, n: int) -> bool:
     return v.rank >= 1 and v.shape[-1] == n and all(d == 1 for d in v.shape[:-1])
 
 
-def gemm_epilogue(chain: list[Node], root_out: Value, n: int, epi: _Epi, index_of: Callable[[Value], int],
-                  const_of: Callable[[Value], Any]) -> str | None:
+def gemm_epilogue(
+    chain: list[Node],
+    root_out: Value,
+    n: int,
+    epi: _Epi,
+    index_of: Callable[[Value], int],
+    const_of: Callable[[Value], Any],
+) -> str | None:
     """Fill ``epi`` from the elementwise chain after a GEMM (epilogue.parse_epilogue with the GEMM's
     capabilities), or say why the chain cannot be this GEMM's epilogue."""
-    caps = Caps("gemm", channel_bias=lambda v: const_of(v) if _is_per_column(v, n) else None,
-                runtime_bias=lambda v: _is_per_column(v, n) and v.rank == 1, scalar_add=True,
-                bias_after_residual=True, check_operand=_f32_cpu)
+    caps = Caps(
+        "gemm",
+        channel_bias=lambda v: const_of(v) if _is_per_column(v, n) else None,
+        runtime_bias=lambda v: _is_per_column(v, n) and v.rank == 1,
+        scalar_add=True,
+        bias_after_residual=True,
+        check_operand=_f32_cpu,
+    )
     e = parse_epilogue(chain, root_out, caps)
     if isinstance(e, str):
         return e
@@ -492,8 +590,11 @@ def lower_gemm_group(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | s
         r = _qlinear_root(root, opts, index_of, const_of)
     elif root.op is Op.MATMUL:
         b = root.inputs[1]
-        r = (_matmul_const_root(root, opts, index_of, const_of) if const_of(b) is not None
-             else _matmul_runtime_root(root, index_of))
+        r = (
+            _matmul_const_root(root, opts, index_of, const_of)
+            if const_of(b) is not None
+            else _matmul_runtime_root(root, index_of)
+        )
     elif root.op is Op.ADDMM:
         r = _addmm_root(root, opts, index_of, const_of)
     else:

@@ -54,6 +54,7 @@ def _with_attrs(node: Node, make: Callable[[dict[str, Any]], Callable[[torch.Ten
 
     def kernel(*args: Any) -> Any:
         return make(resolve_attrs(attrs, list(args[n_in:])))(*args[:n_in])
+
     return kernel
 
 
@@ -65,6 +66,7 @@ def _cpu(node: Node) -> str | None:
 
 
 # -- views --------------------------------------------------------------------------------------------------------
+
 
 @lowers(Op.RESHAPE)
 def lower_reshape(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
@@ -88,23 +90,25 @@ def lower_reshape(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
                 except RuntimeError:
                     ok = viewable[key] = False
             return x.view(shape) if ok else contiguous(x).view(shape)
+
         return k
+
     return _with_attrs(node, make)
 
 
 @lowers(Op.PERMUTE)
 def lower_permute(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
-    return _cpu(node) or _with_attrs(node, lambda a: (lambda x, d=tuple(a["dims"]): x.permute(d)))
+    return _cpu(node) or _with_attrs(node, lambda a: lambda x, d=tuple(a["dims"]): x.permute(d))
 
 
 @lowers(Op.TRANSPOSE)
 def lower_transpose(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
-    return _cpu(node) or _with_attrs(node, lambda a: (lambda x, d0=a["dim0"], d1=a["dim1"]: x.transpose(d0, d1)))
+    return _cpu(node) or _with_attrs(node, lambda a: lambda x, d0=a["dim0"], d1=a["dim1"]: x.transpose(d0, d1))
 
 
 @lowers(Op.EXPAND)
 def lower_expand(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
-    return _cpu(node) or _with_attrs(node, lambda a: (lambda x, s=tuple(a["shape"]): x.expand(s)))
+    return _cpu(node) or _with_attrs(node, lambda a: lambda x, s=tuple(a["shape"]): x.expand(s))
 
 
 @lowers(Op.SQUEEZE)
@@ -115,12 +119,13 @@ def lower_squeeze(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
             return lambda x: x.squeeze()
         dims = tuple(dims)
         return lambda x: torch.squeeze(x, dims)
+
     return _cpu(node) or _with_attrs(node, make)
 
 
 @lowers(Op.UNSQUEEZE)
 def lower_unsqueeze(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
-    return _cpu(node) or _with_attrs(node, lambda a: (lambda x, d=a["dim"]: x.unsqueeze(d)))
+    return _cpu(node) or _with_attrs(node, lambda a: lambda x, d=a["dim"]: x.unsqueeze(d))
 
 
 @lowers(Op.SLICE)
@@ -128,18 +133,21 @@ def lower_slice(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     def make(a: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
         dim, start, end, step = a["dim"], a["start"], a["end"], a["step"]
         if step == 1 and start is not None and end is not None and start >= 0 and end >= 0:
+
             def narrow(x: torch.Tensor) -> torch.Tensor:
                 size = x.shape[dim]
                 s = min(start, size)
                 return x.narrow(dim, s, max(min(end, size) - s, 0))
+
             return narrow
         return lambda x: _slice(x, dim, start, end, step)
+
     return _cpu(node) or _with_attrs(node, make)
 
 
 @lowers(Op.SELECT)
 def lower_select(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
-    return _cpu(node) or _with_attrs(node, lambda a: (lambda x, d=a["dim"], i=a["index"]: x.select(d, i)))
+    return _cpu(node) or _with_attrs(node, lambda a: lambda x, d=a["dim"], i=a["index"]: x.select(d, i))
 
 
 @lowers(Op.SPLIT)
@@ -147,10 +155,12 @@ def lower_split(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     def make(a: dict[str, Any]) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
         sizes, dim = list(a["sizes"]), a["dim"]
         return lambda x: tuple(torch.split_with_sizes(x, sizes, dim))
+
     return _cpu(node) or _with_attrs(node, make)
 
 
 # -- copies -------------------------------------------------------------------------------------------------------
+
 
 @lowers(Op.CONTIGUOUS)
 def lower_contiguous(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
@@ -190,6 +200,7 @@ def lower_cat(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
                 _copy_strided(x.data_ptr(), base + off * ys[dim] * isz, isz, x.shape, x.stride(), ys)
             off += n
         return y
+
     return kernel
 
 
@@ -210,6 +221,7 @@ def lower_embedding(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | st
         y = torch.empty((*ic.shape, dim), dtype=wc.dtype)
         gather(wc.data_ptr(), ic.data_ptr(), y.data_ptr(), wc.element_size(), 1, rows, dim, ic.numel(), is64, False)
         return y
+
     return kernel
 
 
@@ -231,15 +243,18 @@ def lower_index_select(node: Node, graph: Graph, opts: LowerOptions) -> Kernel |
         tc = contiguous(t)
         ic = contiguous(index)
         s = tc.shape
-        outer, rows, inner = math.prod(s[:dim]), s[dim], math.prod(s[dim + 1:])
-        y = torch.empty((*s[:dim], ic.numel(), *s[dim + 1:]), dtype=tc.dtype)
-        gather(tc.data_ptr(), ic.data_ptr(), y.data_ptr(), tc.element_size(), outer, rows, inner, ic.numel(), is64,
-               False)
+        outer, rows, inner = math.prod(s[:dim]), s[dim], math.prod(s[dim + 1 :])
+        y = torch.empty((*s[:dim], ic.numel(), *s[dim + 1 :]), dtype=tc.dtype)
+        gather(
+            tc.data_ptr(), ic.data_ptr(), y.data_ptr(), tc.element_size(), outer, rows, inner, ic.numel(), is64, False
+        )
         return y
+
     return kernel
 
 
 # -- creation -----------------------------------------------------------------------------------------------------
+
 
 @lowers(Op.FULL)
 def lower_full(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
@@ -262,7 +277,9 @@ def lower_full(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
             y = torch.empty(shape, dtype=dt)
             fill(y.data_ptr(), isz, y.numel(), bits)
             return y
+
         return k
+
     return _with_attrs(node, make)
 
 
@@ -286,10 +303,12 @@ def lower_arange(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
         y = torch.empty(n, dtype=dt)
         ar(y.data_ptr(), name, n, float(start), float(step))
         return y
+
     return kernel
 
 
 # -- symbolic ints ------------------------------------------------------------------------------------------------
+
 
 @lowers(Op.SYM_SIZE)
 def lower_sym_size(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:

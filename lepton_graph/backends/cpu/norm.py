@@ -23,8 +23,7 @@ from .eltwise import R_LAYER_NORM, R_LOG_SOFTMAX, R_RMS_NORM, R_SOFTMAX, ROW, Un
 from .native import _C
 from .registry import Kernel, lowers, lowers_fused
 
-_ROW_OPS = {Op.LAYER_NORM: R_LAYER_NORM, Op.RMS_NORM: R_RMS_NORM, Op.SOFTMAX: R_SOFTMAX,
-            Op.LOG_SOFTMAX: R_LOG_SOFTMAX}
+_ROW_OPS = {Op.LAYER_NORM: R_LAYER_NORM, Op.RMS_NORM: R_RMS_NORM, Op.SOFTMAX: R_SOFTMAX, Op.LOG_SOFTMAX: R_LOG_SOFTMAX}
 _F32_EPS = torch.finfo(torch.float32).eps
 
 
@@ -88,6 +87,7 @@ def lower_fused_rows(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | s
 
 # -- reductions ---------------------------------------------------------------------------------------------------
 
+
 def _block(dims: Any, rank: int) -> tuple[int, int] | None:
     """The reduced dims as a contiguous block [lo, hi) (None: not contiguous)."""
     ds = sorted({d % rank for d in dims}) if dims is not None and len(dims) and rank else list(range(rank))
@@ -100,6 +100,7 @@ def _contig(x: torch.Tensor) -> torch.Tensor:
     if x.is_contiguous():
         return x
     from .movement import contiguous
+
     return contiguous(x)
 
 
@@ -166,8 +167,8 @@ def lower_argmax(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
             oshape: tuple[int, ...] = (1,) * rank if keep else ()
         else:
             d = dim % max(rank, 1)
-            outer, red, inner = math.prod(s[:d]), (s[d] if rank else 1), math.prod(s[d + 1:])
-            oshape = (*s[:d], *((1,) if keep else ()), *s[d + 1:]) if rank else ()
+            outer, red, inner = math.prod(s[:d]), (s[d] if rank else 1), math.prod(s[d + 1 :])
+            oshape = (*s[:d], *((1,) if keep else ()), *s[d + 1 :]) if rank else ()
         if red == 0:
             raise ValueError("argmax of an empty dimension")
         y = torch.empty(oshape, dtype=torch.int64)

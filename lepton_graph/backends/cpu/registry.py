@@ -32,6 +32,7 @@ def lowers(*ops: Op) -> Callable[[Lowering], Lowering]:
                 raise ValueError(f"two CPU lowerings for {op.value}")
             LOWERINGS[op] = fn
         return fn
+
     return deco
 
 
@@ -42,6 +43,7 @@ def lowers_fused(*kinds: str) -> Callable[[Lowering], Lowering]:
                 raise ValueError(f"two CPU lowerings for fused kind {kind}")
             FUSED_LOWERINGS[kind] = fn
         return fn
+
     return deco
 
 

@@ -23,15 +23,23 @@ def _infer_on_device(node: Node) -> list[OutSpec]:
     return [(shape, dtype, node.attrs["device"], kind) for shape, dtype, _, kind in infer_by_meta(meta)]
 
 
-@register_op(Op.ARANGE, inputs=0, attrs={"start": 0, "end": REQUIRED, "step": 1, "dtype": None, "device": "cpu"},
-             infer=_infer_on_device)
+@register_op(
+    Op.ARANGE,
+    inputs=0,
+    attrs={"start": 0, "end": REQUIRED, "step": 1, "dtype": None, "device": "cpu"},
+    infer=_infer_on_device,
+)
 def arange(*, start: Any, end: Any, step: Any, dtype: DType | None, device: str) -> Tensor:
     """torch.arange(start, end, step); dtype None = i64 for int bounds, the default float type otherwise."""
     return torch.arange(start, end, step, dtype=None if dtype is None else dtype.to_torch(), device=device)
 
 
-@register_op(Op.FULL, inputs=0, attrs={"shape": REQUIRED, "value": REQUIRED, "dtype": None, "device": "cpu"},
-             infer=_infer_on_device)
+@register_op(
+    Op.FULL,
+    inputs=0,
+    attrs={"shape": REQUIRED, "value": REQUIRED, "dtype": None, "device": "cpu"},
+    infer=_infer_on_device,
+)
 def full(*, shape: tuple[int, ...], value: Any, dtype: DType | None, device: str) -> Tensor:
     """torch.full(shape, value); dtype None = bool / i64 / default float type after the value's Python type."""
     return torch.full(shape, value, dtype=None if dtype is None else dtype.to_torch(), device=device)

@@ -28,6 +28,7 @@ def _wrapped(scalar: Any, like: Tensor) -> Tensor:
 
 # -- unary ------------------------------------------------------------------------------------------------------
 
+
 @register_op(Op.NEG)
 def neg(x: Tensor) -> Tensor:
     return torch.neg(x)
@@ -123,6 +124,7 @@ def cast(x: Tensor, *, dtype: DType) -> Tensor:
 
 # -- binary -----------------------------------------------------------------------------------------------------
 
+
 @register_op(Op.ADD, inputs=(1, 2), attrs={**_BINARY, "alpha": 1})
 def add(a: Tensor, b: Tensor | None = None, *, scalar: Any, reverse: bool, alpha: Any) -> Tensor:
     """a + alpha*b; reverse: scalar + alpha*a."""
@@ -182,6 +184,7 @@ def minimum(a: Tensor, b: Tensor | None = None, *, scalar: Any, reverse: bool) -
 
 def _comparison(op: Op, fn: Any, mirrored: Any) -> None:
     """Register a comparison; ``scalar OP a`` is ``a MIRRORED scalar`` (2 < x is x > 2)."""
+
     def compare(a: Tensor, b: Tensor | None = None, *, scalar: Any, reverse: bool) -> Tensor:
         if b is not None:
             return fn(a, b)
@@ -211,6 +214,7 @@ def logical_or(a: Tensor, b: Tensor | None = None, *, scalar: Any, reverse: bool
 
 
 # -- ternary ----------------------------------------------------------------------------------------------------
+
 
 @register_op(Op.WHERE, inputs=(1, 3), attrs={"scalar_a": None, "scalar_b": None})
 def where(cond: Tensor, *ab: Tensor, scalar_a: Any, scalar_b: Any) -> Tensor:

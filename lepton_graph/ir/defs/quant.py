@@ -22,8 +22,11 @@ def quantize_rows_u8(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     x = x.to(torch.float32)
     if x.shape[-1] == 0:
         lead = x.shape[:-1]
-        return torch.zeros(x.shape, dtype=torch.uint8, device=x.device), torch.ones(lead, device=x.device), \
-            torch.zeros(lead, dtype=torch.int32, device=x.device)
+        return (
+            torch.zeros(x.shape, dtype=torch.uint8, device=x.device),
+            torch.ones(lead, device=x.device),
+            torch.zeros(lead, dtype=torch.int32, device=x.device),
+        )
     mn = torch.clamp(x.amin(-1), max=0.0)
     mx = torch.clamp(x.amax(-1), min=0.0)
     s = (mx - mn) / 255.0

@@ -16,8 +16,10 @@ from ..registry import REQUIRED, register_op
 
 Tensor = torch.Tensor
 _MEMORY_FORMATS = {
-    "contiguous_format": torch.contiguous_format, "channels_last": torch.channels_last,
-    "channels_last_3d": torch.channels_last_3d, "preserve_format": torch.preserve_format,
+    "contiguous_format": torch.contiguous_format,
+    "channels_last": torch.channels_last,
+    "channels_last_3d": torch.channels_last_3d,
+    "preserve_format": torch.preserve_format,
 }
 _slice = torch.ops.aten.slice.Tensor
 
@@ -88,8 +90,9 @@ def contiguous(x: Tensor, *, memory_format: str | None) -> Tensor:
 
 
 @register_op(Op.EMBEDDING, inputs=2, attrs={"padding_idx": None, "scale_grad_by_freq": False, "sparse": False})
-def embedding(weight: Tensor, indices: Tensor, *, padding_idx: int | None, scale_grad_by_freq: bool,
-              sparse: bool) -> Tensor:
+def embedding(
+    weight: Tensor, indices: Tensor, *, padding_idx: int | None, scale_grad_by_freq: bool, sparse: bool
+) -> Tensor:
     """F.embedding(indices, weight) (no max_norm, which mutates the weight); padding_idx is None or in
     [0, num_embeddings) and, like the last two attrs, only matters for gradients."""
     return torch.embedding(weight, indices, -1 if padding_idx is None else padding_idx, scale_grad_by_freq, sparse)
