@@ -5,8 +5,9 @@
 #   (REV "." builds the working tree as it is: both sides of a comparison then come from the same build recipe)
 #   python bench/kernel_bench.py --baseline build/baseline/_C.*.so --only gemm,gemm_int8,conv
 #
-# The baseline gets its own pybind11 internals (PYBIND11_COMPILER_TYPE differs), so it loads beside the current
-# build without a "type already registered" clash, and kernel_bench times both in the same interleaved rounds.
+# Each build gets its own pybind11 internals (PYBIND11_COMPILER_TYPE named after OUT), so it loads beside the
+# installed build (and beside other OUTs) without a "type already registered" clash, and kernel_bench times both
+# in the same interleaved rounds.
 set -euo pipefail
 rev=${1:-HEAD}
 out=${2:-build/baseline}
@@ -22,8 +23,9 @@ fi
 pybind11_dir=$("$py" -m pybind11 --cmakedir)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+tag=$(basename "$out" | tr -c 'a-zA-Z0-9\n' '_')  # its own pybind11 internals per output folder
 cmake -S "$src" -B "$src/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -Dpybind11_DIR="$pybind11_dir" \
-  -DPython_EXECUTABLE="$py" -DCMAKE_CXX_FLAGS='-DPYBIND11_COMPILER_TYPE=\"_lepton_baseline\"' >/dev/null
+  -DPython_EXECUTABLE="$py" -DCMAKE_CXX_FLAGS="-DPYBIND11_COMPILER_TYPE=\\\"_lepton_${tag}\\\"" >/dev/null
 cmake --build "$src/build" -j "$(nproc)" >/dev/null
 rm -f "$out"/_C.*.so
 cp "$src"/build/_C.*.so "$out/"

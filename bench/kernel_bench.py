@@ -9,7 +9,10 @@ rotating round to round) so the machine's drift hits all of them alike; only rat
 
 ``--baseline`` loads a second build of ``_C`` (``bash bench/build_baseline.sh REV``) and times it as "before" in
 the same rounds as the current build, for the GEMM, int8 GEMM and conv families: before/after ratios that the
-machine's drift cannot fake.
+machine's drift cannot fake. ``--current`` runs a script-built copy of the working tree (``bash
+bench/build_baseline.sh . build/current``) in place of the installed ``_C``: the installed (scikit-build) and the
+script builds of the same source differ by up to 1.4x on some portable kernels (code placement), so a fair
+before/after compares two builds of one recipe.
 """
 
 from __future__ import annotations
@@ -40,13 +43,6 @@ if __package__ in (None, ""):  # run as a script: python bench/kernel_bench.py
     # installed distribution of that name; the repository root takes its place (its folders are namespace portions).
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from lepton_graph.backends.cpu import native  # noqa: E402
-
-Impl = Callable[[], Any]
-
-# A second build of _C (--baseline): timed as "before" beside the current one.
-BASELINE: Any = None
-
 
 def load_baseline(path: str) -> Any:
     """The ``_C`` extension at ``path``, built with its own pybind11 internals (bench/build_baseline.sh)."""
@@ -59,6 +55,19 @@ def load_baseline(path: str) -> Any:
     mod = importlib.util.module_from_spec(spec)
     loader.exec_module(mod)
     return mod
+
+
+# --current SO: the whole process uses this build as lepton_graph._C (set before lepton_graph imports it), so a
+# before/after pair can come from the same build recipe (both from bench/build_baseline.sh).
+if "--current" in sys.argv[:-1]:
+    sys.modules["lepton_graph._C"] = load_baseline(sys.argv[sys.argv.index("--current") + 1])
+
+from lepton_graph.backends.cpu import native  # noqa: E402
+
+Impl = Callable[[], Any]
+
+# A second build of _C (--baseline): timed as "before" beside the current one.
+BASELINE: Any = None
 
 
 def time_interleaved(impls: dict[str, Impl], rounds: int, target_s: float = 0.02) -> dict[str, float]:
@@ -625,6 +634,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("LEPTON_BENCH_THREADS", "2")))
     ap.add_argument("--quick", action="store_true", help="a subset of the shapes (smoke test)")
     ap.add_argument("--baseline", help="a second _C build (bench/build_baseline.sh) timed as 'before'")
+    ap.add_argument(
+        "--current",
+        help="run this _C build instead of the installed one (bench/build_baseline.sh .): "
+        "before and after from the same build recipe",
+    )
     args = ap.parse_args(argv)
     if not native.available():
         print("lepton_graph._C is not built", file=sys.stderr)

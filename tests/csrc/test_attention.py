@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from lepton_graph.backends.cpu import native
 from lepton_graph.ir import DType, Graph, Op
 
+from ..strategies import LAYOUTS, make_tensor
 from .isa import ISA_PARAMS, ISAS, dispatch_at
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
@@ -79,6 +80,11 @@ def qkv_views(B, H, Hkv, L, S, E, Ev, layout, seed):
             torch.randn(b + 1, h + 2, n + 3, e + 5, generator=gen)[:b, 1 : h + 1, 2 : n + 2, 3 : e + 3]
             for b, h, n, e in ((B, H, L, E), (B, Hkv, S, E), (B, Hkv, S, Ev))
         )
+    if layout in LAYOUTS:  # the shared layouts: transposed (feature stride != 1), strided, offset
+        return tuple(
+            make_tensor(shape, torch.float32, layout, seed + i)
+            for i, shape in enumerate(((B, H, L, E), (B, Hkv, S, E), (B, Hkv, S, Ev)))
+        )
     return (
         torch.randn(B, H, L, E, generator=gen),
         torch.randn(B, Hkv, S, E, generator=gen),
@@ -120,7 +126,7 @@ EDGE = [0, 1, 2, 7, 15, 16, 17, 31, 33, 63, 64, 65, 100, 130]
     causal=st.booleans(),
     mask_kind=st.sampled_from(["none", "bool", "float"]),
     mask_form=st.sampled_from(["LS", "S", "L", "full", "B11S"]),
-    layout=st.sampled_from(["contiguous", "fused", "padded"]),
+    layout=st.sampled_from(["fused", "padded", *LAYOUTS]),
     scale=st.sampled_from([None, 0.3]),
     consumer=st.sampled_from([None, "transpose"]),
     seed=st.integers(0, 2**16),

@@ -19,6 +19,7 @@ from lepton_graph.backends.cpu.native import _C
 from lepton_graph.ir import DType, Graph, Op
 from lepton_graph.ir.interpret import interpret
 
+from ..strategies import make_tensor
 from .isa import ISA_PARAMS, dispatch_at
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
@@ -49,17 +50,23 @@ def broadcast_of(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int, ...]:
 def tensor(
     shape: tuple[int, ...], seed: int, layout: int, dtype: torch.dtype = torch.float32, specials: bool = True
 ) -> torch.Tensor:
-    """Random data in one of several layouts: 0 contiguous, 1 transposed, 2 strided slice, 3 expanded."""
+    """Random data in one of several layouts: 0 contiguous, 1 transposed, 2 strided slice, 3 expanded, 4 a view at
+    an offset into its storage (tests/strategies.py)."""
     g = torch.Generator().manual_seed(seed)
-    if layout == 1 and len(shape) >= 2:
-        x = torch.randn(shape[::-1], generator=g).permute(*reversed(range(len(shape))))
+
+    def base(*size: int) -> torch.Tensor:  # scaled before the view is taken: x * 3 afterwards would be contiguous
+        return torch.randn(size, generator=g) * 3
+
+    if layout == 4:
+        x = make_tensor(shape, torch.float32, "offset", seed, low=-9, high=9)
+    elif layout == 1 and len(shape) >= 2:
+        x = base(*shape[::-1]).permute(*reversed(range(len(shape))))
     elif layout == 2 and len(shape) >= 1:
-        x = torch.randn(*shape[:-1], shape[-1] * 2, generator=g)[..., ::2]
+        x = base(*shape[:-1], shape[-1] * 2)[..., ::2]
     elif layout == 3 and len(shape) >= 1 and shape[0] > 1:
-        x = torch.randn(1, *shape[1:], generator=g).expand(shape)
+        x = base(1, *shape[1:]).expand(shape)
     else:
-        x = torch.randn(shape, generator=g)
-    x = x * 3
+        x = base(*shape)
     if specials and x.numel() and x.is_contiguous():
         flat = x.view(-1)
         sp = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, 0.0, 1e-40, 100.0, -100.0])
@@ -147,7 +154,7 @@ BINARY = [
 @given(
     op=st.sampled_from(UNARY + [Op.GELU, Op.CLAMP]),
     shape=shapes(),
-    layout=st.integers(0, 3),
+    layout=st.integers(0, 4),
     seed=st.integers(0, 2**31 - 1),
     approx=st.sampled_from(["none", "tanh"]),
 )
@@ -236,7 +243,7 @@ CASTS = [
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
 @SETTINGS
-@given(cast=st.sampled_from(CASTS), shape=shapes(), layout=st.integers(0, 3), seed=st.integers(0, 2**31 - 1))
+@given(cast=st.sampled_from(CASTS), shape=shapes(), layout=st.integers(0, 4), seed=st.integers(0, 2**31 - 1))
 def test_cast_matches_torch(isa: str, cast: tuple, shape: tuple, layout: int, seed: int) -> None:
     src, dst = cast
     x = tensor(shape, seed, layout, src, specials=dst not in (DType.i64, DType.i32))

@@ -71,6 +71,8 @@ def _why_not(node: Node) -> str | None:
 
 
 def _unit_last(t: torch.Tensor) -> torch.Tensor:
+    if t.numel() == 0:  # torch calls an empty tensor contiguous whatever its strides: nothing to copy, new strides
+        return torch.empty(t.shape, dtype=t.dtype)
     return t if t.stride(-1) == 1 or t.shape[-1] <= 1 else t.contiguous()
 
 
