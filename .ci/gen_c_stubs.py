@@ -24,10 +24,11 @@ def _sig(doc: str, name: str) -> tuple[str, str]:
     first, _, rest = (doc or "").partition("\n")
     first = re.sub(r"^\d+\. ", "", first.strip())
     if not first.startswith(name + "("):
-        return f"def {name}(*args: object, **kwargs: object) -> object: ...", ""
+        ret = "None" if name == "__init__" else "object"
+        return f"def {name}(*args: object, **kwargs: object) -> {ret}: ...", ""
     sig = first[len(name):]
     sig = re.sub(r"lepton_graph\._C\.", "", sig)
-    sig = re.sub(r"\bcollections\.abc\.Sequence\b", "list", sig)
+    sig = re.sub(r"\bcollections\.abc\.Sequence\b", "Sequence", sig)
     for a, b in _TYPES.items():
         sig = sig.replace(a, b)
     sig = re.sub(r'typing\.Annotated\[list\[(\w+)\], "FixedSize\((\d+)\)"\]',

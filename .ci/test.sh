@@ -15,6 +15,8 @@ cd "$ROOT"
 "$VENV/bin/ruff" check --quiet lepton_graph tests bench || { echo "[test] ruff check failed" >&2; exit 1; }
 "$VENV/bin/ruff" format --check --quiet lepton_graph tests bench ||
   { echo "[test] ruff format --check failed (run: ruff format lepton_graph tests bench)" >&2; exit 1; }
+# types: lepton_graph/ (its [tool.mypy] table in pyproject.toml: ir/ and passes/ fully annotated)
+"$VENV/bin/mypy" --no-error-summary || { echo "[test] mypy failed" >&2; exit 1; }
 export TRITON_INTERPRET=1
 export LEPTON_HYPOTHESIS_PROFILE="${LEPTON_HYPOTHESIS_PROFILE:-ci}"
 start=$SECONDS

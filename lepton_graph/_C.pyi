@@ -3,6 +3,8 @@
 check them (a bad argument raises ValueError naming it) and run with the GIL released; use the tensor wrappers in
 ``lepton_graph.backends.cpu.native`` rather than calling these directly."""
 
+from collections.abc import Sequence
+
 def cpu_features() -> dict[str, bool]:
     """ISA extensions detected at run time: avx2, fma, avx512f, avx512bw, avx512vl, avx512_vnni, avx512_bf16.
     LEPTON_DISABLE_AVX512=1 / LEPTON_DISABLE_AVX2=1 (read once, at first use) hide them."""
@@ -22,7 +24,9 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """Threads used by native kernels (default: the hardware's concurrency)."""
 
-def describe_view(data_ptr: int, dtype: str, shape: list[int], strides: list[int]) -> dict[str, int | bool | str]:
+def describe_view(
+    data_ptr: int, dtype: str, shape: Sequence[int], strides: Sequence[int]
+) -> dict[str, int | bool | str]:
     """Check a raw view as kernels do; returns {'dtype', 'itemsize', 'numel', 'contiguous'}. Strides in elements."""
 
 def relu_f32(x_ptr: int, y_ptr: int, n: int) -> None:
@@ -36,42 +40,42 @@ class Conv2dF32:
     def __init__(
         self,
         w_ptr: int,
-        w_shape: list[int],
-        w_strides: list[int],
+        w_shape: Sequence[int],
+        w_strides: Sequence[int],
         groups: int,
-        stride: list[int],
-        padding: list[int],
-        dilation: list[int],
+        stride: Sequence[int],
+        padding: Sequence[int],
+        dilation: Sequence[int],
         act: int,
         residual_before_act: bool,
     ) -> None:
         """(undocumented)"""
-    def output_shape(self, x_shape: list[int]) -> list[int]:
+    def output_shape(self, x_shape: Sequence[int]) -> list[int]:
         """(undocumented)"""
     def run(
         self,
         x_ptr: int,
-        x_shape: list[int],
-        x_strides: list[int],
+        x_shape: Sequence[int],
+        x_strides: Sequence[int],
         y_ptr: int,
-        y_shape: list[int],
-        y_strides: list[int],
+        y_shape: Sequence[int],
+        y_strides: Sequence[int],
         bias_ptr: int,
         res_ptr: int,
-        res_strides: list[int],
+        res_strides: Sequence[int],
     ) -> None:
         """(undocumented)"""
 
 class PackedB:
     """A GEMM B operand (K x N) packed once into the micro-kernel's panel layout (f32 or bf16)."""
-    def __init__(*args: object, **kwargs: object) -> object: ...
+    def __init__(*args: object, **kwargs: object) -> None: ...
 
 class Program:
     """A compiled elementwise program (see csrc/kernels/program.h): built once from an instruction list, run many times on raw buffers."""
     def __init__(
         self,
-        code: list[int],
-        consts: list[float],
+        code: Sequence[int],
+        consts: Sequence[float],
         nregs: int,
         in_dtypes: list[str],
         out_dtypes: list[str],
@@ -80,16 +84,21 @@ class Program:
         """(undocumented)"""
     def run(
         self,
-        in_ptrs: list[int],
-        in_shapes: list[list[int]],
-        in_strides: list[list[int]],
-        out_shape: list[int],
-        out_ptrs: list[int],
+        in_ptrs: Sequence[int],
+        in_shapes: list[Sequence[int]],
+        in_strides: list[Sequence[int]],
+        out_shape: Sequence[int],
+        out_ptrs: Sequence[int],
     ) -> None:
         """Run over out_shape: inputs broadcast (strides in elements), outputs contiguous."""
 
 def adaptive_avg_pool2d_f32(
-    x_ptr: int, x_shape: list[int], x_strides: list[int], y_ptr: int, y_shape: list[int], y_strides: list[int]
+    x_ptr: int,
+    x_shape: Sequence[int],
+    x_strides: Sequence[int],
+    y_ptr: int,
+    y_shape: Sequence[int],
+    y_strides: Sequence[int],
 ) -> None:
     """F.adaptive_avg_pool2d over a float32 (N, C, H, W) view into y of shape (N, C, OH, OW)."""
 
@@ -101,14 +110,14 @@ def argmax_f32(x_ptr: int, out_ptr: int, outer: int, red: int, inner: int) -> No
 
 def avg_pool2d_f32(
     x_ptr: int,
-    x_shape: list[int],
-    x_strides: list[int],
+    x_shape: Sequence[int],
+    x_strides: Sequence[int],
     y_ptr: int,
-    y_shape: list[int],
-    y_strides: list[int],
-    kernel: list[int],
-    stride: list[int],
-    padding: list[int],
+    y_shape: Sequence[int],
+    y_strides: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
     ceil_mode: bool,
     count_include_pad: bool,
     divisor_override: int,
@@ -116,7 +125,12 @@ def avg_pool2d_f32(
     """F.avg_pool2d (divisor_override 0 = none) over a float32 (N, C, H, W) view into y."""
 
 def copy_strided(
-    src_ptr: int, dst_ptr: int, itemsize: int, shape: list[int], src_strides: list[int], dst_strides: list[int]
+    src_ptr: int,
+    dst_ptr: int,
+    itemsize: int,
+    shape: Sequence[int],
+    src_strides: Sequence[int],
+    dst_strides: Sequence[int],
 ) -> None:
     """dst[idx] = src[idx] over shape; strides in elements; itemsize 1, 2, 4 or 8."""
 
@@ -174,17 +188,17 @@ def gemm_f32(
     """C = epilogue(A x B) with general strides for A and B (both at run time); see gemm_packed."""
 
 def gemm_f32_batched(
-    batch_shape: list[int],
+    batch_shape: Sequence[int],
     a_ptr: int,
-    a_batch_strides: list[int],
+    a_batch_strides: Sequence[int],
     lda_m: int,
     lda_k: int,
     b_ptr: int,
-    b_batch_strides: list[int],
+    b_batch_strides: Sequence[int],
     ldb_k: int,
     ldb_n: int,
     c_ptr: int,
-    c_batch_strides: list[int],
+    c_batch_strides: Sequence[int],
     ldc: int,
     M: int,
     N: int,
@@ -218,15 +232,15 @@ def gemm_packed(
 
 def max_pool2d_f32(
     x_ptr: int,
-    x_shape: list[int],
-    x_strides: list[int],
+    x_shape: Sequence[int],
+    x_strides: Sequence[int],
     y_ptr: int,
-    y_shape: list[int],
-    y_strides: list[int],
-    kernel: list[int],
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
+    y_shape: Sequence[int],
+    y_strides: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
     ceil_mode: bool,
 ) -> None:
     """F.max_pool2d over a float32 (N, C, H, W) view into y (any strides; channels_last is vectorised)."""
@@ -264,11 +278,11 @@ class Conv2dBf16(Conv2dF32):
     def __init__(
         self,
         w_ptr: int,
-        w_shape: list[int],
-        w_strides: list[int],
-        stride: list[int],
-        padding: list[int],
-        dilation: list[int],
+        w_shape: Sequence[int],
+        w_strides: Sequence[int],
+        stride: Sequence[int],
+        padding: Sequence[int],
+        dilation: Sequence[int],
         act: int,
         residual_before_act: bool,
     ) -> None:
@@ -279,34 +293,34 @@ class Conv2dWinograd:
     def __init__(
         self,
         w_ptr: int,
-        w_shape: list[int],
-        w_strides: list[int],
-        padding: list[int],
+        w_shape: Sequence[int],
+        w_strides: Sequence[int],
+        padding: Sequence[int],
         act: int,
         residual_before_act: bool,
         tile: int,
         bf16: bool,
     ) -> None:
         """(undocumented)"""
-    def output_shape(self, x_shape: list[int]) -> list[int]:
+    def output_shape(self, x_shape: Sequence[int]) -> list[int]:
         """(undocumented)"""
     def run(
         self,
         x_ptr: int,
-        x_shape: list[int],
-        x_strides: list[int],
+        x_shape: Sequence[int],
+        x_strides: Sequence[int],
         y_ptr: int,
-        y_shape: list[int],
-        y_strides: list[int],
+        y_shape: Sequence[int],
+        y_strides: Sequence[int],
         bias_ptr: int,
         res_ptr: int,
-        res_strides: list[int],
+        res_strides: Sequence[int],
     ) -> None:
         """(undocumented)"""
 
 class BoundProgram:
     """A Program bound to fixed shapes (Program.bind): run(*ptrs) with the inputs' then the outputs' data pointers."""
-    def __init__(*args: object, **kwargs: object) -> object: ...
+    def __init__(*args: object, **kwargs: object) -> None: ...
     def run(self, *args) -> None:
         """Run on raw pointers: the inputs' data pointers, then the outputs' (contiguous)."""
 
@@ -350,7 +364,7 @@ GEMM_INT8_MAX_K: int  # the largest K the int8 GEMM accepts (int32 sums cannot o
 
 class PackedS8:
     """An int8 GEMM B operand (K x N int8 with per-column scales) packed for vpdpbusd."""
-    def __init__(*args: object, **kwargs: object) -> object: ...
+    def __init__(*args: object, **kwargs: object) -> None: ...
 
 def gemm_pack_b_s8(b_ptr: int, K: int, N: int, stride_k: int, stride_n: int, scales_ptr: int) -> PackedS8:
     """Pack B8 (K x N int8, element (k, n) at b_ptr[k * stride_k + n * stride_n]) with N float32 per-column scales for gemm_u8s8_dynamic / gemm_u8s8s32. K <= 65536 (int32 sums cannot overflow)."""

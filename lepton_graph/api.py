@@ -7,7 +7,7 @@ import functools
 import inspect
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,7 +231,7 @@ class CompiledModel:
         self._first = None
         self._dynamo = None
 
-    def _run_eager(self, args: tuple, kwargs: dict, leaves: list[Any]) -> Any:
+    def _run_eager(self, args: tuple, kwargs: dict, leaves: Sequence[Any]) -> Any:
         if not torch.is_grad_enabled():  # entering no_grad costs ~1.5 us even when it changes nothing
             return self.model(*args, **kwargs)
         with torch.no_grad():
@@ -298,7 +298,7 @@ class CompiledModel:
         n_user, out_spec, mutations = cap.user_outputs, cap.out_spec, cap.mutations
         weights = None if self.options.freeze else ModuleWeights(self._module, cap.weights)
 
-        def run(args: tuple, kwargs: dict, leaves: list[Any]) -> Any:
+        def run(args: tuple, kwargs: dict, leaves: Sequence[Any]) -> Any:
             if weights is not None:
                 changed = weights.changed()
                 if changed is not None:
@@ -344,7 +344,7 @@ class CompiledModel:
             self._regions = None
         self._dynamo_report = vrep
 
-        def run(args: tuple, kwargs: dict, leaves: list[Any]) -> Any:
+        def run(args: tuple, kwargs: dict, leaves: Sequence[Any]) -> Any:
             with torch.no_grad():
                 return dyn(*args, **kwargs)
 

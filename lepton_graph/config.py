@@ -61,6 +61,19 @@ def _parse(opt: Option, raw: str) -> Any:
 
 
 class Config:
+    # the options' types, for readers and type checkers (tests/test_config.py keeps them equal to OPTIONS)
+    log: str
+    verify: bool
+    cache_limit: int
+    native: bool
+    num_threads: int
+    profile: bool
+    frontend: str
+    disable_avx512: bool
+    disable_avx2: bool
+    gemm_kc: int
+    gemm_mc: int
+
     def __init__(self) -> None:
         for opt in OPTIONS:
             raw = os.environ.get(opt.env) if opt.env else None

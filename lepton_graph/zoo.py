@@ -11,6 +11,7 @@ tiny variants for the test-suite and are left out of the default bench.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -233,14 +234,15 @@ def _vit(**cfg: Any) -> Callable[[torch.Generator], Built]:
         from transformers import ViTConfig, ViTModel
 
         config = ViTConfig(**cfg)
-        pixels = torch.randn(1, config.num_channels, config.image_size, config.image_size, generator=gen)
+        side = int(config.image_size)  # type: ignore[arg-type]  # int in every ViTConfig we build
+        pixels = torch.randn(1, config.num_channels, side, side, generator=gen)
         return ViTModel(config), ((), {"pixel_values": pixels})
 
     return builder
 
 
 _HF = ("transformers",)
-_TINY_TEXT = {
+_TINY_TEXT: dict[str, Any] = {
     "num_hidden_layers": 2,
     "hidden_size": 64,
     "num_attention_heads": 2,
@@ -326,7 +328,8 @@ class SwiGLUMLP(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for b in self.blocks:
+        for block in self.blocks:
+            b = typing.cast(nn.ModuleDict, block)
             h = b["norm"](x)
             x = x + b["down"](nn.functional.silu(b["gate"](h)) * b["up"](h))
         return x

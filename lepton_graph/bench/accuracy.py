@@ -37,7 +37,7 @@ def compare(out: list[tuple[str, torch.Tensor]], ref: list[tuple[str, torch.Tens
                 "note": f"outputs not comparable: {len(out)} vs {len(ref)} tensor leaves, "
                 f"shapes {[tuple(t.shape) for _, t in out[:3]]} vs {[tuple(t.shape) for _, t in ref[:3]]}",
             }
-    worst = {
+    worst: dict[str, Any] = {
         "max_abs_err": 0.0,
         "max_rel_err": 0.0,
         "rel_l2": 0.0,

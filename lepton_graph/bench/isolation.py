@@ -51,8 +51,9 @@ def _worker_main(conn: Any, name: str, peer: str | Peer, settings: Settings, thr
                 run.record.setdefault("stages", dict(run.ctx.stages))
                 run.record.setdefault("info", run.ctx.info)
         conn.send(("ready", run.status, run.error, run.record, run.batch, base))
-        if run.status != "ok":
+        if run.status != "ok" or run.fn is None:
             return
+        fn = run.fn
         sync = _sync(settings.device)
         while True:
             msg = conn.recv()
@@ -61,7 +62,7 @@ def _worker_main(conn: Any, name: str, peer: str | Peer, settings: Settings, thr
                 gc.disable()
                 try:
                     with CpuShare() as share:
-                        times = time_calls(run.fn, args, kwargs, msg[1], sync)
+                        times = time_calls(fn, args, kwargs, msg[1], sync)
                     conn.send(("times", times, share.foreign_s))
                 except Exception as e:  # noqa: BLE001
                     conn.send(("error", f"{type(e).__name__}: {e}"))
@@ -70,7 +71,7 @@ def _worker_main(conn: Any, name: str, peer: str | Peer, settings: Settings, thr
                     gc.enable()
             else:
                 try:
-                    warm = compare(snapshot(run.fn(*args, **kwargs)), ref)
+                    warm = compare(snapshot(fn(*args, **kwargs)), ref)
                 except Exception as e:  # noqa: BLE001
                     warm = {"error": f"{type(e).__name__}: {e}"}
                 unchanged = compare(snapshot(model(*args, **kwargs)), ref)["max_abs_err"] == 0.0

@@ -88,7 +88,7 @@ def _loadavg() -> list[float] | None:
 def versions() -> dict[str, str]:
     from importlib import metadata
 
-    out = {"torch": torch.__version__}
+    out = {"torch": str(torch.__version__)}
     for pkg in ("lepton_graph", "transformers", "numpy", "onnx", "onnxruntime", "onnxscript", "openvino", "triton"):
         try:
             out[pkg] = metadata.version(pkg)

@@ -61,7 +61,8 @@ class CpuShare:
     on a 2-core machine anything else running distorts every timing."""
 
     def __enter__(self) -> CpuShare:
-        self.start, self.foreign_s = self._sample(), None
+        self.start = self._sample()
+        self.foreign_s: float | None = None
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -148,12 +149,13 @@ def setup_backend(
         run.record["accuracy"] = compare(first, ref)
     if callable(getattr(fn, "report", None)):
         try:
-            rep = fn.report()
+            rep = fn.report()  # type: ignore[attr-defined]  # checked by getattr above
             run.record["report"] = rep.as_dict() if hasattr(rep, "as_dict") else rep
             run.record["report_text"] = str(rep)
         except Exception as e:  # noqa: BLE001 - a broken report must not lose the timing
             run.record["report_error"] = f"{type(e).__name__}: {e}"
-    warm, t_start = [], time.perf_counter()
+    warm: list[float] = []
+    t_start = time.perf_counter()
     while len(warm) < settings.min_warmup_calls or time.perf_counter() - t_start < settings.warmup_s:
         warm += time_calls(fn, args, kwargs, 1, sync)
         if len(warm) >= 10_000:

@@ -198,16 +198,13 @@ def _binary(b: Importer, op: Op, self: Any, other: Any, **attrs: Any) -> Any:
 
 
 def _binaries(op: Op, *names: str, alpha: bool = False) -> None:
-    if alpha:
+    def convert_alpha(b: Importer, self: Any, other: Any, alpha: Any = 1) -> Any:
+        return _binary(b, op, self, other, alpha=alpha)
 
-        def convert(b: Importer, self: Any, other: Any, alpha: Any = 1) -> Any:
-            return _binary(b, op, self, other, alpha=alpha)
-    else:
+    def convert(b: Importer, self: Any, other: Any) -> Any:
+        return _binary(b, op, self, other)
 
-        def convert(b: Importer, self: Any, other: Any) -> Any:
-            return _binary(b, op, self, other)
-
-    _on(*names)(convert)
+    _on(*names)(convert_alpha if alpha else convert)
 
 
 _binaries(Op.ADD, "add.Tensor", "add.Scalar", alpha=True)

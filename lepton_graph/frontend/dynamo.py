@@ -173,7 +173,7 @@ def first_call(
             import torch.fx.experimental._config as fx_config
 
             try:
-                with fx_config.patch(backed_size_oblivious=True):
+                with fx_config.patch(backed_size_oblivious=True):  # type: ignore[attr-defined]  # set by install_config_module
                     return dyn(*args, **kwargs)
             except Exception:  # noqa: BLE001 - traced again below, where a real error shows itself
                 on_retry()

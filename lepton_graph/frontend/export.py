@@ -63,7 +63,7 @@ def _export(module: torch.nn.Module, args: tuple, kwargs: dict, dynamic: bool) -
         has_ones = any(isinstance(x, torch.Tensor) and 1 in x.shape for x in pytree.tree_leaves((args, kwargs)))
         if has_ones:
             try:
-                with fx_config.patch(backed_size_oblivious=True):
+                with fx_config.patch(backed_size_oblivious=True):  # type: ignore[attr-defined]  # set by install_config_module
                     return torch.export.export(
                         module, args, kwargs, strict=False, dynamic_shapes=_dynamic_shapes(module, args, kwargs, 1)
                     )

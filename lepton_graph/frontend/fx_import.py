@@ -116,7 +116,7 @@ class Importer:
             elif node.op == "output":
                 result = node.args[0]
                 result = result if isinstance(result, (tuple, list)) else (result,)
-                outputs = list(fx.node.map_arg(result, lambda n: self.env[n]))  # type: ignore[arg-type]
+                outputs = list(fx.node.map_arg(result, lambda n: self.env[n]))
             else:
                 raise CaptureError(f"unsupported FX node kind {node.op} ({node.name})")
         return outputs
@@ -125,7 +125,7 @@ class Importer:
         target = node.target
         if target is operator.getitem:
             src = self.env[node.args[0]]  # type: ignore[index]
-            self.env[node] = src[node.args[1]] if isinstance(src, list) else None
+            self.env[node] = src[node.args[1]] if isinstance(src, list) else None  # type: ignore[index]
             return
         if target in _SYM_ARITH and all(isinstance(a, (int, fx.Node)) for a in node.args):
             syms: list[Value] = []
@@ -139,7 +139,7 @@ class Importer:
         args, kwargs = node.args, node.kwargs
         if any(not isinstance(self.env.get(a), Value) for a in node.all_input_nodes):
             # Python scalars bound to placeholders are substituted as literals
-            args, kwargs = fx.node.map_arg((args, kwargs), self._literal_or_node)  # type: ignore[assignment]
+            args, kwargs = fx.node.map_arg((args, kwargs), self._literal_or_node)
         conv = CONVERTERS.get(target)
         if conv is not None:
             out = conv(self, *args, **kwargs)

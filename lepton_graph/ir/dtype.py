@@ -5,6 +5,7 @@ The enum is ours (not torch.dtype) so the IR serializes to JSON and can name typ
 
 from __future__ import annotations
 
+import builtins
 import enum
 
 import torch
@@ -31,7 +32,7 @@ class DType(enum.Enum):
         return _ITEMSIZE[self]
 
     @property
-    def is_float(self) -> bool:
+    def is_float(self) -> builtins.bool:  # `bool` is the member DType.bool in this class body
         return self in (DType.f64, DType.f32, DType.f16, DType.bf16, DType.f8e4m3, DType.f8e5m2)
 
     def to_torch(self) -> torch.dtype:

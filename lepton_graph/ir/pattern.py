@@ -187,6 +187,7 @@ def rewrite(graph: Graph, rules: Rules, max_steps: int = 20) -> dict[str, int]:
                 if out is None:
                     continue
                 new = out[0] if isinstance(out, (list, tuple)) else out
+                assert isinstance(new, Value), new
                 if new is node.out:
                     continue
                 graph.replace_all_uses(node.out, new)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -25,7 +26,7 @@ def fold_constants(graph: Graph, opts: PassOptions) -> PassResult:
             continue
         if not all(v.const is not None for v in n.inputs):
             continue
-        in_elems = sum(graph.constants[v.const].numel() for v in n.inputs)  # type: ignore[index]
+        in_elems = sum(graph.constants[v.const].numel() for v in n.inputs if v.const is not None)
         out_elems = n.out.numel()
         if out_elems is None or out_elems > max(_MAX_GROWTH * in_elems, _MAX_FREE_ELEMENTS):
             continue
@@ -45,7 +46,7 @@ def fold_constants(graph: Graph, opts: PassOptions) -> PassResult:
     return PassResult(graph, folded + gathers > 0, {"folded": folded, "index_to_gather": gathers})
 
 
-def _evaluator(n: Node):  # noqa: ANN202
+def _evaluator(n: Node) -> Callable[..., torch.Tensor]:
     def evaluate(*ts: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             t = run_reference(n, list(ts), [])
@@ -69,7 +70,7 @@ def _constant_index_to_gather(graph: Graph, n: Node) -> bool:
     x, idx = n.inputs[args[0].index], [n.inputs[a.index] for a in args[1]]
     if not x.is_static or len(idx) > x.rank or any(v.const is None for v in idx):
         return False
-    ts = [graph.constants[v.const] for v in idx]  # type: ignore[index]
+    ts = [graph.constants[v.const] for v in idx]
     for v in idx:
         graph.pin(v)  # the bounds checked below hold for these values only
     if any(t.dtype not in (torch.int64, torch.int32) for t in ts):

@@ -76,7 +76,7 @@ def merge_sibling_linears(graph: Graph, opts: PassOptions) -> PassResult:
             inputs.append(graph.add_derived(_cat_rows, [n.inputs[2] for n in nodes], f"{w.const}.bias"))
         first = nodes[0]
         lin = graph.add_node(Op.LINEAR, inputs, before=first)
-        sizes = tuple(int(n.inputs[1].shape[0]) for n in nodes)  # type: ignore[arg-type]
+        sizes = tuple(int(n.inputs[1].shape[0]) for n in nodes)
         split = graph.add_node(Op.SPLIT, [lin.out], {"sizes": sizes, "dim": -1}, before=first)
         for n, v in zip(nodes, split.outputs):
             graph.replace_all_uses(n.out, v)

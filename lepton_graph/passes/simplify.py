@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -133,7 +134,7 @@ def _approx(value: float) -> object:
     return lambda s: s is not None and abs(s - value) <= 1e-6 * max(1.0, abs(value))
 
 
-def _gelu(approximate: str) -> object:
+def _gelu(approximate: str) -> Callable[[Match], Value | None]:
     def build(m: Match) -> Value | None:
         return m.emit(Op.GELU, [m["x"]], {"approximate": approximate}) if m.root.out.shape == m["x"].shape else None
 

@@ -150,5 +150,5 @@ def generate_function(
     namespace = dict(nm.globals)
     exec(compile(src, f"<lepton:{name}>", "exec"), namespace)  # noqa: S102 - our own generated source
     fn = namespace[name]
-    fn.__lepton_source__ = src  # type: ignore[attr-defined]
+    fn.__lepton_source__ = src
     return fn

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,7 +138,7 @@ def check_compatible(first: Signature, new: Signature) -> None:
 @dataclass
 class Variant:
     signature: Signature
-    run: Callable[[list[Any]], Any]
+    run: Callable[[tuple[Any, ...], dict[str, Any], Sequence[Any]], Any]  # (args, kwargs, flat leaves)
     report: Any
     dims: tuple[tuple[int | None, ...] | None, ...] | None = None  # dynamic: None = any size in that dim
 

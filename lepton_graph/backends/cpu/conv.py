@@ -93,9 +93,15 @@ def _check_conv(node: Node, graph: Graph) -> str | None:
     return None
 
 
+def _const(graph: Graph, v: Value) -> torch.Tensor:
+    t = graph.constant(v)
+    assert t is not None, f"{v} is not a constant (_check_conv admitted it)"
+    return t
+
+
 def _bias_of(node: Node, graph: Graph) -> torch.Tensor | None:
     if len(node.inputs) > 2:
-        return graph.constant(node.inputs[2]).detach().float().contiguous()
+        return _const(graph, node.inputs[2]).detach().float().contiguous()
     return None
 
 
@@ -177,7 +183,7 @@ def make_conv(
 
 def _make_kernel(spec: _ConvSpec, x_index: int, res_index: int | None) -> Kernel:
     node, graph = spec.conv, spec.graph
-    w = graph.constant(node.inputs[1]).detach().float()
+    w = _const(graph, node.inputs[1]).detach().float()
     kernel = _pair(node.attrs.get("kernel_size", tuple(w.shape[2:])))
     stride, dilation = _pair(node.attrs.get("stride", 1)), _pair(node.attrs.get("dilation", 1))
     padding = _padding(node.attrs, kernel, dilation)

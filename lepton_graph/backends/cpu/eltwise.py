@@ -381,7 +381,7 @@ def _static_shape(vs: Sequence[Value]) -> tuple[int, ...] | None:
     if len(shapes) != 1:
         return None
     (shape,) = shapes
-    return shape if all(isinstance(d, int) for d in shape) else None
+    return tuple(int(d) for d in shape) if all(isinstance(d, int) for d in shape) else None
 
 
 def _contiguous_strides(shape: Sequence[int]) -> list[int]:

@@ -16,7 +16,7 @@ import torch
 
 from ...ir import DType, Graph, Node, Op, Value
 from .. import LowerOptions
-from .epilogue import Act, Caps, parse_epilogue
+from .epilogue import Caps, parse_epilogue
 from .native import _lib
 from .registry import Kernel, lowers, lowers_fused
 
@@ -87,7 +87,7 @@ class _Epi:
         self.bias_scale: float = 1.0
         self.residual: int | None = None  # node input index
         self.residual_before_act = False
-        self.act: int = Act.none
+        self.act: int = 0  # Act.none
 
     def add_bias(self, t: torch.Tensor) -> None:
         t = t.to(torch.float32).reshape(-1)
@@ -244,7 +244,7 @@ def _linear_root(
         return "weight is not a static 2-D tensor"
     if x.rank < 1:
         return "input is a scalar"
-    n, k = w.shape
+    n, k = (int(d) for d in w.shape)  # static: checked above
     if x.shape[-1] != k:
         return f"input's last dim {x.shape[-1]} != in_features {k}"
     epi = _Epi()

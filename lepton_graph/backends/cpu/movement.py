@@ -45,7 +45,7 @@ def _has_ref(a: Any) -> bool:
     return False
 
 
-def _with_attrs(node: Node, make: Callable[[dict[str, Any]], Callable[[torch.Tensor], Any]]) -> Kernel:
+def _with_attrs(node: Node, make: Callable[[dict[str, Any]], Callable[..., Any]]) -> Kernel:
     """A kernel over the node's first input whose attributes may hold Refs to syms (resolved per call)."""
     if not _has_ref(node.attrs):
         return make(node.attrs)
@@ -291,7 +291,7 @@ def lower_arange(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     if _has_ref(node.attrs) or not out.is_static:
         return "arange with symbolic bounds"
     a = node.attrs
-    n = out.shape[0]
+    n = int(out.shape[0])  # static: checked above
     start, step = a["start"], a["step"]
     if not all(isinstance(v, (int, float)) for v in (start, step)):
         return "arange bounds"

@@ -22,7 +22,7 @@ from ...config import config
 try:
     from lepton_graph import _C
 except ImportError as exc:  # a source checkout that was never built, or a wheel for another platform
-    _C = None
+    _C = None  # type: ignore[assignment]
     _IMPORT_ERROR: ImportError | None = exc
 else:
     _IMPORT_ERROR = None

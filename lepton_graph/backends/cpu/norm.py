@@ -123,7 +123,7 @@ def lower_reduce(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     fn = node.op.value
     red_c = _C.reduce_f32
     if all(isinstance(d, int) for d in x.shape):  # static shape: everything but the pointers precomputed
-        s = tuple(x.shape)
+        s = tuple(int(d) for d in x.shape)
         so, sr, si = math.prod(s[:lo]), math.prod(s[lo:hi]), math.prod(s[hi:])
         soshape = (*s[:lo], *([1] * (hi - lo) if keep else []), *s[hi:])
         sn, empty, f32 = math.prod(s), torch.empty, torch.float32
@@ -134,8 +134,6 @@ def lower_reduce(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
                 red_c(fn, t.data_ptr(), y.data_ptr(), so, sr, si)
                 return y
             return kernel(t)
-    else:
-        static_kernel = None
 
     def kernel(t: torch.Tensor) -> torch.Tensor:
         s = t.shape
@@ -148,7 +146,7 @@ def lower_reduce(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
         red_c(fn, tc.data_ptr(), y.data_ptr(), outer, red, inner)
         return y
 
-    return static_kernel or kernel
+    return static_kernel if all(isinstance(d, int) for d in x.shape) else kernel
 
 
 @lowers(Op.ARGMAX)
