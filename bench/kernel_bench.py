@@ -595,6 +595,71 @@ def summarize_conv(rows: list[dict[str, Any]]) -> dict[str, Any]:
 BENCHMARKS.append(("conv", bench_conv, summarize_conv))
 
 
+# ------------------------------------------------------------------------------------------------------ pooling
+
+# (name, N, C, H, W, kernel, stride, padding, kind): ResNet's stem max pool and a 2x2 average pool, channels-last.
+POOL_CASES = (
+    ("max 3x3/2 64x112x112", 1, 64, 112, 112, 3, 2, 1, "max"),
+    ("max 3x3/2 64x112x112 b8", 8, 64, 112, 112, 3, 2, 1, "max"),
+    ("avg 2x2/2 256x56x56", 1, 256, 56, 56, 2, 2, 0, "avg"),
+)
+
+
+def bench_pool(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
+    """Channels-last fp32 pooling vs torch's max_pool2d / avg_pool2d on the same input; GB/s moved (input read once,
+    output written once) against a plain copy of the input, the memory-bound ceiling."""
+    rows: list[dict[str, Any]] = []
+    print(f"{'case':>26} {'ours GB/s':>10} {'copy GB/s':>10} {'ours/copy':>10} {'ours/torch':>11}")
+    for case in POOL_CASES[:1] if quick else POOL_CASES:
+        row = _pool_case(*case, rounds=rounds)
+        rows.append(row)
+        before = f" before/after {row['vs_before']:5.2f}" if "vs_before" in row else ""
+        print(
+            f"{row['case']:>26} {row['ours_gbs']:10.1f} {row['copy_gbs']:10.1f} {row['vs_copy']:10.2f} "
+            f"{row['vs_torch']:11.2f}{before}",
+            flush=True,
+        )
+    return rows
+
+
+def _pool_case(name: str, n: int, c: int, h: int, w: int, k: int, s: int, p: int, kind: str, rounds: int) -> dict:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, c, h, w, generator=g).contiguous(memory_format=torch.channels_last)
+    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    ref = torch.nn.functional.max_pool2d(x, k, s, p) if kind == "max" else torch.nn.functional.avg_pool2d(x, k, s, p)
+
+    def runner(lib: Any) -> Impl:
+        y = torch.empty(n, c, oh, ow).contiguous(memory_format=torch.channels_last)
+        shapes = (list(x.shape), list(x.stride()), list(y.shape), list(y.stride()))
+        a = (x.data_ptr(), shapes[0], shapes[1], y.data_ptr(), shapes[2], shapes[3], [k, k], [s, s], [p, p])
+        keep = (x, y)
+        if kind == "max":
+            return lambda: (lib.max_pool2d_f32(*a, [1, 1], False), keep)
+        return lambda: (lib.avg_pool2d_f32(*a, False, True, 0), keep)
+
+    from lepton_graph import _C
+
+    ours = runner(_C)
+    torch_op = torch.nn.functional.max_pool2d if kind == "max" else torch.nn.functional.avg_pool2d
+    xc = torch.empty_like(x)
+    impls: dict[str, Impl] = {"ours": ours, "torch": lambda: torch_op(x, k, s, p), "copy": lambda: xc.copy_(x)}
+    if BASELINE is not None:
+        impls["before"] = runner(BASELINE)
+    times = time_interleaved(impls, rounds)
+    out = ours()[1][1]
+    assert torch.equal(out, ref) if kind == "max" else torch.allclose(out, ref, atol=1e-6)
+    moved = 4.0 * (x.numel() + n * c * oh * ow)
+    row: dict[str, Any] = {"family": "pool", "case": name, **{f"{k_}_s": v for k_, v in times.items()}}
+    row.update(ours_gbs=moved / times["ours"] / 1e9, copy_gbs=8.0 * x.numel() / times["copy"] / 1e9)
+    row.update(vs_copy=row["ours_gbs"] / row["copy_gbs"], vs_torch=times["torch"] / times["ours"])
+    if "before" in times:
+        row["vs_before"] = times["before"] / times["ours"]
+    return row
+
+
+BENCHMARKS.append(("pool", bench_pool, None))
+
+
 def summarize_before(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per family: geometric mean and worst case of before / after (> 1: the current build is faster)."""
     out: dict[str, Any] = {}

@@ -108,6 +108,7 @@ void f32_to_bf16_avx512(const float* src, int64_t n, uint16_t* dst);
 uint16_t f32_to_bf16(float f);  // round to nearest even, NaN kept
 using TileFn = void(const TileArgs&, int);
 TileFn* pick_tile_f32();
+int tile_rows_f32();  // pixels per tile for pick_tile_f32()'s kernel
 TileFn* pick_tile_bf16();
 // The input as a channels-last view: the caller's tensor when its channel stride is 1, else a dense NHWC copy in a
 // per-thread scratch buffer (valid until the calling thread's next conv).
@@ -140,5 +141,7 @@ void conv_dw_row_f32_avx512(const DwArgs& a);
 // max or sum over the given input pixel pointers, times scale (sum only).
 void pool_max_pixel_f32_avx512(const float* const* in, int64_t n_in, int64_t C, float* out);
 void pool_avg_pixel_f32_avx512(const float* const* in, int64_t n_in, int64_t C, float scale, float* out);
+void pool_max_pixel_f32_avx2(const float* const* in, int64_t n_in, int64_t C, float* out);
+void pool_avg_pixel_f32_avx2(const float* const* in, int64_t n_in, int64_t C, float scale, float* out);
 
 }  // namespace lg::conv

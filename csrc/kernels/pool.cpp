@@ -1,5 +1,6 @@
 // fp32 pooling (max, avg, adaptive avg) over (N, C, H, W) views with any strides. Channels-last inputs and
-// outputs run per output pixel over channel vectors (pool_avx512.cpp); other layouts run per (n, c) plane.
+// outputs run per output pixel over channel vectors (pool_vec.h, for AVX2 and AVX-512); other layouts run per (n, c)
+// plane.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -60,8 +61,8 @@ void max_pool2d_f32(const View4& x, float* y, const int64_t ys[4], const int64_t
   if (N == 0 || C == 0 || OH == 0 || OW == 0) return;
   const int64_t* s = x.stride;
   if (channels_last(x, yst)) {
-    PixelMax* kernel = active_isa() == Isa::avx512 ? LG_IF_AVX512(pool_max_pixel_f32_avx512) : nullptr;
-    if (!kernel) kernel = max_pixel_scalar;
+    PixelMax* kernel = pick_kernel<PixelMax>(active_isa(), max_pixel_scalar, LG_IF_AVX2(pool_max_pixel_f32_avx2),
+                                             LG_IF_AVX512(pool_max_pixel_f32_avx512));
     for_rows(N, OH, OW * C * p.kh * p.kw, [&](int64_t n, int64_t oh) {
       std::vector<const float*> ptrs(static_cast<size_t>(p.kh * p.kw));
       for (int64_t ow = 0; ow < OW; ++ow) {
@@ -132,7 +133,8 @@ void avg_generic(const View4& x, float* y, const int64_t ys[4], const int64_t ys
   if (N == 0 || C == 0 || OH == 0 || OW == 0) return;
   const int64_t* s = x.stride;
   if (channels_last(x, yst)) {
-    PixelAvg* kernel = active_isa() == Isa::avx512 ? LG_IF_AVX512(pool_avg_pixel_f32_avx512) : nullptr;
+    PixelAvg* kernel = pick_kernel<PixelAvg>(active_isa(), nullptr, LG_IF_AVX2(pool_avg_pixel_f32_avx2),
+                                             LG_IF_AVX512(pool_avg_pixel_f32_avx512));
     if (!kernel) kernel = avg_pixel_scalar;
     for_rows(N, OH, OW * C * max_window, [&](int64_t n, int64_t oh) {
       std::vector<const float*> ptrs(static_cast<size_t>(std::max<int64_t>(max_window, 1)));
