@@ -108,7 +108,6 @@ void f32_to_bf16_avx512(const float* src, int64_t n, uint16_t* dst);
 uint16_t f32_to_bf16(float f);  // round to nearest even, NaN kept
 using TileFn = void(const TileArgs&, int);
 TileFn* pick_tile_f32();
-int tile_rows_f32();  // pixels per tile for pick_tile_f32()'s kernel
 TileFn* pick_tile_bf16();
 // The input as a channels-last view: the caller's tensor when its channel stride is 1, else a dense NHWC copy in a
 // per-thread scratch buffer (valid until the calling thread's next conv).
