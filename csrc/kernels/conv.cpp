@@ -125,8 +125,8 @@ void conv_depthwise(const NhwcInput& in, const View4& x, const PackedConvWeight&
                     int64_t OW) {
   const int64_t N = x.size[0], C = x.size[1], H = x.size[2], W = x.size[3];
   const int64_t KH = w.KH, KW = w.KW;
-  DwFn* kernel = active_isa() == Isa::avx512 ? LG_IF_AVX512(conv_dw_row_f32_avx512) : nullptr;
-  if (!kernel) kernel = dw_row_scalar;
+  DwFn* kernel = pick_kernel<DwFn>(active_isa(), dw_row_scalar, LG_IF_AVX2(conv_dw_row_f32_avx2),
+                                   LG_IF_AVX512(conv_dw_row_f32_avx512));
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, OW * C * KH * KW));
   const double single_s = 2.0 * double(N * OH * OW) * double(C * KH * KW) / 3e10;
   guarded_parallel_for(N * OH, grain, guarded_threads(single_s), [&](int64_t b, int64_t e) {

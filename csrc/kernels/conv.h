@@ -135,6 +135,7 @@ struct DwArgs {
   bool residual_before_act = true;
 };
 void conv_dw_row_f32_avx512(const DwArgs& a);
+void conv_dw_row_f32_avx2(const DwArgs& a);
 
 // Channels-last pooling of one output pixel over channels [0, C) (channel stride 1 in and out):
 // max or sum over the given input pixel pointers, times scale (sum only).

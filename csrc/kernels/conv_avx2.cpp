@@ -4,6 +4,10 @@
 
 #include "kernels/conv.h"
 
+#define LG_VEC_NS vec_avx2
+#define LG_VEC_ISA 1
+#include "kernels/dw_vec.h"
+
 namespace lg::conv {
 namespace impl_avx2 {
 
@@ -111,5 +115,7 @@ void conv_tile_f32_avx2(const TileArgs& t, int mr) {
     }
   }
 }
+
+void conv_dw_row_f32_avx2(const DwArgs& a) { kernels::vec_avx2::conv_dw_row(a); }
 
 }  // namespace lg::conv

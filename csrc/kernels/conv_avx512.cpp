@@ -6,6 +6,10 @@
 #include "kernels/conv.h"
 #include "kernels/simd_avx512.h"
 
+#define LG_VEC_NS vec_avx512
+#define LG_VEC_ISA 2
+#include "kernels/dw_vec.h"
+
 namespace lg::conv {
 namespace impl_avx512 {
 
@@ -173,35 +177,6 @@ void f32_to_bf16_avx512(const float* src, int64_t n, uint16_t* dst) {
   }
 }
 
-void conv_dw_row_f32_avx512(const DwArgs& a) {
-  using namespace impl_avx512;
-  const __m512 zero = _mm512_setzero_ps();
-  const bool relu = a.act == Act::Relu;
-  for (int64_t c = 0; c < a.C; c += 16) {
-    const __mmask16 mk = tail_mask(a.C - c);
-    const __m512 bias = a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + c) : zero;
-    int64_t ow = 0;
-    for (; ow < a.nw; ow += 4) {
-      const int np = a.nw - ow < 4 ? static_cast<int>(a.nw - ow) : 4;
-      __m512 acc[4] = {bias, bias, bias, bias};
-      for (int64_t t = 0; t < a.T; ++t) {
-        const __m512 w = _mm512_maskz_loadu_ps(mk, a.w + a.widx[t] * a.C + c);
-        const float* in = a.taps[t] + ow * a.in_step + c;
-        for (int p = 0; p < np; ++p)
-          acc[p] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, in + p * a.in_step), w, acc[p]);
-      }
-      for (int p = 0; p < np; ++p) {
-        __m512 v = acc[p], r = zero;
-        if (a.res) {
-          r = _mm512_maskz_loadu_ps(mk, a.res + (ow + p) * a.res_step + c);
-          if (a.residual_before_act) v = _mm512_add_ps(v, r);
-        }
-        if (relu) v = _mm512_max_ps(zero, v);
-        if (a.res && !a.residual_before_act) v = _mm512_add_ps(v, r);
-        _mm512_mask_storeu_ps(a.out + (ow + p) * a.out_step + c, mk, v);
-      }
-    }
-  }
-}
+void conv_dw_row_f32_avx512(const DwArgs& a) { kernels::vec_avx512::conv_dw_row(a); }
 
 }  // namespace lg::conv
