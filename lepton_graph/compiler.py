@@ -84,9 +84,13 @@ def compile_captured(
     backends = default_backends(device, native, LowerOptions(precision=precision))
     opts = replace(opts or PassOptions(), can_fuse=getattr(backends[0], "can_fuse", None))
     if quantize is not None:
-        opts = replace(opts, quantize=quantize, extra={**opts.extra, "example_inputs": example_inputs})
+        opts = replace(opts, quantize=quantize, example_inputs=example_inputs)
     with torch.no_grad():
         reference = interpret(graph, verify_inputs) if verify_inputs is not None else None
+        # the fp32 answer a quantized model is measured against (the passes change the graph in place)
+        fp32 = reference
+        if fp32 is None and quantize is not None and example_inputs is not None:
+            fp32 = interpret(graph, example_inputs)
         t0 = time.perf_counter()
         before = cost(graph)
         graph, records = run_pipeline(graph, opts, example_inputs=verify_inputs, reference=reference)
@@ -119,7 +123,6 @@ def compile_captured(
             rep.first_drifting_pass = "lowering"
     if quantize is not None:
         rep.quantization = graph.meta.get("quantization")
-        fp32 = reference if reference is not None else opts.extra.get("fp32_outputs")
         if rep.quantization is not None and fp32 is not None and example_inputs is not None:
             with torch.no_grad():
                 rep.quantization["model_error"] = output_error(fp32, executor.run(*example_inputs))

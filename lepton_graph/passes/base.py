@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,8 @@ class PassOptions:
     # the target backend's answer to "can one kernel run this group?" (kind, nodes, graph) -> None | reason;
     # None here: every group the pass can form is accepted (the torch backend runs any)
     can_fuse: Callable[[str, list[Any], Graph], str | None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # real inputs of the captured graph, when the caller has them (quantize measures each layer's error on them)
+    example_inputs: Sequence[Any] | None = None
 
 
 Pass = Callable[[Graph, PassOptions], PassResult]

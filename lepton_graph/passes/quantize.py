@@ -98,9 +98,8 @@ def _quantizable(graph: Graph, node: Node) -> str | None:
     return None
 
 
-def _layer_errors(graph: Graph, inputs: Sequence[Any], nodes: set[Node]) -> tuple[dict[Node, float], list[Any]]:
-    """Each layer's own quantization error (rel. L2 of qlinear vs linear on the fp32 model's activations), and the
-    fp32 graph's outputs."""
+def _layer_errors(graph: Graph, inputs: Sequence[Any], nodes: set[Node]) -> dict[Node, float]:
+    """Each layer's own quantization error (rel. L2 of qlinear vs linear on the fp32 model's activations)."""
     errors: dict[Node, float] = {}
 
     def observe(node: Node, args: list[Any], out: Any) -> None:
@@ -110,8 +109,8 @@ def _layer_errors(graph: Graph, inputs: Sequence[Any], nodes: set[Node]) -> tupl
             errors[node] = output_error([out], [q])["rel_l2"]
 
     with torch.no_grad():
-        outputs = interpret(graph, inputs, observe)
-    return errors, outputs
+        interpret(graph, inputs, observe)
+    return errors
 
 
 def _choice(graph: Graph, node: Node, cfg: QuantConfig) -> tuple[str, str]:
@@ -127,18 +126,17 @@ def _choice(graph: Graph, node: Node, cfg: QuantConfig) -> tuple[str, str]:
 
 
 def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
-    """LINEAR(x, W, b) -> QLINEAR(x, int8(W), scale(W), b) per QuantConfig; records every layer's choice (and its
-    own error, given example inputs in ``opts.extra["example_inputs"]``; the fp32 outputs go to
-    ``opts.extra["fp32_outputs"]``)."""
+    """LINEAR(x, W, b) -> QLINEAR(x, int8(W), scale(W), b) per QuantConfig; records every layer's choice in
+    graph.meta["quantization"] (and its own error, given ``opts.example_inputs``)."""
     cfg: QuantConfig | None = opts.quantize
     if cfg is None:
         return PassResult(graph, False)
-    examples = opts.extra.get("example_inputs")
+    examples = opts.example_inputs
     choices = {n: _choice(graph, n, cfg) for n in graph.nodes if n.op is Op.LINEAR}
     chosen = {n for n, (scheme, _) in choices.items() if scheme != "fp32"}  # only these are measured
     errors: dict[Node, float] = {}
     if examples is not None and chosen:
-        errors, opts.extra["fp32_outputs"] = _layer_errors(graph, examples, chosen)
+        errors = _layer_errors(graph, examples, chosen)
     layers: list[dict[str, Any]] = []
     for node in list(graph.nodes):
         if node.op is not Op.LINEAR:

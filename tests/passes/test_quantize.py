@@ -93,7 +93,7 @@ def test_pass_rewrites_linears_to_qlinear_with_int8_constants() -> None:
     graph = cap.graph
     with torch.no_grad():
         before = interpret(graph, [x])
-    res = quantize_linears(graph, PassOptions(quantize=QuantConfig(), extra={"example_inputs": [x]}))
+    res = quantize_linears(graph, PassOptions(quantize=QuantConfig(), example_inputs=[x]))
     assert res.changed and res.stats == {"quantized": 3, "layers": 3}
     assert Op.LINEAR not in {n.op for n in graph.nodes}
     q = [n for n in graph.nodes if n.op is Op.QLINEAR]
