@@ -242,12 +242,6 @@ void pack_a_bf16(const float* a, int64_t lda, int64_t K, int64_t m0, int64_t mc,
 
 // ------------------------------------------------------------------------------------------------ the kernel
 
-// Up to this many rows stream B panel by panel through the GEMV kernel (at most 4 rows per call, A read in place)
-// when they do not fit one register tile of the packed path: the weight is read from memory once, the later row
-// groups find the panel in L2. Zen 3 (max_mr 6), 2 threads: 7-8 rows 1.02-1.26x the packed path's two thin tiles
-// (8 x 2816 x 1024 from DRAM 11.9 -> 15.4 GB/s); 5-6 rows stay packed (one full tile, 0.77-0.90x when streamed).
-constexpr int64_t kStreamRows = 8;
-
 // fp32 or bf16 operands for the driver: A strided (packed per block), B pre-packed panels, C with the epilogue.
 struct F32Kernel {
   detail::PanelView b;
@@ -287,20 +281,13 @@ struct F32Kernel {
       if (epi) ks.epilogue(c + m0 * ldc + n0, ldc, static_cast<int>(m1 - m0), n, &te);
       return true;
     }
-    const int64_t rows = m1 - m0;
-    if (bf16 || !ks.small_m || lda_k != 1 || (rows > 4 && (rows <= ks.max_mr || rows > kStreamRows))) return false;
+    if (bf16 || !ks.small_m || m1 - m0 > 4 || lda_k != 1) return false;
     for (int64_t j = j0; j < j1; ++j) {
       const int64_t n0 = j * kPanel;
       const int nr = static_cast<int>(std::min<int64_t>(b.width(j), b.N - n0));
-      const float* panel = reinterpret_cast<const float*>(b.panel(j));
-      // groups of at most 4 rows over the same panel: the first streams it from memory, the others find it in L2
-      const int64_t groups = (m1 - m0 + 3) / 4;
-      for (int64_t g = 0; g < groups; ++g) {
-        const int64_t r0 = m0 + (m1 - m0) * g / groups, r1 = m0 + (m1 - m0) * (g + 1) / groups;
-        const TileEpi te = detail::tile_epi(*ep, r0, n0);
-        ks.small_m(static_cast<int>(r1 - r0), K, a + r0 * lda_m, lda_m, panel, b.width(j), c + r0 * ldc + n0, ldc,
-                   nr, epi ? &te : nullptr);
-      }
+      const TileEpi te = detail::tile_epi(*ep, m0, n0);
+      ks.small_m(static_cast<int>(m1 - m0), K, a + m0 * lda_m, lda_m, reinterpret_cast<const float*>(b.panel(j)),
+                 b.width(j), c + m0 * ldc + n0, ldc, nr, epi ? &te : nullptr);
     }
     return true;
   }
