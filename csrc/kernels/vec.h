@@ -72,6 +72,7 @@ struct V {
   static M isnan(F a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
   static M mand(M a, M b) { return static_cast<M>(a & b); }
   static M mor(M a, M b) { return static_cast<M>(a | b); }
+  static bool any(M m) { return m != 0; }
   static F select(M m, F a, F b) { return _mm512_mask_blend_ps(m, b, a); }
   static I iset1(int32_t x) { return _mm512_set1_epi32(x); }
   static I cvt_i(F a) { return _mm512_cvtps_epi32(a); }
@@ -130,6 +131,7 @@ struct V {
   static M isnan(F a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
   static M mand(M a, M b) { return _mm256_and_ps(a, b); }
   static M mor(M a, M b) { return _mm256_or_ps(a, b); }
+  static bool any(M m) { return _mm256_movemask_ps(m) != 0; }
   static F select(M m, F a, F b) { return _mm256_blendv_ps(b, a, m); }
   static I iset1(int32_t x) { return _mm256_set1_epi32(x); }
   static I cvt_i(F a) { return _mm256_cvtps_epi32(a); }
@@ -188,6 +190,7 @@ struct V {
   static M isnan(F a) { return a != a; }
   static M mand(M a, M b) { return a && b; }
   static M mor(M a, M b) { return a || b; }
+  static bool any(M m) { return m; }
   static F select(M m, F a, F b) { return m ? a : b; }
   static I iset1(int32_t x) { return x; }
   static I cvt_i(F a) { return a != a ? INT32_MIN : static_cast<I>(a); }  // a is already rounded
