@@ -49,8 +49,11 @@ def load_baseline(path: str) -> Any:
     import importlib.machinery
     import importlib.util
 
-    loader = importlib.machinery.ExtensionFileLoader("_C", path)
-    spec = importlib.util.spec_from_file_location("_C", path, loader=loader)
+    # A qualified name of its own per file: CPython caches single-phase extension modules by name, so a second
+    # build loaded as plain "_C" would silently be the first one again.
+    name = f"lg_build_{abs(hash(str(Path(path).resolve())))}._C"
+    loader = importlib.machinery.ExtensionFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
     assert spec is not None
     mod = importlib.util.module_from_spec(spec)
     loader.exec_module(mod)
