@@ -8,11 +8,10 @@ rotating round to round) so the machine's drift hits all of them alike; only rat
     python bench/kernel_bench.py [--json FILE] [--only gemm] [--rounds 7] [--quick] [--baseline SO]
 
 ``--baseline`` loads a second build of ``_C`` (``bash bench/build_baseline.sh REV``) and times it as "before" in
-the same rounds as the current build, for the GEMM, int8 GEMM and conv families: before/after ratios that the
+the same rounds as the current build, for the GEMM, int8 GEMM, conv and pool families: before/after ratios that the
 machine's drift cannot fake. ``--current`` runs a script-built copy of the working tree (``bash
-bench/build_baseline.sh . build/current``) in place of the installed ``_C``: the installed (scikit-build) and the
-script builds of the same source differ by up to 1.4x on some portable kernels (code placement), so a fair
-before/after compares two builds of one recipe.
+bench/build_baseline.sh . build/current``) in place of the installed ``_C``, so before and after come from one build
+recipe (scikit-build's and the script's builds are not guaranteed to place code alike).
 """
 
 from __future__ import annotations
