@@ -144,6 +144,11 @@ def _gemm_case(m: int, n: int, k: int, rounds: int) -> dict[str, Any]:
     return _add_rates(row, times, flop, "ours", "gflops")
 
 
+def _before_after(row: dict[str, Any]) -> str:
+    """The row's " before/after x.xx" column when a baseline build was timed (--baseline), else nothing."""
+    return f" before/after {row['vs_before']:5.2f}" if "vs_before" in row else ""
+
+
 def _add_rates(row: dict[str, Any], times: dict[str, float], ops: float, ours: str, unit: str) -> dict[str, Any]:
     """Each implementation's seconds and rate (ops / s in units of 1e9), and the others' time over ours."""
     for name, t in times.items():
@@ -163,7 +168,7 @@ def _print_gemm_row(row: dict[str, Any]) -> None:
         _print_gemm_row.header = True  # type: ignore[attr-defined]
     np_gf = f"{row['numpy_gflops']:11.1f}" if "numpy_gflops" in row else f"{'':11}"
     np_r = f"{row['vs_numpy']:11.2f}" if "vs_numpy" in row else f"{'':11}"
-    before = f" before/after {row['vs_before']:5.2f}" if "vs_before" in row else ""
+    before = _before_after(row)
     print(
         f"{row['case']:>18} {row['ours_gflops']:10.1f} {row['torch_gflops']:11.1f} {row['vs_torch']:11.2f} "
         f"{np_gf} {np_r}{before}",
@@ -204,7 +209,7 @@ def bench_gemm_int8(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
                 f"{'int8/torch':>11} {'W GB/s':>7}"
             )
             bench_gemm_int8.header = True  # type: ignore[attr-defined]
-        before = f" before/after {row['vs_before']:5.2f}" if "vs_before" in row else ""
+        before = _before_after(row)
         print(
             f"{row['case']:>18} {row['int8_gops']:11.1f} {row['fp32_gops']:10.1f} {row['vs_fp32']:10.2f} "
             f"{row['torch_int8_gops']:11.1f} {row['vs_torch_int8']:11.2f} {row['weight_gbs']:7.1f}{before}",
@@ -528,7 +533,7 @@ def bench_conv(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
     for case in CONV_CASES[:3] if quick else CONV_CASES:
         row = _conv_case(*case, rounds=rounds)
         rows.append(row)
-        before = f" before/after {row['vs_before']:5.2f}" if "vs_before" in row else ""
+        before = _before_after(row)
         print(
             f"{row['case']:>24} {row['impl']:>9} {row['ours_gflops']:10.1f} {row['torch_gflops']:11.1f} "
             f"{row['vs_torch']:11.2f}{before}",
@@ -615,7 +620,7 @@ def bench_pool(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
     for case in POOL_CASES[:1] if quick else POOL_CASES:
         row = _pool_case(*case, rounds=rounds)
         rows.append(row)
-        before = f" before/after {row['vs_before']:5.2f}" if "vs_before" in row else ""
+        before = _before_after(row)
         print(
             f"{row['case']:>26} {row['ours_gbs']:10.1f} {row['copy_gbs']:10.1f} {row['vs_copy']:10.2f} "
             f"{row['vs_torch']:11.2f}{before}",
