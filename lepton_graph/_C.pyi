@@ -385,6 +385,25 @@ def gemm_u8s8_dynamic(
 ) -> None:
     """C (M x N, row stride ldc) = epilogue(dequant(u8 rows of A quantised at run time x packed s8 B)); A is float32 (M x K, row stride lda); the epilogue as gemm_packed's."""
 
+def gemm_u8s8_static(
+    a_ptr: int,
+    M: int,
+    K: int,
+    lda: int,
+    packed: PackedS8,
+    scale: float,
+    zero_point: int,
+    c_ptr: int,
+    ldc: int,
+    bias_ptr: int = 0,
+    residual_ptr: int = 0,
+    ld_residual: int = 0,
+    residual_before_act: bool = False,
+    act: int = 0,
+) -> None:
+    """gemm_u8s8_dynamic with A quantised by one calibrated scale and zero point for every row (int8-static):
+    q = clamp(rint(a * (1 / scale)) + zero_point, 0, 255)."""
+
 def gemm_u8s8s32(a_ptr: int, M: int, K: int, lda: int, packed: PackedS8, c_ptr: int, ldc: int) -> None:
     """C32 (M x N int32) = A8 (M x K uint8, row stride lda) x packed s8 B: the exact integer core."""
 

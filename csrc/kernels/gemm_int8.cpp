@@ -124,6 +124,9 @@ struct S8Kernel {
   const Epilogue* ep = nullptr;
   bool epi = false;
   IsaKernelsS8 ks;
+  bool fixed = false;  // static quantisation: every row with fixed_scale / fixed_z (else per-row min/max)
+  float fixed_scale = 1.0f, fixed_inv = 1.0f;
+  int32_t fixed_z = 0;
   int64_t block_row0 = 0;  // the first row of the block last packed (its rows' s and z are in the scratch)
 
   S8Kernel(const PackedS8& p, IsaKernelsS8 k) : b(p.view()), max_mr(k.max_mr), packed(&p), ks(k) {}
@@ -172,6 +175,10 @@ struct S8Kernel {
         const int64_t r = ic + t0 + i;
         if (a8) {
           std::memcpy(row, a8 + r * lda, static_cast<size_t>(K));
+        } else if (fixed) {
+          s[t0 + i] = fixed_scale;
+          z[t0 + i] = fixed_z;
+          ks.quant(a + r * lda, K, fixed_inv, fixed_z, row);
         } else {
           float mn, mx, inv;
           ks.minmax(a + r * lda, K, &mn, &mx);
@@ -265,6 +272,27 @@ void gemm_u8s8_dynamic(const float* a, int64_t M, int64_t K, int64_t lda, const 
   kn.ldc = ldc;
   kn.ep = &ep;
   kn.epi = detail::has_epilogue(ep);
+  run(kn, M);
+}
+
+void gemm_u8s8_static(const float* a, int64_t M, int64_t K, int64_t lda, const PackedS8& b, float scale,
+                      int32_t zero_point, float* c, int64_t ldc, const Epilogue& ep) {
+  check_problem(M, K, lda, b, ldc);
+  LG_CHECK(scale > 0.0f && std::isfinite(scale), scale, "must be a finite number > 0, got ", scale);
+  LG_CHECK(zero_point >= 0 && zero_point <= 255, zero_point, "must be in [0, 255], got ", zero_point);
+  LG_CHECK(M == 0 || K == 0 || a != nullptr, a, "is null");
+  LG_CHECK(M == 0 || b.N == 0 || c != nullptr, c, "is null");
+  S8Kernel kn(b, isa_kernels_s8());
+  kn.a = a;
+  kn.lda = lda;
+  kn.c = c;
+  kn.ldc = ldc;
+  kn.ep = &ep;
+  kn.epi = detail::has_epilogue(ep);
+  kn.fixed = true;
+  kn.fixed_scale = scale;
+  kn.fixed_inv = 1.0f / scale;
+  kn.fixed_z = zero_point;
   run(kn, M);
 }
 

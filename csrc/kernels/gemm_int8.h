@@ -34,6 +34,12 @@ int64_t packed_s8_nbytes(const PackedS8& p);
 void gemm_u8s8_dynamic(const float* a, int64_t M, int64_t K, int64_t lda, const PackedS8& b, float* c, int64_t ldc,
                        const Epilogue& ep);
 
+// Static quantisation (scales calibrated ahead of time, int8-static): every row of A with the same scale and zero
+// point, q[k] = clamp(rint(a[k] * inv) + zero, 0, 255) with inv = 1 / scale in fp32 (NaN -> 0 like the dynamic
+// path); then the dequantisation and epilogue of gemm_u8s8_dynamic with s = scale for every row.
+void gemm_u8s8_static(const float* a, int64_t M, int64_t K, int64_t lda, const PackedS8& b, float scale,
+                      int32_t zero_point, float* c, int64_t ldc, const Epilogue& ep);
+
 // The integer core alone, for exact tests: C32 (M x N int32, row stride ldc) = A8 (M x K uint8, row stride lda)
 // x B8, no compensation or scales.
 void gemm_u8s8s32(const uint8_t* a, int64_t M, int64_t K, int64_t lda, const PackedS8& b, int32_t* c, int64_t ldc);

@@ -66,6 +66,23 @@ LG_BIND(gemm_int8) {
       "C (M x N, row stride ldc) = epilogue(dequant(u8 rows of A quantised at run time x packed s8 B)); A is float32 "
       "(M x K, row stride lda); the epilogue as gemm_packed's.");
   m.def(
+      "gemm_u8s8_static",
+      [](std::uintptr_t a_ptr, int64_t M, int64_t K, int64_t lda, const PyPackedS8& packed, float scale,
+         int32_t zero_point, std::uintptr_t c_ptr, int64_t ldc, std::uintptr_t bias_ptr, std::uintptr_t residual_ptr,
+         int64_t ld_residual, bool residual_before_act, int act) {
+        const auto& b = packed_of(packed);
+        LG_CHECK_BUFFER(a_ptr, float, M * K);
+        LG_CHECK_BUFFER(c_ptr, float, M * lg::gemm::packed_s8_n(b));
+        const auto ep = lg::gemm::make_epilogue(bias_ptr, residual_ptr, ld_residual, residual_before_act, act);
+        lg::gemm::gemm_u8s8_static(reinterpret_cast<const float*>(a_ptr), M, K, lda, b, scale, zero_point,
+                                   reinterpret_cast<float*>(c_ptr), ldc, ep);
+      },
+      arg("a_ptr"), arg("M"), arg("K"), arg("lda"), arg("packed"), arg("scale"), arg("zero_point"), arg("c_ptr"),
+      arg("ldc"), arg("bias_ptr") = 0, arg("residual_ptr") = 0, arg("ld_residual") = 0,
+      arg("residual_before_act") = false, arg("act") = 0, py::call_guard<py::gil_scoped_release>(),
+      "gemm_u8s8_dynamic with A quantised by one calibrated scale and zero point for every row (int8-static): "
+      "q = clamp(rint(a * (1 / scale)) + zero_point, 0, 255).");
+  m.def(
       "gemm_u8s8s32",
       [](std::uintptr_t a_ptr, int64_t M, int64_t K, int64_t lda, const PyPackedS8& packed, std::uintptr_t c_ptr,
          int64_t ldc) {

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lepton_graph.backends.cpu import native
-from lepton_graph.ir.defs.quant import qlinear, quantize_rows_u8, quantize_weight_per_channel
+from lepton_graph.ir.defs.quant import qlinear, qlinear_static, quantize_rows_u8, quantize_weight_per_channel
 
 from .isa import ISA_PARAMS, dispatch_at
 from .test_gemm import ACTS
@@ -211,3 +211,62 @@ def test_bad_arguments_are_named() -> None:
     with pytest.raises(ValueError, match="int8 weight must be"):
         G.pack_weight_s8(w.float(), s)
     assert _C.GEMM_INT8_MAX_K == 65536 and p.k == 8 and p.n == 4 and p.nbytes >= 8 * 4
+
+
+def static(a: torch.Tensor, packed, scale: float, zero: int, bias=None, act=0) -> torch.Tensor:
+    m, k = a.shape
+    c = torch.full((m, packed.n), float("nan"))
+    lda = a.stride(0) if m > 1 else k
+    _C.gemm_u8s8_static(
+        a.data_ptr(),
+        m,
+        k,
+        lda,
+        packed,
+        scale,
+        zero,
+        c.data_ptr(),
+        packed.n,
+        0 if bias is None else bias.data_ptr(),
+        act=act,
+    )
+    return c
+
+
+@pytest.mark.parametrize("isa", ISA_PARAMS)
+@given(
+    m=M_SIZES,
+    n=N_SIZES,
+    k=K_SIZES,
+    pad=st.sampled_from([0, 2]),
+    seed=st.integers(0, 99),
+    zero=st.sampled_from([0, 1, 128, 255]),
+    scale=st.sampled_from([0.01, 0.03, 1.0, 1e-4]),
+)
+def test_static_gemm_equals_the_reference_bit_for_bit(
+    isa: str, m: int, n: int, k: int, pad: int, seed: int, zero: int, scale: float
+) -> None:
+    """int8-static: one calibrated (scale, zero point) for every row, values clamped at both ends of u8 (the small
+    scales saturate), the same dequantisation as the dynamic path: equal to qlinear_static exactly."""
+    gen = torch.Generator().manual_seed(seed)
+    a = rows_view(m, k, pad, gen)
+    w = torch.randn(n, k, generator=gen)
+    wq, wscale = quantize_weight_per_channel(w)
+    with dispatch_at(isa):
+        got = static(a, pack(wq.t(), wscale), scale, zero)
+    assert torch.equal(got, qlinear_static(a, wq, wscale, scale, zero))
+
+
+@pytest.mark.parametrize("isa", ISA_PARAMS)
+def test_static_gemm_epilogue_and_bad_arguments(isa: str) -> None:
+    gen = torch.Generator().manual_seed(3)
+    a, w, bias = torch.randn(37, 70, generator=gen), torch.randn(50, 70, generator=gen), torch.randn(50, generator=gen)
+    wq, wscale = quantize_weight_per_channel(w)
+    packed = pack(wq.t(), wscale)
+    with dispatch_at(isa):
+        got = static(a, packed, 0.02, 120, bias, act=1)
+    assert torch.equal(got, torch.relu(qlinear_static(a, wq, wscale, 0.02, 120) + bias))
+    with pytest.raises(ValueError, match="argument 'scale' must be a finite number > 0"):
+        static(a, packed, 0.0, 0)
+    with pytest.raises(ValueError, match=r"argument 'zero_point' must be in \[0, 255\]"):
+        static(a, packed, 0.1, 256)

@@ -38,6 +38,24 @@ def quantize_rows_u8(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return q.to(torch.uint8), s, z.to(torch.int32)
 
 
+def quantize_u8_static(x: Tensor, scale: float, zero_point: int) -> Tensor:
+    """u8 of ``x`` with one calibrated scale and zero point (int8-static), as the native static GEMM computes it:
+    clamp(rint(x * (1 / scale)) + zero_point, 0, 255) in fp32, NaN as the lowest value."""
+    inv = torch.tensor(1.0, dtype=torch.float32) / torch.tensor(scale, dtype=torch.float32)
+    v = torch.nan_to_num(x.to(torch.float32) * inv, nan=-256.0).clamp(-256.0, 511.0)
+    return torch.clamp(torch.round(v) + zero_point, 0, 255).to(torch.uint8)
+
+
+def qlinear_static(
+    x: Tensor, w: Tensor, w_scale: Tensor, scale: float, zero_point: int, b: Tensor | None = None
+) -> Tensor:
+    """y = dequant(quant_u8_static(x) @ w.T) + b: the int8-static linear (w int8 (N, K), w_scale (N,) float32)."""
+    q = quantize_u8_static(x, scale, zero_point)
+    acc = (q.to(torch.float64) - zero_point) @ w.to(torch.float64).t()
+    y = acc.to(torch.float32) * (torch.tensor(scale, dtype=torch.float32) * w_scale.to(torch.float32))
+    return y if b is None else y + b
+
+
 def quantize_weight_per_channel(w: Tensor) -> tuple[Tensor, Tensor]:
     """(int8 weight, f32 scale per output channel) for a float (N, K) weight: symmetric, range [-127, 127]."""
     scale = weight_scale_per_channel(w)
