@@ -260,8 +260,11 @@ std::shared_ptr<PackedS8> pack_b_s8(const int8_t* b, int64_t K, int64_t N, int64
   return p;
 }
 
-void gemm_u8s8_dynamic(const float* a, int64_t M, int64_t K, int64_t lda, const PackedS8& b, float* c, int64_t ldc,
-                       const Epilogue& ep) {
+namespace {
+
+// The float-A GEMMs (dynamic and static quantisation of A): their shared checks and kernel set-up.
+S8Kernel float_a_kernel(const float* a, int64_t M, int64_t K, int64_t lda, const PackedS8& b, float* c, int64_t ldc,
+                        const Epilogue& ep) {
   check_problem(M, K, lda, b, ldc);
   LG_CHECK(M == 0 || K == 0 || a != nullptr, a, "is null");
   LG_CHECK(M == 0 || b.N == 0 || c != nullptr, c, "is null");
@@ -272,23 +275,22 @@ void gemm_u8s8_dynamic(const float* a, int64_t M, int64_t K, int64_t lda, const 
   kn.ldc = ldc;
   kn.ep = &ep;
   kn.epi = detail::has_epilogue(ep);
+  return kn;
+}
+
+}  // namespace
+
+void gemm_u8s8_dynamic(const float* a, int64_t M, int64_t K, int64_t lda, const PackedS8& b, float* c, int64_t ldc,
+                       const Epilogue& ep) {
+  S8Kernel kn = float_a_kernel(a, M, K, lda, b, c, ldc, ep);
   run(kn, M);
 }
 
 void gemm_u8s8_static(const float* a, int64_t M, int64_t K, int64_t lda, const PackedS8& b, float scale,
                       int32_t zero_point, float* c, int64_t ldc, const Epilogue& ep) {
-  check_problem(M, K, lda, b, ldc);
+  S8Kernel kn = float_a_kernel(a, M, K, lda, b, c, ldc, ep);
   LG_CHECK(scale > 0.0f && std::isfinite(scale), scale, "must be a finite number > 0, got ", scale);
   LG_CHECK(zero_point >= 0 && zero_point <= 255, zero_point, "must be in [0, 255], got ", zero_point);
-  LG_CHECK(M == 0 || K == 0 || a != nullptr, a, "is null");
-  LG_CHECK(M == 0 || b.N == 0 || c != nullptr, c, "is null");
-  S8Kernel kn(b, isa_kernels_s8());
-  kn.a = a;
-  kn.lda = lda;
-  kn.c = c;
-  kn.ldc = ldc;
-  kn.ep = &ep;
-  kn.epi = detail::has_epilogue(ep);
   kn.fixed = true;
   kn.fixed_scale = scale;
   kn.fixed_inv = 1.0f / scale;

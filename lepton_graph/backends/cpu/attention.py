@@ -107,53 +107,32 @@ def lower_sdpa(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
         else:
             out = torch.empty((B, H, L, Ev), dtype=torch.float32)
         scale = scale_attr if scale_attr is not None else (1.0 / math.sqrt(E) if E else 1.0)
+        # the mask operand: (pointer, kind, strides), or none
         if mask is None:
-            sdpa(
-                q.data_ptr(),
-                qs,
-                k.data_ptr(),
-                ks,
-                v.data_ptr(),
-                vs,
-                out.data_ptr(),
-                out.stride(),
-                0,
-                0,
-                _NO_STRIDES,
-                B,
-                H,
-                Hkv,
-                L,
-                S,
-                E,
-                Ev,
-                causal,
-                scale,
-            )
+            mask_args: tuple[Any, ...] = (0, 0, _NO_STRIDES)
         else:
             m = mask.expand(B, H, L, S)
-            sdpa(
-                q.data_ptr(),
-                qs,
-                k.data_ptr(),
-                ks,
-                v.data_ptr(),
-                vs,
-                out.data_ptr(),
-                out.stride(),
-                m.data_ptr(),
-                mask_kind,
-                m.stride(),
-                B,
-                H,
-                Hkv,
-                L,
-                S,
-                E,
-                Ev,
-                causal,
-                scale,
-            )
+            mask_args = (m.data_ptr(), mask_kind, m.stride())
+        sdpa(
+            q.data_ptr(),
+            qs,
+            k.data_ptr(),
+            ks,
+            v.data_ptr(),
+            vs,
+            out.data_ptr(),
+            out.stride(),
+            *mask_args,
+            B,
+            H,
+            Hkv,
+            L,
+            S,
+            E,
+            Ev,
+            causal,
+            scale,
+        )
         return out if rank == 4 else out.reshape(out.shape[4 - rank :])
 
     return kernel
