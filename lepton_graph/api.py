@@ -7,14 +7,15 @@ import functools
 import inspect
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 import torch.utils._pytree as pytree
 
 from . import log
+from .calibration import calibrate, check_calibration
 from .compiler import compile_captured
 from .config import config
 from .errors import CaptureError, CompileFailedWarning, InputError, UnsupportedError
@@ -47,6 +48,8 @@ class CompileOptions:
     precision: str = "fp32"  # "fp32" | "bf16": bf16 lets native GEMMs use bf16 weights with fp32 accumulation
     quantize: QuantConfig | None = None
     freeze: bool = False  # weights never change: no per-call check
+    # int8-static: each calibrated nn.Linear's input range, by module path (calibration.calibrate)
+    act_ranges: dict[str, tuple[float, float]] | None = None
 
 
 def _quant_config(spec: Any) -> QuantConfig | None:
@@ -67,6 +70,7 @@ def compile(
     native: bool | None = None,
     precision: str = "fp32",
     quantize: str | QuantConfig | None = None,
+    calibration: Iterable[Any] | None = None,
     freeze: bool = False,
 ) -> Any:
     """Compile a model or function for inference.
@@ -79,6 +83,9 @@ def compile(
     precision mode (bf16 weights and products, fp32 accumulation and activations) where the CPU supports it.
     ``quantize="int8-dynamic"`` (or a ``QuantConfig``) runs linear layers on int8 weights with activations
     quantized per row at run time; ``report()`` then lists each layer's choice and the measured error vs fp32.
+    ``quantize="int8-static"`` fixes each layer's activation scale ahead of time instead: ``calibration`` is an
+    iterable of example inputs (each a tuple of positional args, a dict of keyword args or one tensor, as the model
+    is called), run once through the float model here; ``QuantConfig(observer=...)`` picks how a range is chosen.
 
     The compiled model follows its module: before each call, the parameters and buffers it was compiled from are
     compared with what they were (identity, version counter, storage), and what changed is re-folded and re-packed
@@ -95,6 +102,7 @@ def compile(
         quantize=_quant_config(quantize),
         freeze=bool(freeze),
     )
+    check_calibration(opts.quantize, calibration)
     if opts.precision not in ("fp32", "bf16"):
         raise UnsupportedError(f"precision must be 'fp32' or 'bf16', not {opts.precision!r}")
     if opts.frontend not in ("auto", "export", "dynamo"):
@@ -104,11 +112,16 @@ def compile(
     if opts.device is not None and opts.device.startswith("cuda") and not torch.cuda.is_available():
         raise UnsupportedError(f"device {opts.device!r} requested but torch sees no CUDA device")
     if model is None:
-        return lambda m: _compile(m, opts)
-    return _compile(model, opts)
+        return lambda m: _compile(m, opts, calibration)
+    return _compile(model, opts, calibration)
 
 
-def _compile(model: Any, opts: CompileOptions) -> Any:
+def _compile(model: Any, opts: CompileOptions, calibration: Iterable[Any] | None = None) -> Any:
+    if calibration is not None:
+        if isinstance(model, type):
+            raise UnsupportedError("int8-static calibrates a model instance: compile the instance, not its class")
+        assert opts.quantize is not None  # check_calibration: calibration comes with int8-static
+        opts = replace(opts, act_ranges=calibrate(model, calibration, opts.quantize))
     if isinstance(model, type) and issubclass(model, torch.nn.Module):
 
         @functools.wraps(model, updated=())
@@ -292,6 +305,7 @@ class CompiledModel:
             precision=self.options.precision,
             example_inputs=[leaves[i] for i in tensor_idx],
             quantize=self.options.quantize,
+            act_ranges=self.options.act_ranges,
         )
         vrep.frontend = "export"
         vrep.regions.append(rrep)
@@ -373,6 +387,7 @@ class CompiledModel:
             native=self.options.native,
             precision=self.options.precision,
             quantize=self.options.quantize,
+            act_ranges=self.options.act_ranges,
         )
         if self._regions is not None:
             self._regions.append(rrep)
@@ -420,6 +435,11 @@ def lepton_dynamo_backend(
         raise UnsupportedError(f"unknown lepton backend options: {sorted(options)} (known: precision, quantize)")
     if precision not in ("fp32", "bf16"):
         raise UnsupportedError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
+    if quantize is not None and quantize.uses("int8-static"):
+        raise UnsupportedError(
+            "int8-static needs calibration data, which a torch.compile backend is not given: use "
+            "lepton_graph.compile(model, quantize='int8-static', calibration=...)"
+        )
 
     def compile_region(cap: Captured) -> Any:
         compiled, rrep = compile_captured(

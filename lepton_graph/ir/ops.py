@@ -56,7 +56,8 @@ class Op(enum.Enum):
     MATMUL = "matmul"  # batched, broadcasting
     ADDMM = "addmm"  # inputs: bias, a, b; attrs: beta, alpha
     # -- quantized linear algebra (defs/quant.py)
-    QLINEAR = "qlinear"  # inputs: x (f32), w (i8 [N, K]), w_scale (f32 [N])[, b]; attrs: act ("dynamic")
+    # inputs: x (f32), w (i8 [N, K]), w_scale (f32 [N])[, b]; attrs: act ("dynamic" / "static"), scale, zero_point
+    QLINEAR = "qlinear"
     # -- convolution and pooling
     CONV2D = "conv2d"  # inputs: x, w[, b]; attrs: stride, padding, dilation, groups
     MAX_POOL2D = "max_pool2d"

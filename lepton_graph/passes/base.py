@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,8 @@ class PassOptions:
     can_fuse: Callable[[str, list[Any], Graph], str | None] | None = None
     # real inputs of the captured graph, when the caller has them (quantize measures each layer's error on them)
     example_inputs: Sequence[Any] | None = None
+    # int8-static: each calibrated linear layer's input range (lo, hi), by module path (lepton_graph/calibration.py)
+    act_ranges: Mapping[str, tuple[float, float]] | None = None
 
 
 Pass = Callable[[Graph, PassOptions], PassResult]

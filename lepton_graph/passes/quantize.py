@@ -1,7 +1,10 @@
 """Quantization (opt-in): linear layers with constant weights become QLINEAR nodes with int8 weights.
 
 ``int8-dynamic``: weights int8, symmetric, one scale per output channel, quantized here once; activations
-quantized per row at run time by the kernel (ir/defs/quant.py has the exact semantics). Layers are named by their
+quantized per row at run time by the kernel (ir/defs/quant.py has the exact semantics). ``int8-static``: the same
+weights; activations quantized with one scale and zero point per layer, from the input range calibrated before
+compiling (``PassOptions.act_ranges``, lepton_graph/calibration.py); a layer without a calibrated range (not called
+as an nn.Linear during calibration) takes int8-dynamic, and the report says so. Layers are named by their
 weight's parameter path without ``.weight`` (``encoder.layer.0.attention.output.dense``; merged Q/K/V siblings as
 ``...query+key+value``) and matched by ``exclude`` / ``layers`` patterns (fnmatch) against any of those names.
 """
@@ -16,12 +19,19 @@ from typing import Any
 import torch
 
 from ..ir import DType, Graph, Node, Op, interpret
-from ..ir.defs.quant import qlinear, quantize_per_channel, quantize_weight_per_channel, weight_scale_per_channel
+from ..ir.defs.quant import (
+    qlinear,
+    quantize_per_channel,
+    quantize_weight_per_channel,
+    static_qparams,
+    weight_scale_per_channel,
+)
 from ..ir.metrics import output_error
 from .base import PassOptions, PassResult
 
 SCHEMES = ("int8-dynamic", "int8-static", "int8-weight", "int4-weight")
-AVAILABLE = ("int8-dynamic",)
+AVAILABLE = ("int8-dynamic", "int8-static")
+OBSERVERS = ("minmax", "percentile", "mse")
 FLOAT = ("fp32",)  # a per-layer choice that keeps the layer unquantized
 
 
@@ -34,15 +44,24 @@ class QuantConfig:
     exclude: layer-name patterns kept in float (fnmatch, e.g. ``"*.classifier"``).
     layers: per-layer scheme overrides, pattern -> scheme or "fp32"; the first matching pattern wins.
     min_weight_elements: smaller weights stay float (their GEMMs are too small for quantization to pay).
+    observer: how int8-static fixes an input range from the calibration examples: "minmax", "percentile" (the
+    ``percentile`` and ``100 - percentile`` quantiles) or "mse" (the clipped range with the least quantization
+    error); see lepton_graph/calibration.py.
     """
 
     scheme: str = "int8-dynamic"
     exclude: tuple[str, ...] = ()
     layers: dict[str, str] = field(default_factory=dict)
     min_weight_elements: int = 0
+    observer: str = "minmax"
+    percentile: float = 99.99
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude", tuple(self.exclude))
+        if self.observer not in OBSERVERS:
+            raise ValueError(f"quantize: observer is {self.observer!r}; known observers: {', '.join(OBSERVERS)}")
+        if not 50.0 < float(self.percentile) <= 100.0:
+            raise ValueError(f"quantize: percentile must be in (50, 100], got {self.percentile}")
         for where, s in [("scheme", self.scheme), *((f"layers[{k!r}]", v) for k, v in self.layers.items())]:
             if s not in SCHEMES + FLOAT:
                 raise ValueError(
@@ -65,6 +84,10 @@ class QuantConfig:
             f"quantize must be a scheme name ({', '.join(SCHEMES)}) or a lepton_graph.QuantConfig, "
             f"not {type(spec).__name__}"
         )
+
+    def uses(self, scheme: str) -> bool:
+        """Whether any layer can get ``scheme`` (the default or a per-layer override)."""
+        return self.scheme == scheme or scheme in self.layers.values()
 
     def scheme_for(self, names: list[str]) -> tuple[str, str]:
         """(scheme, why) for a layer known by ``names``."""
@@ -98,14 +121,14 @@ def _quantizable(graph: Graph, node: Node) -> str | None:
     return None
 
 
-def _layer_errors(graph: Graph, inputs: Sequence[Any], nodes: set[Node]) -> dict[Node, float]:
+def _layer_errors(graph: Graph, inputs: Sequence[Any], attrs: dict[Node, dict[str, Any]]) -> dict[Node, float]:
     """Each layer's own quantization error (rel. L2 of qlinear vs linear on the fp32 model's activations)."""
     errors: dict[Node, float] = {}
 
     def observe(node: Node, args: list[Any], out: Any) -> None:
-        if node in nodes:
+        if node in attrs:
             wq, scale = quantize_weight_per_channel(args[1])
-            q = qlinear(args[0], wq, scale, *args[2:], act="dynamic")
+            q = qlinear(args[0], wq, scale, *args[2:], **attrs[node])
             errors[node] = output_error([out], [q])["rel_l2"]
 
     with torch.no_grad():
@@ -125,6 +148,26 @@ def _choice(graph: Graph, node: Node, cfg: QuantConfig) -> tuple[str, str]:
     return scheme, why
 
 
+def _static_range(names: list[str], ranges: Any) -> tuple[float, float] | str:
+    """The calibrated input range of a layer (the union over merged siblings, which share the input), or why not."""
+    found = [ranges[n] for n in names if ranges is not None and n in ranges]
+    if len(found) < len(names):
+        missing = next(n for n in names if ranges is None or n not in ranges)
+        return f"int8-static: no calibrated range for {missing!r} (not called as an nn.Linear during calibration)"
+    return min(lo for lo, _ in found), max(hi for _, hi in found)
+
+
+def _qlinear_attrs(graph: Graph, node: Node, scheme: str, opts: PassOptions) -> tuple[str, dict[str, Any], str | None]:
+    """(scheme taken, QLINEAR attrs, why it differs from the one asked for)."""
+    if scheme == "int8-static":
+        r = _static_range(layer_names(graph, node), opts.act_ranges)
+        if isinstance(r, str):
+            return "int8-dynamic", {"act": "dynamic"}, r + "; int8-dynamic instead"
+        scale, zero = static_qparams(*r)
+        return scheme, {"act": "static", "scale": scale, "zero_point": zero}, None
+    return scheme, {"act": "dynamic"}, None
+
+
 def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
     """LINEAR(x, W, b) -> QLINEAR(x, int8(W), scale(W), b) per QuantConfig; records every layer's choice in
     graph.meta["quantization"] (and its own error, given ``opts.example_inputs``)."""
@@ -133,7 +176,11 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
         return PassResult(graph, False)
     examples = opts.example_inputs
     choices = {n: _choice(graph, n, cfg) for n in graph.nodes if n.op is Op.LINEAR}
-    chosen = {n for n, (scheme, _) in choices.items() if scheme != "fp32"}  # only these are measured
+    chosen: dict[Node, dict[str, Any]] = {}  # quantized layers' QLINEAR attrs; only these are measured
+    for n, (scheme, why) in list(choices.items()):
+        if scheme != "fp32":
+            taken, chosen[n], changed = _qlinear_attrs(graph, n, scheme, opts)
+            choices[n] = (taken, changed or why)
     errors: dict[Node, float] = {}
     if examples is not None and chosen:
         errors = _layer_errors(graph, examples, chosen)
@@ -154,10 +201,13 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
         scale = graph.add_derived(weight_scale_per_channel, [wv], f"{key}.scale")
         wq = graph.add_derived(quantize_per_channel, [wv, scale], f"{key}.int8")
         inputs = [node.inputs[0], wq, scale, *node.inputs[2:]]
-        q = graph.add_node(Op.QLINEAR, inputs, {"act": "dynamic"}, before=node)
+        attrs = chosen[node]
+        q = graph.add_node(Op.QLINEAR, inputs, attrs, before=node)
         graph.replace_all_uses(node.out, q.out)
         entry["quant_bytes"] = int(graph.constants[wq.const].numel() + graph.constants[scale.const].numel() * 4)  # type: ignore[index]
         entry["node"] = q.name
+        if attrs["act"] == "static":
+            entry.update(act_scale=attrs["scale"], act_zero_point=attrs["zero_point"])
         if node in errors:
             entry["rel_l2"] = errors[node]
     if any(e["scheme"] != "fp32" for e in layers):

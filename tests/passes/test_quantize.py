@@ -116,7 +116,7 @@ def test_without_quantize_the_pass_does_nothing() -> None:
     ("spec", "message"),
     [
         ("int7", "known schemes: int8-dynamic"),
-        ("int8-static", "'int8-static' .* is not available in this version"),
+        ("int8-weight", "'int8-weight' .* is not available in this version"),
         (3, "quantize must be a scheme name"),
     ],
 )
@@ -182,3 +182,139 @@ def test_layers_kept_float_for_their_size_are_neither_quantized_nor_measured(mon
     assert small and all("rel_l2" not in layer and "min_weight_elements" in layer["why"] for layer in small)
     assert all("rel_l2" in layer for layer in layers.values() if layer["scheme"] != "fp32")
     assert (10, 96) not in shapes and (96, 96) in shapes  # the 960-element head was never quantized
+
+
+# -- int8-static: calibration, observers, the static kernel
+
+
+def _calibration(n: int = 6, rows: int = 6) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(5)
+    return [torch.randn(rows, 48, generator=gen) for _ in range(n)]
+
+
+@pytest.mark.parametrize("observer", ["minmax", "percentile", "mse"])
+def test_int8_static_runs_the_calibrated_reference_natively(observer: str) -> None:
+    model, x = _net()
+    cal = _calibration()
+    cfg = QuantConfig("int8-static", observer=observer)
+    c = lepton_graph.compile(model, quantize=cfg, calibration=cal)
+    y = c(x)
+    q = c.report().as_dict()["quantization"]
+    assert q["scheme"] == "int8-static" and q["quantized_layers"] == 3
+    assert all(layer["scheme"] == "int8-static" and layer["act_scale"] > 0 for layer in q["layers"])
+    assert c.report().as_dict()["fallback_nodes"] == 0
+    # the native static GEMM computes the IR's static semantics (ir/defs/quant.py: qlinear_static)
+    ref = lepton_graph.compile(model, quantize=cfg, calibration=cal, native=False)(x)
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+    dynamic = lepton_graph.compile(model, quantize="int8-dynamic")(x)
+    assert not torch.allclose(y, dynamic, atol=1e-4)  # one calibrated scale, not one per row
+    with torch.no_grad():  # one scale per tensor on a random-weight net: 3% here, against int8-dynamic's 1%
+        assert 0 < _rel_l2(y, model(x)) < 0.05
+
+
+def test_minmax_calibration_fixes_the_observed_range() -> None:
+    from lepton_graph.ir.defs.quant import static_qparams
+
+    model, x = _net()
+    cal = _calibration()
+    c = lepton_graph.compile(model, quantize="int8-static", calibration=cal)
+    c(x)
+    layers = {layer["layer"]: layer for layer in c.report().as_dict()["quantization"]["layers"]}
+    lo, hi = min(float(t.min()) for t in cal), max(float(t.max()) for t in cal)
+    assert (layers["fc1"]["act_scale"], layers["fc1"]["act_zero_point"]) == static_qparams(lo, hi)
+    # fc2's input is GELU's output: its lower end is GELU's minimum (about -0.17), its zero point just above 0
+    assert 0 < layers["fc2"]["act_zero_point"] < 20
+
+
+def test_percentile_and_mse_ranges_clip_heavy_tails() -> None:
+    from lepton_graph.calibration import Observer
+    from lepton_graph.ir.defs.quant import quantize_u8_static, static_qparams
+
+    gen = torch.Generator().manual_seed(0)
+    data = [torch.randn(64, 100, generator=gen) ** 3 for _ in range(4)]  # heavy tails: clipping them pays
+
+    def observed(kind: str, percentile: float = 99.9) -> tuple[float, float]:
+        obs = Observer(kind, percentile, seed=0)
+        for t in data:
+            obs.observe(t)
+        return obs.range()
+
+    def sq_error(r: tuple[float, float]) -> float:
+        scale, zero = static_qparams(*r)
+        x = torch.cat([t.reshape(-1) for t in data])
+        return float((((quantize_u8_static(x, scale, zero).float() - zero) * scale - x) ** 2).mean())
+
+    lo, hi = observed("minmax")
+    assert (lo, hi) == (min(float(t.min()) for t in data), max(float(t.max()) for t in data))
+    for kind in ("percentile", "mse"):
+        a, b = observed(kind)
+        assert lo < a < 0 < b < hi, (kind, (a, b), (lo, hi))
+    assert sq_error(observed("mse")) < sq_error((lo, hi))
+    assert observed("percentile", 100.0) == (lo, hi)
+
+
+def test_layers_not_called_as_modules_during_calibration_take_int8_dynamic() -> None:
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(48, 32)
+            self.w = nn.Parameter(torch.randn(16, 32))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.linear(torch.relu(self.fc(x)), self.w)
+
+    torch.manual_seed(0)
+    model = Functional().eval()
+    c = lepton_graph.compile(model, quantize="int8-static", calibration=_calibration())
+    x = torch.randn(4, 48)
+    with torch.no_grad():
+        assert _rel_l2(c(x), model(x)) < 0.05
+    layers = {layer["layer"]: layer for layer in c.report().as_dict()["quantization"]["layers"]}
+    assert layers["fc"]["scheme"] == "int8-static"
+    assert layers["w"]["scheme"] == "int8-dynamic"
+    assert "no calibrated range for 'w'" in layers["w"]["why"]
+
+
+def test_int8_static_serves_other_shapes_with_dynamic_true() -> None:
+    model, _ = _net()
+    cal = [(t,) for t in _calibration(16, 16)]
+    c = lepton_graph.compile(model, quantize="int8-static", calibration=cal, dynamic=True)
+    gen = torch.Generator().manual_seed(3)
+    for rows in (1, 9):
+        xi = torch.randn(rows, 48, generator=gen)
+        with torch.no_grad():
+            assert _rel_l2(c(xi), model(xi)) < 0.05
+    assert len(c.report().variants) == 1
+
+
+def test_int8_static_configuration_errors() -> None:
+    model, x = _net()
+    with pytest.raises(UnsupportedError, match="needs calibration="):
+        lepton_graph.compile(model, quantize="int8-static")
+    with pytest.raises(UnsupportedError, match="only used by quantize='int8-static'"):
+        lepton_graph.compile(model, quantize="int8-dynamic", calibration=[x])
+    with pytest.raises(UnsupportedError, match="only used by"):
+        lepton_graph.compile(model, calibration=[x])
+    with pytest.raises(lepton_graph.InputError, match="calibration is empty"):
+        lepton_graph.compile(model, quantize="int8-static", calibration=[])
+    with pytest.raises(lepton_graph.InputError, match="calibration example 1 is a list"):
+        lepton_graph.compile(model, quantize="int8-static", calibration=[x, [x]])
+    with pytest.raises(lepton_graph.InputError, match="calibration example 0: the model rejects it"):
+        lepton_graph.compile(model, quantize="int8-static", calibration=[torch.randn(2, 5)])
+    with pytest.raises(UnsupportedError, match="compile an nn.Module"):
+        lepton_graph.compile(lambda t: t * 2, quantize="int8-static", calibration=[x])
+    with pytest.raises(ValueError, match="known observers"):
+        QuantConfig("int8-static", observer="kl")
+    torch._dynamo.reset()
+    with pytest.raises(Exception, match="int8-static needs calibration data"):
+        torch.compile(model, backend="lepton", options={"quantize": "int8-static"})(x)
+    torch._dynamo.reset()
+
+
+def test_per_layer_static_override_calibrates_only_that_layer() -> None:
+    model, x = _net()
+    cfg = QuantConfig("int8-dynamic", layers={"fc2": "int8-static"})
+    c = lepton_graph.compile(model, quantize=cfg, calibration=_calibration())
+    c(x)
+    schemes = {layer["layer"]: layer["scheme"] for layer in c.report().as_dict()["quantization"]["layers"]}
+    assert schemes == {"fc1": "int8-dynamic", "fc2": "int8-static", "head": "int8-dynamic"}

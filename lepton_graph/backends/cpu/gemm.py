@@ -8,6 +8,7 @@ copied otherwise. Groups rooted at CONV2D belong to the conv family (``conv.lowe
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -101,11 +102,15 @@ def keep_alive(kernel: Kernel, *objs: Any) -> Kernel:
     return kernel
 
 
-def _make_linear_kernel(packed: Any, k: int, n: int, epi: _Epi, x_index: int) -> Kernel:
+def _make_linear_kernel(
+    packed: Any, k: int, n: int, epi: _Epi, x_index: int, static: tuple[float, int] | None = None
+) -> Kernel:
     """out = epilogue(x @ B) for x (..., k) at node input ``x_index``; B packed (f32/bf16, or int8: x quantized
-    per row at run time, the same arguments)."""
+    per row at run time, or with the calibrated ``static`` (scale, zero point); the same arguments)."""
     lib = _lib()
     call = lib.gemm_u8s8_dynamic if isinstance(packed, lib.PackedS8) else lib.gemm_packed
+    if static is not None:
+        call = functools.partial(_static_call, lib.gemm_u8s8_static, *static)
     empty = torch.empty
     bias = None if epi.bias is None else epi.bias.contiguous()
     bias_ptr = 0 if bias is None else bias.data_ptr()
@@ -151,6 +156,11 @@ def _make_linear_kernel(packed: Any, k: int, n: int, epi: _Epi, x_index: int) ->
 
     keep_alive(gemm_kernel, packed, bias)
     return gemm_kernel
+
+
+def _static_call(gemm: Any, scale: float, zero: int, a: int, m: int, k: int, lda: int, b: Any, *rest: Any) -> None:
+    """gemm_u8s8_dynamic's argument order onto gemm_u8s8_static (scale and zero point after B)."""
+    gemm(a, m, k, lda, b, scale, zero, *rest)
 
 
 def _make_runtime_kernel(
@@ -221,13 +231,15 @@ class _Root:
         w_index: int | None = None,
         w_transposed: bool = False,
         alpha: float = 1.0,
+        static: tuple[float, int] | None = None,
     ):
         self.x_index, self.k, self.n, self.epi = x_index, k, n, epi
         self.packed, self.w_index, self.w_transposed, self.alpha = packed, w_index, w_transposed, alpha
+        self.static = static  # int8-static: the calibrated activation (scale, zero point)
 
     def kernel(self) -> Kernel:
         if self.packed is not None:
-            return _make_linear_kernel(self.packed, self.k, self.n, self.epi, self.x_index)
+            return _make_linear_kernel(self.packed, self.k, self.n, self.epi, self.x_index, self.static)
         assert self.w_index is not None
         return _make_runtime_kernel(self.k, self.n, self.epi, self.x_index, self.w_index, self.w_transposed, self.alpha)
 
@@ -271,11 +283,18 @@ def _linear_root(
 def _qlinear_root(
     node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
 ) -> _Root | str:
-    """QLINEAR (int8 weight, per-channel scales, dynamic per-row activations) onto the VNNI int8 GEMM."""
+    """QLINEAR (int8 weight, per-channel scales; activations per row at run time, or calibrated) onto the int8
+    GEMM (gemm_u8s8_dynamic / gemm_u8s8_static)."""
     x, w, scale = node.inputs[:3]
     b = node.inputs[3] if len(node.inputs) > 3 else None
-    if node.attrs.get("act") != "dynamic":
-        return f"qlinear activation scheme {node.attrs.get('act')!r}"
+    act = node.attrs.get("act")
+    static: tuple[float, int] | None = None
+    if act == "static":
+        static = (float(node.attrs["scale"]), int(node.attrs["zero_point"]))
+        if not (math.isfinite(static[0]) and static[0] > 0 and 0 <= static[1] <= 255):
+            return f"qlinear static scale {static[0]} / zero point {static[1]} out of range"
+    elif act != "dynamic":
+        return f"qlinear activation scheme {act!r}"
     for v, what in ((x, "input"), (b, "bias")):
         if v is not None and (why := _f32_cpu(v, what)):
             return why
@@ -293,7 +312,7 @@ def _qlinear_root(
         if bt is None or b.shape != (n,):
             return "qlinear bias is not a constant (N,) tensor"
         epi.add_bias(bt)
-    return _Root(index_of(x), k, n, epi, packed=pack_weight_s8(wt, st.to(torch.float32)))
+    return _Root(index_of(x), k, n, epi, packed=pack_weight_s8(wt, st.to(torch.float32)), static=static)
 
 
 def pack_weight_s8(w: torch.Tensor, scale: torch.Tensor) -> Any:

@@ -5,6 +5,9 @@ over [min(0, min), max(0, max)] (fp32 arithmetic, round half to even); the weigh
 channel (symmetric). The integer product is exact (summed in float64 here: every partial sum is an integer below
 2^53), and the dequantized value is float32(sum) * float32(s_row * s_w). csrc/kernels/gemm_int8.h states the same
 formula; tests/csrc/test_gemm_int8.py holds the kernels to it bit for bit.
+
+QLINEAR with act="static" (int8-static): every row of x is quantized with one scale and zero point calibrated ahead
+of time (attrs ``scale``, ``zero_point``; ``static_qparams`` turns a calibrated range into them); the rest as above.
 """
 
 from __future__ import annotations
@@ -46,6 +49,18 @@ def quantize_u8_static(x: Tensor, scale: float, zero_point: int) -> Tensor:
     return torch.clamp(torch.round(v) + zero_point, 0, 255).to(torch.uint8)
 
 
+def static_qparams(lo: float, hi: float) -> tuple[float, int]:
+    """(scale, zero point) of the asymmetric u8 grid over a calibrated range [lo, hi], extended to include 0 (so
+    zero padding and ReLU zeros are exact), by the same fp32 formula as the dynamic row quantizer."""
+    mn = torch.tensor(min(float(lo), 0.0), dtype=torch.float32)
+    mx = torch.tensor(max(float(hi), 0.0), dtype=torch.float32)
+    s = (mx - mn) / 255.0
+    if not (float(s) > 0 and torch.isfinite(s)):
+        return 1.0, 0
+    z = torch.clamp(torch.round(-mn / s), 0, 255)
+    return float(s), int(z)
+
+
 def qlinear_static(
     x: Tensor, w: Tensor, w_scale: Tensor, scale: float, zero_point: int, b: Tensor | None = None
 ) -> Tensor:
@@ -74,14 +89,26 @@ def quantize_per_channel(w: Tensor, scale: Tensor) -> Tensor:
     return torch.clamp(torch.round(w.detach().to(torch.float32) / scale.unsqueeze(1)), -127, 127).to(torch.int8)
 
 
-@register_op(Op.QLINEAR, inputs=(3, 4), attrs={"act": "dynamic"})
-def qlinear(x: Tensor, w: Tensor, w_scale: Tensor, b: Tensor | None = None, *, act: str) -> Tensor:
-    """y = dequant(quant_rows(x) @ w.T) + b, with w int8 (N, K) and w_scale (N,) float32."""
-    if act != "dynamic":
-        raise ValueError(f"qlinear: activation scheme {act!r} is not supported (only 'dynamic')")
+@register_op(Op.QLINEAR, inputs=(3, 4), attrs={"act": "dynamic", "scale": 1.0, "zero_point": 0})
+def qlinear(
+    x: Tensor,
+    w: Tensor,
+    w_scale: Tensor,
+    b: Tensor | None = None,
+    *,
+    act: str,
+    scale: float = 1.0,
+    zero_point: int = 0,
+) -> Tensor:
+    """y = dequant(quant(x) @ w.T) + b, with w int8 (N, K) and w_scale (N,) float32; x quantized per row at run
+    time (act="dynamic") or with the calibrated ``scale`` and ``zero_point`` (act="static")."""
+    if act not in ("dynamic", "static"):
+        raise ValueError(f"qlinear: activation scheme {act!r} is not supported ('dynamic' or 'static')")
     if x.device.type == "meta":
         out = torch.empty((*x.shape[:-1], w.shape[0]), dtype=torch.float32, device="meta")
         return out if b is None else out + b
+    if act == "static":
+        return qlinear_static(x, w, w_scale, scale, zero_point, b)
     q, s, z = quantize_rows_u8(x)
     acc = (q.to(torch.float64) - z.unsqueeze(-1).to(torch.float64)) @ w.to(torch.float64).t()
     y = acc.to(torch.float32) * (s.unsqueeze(-1) * w_scale.to(torch.float32))

@@ -1,0 +1,154 @@
+"""Calibration for int8-static: run the float model over the user's examples and fix each linear layer's input range.
+
+``compile(model, quantize="int8-static", calibration=examples)`` calls ``calibrate`` once, before any compile: a
+forward pre-hook on every ``nn.Linear`` the config quantizes statically feeds its input to an observer, keyed by the
+module path (``named_modules()``), which is the name the quantize pass gives the layer. The observers:
+
+- ``minmax``: the exact min and max seen (no value is clipped; one outlier widens every step);
+- ``percentile``: the ``percentile`` / ``100 - percentile`` quantiles (outliers clip, the rest gets finer steps);
+- ``mse``: the range, shrunk from min-max by a factor searched on a grid, that minimizes the mean squared error of
+  quantizing then dequantizing the observed values.
+
+Percentile and MSE work on a bounded random subsample of the observed values (seeded: the same examples give the
+same ranges); min and max are always exact, and no estimate lies outside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from .errors import InputError, UnsupportedError
+from .ir.defs.quant import quantize_u8_static, static_qparams
+from .passes.quantize import OBSERVERS, QuantConfig
+
+# values kept per layer for the percentile and MSE observers, and per example at most
+_SAMPLE_CAP = 1 << 17
+_PER_CALL = 1 << 14
+_MSE_GRID = 40
+
+
+class Observer:
+    """Running range of one layer's input; ``range()`` is what int8-static quantizes over."""
+
+    def __init__(self, kind: str, percentile: float, seed: int) -> None:
+        self.kind, self.percentile = kind, percentile
+        self.lo, self.hi = float("inf"), float("-inf")
+        self.calls = 0
+        self._kept: list[torch.Tensor] = []
+        self._n_kept = 0
+        self._gen = torch.Generator().manual_seed(seed)
+
+    def observe(self, x: torch.Tensor) -> None:
+        x = x.detach().to(torch.float32).reshape(-1)
+        x = x[torch.isfinite(x)]
+        self.calls += 1
+        if x.numel() == 0:
+            return
+        self.lo = min(self.lo, float(x.min()))
+        self.hi = max(self.hi, float(x.max()))
+        if self.kind == "minmax" or self._n_kept >= _SAMPLE_CAP:
+            return
+        take = min(_PER_CALL, x.numel(), _SAMPLE_CAP - self._n_kept)
+        idx = torch.randperm(x.numel(), generator=self._gen)[:take]
+        self._kept.append(x[idx].clone())
+        self._n_kept += take
+
+    def range(self) -> tuple[float, float]:
+        if self.lo > self.hi:  # called, but never with a finite value
+            return 0.0, 0.0
+        if self.kind == "minmax" or not self._kept:
+            return self.lo, self.hi
+        sample = torch.cat(self._kept)
+        if self.kind == "percentile":
+            p = self.percentile / 100.0
+            q = torch.quantile(sample.double(), torch.tensor([1.0 - p, p], dtype=torch.float64))
+            return max(self.lo, float(q[0])), min(self.hi, float(q[1]))
+        return _mse_range(sample, self.lo, self.hi)
+
+
+def _mse_range(sample: torch.Tensor, lo: float, hi: float) -> tuple[float, float]:
+    """The shrink of [lo, hi] (factor in (0, 1]) whose u8 grid reproduces ``sample`` with the least squared error."""
+    best, best_err = (lo, hi), float("inf")
+    for i in range(_MSE_GRID):
+        f = 1.0 - i / _MSE_GRID * 0.9  # 1.0 down to 0.1225
+        cand = (lo * f, hi * f)
+        scale, zero = static_qparams(*cand)
+        deq = (quantize_u8_static(sample, scale, zero).to(torch.float32) - zero) * scale
+        err = float((deq - sample).square().mean())
+        if err < best_err:
+            best, best_err = cand, err
+    return best
+
+
+def _hook(obs: Observer) -> Any:
+    def hook(_mod: Any, args: tuple, kwargs: dict) -> None:
+        x = args[0] if args else kwargs.get("input")
+        if isinstance(x, torch.Tensor):
+            obs.observe(x)
+
+    return hook
+
+
+def _as_call(example: Any, i: int) -> tuple[tuple, dict]:
+    """One calibration example as the model is called: a tuple of positional args, a dict of keyword args, or a
+    single tensor (one positional arg)."""
+    if isinstance(example, dict):
+        return (), example
+    if isinstance(example, tuple):
+        return example, {}
+    if isinstance(example, torch.Tensor):
+        return (example,), {}
+    raise InputError(
+        f"calibration example {i} is a {type(example).__name__}: give a tuple of positional arguments, a dict of "
+        "keyword arguments or a single tensor, as the model is called"
+    )
+
+
+def calibrate(model: Any, examples: Iterable[Any], cfg: QuantConfig) -> dict[str, tuple[float, float]]:
+    """Each statically quantized nn.Linear's calibrated input range, by module path."""
+    if not isinstance(model, torch.nn.Module):
+        raise UnsupportedError(
+            "int8-static calibrates the inputs of nn.Linear modules: compile an nn.Module, not a plain function"
+        )
+    observers: dict[str, Observer] = {}
+    handles = []
+    for seed, (name, mod) in enumerate(model.named_modules()):
+        if isinstance(mod, torch.nn.Linear) and cfg.scheme_for([name])[0] == "int8-static":
+            obs = observers[name] = Observer(cfg.observer, cfg.percentile, seed)
+            handles.append(mod.register_forward_pre_hook(_hook(obs), with_kwargs=True))
+    if not observers:
+        raise UnsupportedError("int8-static: the model has no nn.Linear layer the config quantizes statically")
+    seen = 0
+    try:
+        with torch.no_grad():
+            for i, example in enumerate(examples):
+                args, kwargs = _as_call(example, i)
+                try:
+                    model(*args, **kwargs)
+                except Exception as e:
+                    raise InputError(f"calibration example {i}: the model rejects it: {type(e).__name__}: {e}") from e
+                seen += 1
+    finally:
+        for h in handles:
+            h.remove()
+    if seen == 0:
+        raise InputError("calibration is empty: int8-static needs at least one example input")
+    return {name: obs.range() for name, obs in observers.items() if obs.calls}
+
+
+def check_calibration(quantize: QuantConfig | None, calibration: Any) -> None:
+    """int8-static needs calibration data; other schemes take none (a silently unused argument hides a mistake)."""
+    static = quantize is not None and quantize.uses("int8-static")
+    if static and calibration is None:
+        raise UnsupportedError(
+            "quantize='int8-static' needs calibration=: an iterable of example inputs, each a tuple of positional "
+            "args or a dict of keyword args as the model is called"
+        )
+    if not static and calibration is not None:
+        raise UnsupportedError("calibration= is only used by quantize='int8-static' (a QuantConfig that uses it)")
+
+
+__all__ = ["OBSERVERS", "Observer", "calibrate", "check_calibration"]
