@@ -26,6 +26,7 @@ using detail::TileEpi;
 struct PackedS8 : detail::Panels {
   std::vector<int32_t> colsum;  // N (+ padding to a whole panel)
   std::vector<float> scales;    // N (+ padding)
+  bool has_min = false;         // some B8 is -128: the shifted-row kernels (which negate B8) cannot take it
 };
 
 int64_t packed_s8_k(const PackedS8& p) { return p.K; }
@@ -127,6 +128,7 @@ struct S8Kernel {
   bool fixed = false;  // static quantisation: every row with fixed_scale / fixed_z (else per-row min/max)
   float fixed_scale = 1.0f, fixed_inv = 1.0f;
   int32_t fixed_z = 0;
+  bool shifted = false;  // quantised rows packed as q - 128 with zero points z - 128, for ks.micro_shifted
   int64_t block_row0 = 0;  // the first row of the block last packed (its rows' s and z are in the scratch)
 
   S8Kernel(const PackedS8& p, IsaKernelsS8 k) : b(p.view()), max_mr(k.max_mr), packed(&p), ks(k) {}
@@ -185,6 +187,10 @@ struct S8Kernel {
           row_qparams(mn, mx, &s[t0 + i], &inv, &z[t0 + i]);
           ks.quant(a + r * lda, K, inv, z[t0 + i], row);
         }
+        if (shifted) {  // q - 128 as s8 is the byte q ^ 0x80 (the padding past K multiplies zeros of B either way)
+          for (int64_t k = 0; k < K; ++k) row[k] = static_cast<uint8_t>(row[k] ^ 0x80u);
+          z[t0 + i] -= 128;
+        }
         for (int64_t g = 0; g < G; ++g) {
           uint32_t word;
           std::memcpy(&word, row + 4 * g, 4);
@@ -209,7 +215,8 @@ struct S8Kernel {
     const DequantTile dq{scratch->z.data() + r, scratch->s.data() + r, packed->colsum.data() + n0,
                          packed->scales.data() + n0};
     const TileEpi te = epi ? detail::tile_epi(*ep, i, n0) : TileEpi{};
-    ks.micro(G, ap, b8, w, mr, nr, &dq, c + i * ldc + n0, ldc, epi ? &te : nullptr, nullptr);
+    (shifted ? ks.micro_shifted : ks.micro)(G, ap, b8, w, mr, nr, &dq, c + i * ldc + n0, ldc, epi ? &te : nullptr,
+                                            nullptr);
   }
 };
 
@@ -252,6 +259,7 @@ std::shared_ptr<PackedS8> pack_b_s8(const int8_t* b, int64_t K, int64_t N, int64
         const int8_t v = b[k * stride_k + n * stride_n];
         dst[(k / 4) * w * 4 + c * 4 + k % 4] = v;
         sum += v;
+        p->has_min |= v == -128;
       }
       p->colsum[static_cast<size_t>(n)] = sum;
       p->scales[static_cast<size_t>(n)] = scales[n];
@@ -275,6 +283,8 @@ S8Kernel float_a_kernel(const float* a, int64_t M, int64_t K, int64_t lda, const
   kn.ldc = ldc;
   kn.ep = &ep;
   kn.epi = detail::has_epilogue(ep);
+  kn.shifted = kn.ks.micro_shifted != nullptr && !b.has_min;
+  if (kn.shifted) kn.max_mr = kn.ks.max_mr_shifted;
   return kn;
 }
 

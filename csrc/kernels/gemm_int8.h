@@ -11,6 +11,10 @@
 //
 // Overflow: |sum_k q * B8| <= 255 * 127 * K, and so are z * colsum and their difference; all < 2^31 for
 // K <= kMaxKInt8 = 65536, which every entry point checks (larger K is refused, never wrapped).
+//
+// Kernels may compute the same integer by another identity: the AVX2 kernel (no vpdpbusd) multiplies the shifted
+// rows q - 128 (s8) and compensates with (z - 128) * colsum, since sum_k (q - z) B8 = sum_k (q - 128) B8 -
+// (z - 128) colsum; see gemm_int8_avx2.cpp for why and for its exact bound. Every path gives the same C bit for bit.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -75,6 +79,10 @@ struct IsaKernelsS8 {
   RowMinMax minmax;
   QuantRow quant;
   EpiKernel epilogue;
+  // Shifted rows: the packed A tile holds q - 128 (s8) and DequantTile z holds z - 128. Null where the ISA has no
+  // faster kernel for them (VNNI, portable). B8 must not hold -128 (the kernel negates B8 values).
+  MicroKernelS8 micro_shifted = nullptr;
+  int max_mr_shifted = 0;
 };
 
 IsaKernelsS8 kernels_s8_avx512();

@@ -103,6 +103,38 @@ def test_saturated_operands_at_k_16384_do_not_overflow(isa: str) -> None:
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)
+@pytest.mark.parametrize("min_weight", [-127, -128])
+def test_shifted_rows_at_the_extremes_at_k_16384(isa: str, min_weight: int) -> None:
+    """The AVX2 kernel multiplies q - 128 (|q - 128| <= 128, vpmaddubsw) by B8 (<= 127, sign moved by vpsignb): pair
+    sums reach 2 * 128 * 127 = 32512 at the extremes (q = 0 or 255 against weights of +-127), just inside int16.
+    Rows: all q = 255 (z = 0), all q = 0 (z = 255), alternating 255 / 0, and ramps; a -128 in B (whose negation
+    wraps) sends the GEMM to the widening kernel, which must agree too. Equal to the reference bit for bit."""
+    k = 16384
+    ramp = torch.linspace(-3.0, 5.0, k)
+    a = torch.stack([torch.full((k,), 2.5), torch.full((k,), -2.5), torch.tensor([2.5, -2.5] * (k // 2)), ramp, -ramp])
+    cols = [
+        torch.full((k,), 127),
+        torch.full((k,), -127),
+        torch.tensor([127, -127] * (k // 2)),
+        torch.tensor([-127, 127] * (k // 2)),
+        torch.zeros(k),
+        torch.tensor([min_weight, 127] * (k // 2)),
+    ]
+    wq = torch.stack(cols).to(torch.int8)  # (N, K)
+    scale = torch.full((wq.shape[0],), 0.01)
+    q, _, z = quantize_rows_u8(a)
+    assert {int(q[0].min()), int(q[1].max()), int(q[2].min()), int(q[2].max())} == {255, 0}
+    assert z.tolist()[:2] == [0, 255]
+    with dispatch_at(isa):
+        got = dynamic(a, pack(wq.t(), scale))
+        got_static = static(a, pack(wq.t(), scale), 0.02, 128)
+    assert torch.equal(got, qlinear(a, wq, scale, act="dynamic"))
+    assert torch.equal(got_static, qlinear_static(a, wq, scale, 0.02, 128))
+    ints = (q.long() - z.long().unsqueeze(1)) @ wq.long().t()
+    assert int(ints.abs().max()) == 255 * 127 * k  # 530,595,840: the row sums reach the bound
+
+
+@pytest.mark.parametrize("isa", ISA_PARAMS)
 @given(
     m=M_SIZES,
     k=K_SIZES,
