@@ -42,6 +42,19 @@ py::dict build_info() {
   return info;
 }
 
+// Which variant each kernel family runs now (after the CPU's features, the build and set_max_isa): the fp32
+// families follow active_isa(); int8 needs VNNI for its AVX-512 kernels (else the AVX2 ones); bf16 needs
+// AVX512_BF16 (else the portable emulation: the same rounded operands, slowly).
+std::map<std::string, std::string> kernel_variants() {
+  const std::string isa = lg::isa_name(lg::active_isa());
+  const bool vnni = LG_HAVE_AVX512_KERNELS && lg::avx512_vnni_active();
+  const bool bf16 = LG_HAVE_AVX512_KERNELS && lg::avx512_bf16_active();
+  const std::string int8 = vnni ? "avx512vnni" : (isa == "scalar" ? "scalar" : "avx2");
+  const std::string b16 = bf16 ? "avx512bf16" : "emulated";
+  return {{"gemm_f32", isa}, {"conv_f32", isa},    {"sdpa_f32", isa}, {"eltwise", isa},   {"pool", isa},
+          {"gemm_int8", int8}, {"gemm_bf16", b16}, {"conv_bf16", b16}, {"sdpa_bf16", b16}};
+}
+
 py::dict describe_view(std::uintptr_t data_ptr, const std::string& dtype, const std::vector<int64_t>& shape,
                        const std::vector<int64_t>& strides) {
   const lg::TensorView v = lg::make_view(data_ptr, dtype, shape, strides);
@@ -60,10 +73,26 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("cpu_features", &cpu_features_dict,
         "Instruction-set extensions detected on this CPU at run time, after LEPTON_DISABLE_AVX512 / "
-        "LEPTON_DISABLE_AVX2 (read once, at first use).");
+        "LEPTON_DISABLE_AVX2 / LEPTON_DISABLE_AVX512_VNNI / LEPTON_DISABLE_AVX512_BF16 (read once, at first use).");
   m.def(
       "kernel_isa", []() { return std::string(lg::isa_name(lg::active_isa())); },
       "The kernel variant dispatch uses now: 'avx512', 'avx2' or 'scalar'.");
+  m.def(
+      "cache_sizes",
+      [] {
+        const auto& cs = lg::cache_sizes();
+        py::dict d;
+        d["l1d"] = cs.l1d;
+        d["l2"] = cs.l2;
+        d["l3"] = cs.l3;
+        d["detected"] = cs.detected;
+        return d;
+      },
+      "Data cache sizes per core in bytes {l1d, l2, l3, detected} from cpuid (leaf 4 / 0x8000001D); the kernels' "
+      "cache blocking is derived from them. detected=False: cpuid gave none, the defaults (a Zen 3 core's) stand.");
+  m.def("kernel_variants", &kernel_variants,
+        "Which variant each kernel family runs now: fp32 families by kernel_isa(); gemm_int8 'avx512vnni', 'avx2' or "
+        "'scalar'; the bf16 families 'avx512bf16' or 'emulated'.");
   m.def("set_max_isa", &lg::set_max_isa, arg("name"),
         "Cap kernel dispatch at 'avx512', 'avx2' or 'scalar' (never raises it above what the CPU and build allow).");
   m.def("build_info", &build_info, "How this extension was built: OpenMP, which ISA kernel units, compiler.");

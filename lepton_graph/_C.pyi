@@ -12,6 +12,14 @@ def cpu_features() -> dict[str, bool]:
 def kernel_isa() -> str:
     """The kernel variant dispatch uses now: 'avx512', 'avx2' or 'scalar'."""
 
+def cache_sizes() -> dict[str, int | bool]:
+    """Data cache sizes per core in bytes {l1d, l2, l3, detected} from cpuid; the kernels' cache blocking is derived
+    from them."""
+
+def kernel_variants() -> dict[str, str]:
+    """Which variant each kernel family runs now: fp32 families by kernel_isa(); gemm_int8 'avx512vnni', 'avx2' or
+    'scalar'; the bf16 families 'avx512bf16' or 'emulated'."""
+
 def set_max_isa(name: str) -> None:
     """Cap kernel dispatch at 'avx512', 'avx2' or 'scalar'; ValueError for other names."""
 
@@ -158,7 +166,8 @@ class Act(int):
     __members__: dict[str, Act]
 
 def gemm_set_blocking(kc: int, mc: int) -> None:
-    """Cache blocking of the fp32/bf16 GEMM: k rows per K slice (>= 8) and rows per block (>= 1)."""
+    """Cache blocking of the fp32/bf16 GEMM: k rows per K slice (>= 8) and rows per block (>= 1); 0 takes the value
+    derived from the CPU's caches (cache_sizes())."""
 
 def gemm_blocking() -> tuple[int, int]:
     """The (kc, mc) in use."""

@@ -46,6 +46,13 @@ def cmd_info(_: argparse.Namespace) -> int:
         )
         try:
             print(f"native       kernels {native.kernel_isa()}, build {native.build_info()}")
+            print(f"variants     {', '.join(f'{k} {v}' for k, v in sorted(native.kernel_variants().items()))}")
+            cs = native._lib().cache_sizes()
+            print(
+                f"caches       L1d {cs['l1d'] >> 10} KiB, L2 {cs['l2'] >> 10} KiB, L3 {cs['l3'] >> 20} MiB per core"
+                f"{'' if cs['detected'] else ' (not reported by cpuid: defaults)'}; GEMM blocking (kc, mc) "
+                f"{native._lib().gemm_blocking()}"
+            )
         except Exception as e:  # noqa: BLE001 - older or partial builds of _C
             print(f"native       unavailable: {e}")
     except ImportError as e:

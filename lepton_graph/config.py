@@ -49,8 +49,26 @@ OPTIONS = [
         "disable_avx2", bool, False, "native kernels: hide AVX2 and AVX-512, use portable code", "LEPTON_DISABLE_AVX2"
     ),
     # handed to the C++ GEMM driver when the extension loads (backends/cpu/native.py); for tuning
-    Option("gemm_kc", int, 512, "fp32/bf16 GEMM cache blocking: k rows per K slice (>= 8)", "LEPTON_GEMM_KC"),
-    Option("gemm_mc", int, 256, "fp32/bf16 GEMM cache blocking: rows of A per block (>= 1)", "LEPTON_GEMM_MC"),
+    Option(
+        "disable_avx512_vnni",
+        bool,
+        False,
+        "native kernels: hide AVX512_VNNI (int8 takes the AVX2 kernels)",
+        "LEPTON_DISABLE_AVX512_VNNI",
+    ),
+    Option(
+        "disable_avx512_bf16",
+        bool,
+        False,
+        "native kernels: hide AVX512_BF16 (bf16 is emulated)",
+        "LEPTON_DISABLE_AVX512_BF16",
+    ),
+    # handed to the C++ GEMM driver when the extension loads (backends/cpu/native.py); for tuning. 0: derived from
+    # the CPU's cache sizes (_C.cache_sizes(); csrc/kernels/gemm_driver.h says how)
+    Option("gemm_kc", int, 0, "fp32/bf16 GEMM cache blocking: k rows per K slice (>= 8; 0: 512)", "LEPTON_GEMM_KC"),
+    Option(
+        "gemm_mc", int, 0, "fp32/bf16 GEMM cache blocking: rows of A per block (0: from the L2 size)", "LEPTON_GEMM_MC"
+    ),
 ]
 
 
@@ -71,6 +89,8 @@ class Config:
     frontend: str
     disable_avx512: bool
     disable_avx2: bool
+    disable_avx512_vnni: bool
+    disable_avx512_bf16: bool
     gemm_kc: int
     gemm_mc: int
 

@@ -3,6 +3,9 @@
 The portability check disassembles _C: AVX-512 instructions may appear only in functions named ``*_avx512*``,
 AVX/AVX2 ones only in ``*_avx2*`` or ``*_avx512*`` ones. Everything else is the portable base object, which has to
 run on any x86-64 CPU (no -march=native; ISA flags only on the per-ISA translation units, see CMakeLists.txt).
+Within AVX-512, the extensions dispatched on their own (issue 22: an AVX-512 CPU without them still runs the
+AVX-512 fp32 kernels) stay in their code: VNNI instructions only in ``*_avx512vnni*`` functions, BF16 ones only in
+``*_avx512*`` functions with ``bf16`` in their name.
 """
 
 from __future__ import annotations
@@ -23,13 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # EVEX-only operands: zmm registers, mask registers, xmm/ymm16-31, embedded broadcast or masking.
 _EVEX = re.compile(r"%zmm\d|%k[0-7]\b|%[xy]mm(1[6-9]|2\d|3[01])\b|\{1to\d+\}|\{%k[0-7]\}")
 _FUNC = re.compile(r"^[0-9a-f]+ <(.+)>:$")
+_VNNI = re.compile(r"^vpdp(bu|ws)sds?\b")  # vpdpbusd(s), vpdpwssd(s)
+_BF16 = re.compile(r"^(vdpbf16ps|vcvtne2ps2bf16|vcvtneps2bf16)\b")
 
 
 def isa_leaks(disassembly: str) -> tuple[list[str], dict[str, int]]:
     """(leaks, counts) for `objdump -d --no-show-raw-insn -C` text: leaks name function and instruction; counts
-    the AVX-512 and AVX instructions found inside the per-ISA functions (to show the scan saw them)."""
+    the AVX-512, VNNI, BF16 and AVX instructions found inside the per-ISA functions (to show the scan saw them)."""
     leaks: list[str] = []
-    counts = {"avx512": 0, "avx2": 0}
+    counts = {"avx512": 0, "avx2": 0, "vnni": 0, "bf16": 0}
     func = ""
     for line in disassembly.splitlines():
         if m := _FUNC.match(line):
@@ -41,6 +46,16 @@ def isa_leaks(disassembly: str) -> tuple[list[str], dict[str, int]]:
         insn = parts[1].strip()
         is_avx512 = bool(_EVEX.search(insn))
         is_avx = is_avx512 or insn.startswith("v") or "%ymm" in insn
+        if _VNNI.match(insn):
+            if "_avx512vnni" in func:
+                counts["vnni"] += 1
+            else:
+                leaks.append(f"VNNI in {func}: {insn}")
+        if _BF16.match(insn):
+            if "_avx512" in func and "bf16" in func:
+                counts["bf16"] += 1
+            else:
+                leaks.append(f"BF16 in {func}: {insn}")
         if "_avx512" in func:
             counts["avx512"] += is_avx512
         elif is_avx512:
@@ -83,12 +98,19 @@ def test_no_avx_outside_isa_kernels() -> None:
     leaks, counts = isa_leaks(text)
     assert not leaks, "ISA-specific code outside the *_avx2/*_avx512 kernels:\n" + "\n".join(leaks[:20])
     # Names must survive (install.strip = false), or the scan above could not tell kernels apart.
-    assert counts["avx512"] > 0 and counts["avx2"] > 0, counts
+    assert counts["avx512"] > 0 and counts["avx2"] > 0 and counts["vnni"] > 0 and counts["bf16"] > 0, counts
 
 
 def test_isa_leak_scan_flags_misplaced_instructions() -> None:
     text = "\n".join(
         [
+            "0000000000000100 <lg::gemm::detail::impl_avx512vnni::micro_t<4, 2>(long)>:",
+            "     100:\tvpdpbusd %zmm1,%zmm0,%zmm2",
+            "0000000000000200 <lg::conv::impl_avx512::tile_bf16<3>(lg::conv::TileArgs const&)>:",
+            "     200:\tvdpbf16ps %zmm1,%zmm0,%zmm2",
+            "0000000000000300 <lg::conv::impl_avx512::tile<3>(lg::conv::TileArgs const&)>:",
+            "     300:\tvdpbf16ps %zmm1,%zmm0,%zmm2",
+            "     304:\tvpdpbusd %zmm1,%zmm0,%zmm2",
             "0000000000001000 <lg::kernels::relu_f32_avx512(float const*, float*, long)>:",
             "    1000:\tvmaxps %zmm1,%zmm0,%zmm0",
             "0000000000002000 <lg::kernels::relu_f32_avx2(float const*, float*, long)>:",
@@ -101,8 +123,14 @@ def test_isa_leak_scan_flags_misplaced_instructions() -> None:
         ]
     )
     leaks, counts = isa_leaks(text)
-    assert counts == {"avx512": 1, "avx2": 1}
-    assert [leak.split(":")[0] for leak in leaks] == ["AVX-512 in lg", "AVX-512 in std", "AVX in std"]
+    assert counts == {"avx512": 5, "avx2": 1, "vnni": 1, "bf16": 1}
+    assert [leak.split(":")[0] for leak in leaks] == [
+        "BF16 in lg",  # a bf16 instruction in a function not named for bf16
+        "VNNI in lg",  # a VNNI instruction outside the _avx512vnni unit
+        "AVX-512 in lg",
+        "AVX-512 in std",
+        "AVX in std",
+    ]
 
 
 def test_cmake_base_build_is_portable() -> None:

@@ -208,7 +208,7 @@ void sdpa_impl(std::uintptr_t q_ptr, const int64_t* q_strides, std::uintptr_t k_
 }  // namespace
 
 bool sdpa_bf16_supported() {
-  return LG_HAVE_AVX512_KERNELS && active_isa() == Isa::avx512 && cpu_features().avx512_bf16;
+  return LG_HAVE_AVX512_KERNELS && avx512_bf16_active();
 }
 
 void sdpa_f32(std::uintptr_t q_ptr, const int64_t* q_strides, std::uintptr_t k_ptr, const int64_t* k_strides,

@@ -19,6 +19,7 @@
 #include <new>
 
 #include "kernels/attention.h"
+#include "kernels/simd_avx512.h"
 
 // Named per ISA (the build test tells kernels apart by the _avx2 / _avx512 in their names).
 namespace lg::kernels::sdpa_avx512 {
@@ -93,7 +94,7 @@ struct Simd {
 
 #define LG_SDPA_NS sdpa_avx512
 #define LG_SDPA_TASKS_FN sdpa_f32_tasks_avx512
-// The bf16 variant (vdpbf16ps; the unit's flags include -mavx512bf16), entered only when the CPU has AVX512_BF16.
+// The bf16 variant (vdpbf16ps in functions compiled for AVX512_BF16), entered only when the CPU has AVX512_BF16.
 #define LG_SDPA_BF16 1
 #define LG_SDPA_BF16_TASKS_FN sdpa_bf16_tasks_avx512
 #include "kernels/attention_body.inc"  // NOLINT(build/include)

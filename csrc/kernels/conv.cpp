@@ -277,9 +277,9 @@ void conv_gemm(const NhwcT<T>& in, const View4& x, const PackedConvWeight& w, co
   const int64_t tiles = (M + kMaxMR - 1) / kMaxMR;
   const int64_t P = w.panels;
   const int64_t items = G * tiles * P;
-  // Weights that do not fit next to the activations in L2 go panel-major (each thread streams its panels once);
-  // otherwise tile-major (a tile's rows stay in L1 while every panel passes over them).
-  const bool panel_major = G * P * w.K * kNR * int64_t(sizeof(T)) > (512 << 10);
+  // Weights that do not fit next to the activations in L2 (conv_l2_budget) go panel-major (each thread streams its
+  // panels once); otherwise tile-major (a tile's rows stay in L1 while every panel passes over them).
+  const bool panel_major = G * P * w.K * kNR * int64_t(sizeof(T)) > conv_l2_budget();
   const int64_t item_fmas = std::max<int64_t>(1, kMaxMR * w.K * kNR);
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 18) / item_fmas);
 
@@ -445,7 +445,7 @@ TileFn* pick_tile_f32() {
 }
 
 TileFn* pick_tile_bf16() {
-  TileFn* k = active_isa() == Isa::avx512 ? LG_IF_AVX512(conv_tile_bf16_avx512) : nullptr;
+  TileFn* k = avx512_bf16_active() ? LG_IF_AVX512(conv_tile_bf16_avx512) : nullptr;
   return k ? k : conv_tile_bf16_scalar;
 }
 

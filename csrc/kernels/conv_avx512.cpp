@@ -13,6 +13,7 @@
 namespace lg::conv {
 namespace impl_avx512 {
 
+using simd_avx512::f32_to_bf16x16;
 using simd_avx512::tail_mask;
 
 // Channel strides up to this use 32-bit gather/scatter offsets (15 * stride must fit an int32).
@@ -100,8 +101,9 @@ void tile(const TileArgs& t) {
 }
 
 // The bf16 tile: rows hold bf16 values, each step broadcasts one (k, k+1) pair against a row of weight pairs.
+// vdpbf16ps: this function alone is compiled for AVX512_BF16 (entered only where the CPU has it).
 template <int MR>
-void tile_bf16(const TileArgs& t) {
+LG_TARGET_AVX512BF16 void tile_bf16(const TileArgs& t) {
   __m512 a0[MR], a1[MR];
   for (int m = 0; m < MR; ++m) a0[m] = a1[m] = _mm512_setzero_ps();
   const auto* wp = reinterpret_cast<const uint32_t*>(t.w);
@@ -145,7 +147,7 @@ void conv_tile_f32_avx512(const TileArgs& t, int mr) {
   }
 }
 
-void conv_tile_bf16_avx512(const TileArgs& t, int mr) {
+LG_TARGET_AVX512BF16 void conv_tile_bf16_avx512(const TileArgs& t, int mr) {
   using namespace impl_avx512;
   switch (mr) {
     case 1: return tile_bf16<1>(t);
@@ -170,10 +172,10 @@ void f32_to_bf16_avx512(const float* src, int64_t n, uint16_t* dst) {
   using namespace impl_avx512;
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), f32_to_bf16x16(_mm512_loadu_ps(src + i)));
   if (i < n) {
     const __mmask16 m = tail_mask(n - i);
-    _mm256_mask_storeu_epi16(dst + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + i)));
+    _mm256_mask_storeu_epi16(dst + i, m, f32_to_bf16x16(_mm512_maskz_loadu_ps(m, src + i)));
   }
 }
 

@@ -149,7 +149,7 @@ void pack_a_bf16(const float* a, int64_t lda, int64_t K, int64_t m0, int64_t mc,
 
 detail::IsaKernelsBf16 bf16_kernels() {
 #if LG_HAVE_AVX512_KERNELS
-  if (active_isa() == Isa::avx512 && cpu_features().avx512_bf16) return detail::kernels_bf16_avx512();
+  if (avx512_bf16_active()) return detail::kernels_bf16_avx512();
 #endif
   return detail::IsaKernelsBf16{4, micro_bf16_scalar, pack_a_bf16};
 }
@@ -375,7 +375,7 @@ std::shared_ptr<PackedB> pack_b_bf16(const float* b, int64_t K, int64_t N, int64
 }
 
 bool bf16_supported() {
-  return LG_HAVE_AVX512_KERNELS && active_isa() == Isa::avx512 && cpu_features().avx512_bf16;
+  return LG_HAVE_AVX512_KERNELS && avx512_bf16_active();
 }
 
 void gemm_f32_packed(const float* a, int64_t M, int64_t K, int64_t lda, const PackedB& b, float* c, int64_t ldc,

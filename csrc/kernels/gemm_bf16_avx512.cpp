@@ -1,6 +1,7 @@
 // AVX512_BF16 mixed-precision GEMM kernels (vdpbf16ps): B pre-packed as bf16 k-pairs, A rounded to bf16 pairs while
-// packing, fp32 accumulation. Compiled with the AVX-512 flag set (which includes -mavx512bf16); entered only when
-// the CPU reports AVX512_BF16. Namespace impl_bf16_avx512 keeps "_avx512" in every emitted function's name.
+// packing, fp32 accumulation. The unit is compiled with the AVX-512 F+BW+VL set; the micro-kernel alone is compiled
+// for AVX512_BF16 (LG_TARGET_AVX512BF16), entered only when the CPU reports it; the packing rounds with AVX-512F.
+// Namespace impl_bf16_avx512 keeps "_avx512" and "bf16" in every emitted function's name.
 #include <immintrin.h>
 
 #include "kernels/gemm.h"
@@ -15,7 +16,7 @@ using simd_avx512::tail_mask;
 
 // MR x (16 * NV) tile; kc k-pairs. Each vdpbf16ps does 2 k-steps on 16 columns.
 template <int MR, int NV>
-void micro_t(int64_t kc, const uint32_t* __restrict ap, const uint32_t* __restrict bp, float* c, int64_t ldc, int nr,
+LG_TARGET_AVX512BF16 void micro_t(int64_t kc, const uint32_t* __restrict ap, const uint32_t* __restrict bp, float* c, int64_t ldc, int nr,
              bool accumulate, const TileEpi* ep) {
   constexpr int W = 16 * NV;
   __m512 acc[MR][NV];
@@ -64,7 +65,7 @@ void micro_t(int64_t kc, const uint32_t* __restrict ap, const uint32_t* __restri
   if (ep && !in_regs) kernels_avx512().epilogue(c, ldc, MR, nr, ep);
 }
 
-void micro_bf16_avx512(int64_t kc, const void* ap, const void* bp, int64_t width, float* c, int64_t ldc, int mr,
+LG_TARGET_AVX512BF16 void micro_bf16_avx512(int64_t kc, const void* ap, const void* bp, int64_t width, float* c, int64_t ldc, int mr,
                        int nr, bool accumulate, const TileEpi* ep) {
   const auto* a = static_cast<const uint32_t*>(ap);
   const auto* b = static_cast<const uint32_t*>(bp);
@@ -103,7 +104,7 @@ void pack_a_bf16_avx512(const float* a, int64_t lda, int64_t K, int64_t m0, int6
           const float* src = rows + i * lda + k;
           const __m512 x0 = _mm512_maskz_loadu_ps(lo, src);
           const __m512 x1 = _mm512_maskz_loadu_ps(hi, src + 16);
-          r[i] = _mm512_castsi512_ps((__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+          r[i] = _mm512_castsi512_ps(simd_avx512::f32_to_bf16x32(x1, x0));
         } else {
           r[i] = _mm512_setzero_ps();
         }

@@ -88,12 +88,14 @@ LG_BIND(gemm) {
   m.def(
       "gemm_set_blocking",
       [](int64_t kc, int64_t mc) {
-        LG_CHECK(kc >= 8 && mc >= 1, kc, "must be >= 8 and mc >= 1, got ", kc, ", ", mc);
+        LG_CHECK((kc == 0 || kc >= 8) && mc >= 0, kc, "must be 0 or >= 8 and mc >= 0, got ", kc, ", ", mc);
+        if (kc == 0) kc = lg::gemm::detail::kDefaultKC;
         lg::gemm::detail::blocking().kc.store(kc);
-        lg::gemm::detail::blocking().mc.store(mc);
+        lg::gemm::detail::blocking().mc.store(mc == 0 ? lg::gemm::detail::derived_mc(kc) : mc);
       },
       arg("kc"), arg("mc"),
-      "Cache blocking of the fp32/bf16 GEMM: k rows per K slice and rows per block (from lepton_graph.config).");
+      "Cache blocking of the fp32/bf16 GEMM: k rows per K slice and rows per block (from lepton_graph.config); 0 "
+      "takes the value derived from the CPU's caches (cache_sizes()).");
   m.def("gemm_blocking", [] {
     return py::make_tuple(lg::gemm::detail::blocking().kc.load(), lg::gemm::detail::blocking().mc.load());
   });

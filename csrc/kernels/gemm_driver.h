@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 #endif
 
+#include "common/cpu_features.h"
 #include "common/threadpool.h"
 #include "kernels/gemm.h"
 
@@ -115,11 +116,17 @@ inline TileEpi tile_epi(const Epilogue& e, int64_t i, int64_t n0) {
                  e.ld_residual, e.residual_before_act ? 1 : 0, static_cast<int>(e.act)};
 }
 
-// Cache blocking of the fp32/bf16 kernels (Zen 4: 32 KiB L1d, 1 MiB L2 per core): k rows per K slice, rows per
-// block. Set from lepton_graph.config (LEPTON_GEMM_KC / LEPTON_GEMM_MC) through _C.gemm_set_blocking.
+// Cache blocking of the fp32/bf16 kernels: k rows per K slice, rows per block. KC = 512 keeps a B panel slice
+// (KC x 32 floats, 64 KiB) in L2 beside the A block; MC fills L2 with the packed A block (MC x KC floats), at most
+// 256 rows: 256 on Zen 3 (512 KiB L2) and Zen 4 (1 MiB, where more rows measured no faster), 128 on a 256 KiB L2.
+// Overridden from lepton_graph.config (LEPTON_GEMM_KC / LEPTON_GEMM_MC) through _C.gemm_set_blocking.
+constexpr int64_t kDefaultKC = 512;
+inline int64_t derived_mc(int64_t kc) {
+  return std::clamp<int64_t>(cache_sizes().l2 / (std::max<int64_t>(kc, 8) * 4), 48, 256);
+}
 struct Blocking {
-  std::atomic<int64_t> kc{512};
-  std::atomic<int64_t> mc{256};
+  std::atomic<int64_t> kc{kDefaultKC};
+  std::atomic<int64_t> mc{derived_mc(kDefaultKC)};
 };
 inline Blocking& blocking() {
   static Blocking b;

@@ -85,8 +85,8 @@ IsaKernelsS8 scalar_kernels_s8() {
 IsaKernelsS8 isa_kernels_s8() {
   const Isa isa = active_isa();
 #if LG_HAVE_AVX512_KERNELS
-  if (isa == Isa::avx512) return detail::kernels_s8_avx512();
-#endif
+  if (isa == Isa::avx512 && avx512_vnni_active()) return detail::kernels_s8_avx512vnni();
+#endif  // AVX-512 without VNNI (Skylake-SP): the AVX2 kernels, which need nothing more
 #if LG_HAVE_AVX2_KERNELS
   if (isa >= Isa::avx2) return detail::kernels_s8_avx2();
 #endif
@@ -104,9 +104,11 @@ void row_qparams(float mn, float mx, float* scale, float* inv, int32_t* z) {
   *z = static_cast<int32_t>(std::fmax(std::fmin(zf, 255.0f), 0.0f));
 }
 
-// Rows per block: the block's packed A (rows x K bytes) stays in L2 while every panel of the thread passes over it.
+// Rows per block: the block's packed A (rows x K bytes) stays in L2 while every panel of the thread passes over it:
+// half of L2, at most 256 KiB (the size measured on Zen 4; Zen 3's half L2 is that too).
 int64_t block_rows(int64_t K, int max_mr) {
-  const int64_t rows = std::max<int64_t>(max_mr, (int64_t(256) << 10) / std::max<int64_t>(K, 1));
+  const int64_t bytes = std::min<int64_t>(cache_sizes().l2 / 2, int64_t(256) << 10);
+  const int64_t rows = std::max<int64_t>(max_mr, bytes / std::max<int64_t>(K, 1));
   return std::min<int64_t>(rows / max_mr * max_mr, 1024);
 }
 

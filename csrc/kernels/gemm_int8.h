@@ -85,7 +85,7 @@ struct IsaKernelsS8 {
   int max_mr_shifted = 0;
 };
 
-IsaKernelsS8 kernels_s8_avx512();
+IsaKernelsS8 kernels_s8_avx512vnni();  // AVX-512 F+BW+VL with VNNI
 IsaKernelsS8 kernels_s8_avx2();
 
 }  // namespace detail

@@ -137,9 +137,9 @@ void winograd_conv2d_f32(const View4& x, const PackedWinograd& w, const float* b
   const int64_t tiles_h = (OH + R - 1) / R, tiles_w = (OW + R - 1) / R, T = N * tiles_h * tiles_w;
   const bool fused_act = p.act == Act::None || p.act == Act::Relu;
 
-  // Tile blocks sized so V and M stay within about half of L2; at least 2 register tiles of rows for weight reuse.
+  // Tile blocks sized so V and M stay within conv_l2_budget(); at least 2 register tiles of rows for weight reuse.
   const int64_t elem = w.bf16 ? 2 : 4;
-  int64_t TB = std::clamp<int64_t>((int64_t(512) << 10) / (E * (Cp * elem + OC * 4)), 2 * kMaxMR, 256);
+  int64_t TB = std::clamp<int64_t>(conv_l2_budget() / (E * (Cp * elem + OC * 4)), 2 * kMaxMR, 256);
   TB = std::min(TB, T);
   // the GEMMs' time plus about a quarter for the transforms
   const double single_s = 2.5 * double(E) * double(T) * double(Cp) * double(OC) / (w.bf16 ? 1.7e11 : 0.95e11);

@@ -2,6 +2,7 @@
 // shared with the other units (winograd_body.inc); everything here lives in impl_avx512 or is named *_avx512.
 #include <immintrin.h>
 
+#include "kernels/simd_avx512.h"
 #include "kernels/winograd.h"
 
 namespace lg::conv {
@@ -28,7 +29,7 @@ struct V {
     }
   }
   static void store_bf16(uint16_t* p, int64_t n, reg v) {
-    const __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+    const __m256i h = simd_avx512::f32_to_bf16x16(v);  // AVX-512F only: no AVX512_BF16 needed
     if (n >= 16) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), h);
     } else {

@@ -60,6 +60,13 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         info["cpu_model"] = platform.processor()
     try:
+        from ..backends.cpu import native
+
+        if native.available():
+            info["kernel_variants"] = native.kernel_variants()
+    except ImportError:
+        pass
+    try:
         info["mem"] = (
             next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
             .split(":")[1]
@@ -113,8 +120,10 @@ def git_commit() -> str | None:
 def describe_machine(meta: dict[str, Any]) -> str:
     m, v = meta["machine"], meta["versions"]
     isa = ", ".join(f for f in m.get("isa", []) if f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"))
+    kv = m.get("kernel_variants") or {}
+    kernels = f"; lepton kernels f32 {kv['gemm_f32']}, int8 {kv['gemm_int8']}, bf16 {kv['gemm_bf16']}" if kv else ""
     parts = [
-        f"{m.get('cpu_model', '?')} ({m.get('cores_available')} cores; {isa})",
+        f"{m.get('cpu_model', '?')} ({m.get('cores_available')} cores; {isa}{kernels})",
         m.get("mem", ""),
         f"torch {v.get('torch')}",
         f"transformers {v.get('transformers', '–')}",

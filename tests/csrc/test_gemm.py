@@ -62,8 +62,42 @@ def test_blocking_comes_from_the_config() -> None:
     env = {**os.environ, "LEPTON_GEMM_KC": "64", "LEPTON_GEMM_MC": "24"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "(64, 24)"
-    with pytest.raises(ValueError, match="argument 'kc' must be >= 8"):
+    with pytest.raises(ValueError, match="argument 'kc' must be 0 or >= 8"):
         _C.gemm_set_blocking(4, 1)
+
+
+def test_blocking_is_derived_from_the_cache_sizes() -> None:
+    """Without LEPTON_GEMM_*: KC 512, MC = L2 / (KC * 4 bytes) clamped to [48, 256] (csrc/kernels/gemm_driver.h);
+    the cache sizes decoded from cpuid agree with the kernel's own report in sysfs where Linux has one."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cs = _C.cache_sizes()
+    assert 16 << 10 <= cs["l1d"] <= 1 << 20, cs
+    assert 128 << 10 <= cs["l2"] <= 64 << 20, cs
+    sysfs = Path("/sys/devices/system/cpu/cpu0/cache")
+    if cs["detected"] and sysfs.is_dir():
+        for index in sysfs.glob("index*"):
+            level, kind = (index / "level").read_text().strip(), (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+            kib = int(size[:-1]) * (1024 if size.endswith("M") else 1) if size[-1] in "KM" else int(size) >> 10
+            if (level, kind) == ("1", "Data"):
+                assert cs["l1d"] == kib << 10, (cs, size)
+            elif (level, kind) == ("2", "Unified"):
+                assert cs["l2"] == kib << 10, (cs, size)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEPTON_GEMM_")}
+    code = "from lepton_graph.backends.cpu import native; from lepton_graph import _C; print(*_C.gemm_blocking())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    kc, mc = (int(v) for v in out.stdout.split())
+    assert (kc, mc) == (512, min(max(cs["l2"] // (512 * 4), 48), 256))
+    old = _C.gemm_blocking()
+    try:
+        _C.gemm_set_blocking(256, 0)  # 0: derived for this KC
+        assert _C.gemm_blocking() == (256, min(max(cs["l2"] // (256 * 4), 48), 256))
+    finally:
+        _C.gemm_set_blocking(*old)
 
 
 @pytest.mark.parametrize("isa", ISA_PARAMS)

@@ -187,3 +187,76 @@ def test_disable_env_forces_lower_isa(monkeypatch: pytest.MonkeyPatch, env: str,
     if expected == "avx2" and not native.features().get("avx2"):
         expected = "scalar"
     assert done.stdout.strip() == expected
+
+
+_VARIANTS_CHECK = textwrap.dedent(
+    """
+    import json, torch
+    from lepton_graph import _C
+    from lepton_graph.backends.cpu import gemm as G
+    from lepton_graph.ir.defs.quant import qlinear, quantize_weight_per_channel
+    gen = torch.Generator().manual_seed(0)
+    a, w = torch.randn(9, 70, generator=gen), torch.randn(40, 70, generator=gen)
+    wq, scale = quantize_weight_per_channel(w)
+    c = torch.empty(9, 40)
+    _C.gemm_u8s8_dynamic(a.data_ptr(), 9, 70, 70, G.pack_weight_s8(wq, scale), c.data_ptr(), 40)
+    exact = torch.equal(c, qlinear(a, wq, scale, act="dynamic"))
+    pb = G.pack_weight(w, transposed=True, bf16=True)
+    _C.gemm_packed(a.data_ptr(), 9, 70, 70, pb, c.data_ptr(), 40, 0, 0, 0, False, 0)
+    bf16_err = float((c - a @ w.t()).abs().max() / (a @ w.t()).abs().max())
+    print(json.dumps({"variants": _C.kernel_variants(), "features": _C.cpu_features(), "int8_exact": exact,
+                      "bf16_err": bf16_err}))
+    """
+)
+
+
+def _variants_in_subprocess(monkeypatch: pytest.MonkeyPatch, *env: str) -> dict:
+    import json
+
+    for name in env:
+        monkeypatch.setenv(name, "1")
+    done = subprocess.run([sys.executable, "-c", _VARIANTS_CHECK], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_kernel_variants_follow_the_features() -> None:
+    """Dispatch by feature (issue 22): AVX-512 fp32 kernels need F+BW+VL only; int8 takes its AVX-512 kernels only
+    with VNNI (else the AVX2 ones); bf16 runs natively only with AVX512_BF16 (else emulated)."""
+    f, v = native.features(), native.kernel_variants()
+    avx512 = f["avx512f"] and f["avx512bw"] and f["avx512vl"] and f["fma"]
+    assert v["gemm_f32"] == v["conv_f32"] == v["sdpa_f32"] == native.kernel_isa()
+    assert v["gemm_f32"] == ("avx512" if avx512 else "avx2" if f["avx2"] and f["fma"] else "scalar")
+    assert v["gemm_int8"] == ("avx512vnni" if avx512 and f["avx512_vnni"] else "avx2" if f["avx2"] else "scalar")
+    assert (
+        v["gemm_bf16"]
+        == v["conv_bf16"]
+        == v["sdpa_bf16"]
+        == ("avx512bf16" if avx512 and f["avx512_bf16"] else "emulated")
+    )
+    with dispatch_at("scalar"):
+        assert set(native.kernel_variants().values()) == {"scalar", "emulated"}
+
+
+@pytest.mark.parametrize(
+    ("env", "int8", "bf16"),
+    [
+        (["LEPTON_DISABLE_AVX512_VNNI"], "not avx512vnni", None),  # as on Skylake-SP
+        (["LEPTON_DISABLE_AVX512_BF16"], None, "emulated"),  # as on Ice Lake, Cascade Lake
+        (["LEPTON_DISABLE_AVX512_VNNI", "LEPTON_DISABLE_AVX512_BF16"], "not avx512vnni", "emulated"),
+    ],
+)
+def test_hiding_one_avx512_extension_keeps_the_others(
+    monkeypatch: pytest.MonkeyPatch, env: list[str], int8: str | None, bf16: str | None
+) -> None:
+    """In a fresh process with VNNI and/or BF16 hidden, the fp32 kernels keep their variant (AVX-512 on an AVX-512
+    CPU), the int8 GEMM runs the AVX2 kernels and stays exact, and bf16 is emulated with the same rounding."""
+    got = _variants_in_subprocess(monkeypatch, *env)
+    v = got["variants"]
+    assert v["gemm_f32"] == native.kernel_variants()["gemm_f32"]
+    if int8:
+        assert v["gemm_int8"] != "avx512vnni" and not got["features"]["avx512_vnni"]
+    if bf16:
+        assert v["gemm_bf16"] == bf16 and not got["features"]["avx512_bf16"]
+    assert got["int8_exact"]
+    assert got["bf16_err"] < 2e-2

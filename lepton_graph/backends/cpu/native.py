@@ -36,6 +36,7 @@ __all__ = [
     "features",
     "get_num_threads",
     "kernel_isa",
+    "kernel_variants",
     "relu_f32",
     "set_max_isa",
     "set_num_threads",
@@ -73,6 +74,12 @@ def build_info() -> dict[str, Any]:
 def kernel_isa() -> str:
     """The kernel variant in use: ``"avx512"``, ``"avx2"`` or ``"scalar"``."""
     return str(_lib().kernel_isa())
+
+
+def kernel_variants() -> dict[str, str]:
+    """Which variant each kernel family runs now, e.g. ``{"gemm_f32": "avx512", "gemm_int8": "avx2", "gemm_bf16":
+    "emulated", ...}`` on an AVX-512 CPU without VNNI and BF16 (Skylake-SP)."""
+    return dict(_lib().kernel_variants())
 
 
 def set_max_isa(name: str) -> None:

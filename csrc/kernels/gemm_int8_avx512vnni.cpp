@@ -1,5 +1,7 @@
-// AVX-512 VNNI int8 GEMM kernels (compiled with the AVX-512 flag set; entered only through gemm_int8.cpp's
-// dispatch). Everything lives in namespace impl_avx512 so every emitted function carries "_avx512" in its name.
+// AVX-512 VNNI int8 GEMM kernels (the *_avx512vnni.cpp units are compiled with AVX-512 F+BW+VL and VNNI; entered
+// only through gemm_int8.cpp's dispatch, where the CPU has VNNI). Everything lives in namespace impl_avx512vnni so
+// every emitted function carries "_avx512vnni" in its name (tests/test_build.py: VNNI instructions appear nowhere
+// else).
 //
 // Micro-kernel: MR x 32 tile of int32 sums in 2*MR zmm accumulators (MR <= 12); per 4-byte k group one broadcast
 // of the row's 4 u8 per row and two loads of the panel's 32 columns x 4 s8, each pair multiplied and summed into
@@ -11,7 +13,7 @@
 #include "kernels/simd_avx512.h"
 
 namespace lg::gemm::detail {
-namespace impl_avx512 {
+namespace impl_avx512vnni {
 
 using lg::simd_avx512::tail_mask;
 
@@ -127,11 +129,11 @@ void quant_avx512(const float* a, int64_t K, float inv, int32_t z, uint8_t* q) {
   }
 }
 
-}  // namespace impl_avx512
+}  // namespace impl_avx512vnni
 
-IsaKernelsS8 kernels_s8_avx512() {
-  return IsaKernelsS8{impl_avx512::kMaxMR, impl_avx512::micro_s8_avx512, impl_avx512::minmax_avx512,
-                      impl_avx512::quant_avx512, kernels_avx512().epilogue};
+IsaKernelsS8 kernels_s8_avx512vnni() {
+  return IsaKernelsS8{impl_avx512vnni::kMaxMR, impl_avx512vnni::micro_s8_avx512, impl_avx512vnni::minmax_avx512,
+                      impl_avx512vnni::quant_avx512, kernels_avx512().epilogue};
 }
 
 }  // namespace lg::gemm::detail
