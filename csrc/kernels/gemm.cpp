@@ -95,7 +95,7 @@ void micro_scalar_t(int64_t kc, const float* ap, const float* bp, int64_t width,
 }
 
 void micro_scalar(int64_t kc, const void* ap, const void* bp, int64_t width, float* c, int64_t ldc, int mr, int nr,
-                  bool accumulate, const TileEpi* ep) {
+                  bool accumulate, const TileEpi* ep, const char*, int64_t) {
   const auto* a = static_cast<const float*>(ap);
   const auto* b = static_cast<const float*>(bp);
   switch (mr) {
@@ -113,7 +113,7 @@ inline float bf16_hi(uint32_t pair) {
 }
 
 void micro_bf16_scalar(int64_t kc, const void* ap, const void* bp, int64_t width, float* c, int64_t ldc, int mr,
-                       int nr, bool accumulate, const TileEpi* ep) {
+                       int nr, bool accumulate, const TileEpi* ep, const char*, int64_t) {
   const auto* a = static_cast<const uint32_t*>(ap);
   const auto* b = static_cast<const uint32_t*>(bp);
   for (int i = 0; i < mr; ++i) {
@@ -303,10 +303,10 @@ struct F32Kernel {
   }
 
   void tile(const uint32_t* ap, const uint32_t* bp, int w, int64_t i, int64_t n0, int mr, int nr, int64_t kc,
-            bool first, bool last) const {
+            bool first, bool last, const char* pf, int64_t pf_bytes) const {
     const bool with_epi = last && epi;
     const TileEpi te = with_epi ? detail::tile_epi(*ep, i, n0) : TileEpi{};
-    micro(kc, ap, bp, w, c + i * ldc + n0, ldc, mr, nr, !first, with_epi ? &te : nullptr);
+    micro(kc, ap, bp, w, c + i * ldc + n0, ldc, mr, nr, !first, with_epi ? &te : nullptr, pf, pf_bytes);
   }
 };
 

@@ -46,13 +46,17 @@ void epilogue_avx2(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep);
 
 // ---------------------------------------------------------------------------------------------- micro-kernel
 // Columns [0, 16) of a panel slice (row stride W): MR x 16 in 2*MR ymm accumulators.
+// pf / pf_bytes: prefetched into L2 across the k loop, a line or a few per step (see MicroKernel in gemm.h).
 template <int MR>
 void micro16_t(int64_t kc, const float* __restrict ap, const float* __restrict bp, int64_t W, float* c, int64_t ldc,
-               int nr, bool accumulate, const TileEpi* ep, int col0) {
+               int nr, bool accumulate, const TileEpi* ep, int col0, const char* pf, int64_t pf_bytes) {
   __m256 acc[MR][2];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  const char* pf_end = pf ? pf + pf_bytes : nullptr;
+  const int64_t lines_per_k = pf_bytes > 0 ? (pf_bytes / 64 + kc - 1) / kc : 0;
   for (int64_t k = 0; k < kc; ++k) {
+    for (int64_t q = 0; q < lines_per_k && pf < pf_end; ++q, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
     const __m256 b0 = _mm256_load_ps(bp + k * W), b1 = _mm256_load_ps(bp + k * W + 8);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
@@ -102,24 +106,27 @@ void micro16_t(int64_t kc, const float* __restrict ap, const float* __restrict b
 
 template <int MR>
 void micro_t(int64_t kc, const float* ap, const float* bp, int64_t width, float* c, int64_t ldc, int nr,
-             bool accumulate, const TileEpi* ep) {
-  for (int h = 0; h < width / 16 && 16 * h < nr; ++h) {
+             bool accumulate, const TileEpi* ep, const char* pf, int64_t pf_bytes) {
+  const int halves = static_cast<int>(width / 16);
+  for (int h = 0; h < halves && 16 * h < nr; ++h) {
     const int nh = nr - 16 * h < 16 ? nr - 16 * h : 16;
-    micro16_t<MR>(kc, ap, bp + 16 * h, width, c + 16 * h, ldc, nh, accumulate, ep, 16 * h);
+    const int64_t p0 = pf_bytes * h / halves, p1 = pf_bytes * (h + 1) / halves;
+    micro16_t<MR>(kc, ap, bp + 16 * h, width, c + 16 * h, ldc, nh, accumulate, ep, 16 * h, pf ? pf + p0 : nullptr,
+                  p1 - p0);
   }
 }
 
 void micro_avx2(int64_t kc, const void* ap, const void* bp, int64_t width, float* c, int64_t ldc, int mr, int nr,
-                bool accumulate, const TileEpi* ep) {
+                bool accumulate, const TileEpi* ep, const char* pf, int64_t pf_bytes) {
   const auto* a = static_cast<const float*>(ap);
   const auto* b = static_cast<const float*>(bp);
   switch (mr) {
-    case 1: return micro_t<1>(kc, a, b, width, c, ldc, nr, accumulate, ep);
-    case 2: return micro_t<2>(kc, a, b, width, c, ldc, nr, accumulate, ep);
-    case 3: return micro_t<3>(kc, a, b, width, c, ldc, nr, accumulate, ep);
-    case 4: return micro_t<4>(kc, a, b, width, c, ldc, nr, accumulate, ep);
-    case 5: return micro_t<5>(kc, a, b, width, c, ldc, nr, accumulate, ep);
-    default: return micro_t<6>(kc, a, b, width, c, ldc, nr, accumulate, ep);
+    case 1: return micro_t<1>(kc, a, b, width, c, ldc, nr, accumulate, ep, pf, pf_bytes);
+    case 2: return micro_t<2>(kc, a, b, width, c, ldc, nr, accumulate, ep, pf, pf_bytes);
+    case 3: return micro_t<3>(kc, a, b, width, c, ldc, nr, accumulate, ep, pf, pf_bytes);
+    case 4: return micro_t<4>(kc, a, b, width, c, ldc, nr, accumulate, ep, pf, pf_bytes);
+    case 5: return micro_t<5>(kc, a, b, width, c, ldc, nr, accumulate, ep, pf, pf_bytes);
+    default: return micro_t<6>(kc, a, b, width, c, ldc, nr, accumulate, ep, pf, pf_bytes);
   }
 }
 

@@ -65,8 +65,9 @@ LG_TARGET_AVX512BF16 void micro_t(int64_t kc, const uint32_t* __restrict ap, con
   if (ep && !in_regs) kernels_avx512().epilogue(c, ldc, MR, nr, ep);
 }
 
-LG_TARGET_AVX512BF16 void micro_bf16_avx512(int64_t kc, const void* ap, const void* bp, int64_t width, float* c, int64_t ldc, int mr,
-                       int nr, bool accumulate, const TileEpi* ep) {
+LG_TARGET_AVX512BF16 void micro_bf16_avx512(int64_t kc, const void* ap, const void* bp, int64_t width, float* c,
+                                             int64_t ldc, int mr, int nr, bool accumulate, const TileEpi* ep,
+                                             const char*, int64_t) {
   const auto* a = static_cast<const uint32_t*>(ap);
   const auto* b = static_cast<const uint32_t*>(bp);
 #define LG_MICRO_CASE(R)                                                                  \

@@ -11,7 +11,8 @@
 //     bool direct(int64_t m0, int64_t m1, int64_t j0, int64_t j1);  // a block done without packing (K = 0, GEMV)
 //     const uint32_t* pack(int64_t ic, int64_t mc, int64_t pc, int64_t kc, int tile_mr);  // tile t at + t * kc
 //     void tile(const uint32_t* ap, const uint32_t* bp, int w, int64_t i, int64_t n0, int mr, int nr, int64_t kc,
-//               bool first, bool last);                   // C tile (+)= A tile x B slice; epilogue when last
+//               bool first, bool last,                    // C tile (+)= A tile x B slice; epilogue when last
+//               const char* pf, int64_t pf_bytes);        // this tile's share of the next panel slice (prefetch)
 //   };
 //
 // Every pack format stores 32-bit words: fp32 values, bf16 k-pairs, int8 k-groups of 4. So one layout serves all:
@@ -162,9 +163,15 @@ void run_block(Kernel kn, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
         const int64_t n0 = j * kPanel;
         const int nr = static_cast<int>(std::min<int64_t>(w, b.N - n0));
         const uint32_t* bp = b.panel(j) + pc * w;
-        for (int64_t t0 = 0; t0 < mc; t0 += tile_mr) {
+        // The next panel's slice, shared out among this panel's tiles for prefetching (see MicroKernel in gemm.h).
+        const char* next = j + 1 < j1 ? reinterpret_cast<const char*>(b.panel(j + 1) + pc * b.width(j + 1)) : nullptr;
+        const int64_t next_bytes = next ? kc * b.width(j + 1) * 4 : 0;
+        const int64_t n_tiles_blk = (mc + tile_mr - 1) / tile_mr;
+        int64_t ti = 0;
+        for (int64_t t0 = 0; t0 < mc; t0 += tile_mr, ++ti) {
           const int mr = static_cast<int>(std::min<int64_t>(tile_mr, mc - t0));
-          kn.tile(ap + t0 * kc, bp, w, ic + t0, n0, mr, nr, kc, pc == 0, last);
+          const int64_t p0 = next_bytes * ti / n_tiles_blk, p1 = next_bytes * (ti + 1) / n_tiles_blk;
+          kn.tile(ap + t0 * kc, bp, w, ic + t0, n0, mr, nr, kc, pc == 0, last, next ? next + p0 : nullptr, p1 - p0);
         }
       }
     }

@@ -207,7 +207,7 @@ struct S8Kernel {
   Scratch* scratch = nullptr;
 
   void tile(const uint32_t* ap, const uint32_t* bp, int w, int64_t i, int64_t n0, int mr, int nr, int64_t G, bool,
-            bool) const {
+            bool, const char*, int64_t) const {  // the whole K per tile; no prefetch hint taken yet
     const auto* b8 = reinterpret_cast<const int8_t*>(bp);
     if (c32) {
       ks.micro(G, ap, b8, w, mr, nr, nullptr, nullptr, ldc, nullptr, c32 + i * ldc + n0);
