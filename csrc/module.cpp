@@ -51,8 +51,10 @@ std::map<std::string, std::string> kernel_variants() {
   const bool bf16 = LG_HAVE_AVX512_KERNELS && lg::avx512_bf16_active();
   const std::string int8 = vnni ? "avx512vnni" : (isa == "scalar" ? "scalar" : "avx2");
   const std::string b16 = bf16 ? "avx512bf16" : "emulated";
+  const std::string wo = isa == "scalar" ? "scalar" : "avx2";  // weight-only: the AVX2 kernels on AVX-512 too
   return {{"gemm_f32", isa}, {"conv_f32", isa},    {"sdpa_f32", isa}, {"eltwise", isa},   {"pool", isa},
-          {"gemm_int8", int8}, {"gemm_bf16", b16}, {"conv_bf16", b16}, {"sdpa_bf16", b16}};
+          {"gemm_int8", int8}, {"gemm_bf16", b16}, {"conv_bf16", b16}, {"sdpa_bf16", b16},
+          {"gemm_wo", wo}};
 }
 
 py::dict describe_view(std::uintptr_t data_ptr, const std::string& dtype, const std::vector<int64_t>& shape,

@@ -418,3 +418,47 @@ def gemm_u8s8s32(a_ptr: int, M: int, K: int, lda: int, packed: PackedS8, c_ptr: 
 
 def quantize_rows_u8(a_ptr: int, M: int, K: int, lda: int, q_ptr: int, ldq: int, scales_ptr: int, zp_ptr: int) -> None:
     """The row quantisation of gemm_u8s8_dynamic: asymmetric u8 per row over [min(0, min), max(0, max)]; writes q (M x K, row stride ldq), M float32 scales and M int32 zero points."""
+
+class PackedWo:
+    """A weight-only quantised GEMM B operand (int8 per channel or group, int4 per group)."""
+    def __init__(*args: object, **kwargs: object) -> None: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def n(self) -> int: ...
+    @property
+    def bits(self) -> int: ...
+    @property
+    def group(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+
+def gemm_pack_b_wo(
+    q_ptr: int,
+    K: int,
+    N: int,
+    ldq: int,
+    bits: int,
+    group: int,
+    scales_ptr: int,
+    n_groups: int,
+    zeros_ptr: int = 0,
+) -> PackedWo:
+    """Pack a weight-only quantised weight (nn.Linear layout N x K): int8 q or int4 two per byte, per-group scales
+    (and int4 zero points); w[n, k] = (q - z) * s of group k / group; group 0 = one per channel (int8)."""
+
+def gemm_wo_packed(
+    a_ptr: int,
+    M: int,
+    K: int,
+    lda: int,
+    packed: PackedWo,
+    c_ptr: int,
+    ldc: int,
+    bias_ptr: int = 0,
+    residual_ptr: int = 0,
+    ld_residual: int = 0,
+    residual_before_act: bool = False,
+    act: int = 0,
+) -> None:
+    """C (M x N, row stride ldc) = epilogue(A (M x K float32, row stride lda) x dequant(packed B))."""

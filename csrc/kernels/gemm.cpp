@@ -271,6 +271,7 @@ struct F32Kernel {
 
   int64_t kc_max() const { return detail::blocking().kc.load(std::memory_order_relaxed); }
   int64_t mc_max(int64_t) const { return detail::blocking().mc.load(std::memory_order_relaxed); }
+  int64_t a_words(int64_t kc) const { return kc; }
 
   // K == 0 (C = epilogue(0)), and the GEMV path: few rows over whole panels, A read in place.
   bool direct(int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
@@ -466,6 +467,8 @@ void gemm_f32_batched(const std::vector<int64_t>& batch_shape, const float* a,
     }
   }
 }
+
+IsaKernels detail::fp32_kernels() { return isa_kernels(); }
 
 void detail::epilogue_portable(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep) {
   epilogue_scalar(c, ldc, m, n, ep);

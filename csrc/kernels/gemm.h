@@ -125,6 +125,8 @@ struct IsaKernelsBf16 {
 
 IsaKernels kernels_avx512();
 IsaKernels kernels_avx2();
+// The fp32 kernels dispatch picks now (active_isa()), for the families built on them (weight-only GEMM).
+IsaKernels fp32_kernels();
 // The portable epilogue (the reference semantics of every ISA's EpiKernel).
 void epilogue_portable(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep);
 IsaKernelsBf16 kernels_bf16_avx512();

@@ -1,7 +1,7 @@
-// The one blocked GEMM driver behind every precision (fp32, bf16, int8; next int4 and sparse): packed B panels,
+// The one blocked GEMM driver behind every precision (fp32, bf16, int8, weight-only int8/int4; next sparse): packed B panels,
 // cache blocking, A packing per block, the micro-kernel over register tiles, the epilogue on the last K slice,
 // threading over a grid of C rectangles behind the oversubscription guard. A precision plugs in as a Kernel type
-// (see F32Kernel in gemm.cpp, S8Kernel in gemm_int8.cpp):
+// (see F32Kernel in gemm.cpp, S8Kernel in gemm_int8.cpp, WoKernel in gemm_wo.cpp):
 //
 //   struct Kernel {
 //     PanelView b;                 // the packed B: panels of kPanel columns, `rows` 32-bit words per column
@@ -9,7 +9,8 @@
 //     int64_t kc_max() const;      // k rows per K slice (b.rows: the whole K at once, no partial sums in C)
 //     int64_t mc_max(int64_t kc) const;                       // rows per block (the packed A block stays in L2)
 //     bool direct(int64_t m0, int64_t m1, int64_t j0, int64_t j1);  // a block done without packing (K = 0, GEMV)
-//     const uint32_t* pack(int64_t ic, int64_t mc, int64_t pc, int64_t kc, int tile_mr);  // tile t at + t * kc
+//     const uint32_t* pack(int64_t ic, int64_t mc, int64_t pc, int64_t kc, int tile_mr);  // tile t at + t * a_words(kc)
+//     int64_t a_words(int64_t kc) const;  // words of packed A per row of a K slice of kc B words (kc, or k per word)
 //     void tile(const uint32_t* ap, const uint32_t* bp, int w, int64_t i, int64_t n0, int mr, int nr, int64_t kc,
 //               bool first, bool last,                    // C tile (+)= A tile x B slice; epilogue when last
 //               const char* pf, int64_t pf_bytes);        // this tile's share of the next panel slice (prefetch)
@@ -158,6 +159,7 @@ void run_block(Kernel kn, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
       const int64_t n_tiles = (mc + kn.max_mr - 1) / kn.max_mr;
       const int tile_mr = static_cast<int>((mc + n_tiles - 1) / n_tiles);
       const uint32_t* ap = kn.pack(ic, mc, pc, kc, tile_mr);
+      const int64_t a_kc = kn.a_words(kc);
       for (int64_t j = j0; j < j1; ++j) {
         const int w = b.width(j);
         const int64_t n0 = j * kPanel;
@@ -171,7 +173,7 @@ void run_block(Kernel kn, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
         for (int64_t t0 = 0; t0 < mc; t0 += tile_mr, ++ti) {
           const int mr = static_cast<int>(std::min<int64_t>(tile_mr, mc - t0));
           const int64_t p0 = next_bytes * ti / n_tiles_blk, p1 = next_bytes * (ti + 1) / n_tiles_blk;
-          kn.tile(ap + t0 * kc, bp, w, ic + t0, n0, mr, nr, kc, pc == 0, last, next ? next + p0 : nullptr, p1 - p0);
+          kn.tile(ap + t0 * a_kc, bp, w, ic + t0, n0, mr, nr, kc, pc == 0, last, next ? next + p0 : nullptr, p1 - p0);
         }
       }
     }

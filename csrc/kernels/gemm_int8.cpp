@@ -136,6 +136,7 @@ struct S8Kernel {
   S8Kernel(const PackedS8& p, IsaKernelsS8 k) : b(p.view()), max_mr(k.max_mr), packed(&p), ks(k) {}
 
   int64_t kc_max() const { return b.rows; }
+  int64_t a_words(int64_t kc) const { return kc; }
   int64_t mc_max(int64_t) const { return block_rows(packed->K, max_mr); }
 
   bool direct(int64_t m0, int64_t m1, int64_t j0, int64_t j1) {  // K == 0: C = epilogue(0)

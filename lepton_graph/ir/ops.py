@@ -58,6 +58,9 @@ class Op(enum.Enum):
     # -- quantized linear algebra (defs/quant.py)
     # inputs: x (f32), w (i8 [N, K]), w_scale (f32 [N])[, b]; attrs: act ("dynamic" / "static"), scale, zero_point
     QLINEAR = "qlinear"
+    # weight-only: x (f32), q (i8 [N, K] or u8 [N, ceil(K / 2)] int4 pairs), scale (f32 [N, G]), zero (u8 [N, G])
+    # [, b]; attrs: bits (8 / 4), group (k per group; 0: one per channel)
+    WQLINEAR = "wqlinear"
     # -- convolution and pooling
     CONV2D = "conv2d"  # inputs: x, w[, b]; attrs: stride, padding, dilation, groups
     MAX_POOL2D = "max_pool2d"
@@ -142,8 +145,8 @@ class OpGroup:
     COMMUTATIVE = frozenset({Op.ADD, Op.MUL, Op.MAXIMUM, Op.MINIMUM, Op.EQ, Op.NE, Op.LOGICAL_AND, Op.LOGICAL_OR})
     COMPARISON = frozenset({Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE})
     REDUCTION = frozenset({Op.SUM, Op.MEAN, Op.AMAX, Op.AMIN, Op.ARGMAX, Op.SOFTMAX, Op.LOG_SOFTMAX})
-    GEMM = frozenset({Op.LINEAR, Op.MATMUL, Op.ADDMM, Op.QLINEAR})
-    QUANT = frozenset({Op.QLINEAR})
+    GEMM = frozenset({Op.LINEAR, Op.MATMUL, Op.ADDMM, Op.QLINEAR, Op.WQLINEAR})
+    QUANT = frozenset({Op.QLINEAR, Op.WQLINEAR})
     CONV = frozenset({Op.CONV2D})
     POOL = frozenset({Op.MAX_POOL2D, Op.AVG_POOL2D, Op.ADAPTIVE_AVG_POOL2D})
     NORM = frozenset({Op.LAYER_NORM, Op.RMS_NORM, Op.BATCH_NORM})

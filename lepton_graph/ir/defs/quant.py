@@ -8,6 +8,11 @@ formula; tests/csrc/test_gemm_int8.py holds the kernels to it bit for bit.
 
 QLINEAR with act="static" (int8-static): every row of x is quantized with one scale and zero point calibrated ahead
 of time (attrs ``scale``, ``zero_point``; ``static_qparams`` turns a calibrated range into them); the rest as above.
+
+WQLINEAR (int8-weight, int4-weight): weight-only; x stays float32 and the weight is dequantized in groups of
+``group`` consecutive k per output channel, w = (q - z) * s (fp32, one rounding); int8 symmetric (z = 0), int4
+asymmetric over the group's range extended to include 0 (q, z in [0, 15]), stored two per byte (k even in the low
+nibble). csrc/kernels/gemm_wo.h computes the same product in fp32 (another summation order).
 """
 
 from __future__ import annotations
@@ -113,3 +118,65 @@ def qlinear(
     acc = (q.to(torch.float64) - z.unsqueeze(-1).to(torch.float64)) @ w.to(torch.float64).t()
     y = acc.to(torch.float32) * (s.unsqueeze(-1) * w_scale.to(torch.float32))
     return y if b is None else y + b
+
+
+def _groups(k: int, group: int) -> tuple[int, int]:
+    """(group size, number of groups) for k columns; group 0 means one group per channel."""
+    g = k if group == 0 or group >= k else group
+    return max(g, 1), max(1, -(-k // max(g, 1)))
+
+
+def quantize_weight_groups(w: Tensor, bits: int, group: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(q, scale (N, G) f32, zero (N, G) u8) of a float (N, K) weight for WQLINEAR: int8 symmetric ([-127, 127],
+    zero 0), int4 asymmetric over each group's range extended to include 0 (so zero and constant groups are exact),
+    q packed two per byte."""
+    if bits not in (8, 4):
+        raise ValueError(f"weight-only quantization: bits must be 8 or 4, got {bits}")
+    w = w.detach().to(torch.float32)
+    n, k = w.shape
+    g, ng = _groups(k, group)
+    wp = torch.nn.functional.pad(w, (0, g * ng - k)).reshape(n, ng, g)
+    if bits == 8:
+        amax = wp.abs().amax(-1) if k else torch.zeros(n, ng)
+        scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
+        q = torch.clamp(torch.round(wp / scale.unsqueeze(-1)), -127, 127).reshape(n, ng * g)[:, :k].to(torch.int8)
+        return q.contiguous(), scale.contiguous(), torch.zeros(n, ng, dtype=torch.uint8)
+    mn = torch.clamp(wp.amin(-1), max=0.0) if k else torch.zeros(n, ng)
+    mx = torch.clamp(wp.amax(-1), min=0.0) if k else torch.zeros(n, ng)
+    scale = (mx - mn) / 15.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    zero = torch.clamp(torch.round(-mn / scale), 0, 15)
+    q = torch.clamp(torch.round(wp / scale.unsqueeze(-1)) + zero.unsqueeze(-1), 0, 15).reshape(n, ng * g)[:, :k]
+    return pack_int4(q.to(torch.uint8)), scale.contiguous(), zero.to(torch.uint8).contiguous()
+
+
+def pack_int4(q: Tensor) -> Tensor:
+    """(N, K) values in [0, 15] as (N, ceil(K / 2)) bytes, k even in the low nibble."""
+    q = torch.nn.functional.pad(q.to(torch.uint8), (0, q.shape[1] % 2))
+    return (q[:, 0::2] | (q[:, 1::2] << 4)).contiguous()
+
+
+def unpack_int4(qp: Tensor, k: int) -> Tensor:
+    """The inverse of pack_int4 for K = k columns."""
+    return torch.stack([qp & 15, qp >> 4], dim=-1).reshape(qp.shape[0], 2 * qp.shape[1])[:, :k]
+
+
+def dequantize_weight_groups(q: Tensor, scale: Tensor, zero: Tensor, bits: int, group: int, k: int) -> Tensor:
+    """The float32 (N, K) weight WQLINEAR multiplies: (q - z) * s per group, one fp32 rounding."""
+    qi = (q.to(torch.int32) if bits == 8 else unpack_int4(q, k).to(torch.int32)) if k else torch.zeros(q.shape[0], 0)
+    g, _ = _groups(k, group)
+    idx = torch.arange(k, device=q.device) // g
+    return (qi - zero.to(torch.int32)[:, idx]).to(torch.float32) * scale.to(torch.float32)[:, idx]
+
+
+@register_op(Op.WQLINEAR, inputs=(4, 5), attrs={"bits": 8, "group": 0})
+def wqlinear(
+    x: Tensor, q: Tensor, scale: Tensor, zero: Tensor, b: Tensor | None = None, *, bits: int, group: int
+) -> Tensor:
+    """y = x @ dequant(q).T + b: the weight-only quantized linear (see the module docstring)."""
+    k = x.shape[-1]
+    if x.device.type == "meta":
+        out = torch.empty((*x.shape[:-1], q.shape[0]), dtype=torch.float32, device="meta")
+        return out if b is None else out + b
+    w = dequantize_weight_groups(q, scale, zero, bits, group, k)
+    return torch.nn.functional.linear(x.to(torch.float32), w, b)
