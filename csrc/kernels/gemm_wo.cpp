@@ -87,6 +87,10 @@ detail::IsaKernelsWo wo_kernels() {
 
 // ------------------------------------------------------------------------------------------------ the kernel
 
+// Rows up to which the direct path (dequantised in registers, groups of max_rows rows per panel) beats
+// dequantising panel slices for the fp32 micro-kernel (measured on Zen 3: see tests/csrc/test_gemm_wo.py's note).
+constexpr int64_t kDirectRows = 16;
+
 struct WoKernel {
   detail::PanelView b;
   int max_mr = 1;
@@ -120,7 +124,7 @@ struct WoKernel {
     const int64_t n0 = j0 * kPanel, n = std::min<int64_t>(j1 * kPanel, b.N) - n0;
     if (K == 0) {
       for (int64_t i = m0; i < m1; ++i) std::fill(c + i * ldc + n0, c + i * ldc + n0 + n, 0.0f);
-    } else if (m1 - m0 <= wk.max_rows) {
+    } else if (m1 - m0 <= kDirectRows) {
       const int m = static_cast<int>(m1 - m0);
       const int64_t n_chunks = (K + packed->chunk - 1) / packed->chunk;
       static thread_local std::vector<float> asum;
@@ -135,10 +139,16 @@ struct WoKernel {
           }
         }
       }
+      // groups of (nearly) equal height <= max_rows; a panel is re-read per group, from L2
+      const int n_groups = (m + wk.max_rows - 1) / wk.max_rows;
       for (int64_t j = j0; j < j1; ++j) {
         const int nr = static_cast<int>(std::min<int64_t>(b.width(j), b.N - j * kPanel));
-        wk.rows(m, a + m0 * lda, lda, asum.data(), n_chunks, packed->panel_of(j), c + m0 * ldc + j * kPanel, ldc,
-                nr);
+        const WoPanel panel = packed->panel_of(j);
+        for (int gi = 0; gi < n_groups; ++gi) {
+          const int r0 = m * gi / n_groups, r1 = m * (gi + 1) / n_groups;
+          wk.rows(r1 - r0, a + (m0 + r0) * lda, lda, asum.data() + r0 * n_chunks, n_chunks, panel,
+                  c + (m0 + r0) * ldc + j * kPanel, ldc, nr);
+        }
       }
     } else {
       return false;

@@ -18,7 +18,11 @@ from .render import plot, render_markdown
 from .timing import Settings
 
 # --quantize SCHEME: lepton's quantized backend and the peers doing the same (bench/peers.py)
-QUANT_BACKENDS = {"int8-dynamic": ["lepton_int8", "ort_int8", "ort_int8_pc", "torch_int8"]}
+QUANT_BACKENDS = {
+    "int8-dynamic": ["lepton_int8", "ort_int8", "ort_int8_pc", "torch_int8"],
+    "int8-weight": ["lepton_int8w", "ort_int8w"],
+    "int4-weight": ["lepton_int4w", "ort_int4w"],
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

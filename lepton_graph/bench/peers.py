@@ -224,6 +224,28 @@ def setup_lepton_int8(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupCon
         return lepton_graph.compile(model, quantize="int8-dynamic")
 
 
+def _lepton_weight_only(scheme: str) -> Callable:
+    def setup(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
+        import lepton_graph
+
+        with ctx.stage(f"lepton_graph.compile(quantize={scheme!r})"):
+            return lepton_graph.compile(model, quantize=scheme)
+
+    return setup
+
+
+peer(
+    "lepton_int8w",
+    "lepton_graph.compile(model, quantize='int8-weight'): weight-only int8 per channel, fp32 activations",
+    devices=("cpu",),
+)(_lepton_weight_only("int8-weight"))
+peer(
+    "lepton_int4w",
+    "lepton_graph.compile(model, quantize='int4-weight'): weight-only int4, asymmetric, groups of 128",
+    devices=("cpu",),
+)(_lepton_weight_only("int4-weight"))
+
+
 # --------------------------------------------------------------------------------------------------- ONNX Runtime
 
 
@@ -263,12 +285,60 @@ def _feed(names: list[str], args: tuple, kwargs: dict) -> Callable[[tuple, dict]
     return by_position
 
 
-def _ort(quantize: bool, per_channel: bool = False) -> Callable:
+def _gemm_as_matmul(proto: Any) -> int:
+    """Gemm(A, B const, C) with alpha = beta = 1 and no transA -> MatMul(A, B as K x N) + Add(C), in place: the
+    exporter writes 2-D linear layers as Gemm, which MatMulNBitsQuantizer does not quantize. Returns how many."""
+    from onnx import helper, numpy_helper
+
+    g = proto.graph
+    inits = {t.name: t for t in g.initializer}
+    out, n = [], 0
+    for node in g.node:
+        a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+        if (
+            node.op_type != "Gemm"
+            or node.input[1] not in inits
+            or a.get("transA", 0)
+            or a.get("alpha", 1.0) != 1.0
+            or a.get("beta", 1.0) != 1.0
+        ):
+            out.append(node)
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]])
+        if a.get("transB", 0):
+            w = w.T.copy()
+        name = node.input[1] + "_kn"
+        g.initializer.append(numpy_helper.from_array(w, name))
+        has_c = len(node.input) > 2 and node.input[2]
+        mm_out = node.output[0] + "_mm" if has_c else node.output[0]
+        out.append(helper.make_node("MatMul", [node.input[0], name], [mm_out], name=node.name + "_matmul"))
+        if has_c:
+            out.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=node.name + "_add"))
+        n += 1
+    del g.node[:]
+    g.node.extend(out)
+    return n
+
+
+def _ort(quantize: bool, per_channel: bool = False, weight_bits: int = 0) -> Callable:
     def setup(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
         import onnxruntime as ort
 
         path = export_onnx(model, args, kwargs, ctx)
-        if quantize:
+        if weight_bits:
+            import onnx
+            from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+            qpath = ctx.workdir / f"model.int{weight_bits}w.onnx"
+            with ctx.stage("matmul_nbits_quantize"):
+                proto = onnx.load(str(path))
+                ctx.info["ort_gemm_as_matmul"] = _gemm_as_matmul(proto)
+                q = MatMulNBitsQuantizer(proto, bits=weight_bits, block_size=128, is_symmetric=weight_bits == 8)
+                q.process()
+                q.model.save_model_to_file(str(qpath), use_external_data_format=False)
+            path = qpath
+            ctx.info["ort_quant"] = f"MatMulNBitsQuantizer(bits={weight_bits}, block_size=128)"
+        elif quantize:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             qpath = ctx.workdir / "model.int8.onnx"
@@ -304,6 +374,12 @@ peer("ort_int8", "ONNX Runtime + onnxruntime.quantization.quantize_dynamic (QInt
 peer("ort_int8_pc", "ONNX Runtime + quantize_dynamic (QInt8, per channel)", devices=("cpu",))(
     _ort(True, per_channel=True)
 )
+peer("ort_int8w", "ONNX Runtime + MatMulNBitsQuantizer (weight-only int8, blocks of 128)", devices=("cpu",))(
+    _ort(False, weight_bits=8)
+)
+peer(
+    "ort_int4w", "ONNX Runtime + MatMulNBitsQuantizer (weight-only int4, asymmetric, blocks of 128)", devices=("cpu",)
+)(_ort(False, weight_bits=4))
 
 
 # --------------------------------------------------------------------------------------------------- OpenVINO

@@ -1,7 +1,9 @@
 """Quantization (opt-in): linear layers with constant weights become QLINEAR nodes with int8 weights.
 
 ``int8-dynamic``: weights int8, symmetric, one scale per output channel, quantized here once; activations
-quantized per row at run time by the kernel (ir/defs/quant.py has the exact semantics). ``int8-static``: the same
+quantized per row at run time by the kernel (ir/defs/quant.py has the exact semantics). ``int8-weight`` /
+``int4-weight`` (weight-only, WQLINEAR): activations stay float32; int8 weights symmetric per output channel (or
+per group), int4 asymmetric per group of ``QuantConfig.group`` k (default 128), two per byte. ``int8-static``: the same
 weights; activations quantized with one scale and zero point per layer, from the input range calibrated before
 compiling (``PassOptions.act_ranges``, lepton_graph/calibration.py); a layer without a calibrated range (not called
 as an nn.Linear during calibration) takes int8-dynamic, and the report says so. Layers are named by their
@@ -12,6 +14,7 @@ weight's parameter path without ``.weight`` (``encoder.layer.0.attention.output.
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,15 +25,19 @@ from ..ir import DType, Graph, Node, Op, interpret
 from ..ir.defs.quant import (
     qlinear,
     quantize_per_channel,
+    quantize_weight_groups,
     quantize_weight_per_channel,
     static_qparams,
     weight_scale_per_channel,
+    wqlinear,
 )
 from ..ir.metrics import output_error
 from .base import PassOptions, PassResult
 
 SCHEMES = ("int8-dynamic", "int8-static", "int8-weight", "int4-weight")
-AVAILABLE = ("int8-dynamic", "int8-static")
+AVAILABLE = SCHEMES
+WEIGHT_ONLY = {"int8-weight": 8, "int4-weight": 4}  # scheme -> bits
+DEFAULT_INT4_GROUP = 128
 OBSERVERS = ("minmax", "percentile", "mse")
 FLOAT = ("fp32",)  # a per-layer choice that keeps the layer unquantized
 
@@ -47,6 +54,8 @@ class QuantConfig:
     observer: how int8-static fixes an input range from the calibration examples: "minmax", "percentile" (the
     ``percentile`` and ``100 - percentile`` quantiles) or "mse" (the clipped range with the least quantization
     error); see lepton_graph/calibration.py.
+    group: k per scale of the weight-only schemes: int4-weight 32, 64, 128 (the default) or another multiple of 8;
+    int8-weight 0 (one scale per output channel, the default) or a multiple of 4.
     """
 
     scheme: str = "int8-dynamic"
@@ -55,8 +64,20 @@ class QuantConfig:
     min_weight_elements: int = 0
     observer: str = "minmax"
     percentile: float = 99.99
+    group: int | None = None
 
     def __post_init__(self) -> None:
+        if self.group is not None and (not isinstance(self.group, int) or self.group < 0):
+            raise ValueError(f"quantize: group must be a non-negative int, got {self.group!r}")
+        if self.group is not None and self.uses("int4-weight") and (self.group == 0 or self.group % 8):
+            raise ValueError(
+                f"quantize: int4-weight needs a group size that is a positive multiple of 8 (32, 64, 128), "
+                f"got {self.group}"
+            )
+        if self.group is not None and self.uses("int8-weight") and self.group % 4:
+            raise ValueError(
+                f"quantize: int8-weight's group must be 0 (per channel) or a multiple of 4, got {self.group}"
+            )
         object.__setattr__(self, "exclude", tuple(self.exclude))
         if self.observer not in OBSERVERS:
             raise ValueError(f"quantize: observer is {self.observer!r}; known observers: {', '.join(OBSERVERS)}")
@@ -84,6 +105,12 @@ class QuantConfig:
             f"quantize must be a scheme name ({', '.join(SCHEMES)}) or a lepton_graph.QuantConfig, "
             f"not {type(spec).__name__}"
         )
+
+    def group_for(self, scheme: str) -> int:
+        """k per scale of a weight-only scheme (0: one scale per output channel)."""
+        if self.group is not None:
+            return self.group
+        return DEFAULT_INT4_GROUP if scheme == "int4-weight" else 0
 
     def uses(self, scheme: str) -> bool:
         """Whether any layer can get ``scheme`` (the default or a per-layer override)."""
@@ -122,18 +149,40 @@ def _quantizable(graph: Graph, node: Node) -> str | None:
 
 
 def _layer_errors(graph: Graph, inputs: Sequence[Any], attrs: dict[Node, dict[str, Any]]) -> dict[Node, float]:
-    """Each layer's own quantization error (rel. L2 of qlinear vs linear on the fp32 model's activations)."""
+    """Each layer's own quantization error (rel. L2 of its quantized form vs linear on the fp32 model's
+    activations)."""
     errors: dict[Node, float] = {}
 
     def observe(node: Node, args: list[Any], out: Any) -> None:
         if node in attrs:
-            wq, scale = quantize_weight_per_channel(args[1])
-            q = qlinear(args[0], wq, scale, *args[2:], **attrs[node])
-            errors[node] = output_error([out], [q])["rel_l2"]
+            a = attrs[node]
+            if "bits" in a:
+                q, s, z = quantize_weight_groups(args[1], a["bits"], a["group"])
+                got = wqlinear(args[0], q, s, z, *args[2:], **a)
+            else:
+                wq, scale = quantize_weight_per_channel(args[1])
+                got = qlinear(args[0], wq, scale, *args[2:], **a)
+            errors[node] = output_error([out], [got])["rel_l2"]
 
     with torch.no_grad():
         interpret(graph, inputs, observe)
     return errors
+
+
+def _nbytes(t: torch.Tensor | None) -> int:
+    return 0 if t is None else int(t.nbytes)
+
+
+def weight_only_part(w: torch.Tensor, *, bits: int, group: int, part: int) -> torch.Tensor:
+    """One of (q, scale, zero) of quantize_weight_groups, for graph.add_derived (one tensor per constant); the last
+    weight's three parts are kept, so quantizing a weight costs one pass, not three."""
+    key = (w.data_ptr(), w._version, tuple(w.shape), bits, group)
+    if _last_weight_only[0] != key:
+        _last_weight_only[:] = [key, quantize_weight_groups(w, bits, group)]
+    return _last_weight_only[1][part]
+
+
+_last_weight_only: list[Any] = [None, None]
 
 
 def _choice(graph: Graph, node: Node, cfg: QuantConfig) -> tuple[str, str]:
@@ -159,6 +208,9 @@ def _static_range(names: list[str], ranges: Any) -> tuple[float, float] | str:
 
 def _qlinear_attrs(graph: Graph, node: Node, scheme: str, opts: PassOptions) -> tuple[str, dict[str, Any], str | None]:
     """(scheme taken, QLINEAR attrs, why it differs from the one asked for)."""
+    if scheme in WEIGHT_ONLY:
+        cfg: QuantConfig = opts.quantize
+        return scheme, {"bits": WEIGHT_ONLY[scheme], "group": cfg.group_for(scheme)}, None
     if scheme == "int8-static":
         r = _static_range(layer_names(graph, node), opts.act_ranges)
         if isinstance(r, str):
@@ -198,16 +250,24 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
             entry["quant_bytes"] = entry["weight_bytes"]
             continue
         key, wv = node.inputs[1].const, node.inputs[1]
-        scale = graph.add_derived(weight_scale_per_channel, [wv], f"{key}.scale")
-        wq = graph.add_derived(quantize_per_channel, [wv, scale], f"{key}.int8")
-        inputs = [node.inputs[0], wq, scale, *node.inputs[2:]]
         attrs = chosen[node]
-        q = graph.add_node(Op.QLINEAR, inputs, attrs, before=node)
+        if "bits" in attrs:
+            parts = [
+                graph.add_derived(functools.partial(weight_only_part, part=i, **attrs), [wv], f"{key}.{name}")
+                for i, name in enumerate((f"int{attrs['bits']}", "wscale", "wzero"))
+            ]
+            q = graph.add_node(Op.WQLINEAR, [node.inputs[0], *parts, *node.inputs[2:]], attrs, before=node)
+            entry["quant_bytes"] = sum(_nbytes(graph.constant(v)) for v in parts)
+            entry["group"] = attrs["group"]
+        else:
+            scale = graph.add_derived(weight_scale_per_channel, [wv], f"{key}.scale")
+            wq = graph.add_derived(quantize_per_channel, [wv, scale], f"{key}.int8")
+            q = graph.add_node(Op.QLINEAR, [node.inputs[0], wq, scale, *node.inputs[2:]], attrs, before=node)
+            entry["quant_bytes"] = int(graph.constants[wq.const].numel() + graph.constants[scale.const].numel() * 4)  # type: ignore[index]
+            if attrs["act"] == "static":
+                entry.update(act_scale=attrs["scale"], act_zero_point=attrs["zero_point"])
         graph.replace_all_uses(node.out, q.out)
-        entry["quant_bytes"] = int(graph.constants[wq.const].numel() + graph.constants[scale.const].numel() * 4)  # type: ignore[index]
         entry["node"] = q.name
-        if attrs["act"] == "static":
-            entry.update(act_scale=attrs["scale"], act_zero_point=attrs["zero_point"])
         if node in errors:
             entry["rel_l2"] = errors[node]
     if any(e["scheme"] != "fp32" for e in layers):

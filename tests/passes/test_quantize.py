@@ -116,13 +116,13 @@ def test_without_quantize_the_pass_does_nothing() -> None:
     ("spec", "message"),
     [
         ("int7", "known schemes: int8-dynamic"),
-        ("int8-weight", "'int8-weight' .* is not available in this version"),
+        (lambda: QuantConfig("int4-weight", group=0), "int4-weight needs a group size that is a positive multiple"),
         (3, "quantize must be a scheme name"),
     ],
 )
 def test_bad_configurations_are_refused_clearly(spec: object, message: str) -> None:
-    with pytest.raises(UnsupportedError, match=message):
-        lepton_graph.compile(nn.Linear(2, 2), quantize=spec)
+    with pytest.raises((UnsupportedError, ValueError), match=message):
+        lepton_graph.compile(nn.Linear(2, 2), quantize=spec() if callable(spec) else spec)
 
 
 def test_bad_per_layer_scheme_names_the_layer() -> None:
@@ -318,3 +318,48 @@ def test_per_layer_static_override_calibrates_only_that_layer() -> None:
     c(x)
     schemes = {layer["layer"]: layer["scheme"] for layer in c.report().as_dict()["quantization"]["layers"]}
     assert schemes == {"fc1": "int8-dynamic", "fc2": "int8-static", "head": "int8-dynamic"}
+
+
+@pytest.mark.parametrize(
+    ("scheme", "group", "budget", "ratio"),
+    [("int8-weight", None, 0.01, 0.3), ("int8-weight", 32, 0.01, 0.32), ("int4-weight", None, 0.12, 0.16),
+     ("int4-weight", 32, 0.1, 0.18)],
+)  # fmt: skip
+def test_weight_only_schemes_run_natively_and_report_their_bytes(scheme, group, budget, ratio) -> None:
+    model, x = _net()
+    cfg = QuantConfig(scheme, group=group)
+    c = lepton_graph.compile(model, quantize=cfg)
+    y = c(x)
+    with torch.no_grad():
+        ref = model(x)
+    rep = c.report().as_dict()
+    q = rep["quantization"]
+    assert q["quantized_layers"] == 3 and rep["fallback_nodes"] == 0
+    assert all(layer["quant_bytes"] < layer["weight_bytes"] * ratio for layer in q["layers"])
+    want_group = group if group is not None else (128 if scheme == "int4-weight" else 0)
+    assert all(layer["group"] == want_group for layer in q["layers"])
+    assert 0 < _rel_l2(y, ref) < budget
+    # the native kernels compute the registry's reference (the dequantized weight) to fp32 rounding
+    torch_only = lepton_graph.compile(model, quantize=cfg, native=False)(x)
+    torch.testing.assert_close(y, torch_only, atol=2e-5, rtol=1e-4)
+
+
+def test_weight_only_layers_follow_the_per_layer_choice() -> None:
+    model, x = _net()
+    cfg = QuantConfig("int4-weight", layers={"head": "int8-weight", "fc2": "int8-dynamic"})
+    c = lepton_graph.compile(model, quantize=cfg)
+    c(x)
+    layers = {layer["layer"]: layer["scheme"] for layer in c.report().as_dict()["quantization"]["layers"]}
+    assert layers == {"fc1": "int4-weight", "fc2": "int8-dynamic", "head": "int8-weight"}
+    assert c.report().as_dict()["fallback_nodes"] == 0
+
+
+def test_weight_only_gemv_streams_fewer_bytes_at_batch_1() -> None:
+    """The few-row path at batch 1 with dynamic=True (the decode shape weight-only quantization is for)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 512), nn.SiLU(), nn.Linear(512, 256)).eval()
+    c = lepton_graph.compile(model, quantize="int4-weight", dynamic=True)
+    for rows in (1, 2, 7):
+        x = torch.randn(rows, 256)
+        with torch.no_grad():
+            assert _rel_l2(c(x), model(x)) < 0.15

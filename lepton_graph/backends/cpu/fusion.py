@@ -12,7 +12,7 @@ from .. import LowerOptions
 from .conv import _ConvSpec, conv_epilogue
 from .gemm import _const, _Epi, gemm_epilogue
 
-_GEMM_ROOTS = frozenset({Op.LINEAR, Op.QLINEAR, Op.MATMUL, Op.ADDMM})
+_GEMM_ROOTS = frozenset({Op.LINEAR, Op.QLINEAR, Op.WQLINEAR, Op.MATMUL, Op.ADDMM})
 
 
 def can_fuse(kind: str, group: list[Node], graph: Graph) -> str | None:

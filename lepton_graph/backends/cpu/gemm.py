@@ -1,4 +1,5 @@
-"""CPU lowerings of LINEAR, QLINEAR, MATMUL, ADDMM and FUSED "gemm" groups onto the native GEMMs (csrc/kernels/gemm*).
+"""CPU lowerings of LINEAR, QLINEAR, WQLINEAR, MATMUL, ADDMM and FUSED "gemm" groups onto the native GEMMs
+(csrc/kernels/gemm*).
 
 Constant weights are packed once here, at lowering time, into the micro-kernel's panel layout (``_C.PackedB``,
 kept alive by the kernel closure); bias, residual add and one activation of a fused group run as the GEMM's
@@ -105,10 +106,15 @@ def keep_alive(kernel: Kernel, *objs: Any) -> Kernel:
 def _make_linear_kernel(
     packed: Any, k: int, n: int, epi: _Epi, x_index: int, static: tuple[float, int] | None = None
 ) -> Kernel:
-    """out = epilogue(x @ B) for x (..., k) at node input ``x_index``; B packed (f32/bf16, or int8: x quantized
-    per row at run time, or with the calibrated ``static`` (scale, zero point); the same arguments)."""
+    """out = epilogue(x @ B) for x (..., k) at node input ``x_index``; B packed (f32/bf16; int8: x quantized
+    per row at run time, or with the calibrated ``static`` (scale, zero point); weight-only int8/int4: the same
+    arguments)."""
     lib = _lib()
-    call = lib.gemm_u8s8_dynamic if isinstance(packed, lib.PackedS8) else lib.gemm_packed
+    call = lib.gemm_packed
+    if isinstance(packed, lib.PackedS8):
+        call = lib.gemm_u8s8_dynamic
+    elif isinstance(packed, lib.PackedWo):
+        call = lib.gemm_wo_packed
     if static is not None:
         call = functools.partial(_static_call, lib.gemm_u8s8_static, *static)
     empty = torch.empty
@@ -327,6 +333,57 @@ def pack_weight_s8(w: torch.Tensor, scale: torch.Tensor) -> Any:
     return lib.gemm_pack_b_s8(w.data_ptr(), w.shape[1], w.shape[0], w.stride(1), w.stride(0), scale.data_ptr())
 
 
+def _wqlinear_root(
+    node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
+) -> _Root | str:
+    """WQLINEAR (weight-only int8 / int4, per-group scales) onto gemm_wo_packed."""
+    x, q, scale, zero = node.inputs[:4]
+    b = node.inputs[4] if len(node.inputs) > 4 else None
+    bits, group = node.attrs.get("bits"), node.attrs.get("group")
+    if bits not in (8, 4) or not isinstance(group, int) or group < 0:
+        return f"wqlinear bits {bits!r} / group {group!r}"
+    for v, what in ((x, "input"), (b, "bias")):
+        if v is not None and (why := _f32_cpu(v, what)):
+            return why
+    if x.rank < 1 or not isinstance(x.shape[-1], int):
+        return "wqlinear input has no static last dim"
+    k = int(x.shape[-1])
+    qt, st, zt = const_of(q), const_of(scale), const_of(zero)
+    if qt is None or st is None or zt is None or qt.dim() != 2 or st.dim() != 2:
+        return "wqlinear weight, scales or zero points are not constant 2-D tensors"
+    n = qt.shape[0]
+    want = (torch.int8, k) if bits == 8 else (torch.uint8, (k + 1) // 2)
+    if (qt.dtype, qt.shape[1]) != want or st.shape[0] != n or zt.shape != st.shape:
+        return f"wqlinear int{bits} weight {tuple(qt.shape)} {qt.dtype} does not fit in_features {k}"
+    epi = _Epi()
+    if b is not None:
+        bt = const_of(b)
+        if bt is None or b.shape != (n,):
+            return "wqlinear bias is not a constant (N,) tensor"
+        epi.add_bias(bt)
+    try:
+        packed = pack_weight_wo(qt, st, zt, bits, group, k)
+    except ValueError as e:
+        return f"kernel rejected: {e}"
+    return _Root(index_of(x), k, n, epi, packed=packed)
+
+
+def pack_weight_wo(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int, group: int, k: int) -> Any:
+    """Pack a weight-only quantized weight (ir/defs/quant.py's WQLINEAR operands) for gemm_wo_packed."""
+    q, scale, zero = q.contiguous(), scale.to(torch.float32).contiguous(), zero.to(torch.uint8).contiguous()
+    return _lib().gemm_pack_b_wo(
+        q.data_ptr(),
+        k,
+        q.shape[0],
+        q.shape[1],
+        bits,
+        group,
+        scale.data_ptr(),
+        scale.shape[1],
+        zero.data_ptr() if bits == 4 else 0,
+    )
+
+
 def _matmul_const_root(
     node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
 ) -> _Root | str:
@@ -375,6 +432,12 @@ def lower_linear(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
 @lowers(Op.QLINEAR)
 def lower_qlinear(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     root = _qlinear_root(node, opts, _identity_index(node), _graph_const(graph))
+    return root if isinstance(root, str) else root.kernel()
+
+
+@lowers(Op.WQLINEAR)
+def lower_wqlinear(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
+    root = _wqlinear_root(node, opts, _identity_index(node), _graph_const(graph))
     return root if isinstance(root, str) else root.kernel()
 
 
@@ -607,6 +670,8 @@ def lower_gemm_group(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | s
         r = _linear_root(root, opts, index_of, const_of)
     elif root.op is Op.QLINEAR:
         r = _qlinear_root(root, opts, index_of, const_of)
+    elif root.op is Op.WQLINEAR:
+        r = _wqlinear_root(root, opts, index_of, const_of)
     elif root.op is Op.MATMUL:
         b = root.inputs[1]
         r = (
