@@ -321,6 +321,36 @@ def _qlinear(draw: Draw, op: Op) -> Case:
     return Case([x, w, scale] + ([b] if b is not None else []), {"act": "dynamic"}, alt, atol=1e-5, rtol=1e-5)
 
 
+@case(Op.WQLINEAR)
+def _wqlinear(draw: Draw, op: Op) -> Case:
+    bits, group = draw(st.sampled_from([(8, 0), (8, 4), (4, 8), (4, 16)]))
+    n_in, n_out = draw(sides()), draw(sides())
+    g = n_in if group == 0 or group >= n_in else group
+    ng = max(1, -(-n_in // max(g, 1)))
+    x = tensor(draw, (*draw(shapes(max_rank=2)), n_in), torch.float32)
+    if bits == 8:
+        q = draw(tensors((n_out, n_in), torch.int8, low=-127, high=128))
+        vals, zero = q.long(), torch.zeros(n_out, ng, dtype=torch.uint8)
+    else:
+        vals = draw(tensors((n_out, n_in), torch.uint8, low=0, high=16)).long()
+        padded = torch.cat([vals, torch.zeros(n_out, n_in % 2, dtype=torch.long)], 1)
+        q = (padded[:, 0::2] + 16 * padded[:, 1::2]).to(torch.uint8)  # two per byte, k even low
+        zero = draw(tensors((n_out, ng), torch.uint8, low=0, high=16))
+    scale = tensor(draw, (n_out, ng), torch.float32, low=1e-3, high=0.1)
+    b = tensor(draw, (n_out,), torch.float32) if draw(st.booleans()) else None
+
+    def alt() -> torch.Tensor:  # the weight column by column from its group, then one float64 product
+        w = torch.empty(n_out, n_in, dtype=torch.float64)
+        for k in range(n_in):
+            gi = k // max(g, 1)
+            w[:, k] = ((vals[:, k] - zero[:, gi].long()).to(torch.float32) * scale[:, gi]).double()
+        out = (x.double() @ w.t()).to(torch.float32)
+        return out if b is None else out + b
+
+    inputs = [x, q, scale, zero] + ([b] if b is not None else [])
+    return Case(inputs, {"bits": bits, "group": group}, alt, atol=1e-5, rtol=1e-5)
+
+
 @case(Op.MATMUL)
 def _matmul(draw: Draw, op: Op) -> Case:
     dt = draw(st.sampled_from(FLOATS))
