@@ -59,6 +59,17 @@ def _quant_config(spec: Any) -> QuantConfig | None:
         raise UnsupportedError(str(e)) from e
 
 
+def _with_budget(cfg: QuantConfig | None, budget: Any) -> QuantConfig | None:
+    if budget is None:
+        return cfg
+    if cfg is None:
+        raise UnsupportedError("accuracy_budget applies to quantization: pass quantize=... with it")
+    try:
+        return replace(cfg, accuracy_budget=budget)
+    except ValueError as e:
+        raise UnsupportedError(str(e)) from None
+
+
 def compile(
     model: Any = None,
     /,
@@ -71,6 +82,7 @@ def compile(
     precision: str = "fp32",
     quantize: str | QuantConfig | None = None,
     calibration: Iterable[Any] | None = None,
+    accuracy_budget: Any = None,
     freeze: bool = False,
 ) -> Any:
     """Compile a model or function for inference.
@@ -86,6 +98,10 @@ def compile(
     ``quantize="int8-static"`` fixes each layer's activation scale ahead of time instead: ``calibration`` is an
     iterable of example inputs (each a tuple of positional args, a dict of keyword args or one tensor, as the model
     is called), run once through the float model here; ``QuantConfig(observer=...)`` picks how a range is chosen.
+    ``quantize="int8-weight"`` / ``"int4-weight"`` quantize only the weights (int4 in groups of 128 by default,
+    ``QuantConfig(group=...)``); activations stay float32. ``accuracy_budget={"rel_l2": 0.01}`` (or
+    ``(fn, threshold)``) keeps the most sensitive layers float until the outputs' error against fp32 on the inputs
+    being compiled for holds; the report says which and the error reached.
 
     The compiled model follows its module: before each call, the parameters and buffers it was compiled from are
     compared with what they were (identity, version counter, storage), and what changed is re-folded and re-packed
@@ -99,7 +115,7 @@ def compile(
         frontend=frontend or config.frontend,
         native=config.native if native is None else bool(native),
         precision=precision,
-        quantize=_quant_config(quantize),
+        quantize=_with_budget(_quant_config(quantize), accuracy_budget),
         freeze=bool(freeze),
     )
     check_calibration(opts.quantize, calibration)

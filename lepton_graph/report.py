@@ -158,8 +158,10 @@ def _merge_quantization(regions: list[RegionReport]) -> dict[str, Any] | None:
     layers = [layer for q in qs for layer in q["layers"]]
     errors = [q["model_error"] for q in qs if q.get("model_error")]
     worst = max(errors, key=lambda e: e["rel_l2"]) if errors else None
+    budgets = [q["budget"] for q in qs if q.get("budget")]
     return {
         "scheme": qs[0]["scheme"],
+        "budget": budgets[0] if len(budgets) == 1 else (budgets or None),
         "layers": layers,
         "model_error": worst,
         "quantized_layers": sum(layer["scheme"] != "fp32" for layer in layers),
@@ -175,6 +177,12 @@ def _quantization_lines(q: dict[str, Any]) -> list[str]:
         f"{_size(q['weight_bytes'])} -> {_size(q['quant_bytes'])}"
         + (f"; outputs vs fp32: rel L2 {err['rel_l2']:.2e}, max rel {err['max_rel']:.2e}" if err else "")
     ]
+    b = q.get("budget")
+    for one in b if isinstance(b, list) else [b] if b else []:
+        lines.append(
+            f"accuracy budget {one['metric']} <= {one['bound']:.3g}: {'met' if one['met'] else 'NOT met'} at "
+            f"{one['achieved']:.3g}, {len(one['kept_float'])} layers kept float ({one['forwards']} forwards)"
+        )
     lines.append("  layer                                              scheme        rel L2  why")
     for layer in q["layers"]:
         e = layer.get("rel_l2")

@@ -48,7 +48,7 @@ class AccuracyBudget:
         if spec is None or isinstance(spec, AccuracyBudget):
             return spec
         if isinstance(spec, Mapping) and len(spec) == 1:
-            (metric, bound), = spec.items()
+            ((metric, bound),) = spec.items()
             if metric not in METRICS:
                 raise ValueError(f"accuracy_budget: unknown metric {metric!r}; known: {', '.join(METRICS)}")
             return AccuracyBudget(metric, _bound(bound))
@@ -92,7 +92,7 @@ def fake_quant_linear(node: Node, w: torch.Tensor, attrs: dict[str, Any]) -> Cal
             q8, s8, z8 = quantize_rows_u8(x)
             x = (q8.to(torch.float32) - z8.unsqueeze(-1).to(torch.float32)) * s8.unsqueeze(-1)
         elif act == "static":
-            x = (quantize_u8_static(x, attrs["scale"], attrs["zero_point"]).to(torch.float32) - attrs["zero_point"])
+            x = quantize_u8_static(x, attrs["scale"], attrs["zero_point"]).to(torch.float32) - attrs["zero_point"]
             x = x * attrs["scale"]
         return torch.nn.functional.linear(x, wd, *args[2:])
 

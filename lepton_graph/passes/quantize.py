@@ -33,6 +33,7 @@ from ..ir.defs.quant import (
 )
 from ..ir.metrics import output_error
 from .base import PassOptions, PassResult
+from .quant_budget import AccuracyBudget, fit_budget
 
 SCHEMES = ("int8-dynamic", "int8-static", "int8-weight", "int4-weight")
 AVAILABLE = SCHEMES
@@ -56,6 +57,9 @@ class QuantConfig:
     error); see lepton_graph/calibration.py.
     group: k per scale of the weight-only schemes: int4-weight 32, 64, 128 (the default) or another multiple of 8;
     int8-weight 0 (one scale per output channel, the default) or a multiple of 4.
+    accuracy_budget: a bound on the outputs' error against fp32 on the example inputs, ``{"rel_l2": 0.01}`` (or
+    max_abs / max_rel) or ``(fn(outputs_fp32, outputs_quant) -> float, threshold)``; the most sensitive layers stay
+    float until it holds (passes/quant_budget.py). None: every layer as configured; the error is still reported.
     """
 
     scheme: str = "int8-dynamic"
@@ -65,8 +69,10 @@ class QuantConfig:
     observer: str = "minmax"
     percentile: float = 99.99
     group: int | None = None
+    accuracy_budget: Any = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "accuracy_budget", AccuracyBudget.of(self.accuracy_budget))
         if self.group is not None and (not isinstance(self.group, int) or self.group < 0):
             raise ValueError(f"quantize: group must be a non-negative int, got {self.group!r}")
         if self.group is not None and self.uses("int4-weight") and (self.group == 0 or self.group % 8):
@@ -236,6 +242,20 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
     errors: dict[Node, float] = {}
     if examples is not None and chosen:
         errors = _layer_errors(graph, examples, chosen)
+    budget_report: dict[str, Any] | None = None
+    if cfg.accuracy_budget is not None and examples is not None and chosen:
+        fit = fit_budget(graph, examples, chosen, errors, cfg.accuracy_budget)
+        for n in fit.kept_float:
+            choices[n] = ("fp32", f"accuracy budget: among the most sensitive (own rel_l2 {errors.get(n, 0.0):.3g})")
+            del chosen[n]
+        budget_report = {
+            "metric": cfg.accuracy_budget.name,
+            "bound": cfg.accuracy_budget.bound,
+            "achieved": fit.achieved,
+            "met": fit.met,
+            "kept_float": ["+".join(layer_names(graph, n)) for n in fit.kept_float],
+            "forwards": fit.forwards,
+        }
     layers: list[dict[str, Any]] = []
     for node in list(graph.nodes):
         if node.op is not Op.LINEAR:
@@ -248,6 +268,8 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
         entry.update(scheme=scheme, why=why, weight_bytes=int(w.numel() * 4) if w is not None else 0)
         if scheme == "fp32" or w is None:
             entry["quant_bytes"] = entry["weight_bytes"]
+            if node in errors:  # measured, then kept float by the accuracy budget
+                entry["rel_l2_if_quantized"] = errors[node]
             continue
         key, wv = node.inputs[1].const, node.inputs[1]
         attrs = chosen[node]
@@ -273,6 +295,8 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
     if any(e["scheme"] != "fp32" for e in layers):
         graph.remove_dead()
     graph.meta["quantization"] = {"scheme": cfg.scheme, "layers": layers}
+    if budget_report is not None:
+        graph.meta["quantization"]["budget"] = budget_report
     return PassResult(
         graph,
         any(e["scheme"] != "fp32" for e in layers),

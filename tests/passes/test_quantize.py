@@ -363,3 +363,56 @@ def test_weight_only_gemv_streams_fewer_bytes_at_batch_1() -> None:
         x = torch.randn(rows, 256)
         with torch.no_grad():
             assert _rel_l2(c(x), model(x)) < 0.15
+
+
+def test_accuracy_budget_keeps_the_most_sensitive_layers_float() -> None:
+    model, x = _net()
+    with torch.no_grad():
+        ref = model(x)
+    full = lepton_graph.compile(model, quantize="int4-weight")
+    err_full = _rel_l2(full(x), ref)
+    bound = err_full * 0.7
+    c = lepton_graph.compile(model, quantize="int4-weight", accuracy_budget={"rel_l2": bound})
+    err = _rel_l2(c(x), ref)
+    q = c.report().as_dict()["quantization"]
+    b = q["budget"]
+    assert b["met"] and b["metric"] == "rel_l2" and b["bound"] == bound
+    assert 1 <= len(b["kept_float"]) < 3 and b["forwards"] <= 4
+    assert err <= bound * 1.01 and err == pytest.approx(b["achieved"], rel=1e-3)  # native = the simulated error
+    kept = {layer["layer"]: layer for layer in q["layers"] if layer["scheme"] == "fp32"}
+    assert set(kept) == set(b["kept_float"])
+    assert all(layer["why"].startswith("accuracy budget") for layer in kept.values())
+    # kept float: the layers whose own error was largest
+    own = {layer["layer"]: layer.get("rel_l2", layer.get("rel_l2_if_quantized")) for layer in q["layers"]}
+    assert min(own[n] for n in kept) >= max(v for n, v in own.items() if n not in kept)
+    assert "accuracy budget rel_l2 <= " in str(c.report())
+
+
+def test_accuracy_budget_with_a_user_metric_and_one_already_met() -> None:
+    model, x = _net()
+
+    def one_minus_cos(fp32: list, quant: list) -> float:
+        return float(1 - torch.nn.functional.cosine_similarity(fp32[0].flatten(), quant[0].flatten(), dim=0))
+
+    c = lepton_graph.compile(model, quantize="int8-dynamic", accuracy_budget=(one_minus_cos, 0.01))
+    c(x)
+    b = c.report().as_dict()["quantization"]["budget"]
+    assert b["met"] and b["kept_float"] == [] and b["forwards"] == 1 and b["metric"] == "one_minus_cos"
+    tight = lepton_graph.compile(model, quantize="int8-dynamic", accuracy_budget={"max_abs": 0.0})
+    with torch.no_grad():
+        torch.testing.assert_close(tight(x), model(x), atol=1e-5, rtol=1e-5)
+    assert tight.report().as_dict()["quantization"]["quantized_layers"] == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"accuracy_budget": {"rel_l2": 0.1}}, "accuracy_budget applies to quantization"),
+        ({"quantize": "int8-dynamic", "accuracy_budget": {"cos": 0.1}}, "unknown metric 'cos'"),
+        ({"quantize": "int8-dynamic", "accuracy_budget": {"rel_l2": -1}}, "finite number >= 0"),
+        ({"quantize": "int8-dynamic", "accuracy_budget": 0.1}, "one-entry dict"),
+    ],
+)
+def test_bad_accuracy_budgets_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(UnsupportedError, match=message):
+        lepton_graph.compile(nn.Linear(2, 2), **kwargs)
