@@ -273,12 +273,86 @@ def summarize_gemm_int8(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------------------------------------ weight-only GEMM
+
+# (M, N, K): decode-shaped GEMVs on weights larger than L3 in fp32 (Llama-7B's MLP and attention), then few-row and
+# many-row GEMMs (where the weight is dequantized per panel slice for the fp32 micro-kernel)
+WO_SHAPES = ((1, 4096, 4096), (1, 11008, 4096), (1, 4096, 11008), (4, 11008, 4096), (8, 4096, 4096),
+             (16, 4096, 4096), (64, 3072, 768), (128, 3072, 768))  # fmt: skip
+
+
+def bench_gemm_wo(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
+    """Weight-only int8 (per channel) and int4 (asymmetric, groups of 128) GEMM vs our fp32 GEMM on the same
+    weight, interleaved; "W GB/s" is the packed weight's bytes (with scales) per second: at M = 1 the kernels
+    stream it once."""
+    rows = []
+    for m, n, k in WO_SHAPES[:3] if quick else WO_SHAPES:
+        row = _gemm_wo_case(m, n, k, rounds)
+        rows.append(row)
+        if not getattr(bench_gemm_wo, "header", False):
+            print(f"{'M x N x K':>18} {'fp32 ms':>8} {'int8w ms':>9} {'x fp32':>7} {'GB/s':>6} {'int4w ms':>9} "
+                  f"{'x fp32':>7} {'GB/s':>6} {'fp32 GB/s':>9}")  # fmt: skip
+            bench_gemm_wo.header = True  # type: ignore[attr-defined]
+        print(
+            f"{row['case']:>18} {row['fp32_s'] * 1e3:8.3f} {row['int8w_s'] * 1e3:9.3f} {row['int8w_vs_fp32']:7.2f} "
+            f"{row['int8w_gbs']:6.1f} {row['int4w_s'] * 1e3:9.3f} {row['int4w_vs_fp32']:7.2f} {row['int4w_gbs']:6.1f} "
+            f"{row['fp32_gbs']:9.1f}",
+            flush=True,
+        )
+    return rows
+
+
+def _gemm_wo_case(m: int, n: int, k: int, rounds: int) -> dict[str, Any]:
+    from lepton_graph import _C
+    from lepton_graph.backends.cpu.gemm import pack_weight, pack_weight_wo
+    from lepton_graph.ir.defs.quant import quantize_weight_groups, wqlinear
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(m, k, generator=g)
+    w = torch.randn(n, k, generator=g) / k**0.5
+    q8, q4 = quantize_weight_groups(w, 8, 0), quantize_weight_groups(w, 4, 128)
+    p32, p8, p4 = pack_weight(w, transposed=True), pack_weight_wo(*q8, 8, 0, k), pack_weight_wo(*q4, 4, 128, k)
+    c = {name: torch.empty(m, n) for name in ("fp32", "int8w", "int4w")}
+    a_ptr = a.data_ptr()
+    impls: dict[str, Impl] = {
+        "fp32": lambda: _C.gemm_packed(a_ptr, m, k, k, p32, c["fp32"].data_ptr(), n),
+        "int8w": lambda: _C.gemm_wo_packed(a_ptr, m, k, k, p8, c["int8w"].data_ptr(), n),
+        "int4w": lambda: _C.gemm_wo_packed(a_ptr, m, k, k, p4, c["int4w"].data_ptr(), n),
+    }
+    times = time_interleaved(impls, rounds)
+    err = 0.0
+    for name, (qq, ss, zz), bits, grp in (("int8w", q8, 8, 0), ("int4w", q4, 4, 128)):
+        impls[name]()
+        ref = wqlinear(a, qq, ss, zz, bits=bits, group=grp)
+        err = max(err, float((c[name] - ref).abs().max() / ref.abs().max().clamp_min(1e-30)))
+    row: dict[str, Any] = {"family": "gemm_wo", "case": f"{m}x{n}x{k}", "M": m, "N": n, "K": k, "max_rel_err": err}
+    for name, nbytes in (("fp32", n * k * 4), ("int8w", p8.nbytes), ("int4w", p4.nbytes)):
+        row[f"{name}_s"] = times[name]
+        row[f"{name}_gbs"] = nbytes / times[name] / 1e9
+        if name != "fp32":
+            row[f"{name}_vs_fp32"] = times["fp32"] / times[name]
+    return row
+
+
+def summarize_gemm_wo(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def gmean(xs: list[float]) -> float:
+        return float(np.exp(np.mean(np.log(xs)))) if xs else float("nan")
+
+    one = [r for r in rows if r["M"] == 1]
+    return {
+        "int8w_m=1_geomean_vs_fp32": gmean([r["int8w_vs_fp32"] for r in one]),
+        "int4w_m=1_geomean_vs_fp32": gmean([r["int4w_vs_fp32"] for r in one]),
+        "wo_max_rel_err": max((r["max_rel_err"] for r in rows), default=float("nan")),
+    }
+
+
 # ------------------------------------------------------------------------------------------------------ registry
 
 # (name, benchmark function, summary function or None); other families append their entries here.
 BENCHMARKS: list[tuple[str, Callable[..., list[dict[str, Any]]], Callable[..., dict[str, Any]] | None]] = [
     ("gemm", bench_gemm, summarize_gemm),
     ("gemm_int8", bench_gemm_int8, summarize_gemm_int8),
+    ("gemm_wo", bench_gemm_wo, summarize_gemm_wo),
 ]
 
 

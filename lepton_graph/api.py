@@ -50,6 +50,8 @@ class CompileOptions:
     freeze: bool = False  # weights never change: no per-call check
     # int8-static: each calibrated nn.Linear's input range, by module path (calibration.calibrate)
     act_ranges: dict[str, tuple[float, float]] | None = None
+    # SmoothQuant: each calibrated layer's per-input-channel smoothing factors (calibration.calibrate)
+    act_smooth: dict[str, tuple[torch.Tensor, tuple[float, float]]] | None = None
 
 
 def _quant_config(spec: Any) -> QuantConfig | None:
@@ -137,7 +139,8 @@ def _compile(model: Any, opts: CompileOptions, calibration: Iterable[Any] | None
         if isinstance(model, type):
             raise UnsupportedError("int8-static calibrates a model instance: compile the instance, not its class")
         assert opts.quantize is not None  # check_calibration: calibration comes with int8-static
-        opts = replace(opts, act_ranges=calibrate(model, calibration, opts.quantize))
+        cal = calibrate(model, calibration, opts.quantize)
+        opts = replace(opts, act_ranges=cal.ranges, act_smooth=cal.smooth)
     if isinstance(model, type) and issubclass(model, torch.nn.Module):
 
         @functools.wraps(model, updated=())
@@ -322,6 +325,7 @@ class CompiledModel:
             example_inputs=[leaves[i] for i in tensor_idx],
             quantize=self.options.quantize,
             act_ranges=self.options.act_ranges,
+            act_smooth=self.options.act_smooth,
         )
         vrep.frontend = "export"
         vrep.regions.append(rrep)
@@ -404,6 +408,7 @@ class CompiledModel:
             precision=self.options.precision,
             quantize=self.options.quantize,
             act_ranges=self.options.act_ranges,
+            act_smooth=self.options.act_smooth,
         )
         if self._regions is not None:
             self._regions.append(rrep)

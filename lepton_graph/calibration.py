@@ -9,6 +9,12 @@ module path (``named_modules()``), which is the name the quantize pass gives the
 - ``mse``: the range, shrunk from min-max by a factor searched on a grid, that minimizes the mean squared error of
   quantizing then dequantizing the observed values.
 
+With ``QuantConfig(smooth_alpha=...)`` (SmoothQuant) calibration makes two passes: the first takes each layer's
+per-input-channel max |x|, from which the smoothing factors s follow (one s for the layers that read the same
+tensor, such as Q/K/V, which the compiler merges into one GEMM); the second observes both x and x / s, so the
+compiler can keep smoothing only for the layers it helps (passes/quantize.py compares each layer's own error both
+ways).
+
 Percentile and MSE work on a bounded random subsample of the observed values (seeded: the same examples give the
 same ranges); min and max are always exact, and no estimate lies outside them.
 """
@@ -16,12 +22,13 @@ same ranges); min and max are always exact, and no estimate lies outside them.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from .errors import InputError, UnsupportedError
-from .ir.defs.quant import quantize_u8_static, static_qparams
+from .ir.defs.quant import quantize_u8_static, smooth_factors, static_qparams
 from .passes.quantize import OBSERVERS, QuantConfig
 
 # values kept per layer for the percentile and MSE observers, and per example at most
@@ -83,13 +90,27 @@ def _mse_range(sample: torch.Tensor, lo: float, hi: float) -> tuple[float, float
     return best
 
 
-def _hook(obs: Observer) -> Any:
+def _input(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    x = args[0] if args else kwargs.get("input")
+    return x if isinstance(x, torch.Tensor) else None
+
+
+def _hook(obs: Observer, smooth: torch.Tensor | None = None) -> Any:
     def hook(_mod: Any, args: tuple, kwargs: dict) -> None:
-        x = args[0] if args else kwargs.get("input")
-        if isinstance(x, torch.Tensor):
-            obs.observe(x)
+        x = _input(args, kwargs)
+        if x is not None:
+            obs.observe(x if smooth is None else x.detach() / smooth)
 
     return hook
+
+
+@dataclass
+class Calibration:
+    """What calibration fixed, by module path: input ranges, and with SmoothQuant each layer's factors s with the
+    range of x / s."""
+
+    ranges: dict[str, tuple[float, float]]
+    smooth: dict[str, tuple[torch.Tensor, tuple[float, float]]] = field(default_factory=dict)
 
 
 def _as_call(example: Any, i: int) -> tuple[tuple, dict]:
@@ -107,36 +128,88 @@ def _as_call(example: Any, i: int) -> tuple[tuple, dict]:
     )
 
 
-def calibrate(model: Any, examples: Iterable[Any], cfg: QuantConfig) -> dict[str, tuple[float, float]]:
-    """Each statically quantized nn.Linear's calibrated input range, by module path."""
+def _run(model: Any, examples: list[Any]) -> None:
+    with torch.no_grad():
+        for i, example in enumerate(examples):
+            args, kwargs = _as_call(example, i)
+            try:
+                model(*args, **kwargs)
+            except Exception as e:
+                raise InputError(f"calibration example {i}: the model rejects it: {type(e).__name__}: {e}") from e
+
+
+def _smoothing(model: Any, linears: dict[str, torch.nn.Linear], examples: list[Any], alpha: float) -> dict[str, Any]:
+    """Pass 1 of SmoothQuant calibration: per layer, s from its inputs' per-channel max |x| and the weights of every
+    layer reading the same tensor."""
+    absmax: dict[str, torch.Tensor] = {}
+    first_input: dict[str, tuple] = {}
+
+    def hook_for(name: str) -> Any:
+        def hook(_mod: Any, args: tuple, kwargs: dict) -> None:
+            x = _input(args, kwargs)
+            if x is None or x.shape[-1] == 0:
+                return
+            first_input.setdefault(name, (x.data_ptr(), tuple(x.shape), tuple(x.stride())))
+            a = x.detach().to(torch.float32).reshape(-1, x.shape[-1]).abs().amax(0)
+            a = torch.nan_to_num(a, nan=0.0, posinf=0.0)
+            absmax[name] = torch.maximum(absmax[name], a) if name in absmax else a
+
+        return hook
+
+    handles = [mod.register_forward_pre_hook(hook_for(n), with_kwargs=True) for n, mod in linears.items()]
+    try:
+        _run(model, examples)
+    finally:
+        for h in handles:
+            h.remove()
+    groups: dict[tuple, list[str]] = {}
+    for name, key in first_input.items():
+        groups.setdefault(key, []).append(name)
+    smooth: dict[str, Any] = {}
+    for names in groups.values():
+        w = torch.stack([linears[n].weight.detach().to(torch.float32).abs().amax(0) for n in names]).amax(0)
+        a = torch.stack([absmax[n] for n in names]).amax(0)
+        s = smooth_factors(a, w, alpha)
+        smooth.update(dict.fromkeys(names, s))
+    return smooth
+
+
+def calibrate(model: Any, examples: Iterable[Any], cfg: QuantConfig) -> Calibration:
+    """Each statically quantized nn.Linear's calibrated input range (and, with cfg.smooth_alpha, its smoothing
+    factors), by module path."""
     if not isinstance(model, torch.nn.Module):
         raise UnsupportedError(
             "int8-static calibrates the inputs of nn.Linear modules: compile an nn.Module, not a plain function"
         )
-    observers: dict[str, Observer] = {}
-    handles = []
-    for seed, (name, mod) in enumerate(model.named_modules()):
-        if isinstance(mod, torch.nn.Linear) and cfg.scheme_for([name])[0] == "int8-static":
-            obs = observers[name] = Observer(cfg.observer, cfg.percentile, seed)
-            handles.append(mod.register_forward_pre_hook(_hook(obs), with_kwargs=True))
-    if not observers:
+    linears = {
+        name: mod
+        for name, mod in model.named_modules()
+        if isinstance(mod, torch.nn.Linear) and cfg.scheme_for([name])[0] == "int8-static"
+    }
+    if not linears:
         raise UnsupportedError("int8-static: the model has no nn.Linear layer the config quantizes statically")
-    seen = 0
+    examples = list(examples)
+    if not examples:
+        raise InputError("calibration is empty: int8-static needs at least one example input")
+    smooth = _smoothing(model, linears, examples, cfg.smooth_alpha) if cfg.smooth_alpha is not None else {}
+    seeds = {name: i for i, (name, _) in enumerate(model.named_modules())}
+    observers: dict[str, Observer] = {}
+    smoothed: dict[str, Observer] = {}
+    handles = []
+    for name, mod in linears.items():
+        seed = seeds[name]
+        obs = observers[name] = Observer(cfg.observer, cfg.percentile, seed)
+        handles.append(mod.register_forward_pre_hook(_hook(obs), with_kwargs=True))
+        if name in smooth:
+            sob = smoothed[name] = Observer(cfg.observer, cfg.percentile, seed)
+            handles.append(mod.register_forward_pre_hook(_hook(sob, smooth[name]), with_kwargs=True))
     try:
-        with torch.no_grad():
-            for i, example in enumerate(examples):
-                args, kwargs = _as_call(example, i)
-                try:
-                    model(*args, **kwargs)
-                except Exception as e:
-                    raise InputError(f"calibration example {i}: the model rejects it: {type(e).__name__}: {e}") from e
-                seen += 1
+        _run(model, examples)
     finally:
         for h in handles:
             h.remove()
-    if seen == 0:
-        raise InputError("calibration is empty: int8-static needs at least one example input")
-    return {name: obs.range() for name, obs in observers.items() if obs.calls}
+    ranges = {name: obs.range() for name, obs in observers.items() if obs.calls}
+    return Calibration(ranges, {n: (smooth[n], obs.range()) for n, obs in smoothed.items() if n in ranges})
 
 
 def check_calibration(quantize: QuantConfig | None, calibration: Any) -> None:
@@ -151,4 +224,4 @@ def check_calibration(quantize: QuantConfig | None, calibration: Any) -> None:
         raise UnsupportedError("calibration= is only used by quantize='int8-static' (a QuantConfig that uses it)")
 
 
-__all__ = ["OBSERVERS", "Observer", "calibrate", "check_calibration"]
+__all__ = ["OBSERVERS", "Calibration", "Observer", "calibrate", "check_calibration"]

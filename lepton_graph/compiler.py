@@ -75,6 +75,7 @@ def compile_captured(
     precision: str = "fp32",
     quantize: QuantConfig | None = None,
     act_ranges: Mapping[str, tuple[float, float]] | None = None,
+    act_smooth: Mapping[str, tuple[torch.Tensor, tuple[float, float]]] | None = None,
 ) -> tuple[CompiledGraph, RegionReport]:
     """Passes, partitioning and lowering. With LEPTON_VERIFY and real example inputs, every pass's numeric
     drift is measured against the captured graph, and the first pass beyond tolerance is named. Quantized, the
@@ -85,7 +86,9 @@ def compile_captured(
     backends = default_backends(device, native, LowerOptions(precision=precision))
     opts = replace(opts or PassOptions(), can_fuse=getattr(backends[0], "can_fuse", None))
     if quantize is not None:
-        opts = replace(opts, quantize=quantize, example_inputs=example_inputs, act_ranges=act_ranges)
+        opts = replace(
+            opts, quantize=quantize, example_inputs=example_inputs, act_ranges=act_ranges, act_smooth=act_smooth
+        )
     with torch.no_grad():
         reference = interpret(graph, verify_inputs) if verify_inputs is not None else None
         # the fp32 answer a quantized model is measured against (the passes change the graph in place)

@@ -29,6 +29,9 @@ class PassOptions:
     example_inputs: Sequence[Any] | None = None
     # int8-static: each calibrated linear layer's input range (lo, hi), by module path (lepton_graph/calibration.py)
     act_ranges: Mapping[str, tuple[float, float]] | None = None
+    # SmoothQuant: a calibrated layer's per-input-channel factors s (its input runs as x / s, its weight as W * s)
+    # and the calibrated range of x / s, by module path
+    act_smooth: Mapping[str, Any] | None = None
 
 
 Pass = Callable[[Graph, PassOptions], PassResult]

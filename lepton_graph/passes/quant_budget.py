@@ -76,8 +76,13 @@ def _bound(v: Any) -> float:
     return b
 
 
-def fake_quant_linear(node: Node, w: torch.Tensor, attrs: dict[str, Any]) -> Callable[[list[Any]], torch.Tensor]:
-    """The quantized layer as an fp32 computation (weights dequantized once, activations fake-quantized per call)."""
+def fake_quant_linear(
+    w: torch.Tensor, attrs: dict[str, Any], smooth: torch.Tensor | None = None
+) -> Callable[[list[Any]], torch.Tensor]:
+    """The quantized layer as an fp32 computation (weights dequantized once, activations fake-quantized per call;
+    with SmoothQuant factors, x / s through W * s)."""
+    if smooth is not None:
+        w = w * smooth
     if "bits" in attrs:
         q, s, z = quantize_weight_groups(w, attrs["bits"], attrs["group"])
         wd = dequantize_weight_groups(q, s, z, attrs["bits"], attrs["group"], w.shape[1])
@@ -88,6 +93,8 @@ def fake_quant_linear(node: Node, w: torch.Tensor, attrs: dict[str, Any]) -> Cal
 
     def run(args: list[Any]) -> torch.Tensor:
         x = args[0].to(torch.float32)
+        if smooth is not None:
+            x = x / smooth
         if act == "dynamic":
             q8, s8, z8 = quantize_rows_u8(x)
             x = (q8.to(torch.float32) - z8.unsqueeze(-1).to(torch.float32)) * s8.unsqueeze(-1)
@@ -113,11 +120,13 @@ def fit_budget(
     chosen: dict[Node, dict[str, Any]],
     sensitivity: Mapping[Node, float],
     budget: AccuracyBudget,
+    smooth: Mapping[Node, torch.Tensor] | None = None,
 ) -> BudgetResult:
     """The fewest of ``chosen`` (most sensitive first) to keep float so that the outputs meet ``budget``."""
     with torch.no_grad():
         ref = interpret(graph, examples)
-        fake = {n: fake_quant_linear(n, graph.constant(n.inputs[1]), a) for n, a in chosen.items()}  # type: ignore[arg-type]
+        smooth = smooth or {}
+        fake = {n: fake_quant_linear(graph.constant(n.inputs[1]), a, smooth.get(n)) for n, a in chosen.items()}  # type: ignore[arg-type]
         order = sorted(chosen, key=lambda n: -sensitivity.get(n, 0.0))
         errors: dict[int, float] = {}
 

@@ -27,6 +27,7 @@ from ..ir.defs.quant import (
     quantize_per_channel,
     quantize_weight_groups,
     quantize_weight_per_channel,
+    smooth_factors,
     static_qparams,
     weight_scale_per_channel,
     wqlinear,
@@ -57,6 +58,10 @@ class QuantConfig:
     error); see lepton_graph/calibration.py.
     group: k per scale of the weight-only schemes: int4-weight 32, 64, 128 (the default) or another multiple of 8;
     int8-weight 0 (one scale per output channel, the default) or a multiple of 4.
+    smooth_alpha: SmoothQuant for the int8-activation schemes: each layer's input channels are divided by
+    s = max|x_j|^alpha / max|W_j|^(1 - alpha) and its weight's columns multiplied by it, which moves activation
+    outliers into the weights (0.5 is the usual choice; None: off). s comes from the calibration (int8-static) or
+    the example inputs (int8-dynamic); layers reading the same tensor share it.
     accuracy_budget: a bound on the outputs' error against fp32 on the example inputs, ``{"rel_l2": 0.01}`` (or
     max_abs / max_rel) or ``(fn(outputs_fp32, outputs_quant) -> float, threshold)``; the most sensitive layers stay
     float until it holds (passes/quant_budget.py). None: every layer as configured; the error is still reported.
@@ -69,10 +74,13 @@ class QuantConfig:
     observer: str = "minmax"
     percentile: float = 99.99
     group: int | None = None
+    smooth_alpha: float | None = None
     accuracy_budget: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "accuracy_budget", AccuracyBudget.of(self.accuracy_budget))
+        if self.smooth_alpha is not None and not 0.0 < float(self.smooth_alpha) < 1.0:
+            raise ValueError(f"quantize: smooth_alpha must be in (0, 1), got {self.smooth_alpha!r}")
         if self.group is not None and (not isinstance(self.group, int) or self.group < 0):
             raise ValueError(f"quantize: group must be a non-negative int, got {self.group!r}")
         if self.group is not None and self.uses("int4-weight") and (self.group == 0 or self.group % 8):
@@ -154,7 +162,9 @@ def _quantizable(graph: Graph, node: Node) -> str | None:
     return None
 
 
-def _layer_errors(graph: Graph, inputs: Sequence[Any], attrs: dict[Node, dict[str, Any]]) -> dict[Node, float]:
+def _layer_errors(
+    graph: Graph, inputs: Sequence[Any], attrs: dict[Node, dict[str, Any]], smooth: dict[Node, torch.Tensor]
+) -> dict[Node, float]:
     """Each layer's own quantization error (rel. L2 of its quantized form vs linear on the fp32 model's
     activations)."""
     errors: dict[Node, float] = {}
@@ -162,6 +172,8 @@ def _layer_errors(graph: Graph, inputs: Sequence[Any], attrs: dict[Node, dict[st
     def observe(node: Node, args: list[Any], out: Any) -> None:
         if node in attrs:
             a = attrs[node]
+            if node in smooth:  # x / s through the quantized W * s
+                args = [args[0] / smooth[node], args[1] * smooth[node], *args[2:]]
             if "bits" in a:
                 q, s, z = quantize_weight_groups(args[1], a["bits"], a["group"])
                 got = wqlinear(args[0], q, s, z, *args[2:], **a)
@@ -177,6 +189,53 @@ def _layer_errors(graph: Graph, inputs: Sequence[Any], attrs: dict[Node, dict[st
 
 def _nbytes(t: torch.Tensor | None) -> int:
     return 0 if t is None else int(t.nbytes)
+
+
+def _smoothing(
+    graph: Graph, chosen: dict[Node, dict[str, Any]], opts: PassOptions, alpha: float
+) -> tuple[dict[Node, tuple[torch.Tensor, dict[str, Any]]], dict[Node, str]]:
+    """Each int8-activation layer's SmoothQuant candidate (s, its QLINEAR attrs with s): calibrated (int8-static:
+    s and the range of x / s), else measured on the example inputs, one s per input tensor (over the weights of
+    every layer reading it); and why a layer has none."""
+    cands: dict[Node, tuple[torch.Tensor, dict[str, Any]]] = {}
+    why_not: dict[Node, str] = {}
+    calibrated = opts.act_smooth or {}
+    measure: list[Node] = []
+    for n in (n for n, a in chosen.items() if "act" in a):
+        names = layer_names(graph, n)
+        if chosen[n]["act"] == "static":
+            if not all(name in calibrated for name in names):
+                why_not[n] = "no calibrated smoothing factors"
+                continue
+            scale, zero = static_qparams(
+                min(calibrated[name][1][0] for name in names), max(calibrated[name][1][1] for name in names)
+            )
+            cands[n] = (calibrated[names[0]][0], {**chosen[n], "scale": scale, "zero_point": zero})
+        else:
+            measure.append(n)
+    if measure:
+        absmax: dict[Node, torch.Tensor] = {}
+
+        def observe(node: Node, args: list[Any], out: Any) -> None:
+            if node in measure and args[0].shape[-1]:
+                a = args[0].detach().to(torch.float32).reshape(-1, args[0].shape[-1]).abs().amax(0)
+                absmax[node] = torch.nan_to_num(a, nan=0.0, posinf=0.0)
+
+        with torch.no_grad():
+            interpret(graph, opts.example_inputs, observe)  # type: ignore[arg-type]
+        by_input: dict[Any, list[Node]] = {}
+        for n in absmax:
+            by_input.setdefault(n.inputs[0], []).append(n)
+        for nodes in by_input.values():
+            w = torch.stack([graph.constant(n.inputs[1]).abs().amax(0) for n in nodes]).amax(0)  # type: ignore[union-attr]
+            s = smooth_factors(absmax[nodes[0]], w, alpha)
+            cands.update({n: (s, chosen[n]) for n in nodes})
+    return cands, why_not
+
+
+def _smoothed(w: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """W * s (columns scaled by the smoothing factors), for graph.add_derived."""
+    return (w.detach().to(torch.float32) * s).contiguous()
 
 
 def weight_only_part(w: torch.Tensor, *, bits: int, group: int, part: int) -> torch.Tensor:
@@ -241,13 +300,34 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
             choices[n] = (taken, changed or why)
     errors: dict[Node, float] = {}
     if examples is not None and chosen:
-        errors = _layer_errors(graph, examples, chosen)
+        errors = _layer_errors(graph, examples, chosen, {})
+    # SmoothQuant where it lowers the layer's own error (dividing channels by s can also widen the steps of a
+    # per-tensor static range for a layer without outliers: measured, not assumed)
+    smooth: dict[Node, torch.Tensor] = {}
+    if cfg.smooth_alpha is not None and chosen and examples is not None:
+        cands, unsmoothed = _smoothing(graph, chosen, opts, cfg.smooth_alpha)
+        for n, why in unsmoothed.items():
+            choices[n] = (choices[n][0], f"{choices[n][1]}; not smoothed: {why}")
+        alt = (
+            _layer_errors(graph, examples, {n: a for n, (_, a) in cands.items()}, {n: s for n, (s, _) in cands.items()})
+            if cands
+            else {}
+        )
+        for n, (s, a) in cands.items():
+            scheme, why = choices[n]
+            if alt[n] < errors[n]:
+                smooth[n], chosen[n] = s, a
+                choices[n] = (scheme, f"{why}; smoothed (own rel_l2 {errors[n]:.3g} -> {alt[n]:.3g})")
+                errors[n] = alt[n]
+            else:
+                choices[n] = (scheme, f"{why}; not smoothed (own rel_l2 {alt[n]:.3g} if smoothed)")
     budget_report: dict[str, Any] | None = None
     if cfg.accuracy_budget is not None and examples is not None and chosen:
-        fit = fit_budget(graph, examples, chosen, errors, cfg.accuracy_budget)
+        fit = fit_budget(graph, examples, chosen, errors, cfg.accuracy_budget, smooth)
         for n in fit.kept_float:
             choices[n] = ("fp32", f"accuracy budget: among the most sensitive (own rel_l2 {errors.get(n, 0.0):.3g})")
             del chosen[n]
+            smooth.pop(n, None)
         budget_report = {
             "metric": cfg.accuracy_budget.name,
             "bound": cfg.accuracy_budget.bound,
@@ -282,9 +362,16 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
             entry["quant_bytes"] = sum(_nbytes(graph.constant(v)) for v in parts)
             entry["group"] = attrs["group"]
         else:
+            x = node.inputs[0]
+            if node in smooth:
+                sv = graph.add_constant(smooth[node], f"{key}.smooth")
+                inv = graph.add_constant((1.0 / smooth[node]).contiguous(), f"{key}.smooth_inv")
+                x = graph.add_node(Op.MUL, [x, inv], {}, before=node).out
+                wv = graph.add_derived(_smoothed, [wv, sv], f"{key}.smoothed")
+                entry["smoothed"] = True
             scale = graph.add_derived(weight_scale_per_channel, [wv], f"{key}.scale")
             wq = graph.add_derived(quantize_per_channel, [wv, scale], f"{key}.int8")
-            q = graph.add_node(Op.QLINEAR, [node.inputs[0], wq, scale, *node.inputs[2:]], attrs, before=node)
+            q = graph.add_node(Op.QLINEAR, [x, wq, scale, *node.inputs[2:]], attrs, before=node)
             entry["quant_bytes"] = int(graph.constants[wq.const].numel() + graph.constants[scale.const].numel() * 4)  # type: ignore[index]
             if attrs["act"] == "static":
                 entry.update(act_scale=attrs["scale"], act_zero_point=attrs["zero_point"])

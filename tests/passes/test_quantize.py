@@ -416,3 +416,59 @@ def test_accuracy_budget_with_a_user_metric_and_one_already_met() -> None:
 def test_bad_accuracy_budgets_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(UnsupportedError, match=message):
         lepton_graph.compile(nn.Linear(2, 2), **kwargs)
+
+
+def _outlier_net() -> tuple[nn.Module, torch.Tensor]:
+    """Two layers reading one tensor whose channels 3 and 17 are 60x the rest (the outliers SmoothQuant is for)."""
+    torch.manual_seed(0)
+
+    class Outliers(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.out = nn.Linear(32, 64), nn.Linear(32, 64), nn.Linear(64, 8)
+            self.register_buffer("gain", torch.ones(32).index_fill_(0, torch.tensor([3, 17]), 60.0))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x * self.gain
+            return self.out(torch.relu(self.a(x)) * self.b(x))
+
+    return Outliers().eval(), torch.randn(16, 32)
+
+
+def test_smoothquant_moves_activation_outliers_into_the_weights() -> None:
+    model, x = _outlier_net()
+    with torch.no_grad():
+        ref = model(x)
+    plain = lepton_graph.compile(model, quantize="int8-dynamic")
+    smooth = lepton_graph.compile(model, quantize=QuantConfig("int8-dynamic", smooth_alpha=0.5))
+    e_plain, e_smooth = _rel_l2(plain(x), ref), _rel_l2(smooth(x), ref)
+    assert e_smooth < 0.7 * e_plain, (e_smooth, e_plain)
+    layers = {layer["layer"]: layer for layer in smooth.report().as_dict()["quantization"]["layers"]}
+    assert set(layers) == {"a+b", "out"}  # one GEMM for the two layers reading x: one s
+    assert layers["a+b"].get("smoothed") and "; smoothed (own rel_l2" in layers["a+b"]["why"]
+    # kept only where it lowers the layer's own error: "out" reads no outliers
+    assert not layers["out"].get("smoothed") and "not smoothed (own rel_l2" in layers["out"]["why"]
+    assert smooth.report().as_dict()["fallback_nodes"] == 0
+    # the reference path computes the same smoothed model
+    torch_only = lepton_graph.compile(model, quantize=QuantConfig("int8-dynamic", smooth_alpha=0.5), native=False)
+    torch.testing.assert_close(smooth(x), torch_only(x), atol=1e-4, rtol=1e-4)
+
+
+def test_smoothquant_with_int8_static_is_kept_only_where_it_helps() -> None:
+    model, x = _outlier_net()
+    with torch.no_grad():
+        ref = model(x)
+    calib = [torch.randn(16, 32) for _ in range(4)]
+    plain = lepton_graph.compile(model, quantize="int8-static", calibration=calib)
+    cfg = QuantConfig("int8-static", smooth_alpha=0.5)
+    smooth = lepton_graph.compile(model, quantize=cfg, calibration=calib)
+    e_plain, e_smooth = _rel_l2(plain(x), ref), _rel_l2(smooth(x), ref)
+    layers = smooth.report().as_dict()["quantization"]["layers"]
+    assert all(layer["scheme"] == "int8-static" and "smoothed (own rel_l2" in layer["why"] for layer in layers)
+    # each layer's own error decides: never worse than without (here a per-tensor range gains nothing from it)
+    assert e_smooth <= e_plain * 1.001, (e_smooth, e_plain)
+
+
+def test_smooth_alpha_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"smooth_alpha must be in \(0, 1\)"):
+        QuantConfig("int8-dynamic", smooth_alpha=1.5)

@@ -66,6 +66,16 @@ def static_qparams(lo: float, hi: float) -> tuple[float, int]:
     return float(s), int(z)
 
 
+def smooth_factors(act_absmax: Tensor, w_absmax: Tensor, alpha: float) -> Tensor:
+    """SmoothQuant's per-input-channel factors s = max|x_j|^alpha / max|W_j|^(1 - alpha): the layer then computes
+    (x / s) @ (W * s).T, which moves activation outliers into the weights (alpha is how much). Channels with a zero
+    on either side keep s = 1."""
+    a, w = act_absmax.to(torch.float32), w_absmax.to(torch.float32)
+    s = a.pow(alpha) / w.pow(1.0 - alpha)
+    ok = (a > 0) & (w > 0) & torch.isfinite(s) & (s > 0)
+    return torch.where(ok, s, torch.ones_like(s)).clamp(1e-4, 1e4)
+
+
 def qlinear_static(
     x: Tensor, w: Tensor, w_scale: Tensor, scale: float, zero_point: int, b: Tensor | None = None
 ) -> Tensor:
