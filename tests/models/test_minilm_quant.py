@@ -140,7 +140,8 @@ def test_smoothquant_lowers_the_int8_error_on_real_weights(encoder) -> None:
         rep = q.report().as_dict()["quantization"]
         cos = torch.nn.functional.cosine_similarity(got, ref, dim=1)
         n_smooth = sum(bool(layer.get("smoothed")) for layer in rep["layers"])
-        print(f"MiniLM b36 {scheme} + SmoothQuant 0.5: rel L2 {rep['model_error']['rel_l2']:.4f} (plain {e_plain:.4f}), "
+        err = rep["model_error"]["rel_l2"]
+        print(f"MiniLM b36 {scheme} + SmoothQuant 0.5: rel L2 {err:.4f} (plain {e_plain:.4f}), "
               f"min cos {cos.min():.4f}, {n_smooth} of {len(rep['layers'])} layers smoothed")  # fmt: skip
         assert rep["model_error"]["rel_l2"] < e_plain and n_smooth > 0
         assert float(cos.min()) >= 0.99 and torch.equal(_neighbours(got), _neighbours(ref))
