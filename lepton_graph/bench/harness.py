@@ -57,7 +57,7 @@ def bench_model(
         for run in runs:
             step(f"setup {run.peer.name}")
             try:
-                setup_backend(run, model, (args, kwargs), ref, settings, workdir / f"{name}-{run.peer.name}")
+                setup_backend(run, model, (args, kwargs), ref, settings, workdir / f"{name}-{run.peer.name}", name)
                 run.status = "ok"
             except Exception as e:  # noqa: BLE001 - a failing backend is a table cell, not a crash
                 run.fail("setup", e)

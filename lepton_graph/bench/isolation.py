@@ -43,7 +43,7 @@ def _worker_main(conn: Any, name: str, peer: str | Peer, settings: Settings, thr
         return
     with torch.no_grad():
         try:
-            setup_backend(run, model, (args, kwargs), ref, settings, Path(workdir))
+            setup_backend(run, model, (args, kwargs), ref, settings, Path(workdir), name)
             run.status = "ok"
         except Exception as e:  # noqa: BLE001 - a failing backend is a table cell, not a crash
             run.fail("setup", e)

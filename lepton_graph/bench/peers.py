@@ -84,6 +84,8 @@ class SetupContext:
     workdir: Path
     info: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, float] = field(default_factory=dict)
+    model_name: str = ""  # the zoo entry (calibrating peers draw more of its inputs)
+    seed: int = 0
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -246,6 +248,38 @@ peer(
 )(_lepton_weight_only("int4-weight"))
 
 
+# Inputs the int8-static backends calibrate on: the zoo model's inputs drawn with other seeds, never the timed one
+CALIBRATION_EXAMPLES = 8
+
+
+def calibration_examples(ctx: SetupContext) -> list[tuple[tuple, dict]]:
+    from .. import zoo
+
+    if not ctx.model_name:
+        raise RuntimeError("int8-static needs calibration inputs: this bench run does not name its zoo model")
+    out = []
+    with ctx.stage("calibration_inputs"):
+        for i in range(CALIBRATION_EXAMPLES):
+            _, (args, kwargs) = zoo.build(ctx.model_name, seed=ctx.seed + 1000 + i)
+            out.append((args, kwargs))
+    ctx.info["calibration"] = f"{CALIBRATION_EXAMPLES} zoo inputs (seeds {ctx.seed + 1000}..)"
+    return out
+
+
+@peer(
+    "lepton_int8s",
+    "lepton_graph.compile(model, quantize='int8-static', calibration=8 other inputs): one min-max calibrated "
+    "activation scale per layer, int8 weights per channel",
+    devices=("cpu",),
+)
+def setup_lepton_int8_static(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
+    import lepton_graph
+
+    examples = [kw if kw and not a else a for a, kw in calibration_examples(ctx)]
+    with ctx.stage("lepton_graph.compile(quantize='int8-static')"):
+        return lepton_graph.compile(model, quantize="int8-static", calibration=examples)
+
+
 # --------------------------------------------------------------------------------------------------- ONNX Runtime
 
 
@@ -320,14 +354,48 @@ def _gemm_as_matmul(proto: Any) -> int:
     return n
 
 
-def _ort(quantize: bool, per_channel: bool = False, weight_bits: int = 0) -> Callable:
+def _ort(quantize: bool, per_channel: bool = False, weight_bits: int = 0, static: bool = False) -> Callable:
     def setup(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
         import onnxruntime as ort
 
         path = export_onnx(model, args, kwargs, ctx)
-        if weight_bits:
+        if static:
+            import onnx
+            from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+            names = [i.name for i in onnx.load(str(path)).graph.input]
+            feed = _feed(names, args, kwargs)
+            data = [dict(zip(names, feed(a, k), strict=True)) for a, k in calibration_examples(ctx)]
+
+            class Reader(CalibrationDataReader):
+                def __init__(self) -> None:
+                    self.it = iter(data)
+
+                def get_next(self) -> dict | None:
+                    return next(self.it, None)
+
+            qpath = ctx.workdir / "model.int8s.onnx"
+            with ctx.stage("quantize_static"):
+                quantize_static(
+                    str(path),
+                    str(qpath),
+                    Reader(),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=True,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                )
+            path = qpath
+            ctx.info["ort_quant"] = "quantize_static(QDQ, per_channel, U8 activations, S8 weights, MinMax)"
+        elif weight_bits:
+            import logging
+
             import onnx
             from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+            # the module sets the root logger to INFO on import and logs every node it visits
+            logging.getLogger().setLevel(logging.WARNING)
+            logging.getLogger(MatMulNBitsQuantizer.__module__).setLevel(logging.WARNING)
 
             qpath = ctx.workdir / f"model.int{weight_bits}w.onnx"
             with ctx.stage("matmul_nbits_quantize"):
@@ -373,6 +441,9 @@ peer("ort_int8", "ONNX Runtime + onnxruntime.quantization.quantize_dynamic (QInt
 )
 peer("ort_int8_pc", "ONNX Runtime + quantize_dynamic (QInt8, per channel)", devices=("cpu",))(
     _ort(True, per_channel=True)
+)
+peer("ort_int8s", "ONNX Runtime + quantize_static (QDQ, per channel, calibrated on 8 inputs)", devices=("cpu",))(
+    _ort(False, static=True)
 )
 peer("ort_int8w", "ONNX Runtime + MatMulNBitsQuantizer (weight-only int8, blocks of 128)", devices=("cpu",))(
     _ort(False, weight_bits=8)

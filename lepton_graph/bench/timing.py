@@ -114,6 +114,7 @@ def setup_backend(
     ref: list | None,
     settings: Settings,
     workdir: Path,
+    model_name: str = "",
 ) -> None:
     """Setup + first call (= compile seconds), accuracy of the first call, warm-up and batch sizing."""
     args, kwargs = example
@@ -124,6 +125,8 @@ def setup_backend(
         device=settings.device,
         workdir=workdir,
         info={"warm_cache": True} if settings.warm_cache else {},
+        model_name=model_name,
+        seed=settings.seed,
     )
     if settings.device.split(":")[0] not in run.peer.devices:
         raise RuntimeError(f"{run.peer.name} does not run on {settings.device}")
