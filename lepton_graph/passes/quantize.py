@@ -58,10 +58,11 @@ class QuantConfig:
     error); see lepton_graph/calibration.py.
     group: k per scale of the weight-only schemes: int4-weight 32, 64, 128 (the default) or another multiple of 8;
     int8-weight 0 (one scale per output channel, the default) or a multiple of 4.
-    smooth_alpha: SmoothQuant for the int8-activation schemes: each layer's input channels are divided by
-    s = max|x_j|^alpha / max|W_j|^(1 - alpha) and its weight's columns multiplied by it, which moves activation
-    outliers into the weights (0.5 is the usual choice; None: off). s comes from the calibration (int8-static) or
-    the example inputs (int8-dynamic); layers reading the same tensor share it.
+    smooth_alpha: each layer's input channels are divided by s = max|x_j|^alpha / max|W_j|^(1 - alpha) and its
+    weight's columns multiplied by it (0.5 is the usual choice; None: off). For int8 activations (SmoothQuant) it
+    moves activation outliers into the weights; for the weight-only schemes (AWQ-style) it gives the channels that
+    carry large activations finer weight steps. s comes from the calibration (int8-static) or the example inputs;
+    layers reading the same tensor share it; a layer keeps it only where it lowers its own error.
     accuracy_budget: a bound on the outputs' error against fp32 on the example inputs, ``{"rel_l2": 0.01}`` (or
     max_abs / max_rel) or ``(fn(outputs_fp32, outputs_quant) -> float, threshold)``; the most sensitive layers stay
     float until it holds (passes/quant_budget.py). None: every layer as configured; the error is still reported.
@@ -201,9 +202,9 @@ def _smoothing(
     why_not: dict[Node, str] = {}
     calibrated = opts.act_smooth or {}
     measure: list[Node] = []
-    for n in (n for n, a in chosen.items() if "act" in a):
+    for n in chosen:
         names = layer_names(graph, n)
-        if chosen[n]["act"] == "static":
+        if chosen[n].get("act") == "static":
             if not all(name in calibrated for name in names):
                 why_not[n] = "no calibrated smoothing factors"
                 continue
@@ -353,22 +354,22 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
             continue
         key, wv = node.inputs[1].const, node.inputs[1]
         attrs = chosen[node]
+        x = node.inputs[0]
+        if node in smooth:  # x / s into the layer, its weight's columns times s
+            sv = graph.add_constant(smooth[node], f"{key}.smooth")
+            inv = graph.add_constant((1.0 / smooth[node]).contiguous(), f"{key}.smooth_inv")
+            x = graph.add_node(Op.MUL, [x, inv], {}, before=node).out
+            wv = graph.add_derived(_smoothed, [wv, sv], f"{key}.smoothed")
+            entry["smoothed"] = True
         if "bits" in attrs:
             parts = [
                 graph.add_derived(functools.partial(weight_only_part, part=i, **attrs), [wv], f"{key}.{name}")
                 for i, name in enumerate((f"int{attrs['bits']}", "wscale", "wzero"))
             ]
-            q = graph.add_node(Op.WQLINEAR, [node.inputs[0], *parts, *node.inputs[2:]], attrs, before=node)
+            q = graph.add_node(Op.WQLINEAR, [x, *parts, *node.inputs[2:]], attrs, before=node)
             entry["quant_bytes"] = sum(_nbytes(graph.constant(v)) for v in parts)
             entry["group"] = attrs["group"]
         else:
-            x = node.inputs[0]
-            if node in smooth:
-                sv = graph.add_constant(smooth[node], f"{key}.smooth")
-                inv = graph.add_constant((1.0 / smooth[node]).contiguous(), f"{key}.smooth_inv")
-                x = graph.add_node(Op.MUL, [x, inv], {}, before=node).out
-                wv = graph.add_derived(_smoothed, [wv, sv], f"{key}.smoothed")
-                entry["smoothed"] = True
             scale = graph.add_derived(weight_scale_per_channel, [wv], f"{key}.scale")
             wq = graph.add_derived(quantize_per_channel, [wv, scale], f"{key}.int8")
             q = graph.add_node(Op.QLINEAR, [x, wq, scale, *node.inputs[2:]], attrs, before=node)
