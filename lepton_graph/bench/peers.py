@@ -213,41 +213,6 @@ def setup_lepton_bf16(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupCon
         return lepton_graph.compile(model, precision="bf16")
 
 
-@peer(
-    "lepton_int8",
-    "lepton_graph.compile(model, quantize='int8-dynamic'): int8 weights per channel, activations "
-    "per row at run time (VNNI)",
-    devices=("cpu",),
-)
-def setup_lepton_int8(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
-    import lepton_graph
-
-    with ctx.stage("lepton_graph.compile(quantize='int8-dynamic')"):
-        return lepton_graph.compile(model, quantize="int8-dynamic")
-
-
-def _lepton_weight_only(scheme: str) -> Callable:
-    def setup(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
-        import lepton_graph
-
-        with ctx.stage(f"lepton_graph.compile(quantize={scheme!r})"):
-            return lepton_graph.compile(model, quantize=scheme)
-
-    return setup
-
-
-peer(
-    "lepton_int8w",
-    "lepton_graph.compile(model, quantize='int8-weight'): weight-only int8 per channel, fp32 activations",
-    devices=("cpu",),
-)(_lepton_weight_only("int8-weight"))
-peer(
-    "lepton_int4w",
-    "lepton_graph.compile(model, quantize='int4-weight'): weight-only int4, asymmetric, groups of 128",
-    devices=("cpu",),
-)(_lepton_weight_only("int4-weight"))
-
-
 # Inputs the int8-static backends calibrate on: the zoo model's inputs drawn with other seeds, never the timed one
 CALIBRATION_EXAMPLES = 8
 
@@ -266,18 +231,28 @@ def calibration_examples(ctx: SetupContext) -> list[tuple[tuple, dict]]:
     return out
 
 
-@peer(
-    "lepton_int8s",
-    "lepton_graph.compile(model, quantize='int8-static', calibration=8 other inputs): one min-max calibrated "
-    "activation scale per layer, int8 weights per channel",
-    devices=("cpu",),
-)
-def setup_lepton_int8_static(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
-    import lepton_graph
+def _lepton_quantized(scheme: str) -> Callable:
+    def setup(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
+        import lepton_graph
 
-    examples = [kw if kw and not a else a for a, kw in calibration_examples(ctx)]
-    with ctx.stage("lepton_graph.compile(quantize='int8-static')"):
-        return lepton_graph.compile(model, quantize="int8-static", calibration=examples)
+        extra: dict[str, Any] = {}
+        if scheme == "int8-static":
+            extra["calibration"] = [kw if kw and not a else a for a, kw in calibration_examples(ctx)]
+        with ctx.stage(f"lepton_graph.compile(quantize={scheme!r})"):
+            return lepton_graph.compile(model, quantize=scheme, **extra)
+
+    return setup
+
+
+for _name, _scheme, _desc in (
+    ("lepton_int8", "int8-dynamic", "int8 weights per channel, activations per row at run time (VNNI)"),
+    ("lepton_int8s", "int8-static", "calibrated on 8 other inputs: one min-max activation scale per layer"),
+    ("lepton_int8w", "int8-weight", "weight-only int8 per channel, fp32 activations"),
+    ("lepton_int4w", "int4-weight", "weight-only int4, asymmetric, groups of 128"),
+):
+    peer(_name, f"lepton_graph.compile(model, quantize={_scheme!r}): {_desc}", devices=("cpu",))(
+        _lepton_quantized(_scheme)
+    )
 
 
 # --------------------------------------------------------------------------------------------------- ONNX Runtime

@@ -312,13 +312,21 @@ def _qlinear_root(
         return f"input's last dim {x.shape[-1] if x.rank else None} != in_features {k}"
     if k > _lib().GEMM_INT8_MAX_K:
         return f"in_features {k} > {_lib().GEMM_INT8_MAX_K} (int32 accumulators could overflow)"
+    epi = _const_bias_epi(b, n, const_of, "qlinear")
+    if isinstance(epi, str):
+        return epi
+    return _Root(index_of(x), k, n, epi, packed=pack_weight_s8(wt, st.to(torch.float32)), static=static)
+
+
+def _const_bias_epi(b: Value | None, n: int, const_of: Callable[[Value], Any], op: str) -> _Epi | str:
+    """The epilogue of a quantized linear: its constant (N,) bias, or why not."""
     epi = _Epi()
     if b is not None:
         bt = const_of(b)
         if bt is None or b.shape != (n,):
-            return "qlinear bias is not a constant (N,) tensor"
+            return f"{op} bias is not a constant (N,) tensor"
         epi.add_bias(bt)
-    return _Root(index_of(x), k, n, epi, packed=pack_weight_s8(wt, st.to(torch.float32)), static=static)
+    return epi
 
 
 def pack_weight_s8(w: torch.Tensor, scale: torch.Tensor) -> Any:
@@ -355,12 +363,9 @@ def _wqlinear_root(
     want = (torch.int8, k) if bits == 8 else (torch.uint8, (k + 1) // 2)
     if (qt.dtype, qt.shape[1]) != want or st.shape[0] != n or zt.shape != st.shape:
         return f"wqlinear int{bits} weight {tuple(qt.shape)} {qt.dtype} does not fit in_features {k}"
-    epi = _Epi()
-    if b is not None:
-        bt = const_of(b)
-        if bt is None or b.shape != (n,):
-            return "wqlinear bias is not a constant (N,) tensor"
-        epi.add_bias(bt)
+    epi = _const_bias_epi(b, n, const_of, "wqlinear")
+    if isinstance(epi, str):
+        return epi
     try:
         packed = pack_weight_wo(qt, st, zt, bits, group, k)
     except ValueError as e:
