@@ -159,7 +159,12 @@ def _merge_quantization(regions: list[RegionReport]) -> dict[str, Any] | None:
     errors = [q["model_error"] for q in qs if q.get("model_error")]
     worst = max(errors, key=lambda e: e["rel_l2"]) if errors else None
     budgets = [q["budget"] for q in qs if q.get("budget")]
+    measured = [layer for layer in layers if layer["scheme"] != "fp32" and "rel_l2" in layer]
+    worst_layer = max(measured, key=lambda layer: layer["rel_l2"]) if measured else None
     return {
+        "worst_layer": None
+        if worst_layer is None
+        else {"layer": worst_layer["layer"], "rel_l2": worst_layer["rel_l2"]},
         "scheme": qs[0]["scheme"],
         "budget": budgets[0] if len(budgets) == 1 else (budgets or None),
         "layers": layers,
@@ -177,6 +182,9 @@ def _quantization_lines(q: dict[str, Any]) -> list[str]:
         f"{_size(q['weight_bytes'])} -> {_size(q['quant_bytes'])}"
         + (f"; outputs vs fp32: rel L2 {err['rel_l2']:.2e}, max rel {err['max_rel']:.2e}" if err else "")
     ]
+    if q.get("worst_layer"):
+        w = q["worst_layer"]
+        lines.append(f"largest own error: {w['layer']} (rel L2 {w['rel_l2']:.2e})")
     b = q.get("budget")
     for one in b if isinstance(b, list) else [b] if b else []:
         lines.append(

@@ -55,6 +55,9 @@ def test_int8_dynamic_quantizes_every_linear_and_reports_it() -> None:
     assert q["model_error"]["rel_l2"] == pytest.approx(err, rel=1e-6)
     assert c.report().as_dict()["fallback_nodes"] == 0
     assert "quantization: int8-dynamic, 3 of 3 linear layers" in str(c.report())
+    worst = max(q["layers"], key=lambda layer: layer["rel_l2"])
+    assert q["worst_layer"] == {"layer": worst["layer"], "rel_l2": worst["rel_l2"]}
+    assert f"largest own error: {worst['layer']}" in str(c.report())
 
 
 def test_native_kernels_equal_the_quantized_reference() -> None:
