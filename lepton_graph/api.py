@@ -15,7 +15,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from . import log
-from .calibration import calibrate, check_calibration
+from .calibration import as_call, calibrate, check_calibration
 from .compiler import compile_captured
 from .config import config
 from .errors import CaptureError, CompileFailedWarning, InputError, UnsupportedError
@@ -52,6 +52,8 @@ class CompileOptions:
     act_ranges: dict[str, tuple[float, float]] | None = None
     # SmoothQuant: each calibrated layer's per-input-channel smoothing factors (calibration.calibrate)
     act_smooth: dict[str, tuple[torch.Tensor, tuple[float, float]]] | None = None
+    # accuracy_budget's eval= set, as (args, kwargs) calls
+    eval_calls: tuple[tuple[tuple, dict], ...] = ()
 
 
 def _quant_config(spec: Any) -> QuantConfig | None:
@@ -59,6 +61,16 @@ def _quant_config(spec: Any) -> QuantConfig | None:
         return QuantConfig.of(spec)
     except (TypeError, ValueError, NotImplementedError) as e:
         raise UnsupportedError(str(e)) from e
+
+
+def _fits(leaf: tuple, want: tuple, dynamic: bool) -> bool:
+    """An eval= call's leaf against the compiled signature's: equal, or (dynamic) a tensor of the same rank, dtype
+    and device."""
+    if leaf == want:
+        return True
+    if not dynamic or leaf[0] == "py" or want[0] == "py":
+        return False
+    return len(leaf[0]) == len(want[0]) and leaf[1:] == want[1:]
 
 
 def _with_budget(cfg: QuantConfig | None, budget: Any) -> QuantConfig | None:
@@ -85,6 +97,7 @@ def compile(
     quantize: str | QuantConfig | None = None,
     calibration: Iterable[Any] | None = None,
     accuracy_budget: Any = None,
+    eval: Iterable[Any] | None = None,
     freeze: bool = False,
 ) -> Any:
     """Compile a model or function for inference.
@@ -103,7 +116,8 @@ def compile(
     ``quantize="int8-weight"`` / ``"int4-weight"`` quantize only the weights (int4 in groups of 128 by default,
     ``QuantConfig(group=...)``); activations stay float32. ``accuracy_budget={"rel_l2": 0.01}`` (or
     ``(fn, threshold)``) keeps the most sensitive layers float until the outputs' error against fp32 on the inputs
-    being compiled for holds; the report says which and the error reached.
+    being compiled for holds (or on every input of ``eval=[...]`` that fits the call: the worst counts); the report
+    says which and the error reached.
 
     The compiled model follows its module: before each call, the parameters and buffers it was compiled from are
     compared with what they were (identity, version counter, storage), and what changed is re-folded and re-packed
@@ -121,6 +135,12 @@ def compile(
         freeze=bool(freeze),
     )
     check_calibration(opts.quantize, calibration)
+    if eval is not None:
+        if opts.quantize is None or opts.quantize.accuracy_budget is None:
+            raise UnsupportedError("eval= is the accuracy budget's input set: pass accuracy_budget=... with it")
+        opts = replace(opts, eval_calls=tuple(as_call(e, i) for i, e in enumerate(eval)))
+        if not opts.eval_calls:
+            raise UnsupportedError("eval= is empty: give at least one example input")
     if opts.precision not in ("fp32", "bf16"):
         raise UnsupportedError(f"precision must be 'fp32' or 'bf16', not {opts.precision!r}")
     if opts.frontend not in ("auto", "export", "dynamo"):
@@ -304,6 +324,22 @@ class CompiledModel:
         vrep.capture_fallback = self._export_failed
         return self._dynamo_variant(args, kwargs, sig, vrep)
 
+    def _budget_inputs(self, sig: Signature, tensor_idx: list[int]) -> list[list[Any]] | None:
+        """The graph inputs of each eval= call that fits this variant (the same structure, Python values and tensor
+        dtypes and ranks; the same shapes unless dynamic), or None without an eval= set."""
+        if not self.options.eval_calls:
+            return None
+        sets = []
+        for args, kwargs in self.options.eval_calls:
+            leaves, esig = flatten_call(args, kwargs)
+            if esig.structure != sig.structure or len(esig.leaves) != len(sig.leaves):
+                continue
+            if all(_fits(a, b, self.options.dynamic) for a, b in zip(esig.leaves, sig.leaves)):
+                sets.append([leaves[i] for i in tensor_idx])
+        if not sets:
+            raise InputError(f"no eval= input fits the call being compiled ({sig.describe()})")
+        return sets
+
     def _reject_bad_inputs(self, args: tuple, kwargs: dict, err: Exception) -> None:
         """If eager rejects the inputs too, that is the user's error, not a capture limitation: say so."""
         try:
@@ -326,6 +362,7 @@ class CompiledModel:
             quantize=self.options.quantize,
             act_ranges=self.options.act_ranges,
             act_smooth=self.options.act_smooth,
+            budget_inputs=self._budget_inputs(sig, tensor_idx),
         )
         vrep.frontend = "export"
         vrep.regions.append(rrep)

@@ -113,7 +113,7 @@ class Calibration:
     smooth: dict[str, tuple[torch.Tensor, tuple[float, float]]] = field(default_factory=dict)
 
 
-def _as_call(example: Any, i: int) -> tuple[tuple, dict]:
+def as_call(example: Any, i: int) -> tuple[tuple, dict]:
     """One calibration example as the model is called: a tuple of positional args, a dict of keyword args, or a
     single tensor (one positional arg)."""
     if isinstance(example, dict):
@@ -131,7 +131,7 @@ def _as_call(example: Any, i: int) -> tuple[tuple, dict]:
 def _run(model: Any, examples: list[Any]) -> None:
     with torch.no_grad():
         for i, example in enumerate(examples):
-            args, kwargs = _as_call(example, i)
+            args, kwargs = as_call(example, i)
             try:
                 model(*args, **kwargs)
             except Exception as e:
@@ -224,4 +224,4 @@ def check_calibration(quantize: QuantConfig | None, calibration: Any) -> None:
         raise UnsupportedError("calibration= is only used by quantize='int8-static' (a QuantConfig that uses it)")
 
 
-__all__ = ["OBSERVERS", "Calibration", "Observer", "calibrate", "check_calibration"]
+__all__ = ["OBSERVERS", "Calibration", "Observer", "as_call", "calibrate", "check_calibration"]

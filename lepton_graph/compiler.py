@@ -76,6 +76,7 @@ def compile_captured(
     quantize: QuantConfig | None = None,
     act_ranges: Mapping[str, tuple[float, float]] | None = None,
     act_smooth: Mapping[str, tuple[torch.Tensor, tuple[float, float]]] | None = None,
+    budget_inputs: Sequence[Sequence[Any]] | None = None,
 ) -> tuple[CompiledGraph, RegionReport]:
     """Passes, partitioning and lowering. With LEPTON_VERIFY and real example inputs, every pass's numeric
     drift is measured against the captured graph, and the first pass beyond tolerance is named. Quantized, the
@@ -87,7 +88,12 @@ def compile_captured(
     opts = replace(opts or PassOptions(), can_fuse=getattr(backends[0], "can_fuse", None))
     if quantize is not None:
         opts = replace(
-            opts, quantize=quantize, example_inputs=example_inputs, act_ranges=act_ranges, act_smooth=act_smooth
+            opts,
+            quantize=quantize,
+            example_inputs=example_inputs,
+            act_ranges=act_ranges,
+            act_smooth=act_smooth,
+            budget_inputs=budget_inputs,
         )
     with torch.no_grad():
         reference = interpret(graph, verify_inputs) if verify_inputs is not None else None

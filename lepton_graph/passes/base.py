@@ -32,6 +32,8 @@ class PassOptions:
     # SmoothQuant: a calibrated layer's per-input-channel factors s (its input runs as x / s, its weight as W * s)
     # and the calibrated range of x / s, by module path
     act_smooth: Mapping[str, Any] | None = None
+    # the accuracy budget's inputs (graph inputs of each compile(eval=...) example that fits); None: example_inputs
+    budget_inputs: Sequence[Sequence[Any]] | None = None
 
 
 Pass = Callable[[Graph, PassOptions], PassResult]

@@ -2,12 +2,13 @@
 
 ``compile(model, quantize=..., accuracy_budget={"rel_l2": 0.01})`` (or ``QuantConfig(accuracy_budget=...)``)
 bounds the error of the quantized model's outputs against the fp32 graph's on the example inputs the variant is
-compiled for. A layer's sensitivity is its own error (rel. L2 of its quantized output vs its float output on the fp32
-model's activations, measured in one forward); layers are returned to float most sensitive first, and a binary search
-over how many finds the fewest that meet the budget (about log2(layers) forwards of the graph, each layer either
-float or quantized: the quantized ones run as fake-quantized fp32 linears, which the native kernels equal to fp32
-rounding). The result (layers kept float, error reached, forwards run) goes into the quantization report; a budget
-that even the all-float graph misses (a user metric) keeps every layer float and says so.
+compiled for, or on every input of ``compile(..., eval=[...])`` that fits the variant (the worst one counts). A
+layer's sensitivity is its own error (rel. L2 of its quantized output vs its float output on the fp32 model's
+activations, measured in one forward); layers are returned to float most sensitive first, and a binary search over
+how many finds the fewest that meet the budget (about log2(layers) forwards of the graph per input set, each layer
+either float or quantized: the quantized ones run as fake-quantized fp32 linears, which the native kernels equal to
+fp32 rounding). The result (layers kept float, error reached, forwards run) goes into the quantization report; a
+budget that even the all-float graph misses (a user metric) keeps every layer float and says so.
 """
 
 from __future__ import annotations
@@ -116,15 +117,16 @@ class BudgetResult:
 
 def fit_budget(
     graph: Graph,
-    examples: Sequence[Any],
+    input_sets: Sequence[Sequence[Any]],
     chosen: dict[Node, dict[str, Any]],
     sensitivity: Mapping[Node, float],
     budget: AccuracyBudget,
     smooth: Mapping[Node, torch.Tensor] | None = None,
 ) -> BudgetResult:
-    """The fewest of ``chosen`` (most sensitive first) to keep float so that the outputs meet ``budget``."""
+    """The fewest of ``chosen`` (most sensitive first) to keep float so that the outputs meet ``budget`` on every
+    one of ``input_sets`` (the graph's inputs: the example call's, or an ``eval=`` set's)."""
     with torch.no_grad():
-        ref = interpret(graph, examples)
+        refs = [interpret(graph, inputs) for inputs in input_sets]
         smooth = smooth or {}
         fake = {n: fake_quant_linear(graph.constant(n.inputs[1]), a, smooth.get(n)) for n, a in chosen.items()}  # type: ignore[arg-type]
         order = sorted(chosen, key=lambda n: -sensitivity.get(n, 0.0))
@@ -133,8 +135,11 @@ def fit_budget(
         def error_keeping(k: int) -> float:
             if k not in errors:
                 keep = set(order[:k])
-                out = interpret(graph, examples, substitute={n: f for n, f in fake.items() if n not in keep})
-                errors[k] = budget.measure(ref, out)
+                sub = {n: f for n, f in fake.items() if n not in keep}
+                errors[k] = max(
+                    budget.measure(ref, interpret(graph, inputs, substitute=sub))
+                    for ref, inputs in zip(refs, input_sets, strict=True)
+                )
             return errors[k]
 
         if error_keeping(0) <= budget.bound:

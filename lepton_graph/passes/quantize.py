@@ -314,7 +314,8 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
                 choices[n] = (scheme, f"{why}; not smoothed (own rel_l2 {alt[n]:.3g} if smoothed)")
     budget_report: dict[str, Any] | None = None
     if cfg.accuracy_budget is not None and examples is not None and chosen:
-        fit = fit_budget(graph, examples, chosen, errors, cfg.accuracy_budget, smooth)
+        input_sets = list(opts.budget_inputs) if opts.budget_inputs else [examples]
+        fit = fit_budget(graph, input_sets, chosen, errors, cfg.accuracy_budget, smooth)
         for n in fit.kept_float:
             choices[n] = ("fp32", f"accuracy budget: among the most sensitive (own rel_l2 {errors.get(n, 0.0):.3g})")
             del chosen[n]
@@ -326,6 +327,8 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
             "met": fit.met,
             "kept_float": ["+".join(layer_names(graph, n)) for n in fit.kept_float],
             "forwards": fit.forwards,
+            "inputs": "eval" if opts.budget_inputs else "example",
+            "input_sets": len(input_sets),
         }
     layers: list[dict[str, Any]] = []
     for node in list(graph.nodes):

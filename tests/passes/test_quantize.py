@@ -496,3 +496,32 @@ def test_activation_aware_scaling_for_weight_only_layers() -> None:
     assert e_scaled < 1.1 * e_plain, (e_scaled, e_plain)
     torch_only = lepton_graph.compile(model, quantize=QuantConfig("int4-weight", smooth_alpha=0.5), native=False)
     torch.testing.assert_close(scaled(x), torch_only(x), atol=1e-4, rtol=1e-4)
+
+
+def test_accuracy_budget_on_an_eval_set() -> None:
+    """eval=: the budget holds on every eval input that fits the compiled call (the worst counts), not only on the
+    call's own inputs; inputs of another shape are skipped (static) or used (dynamic=True)."""
+    model, x = _net()
+    gen = torch.Generator().manual_seed(9)
+    evals = [torch.randn(6, 48, generator=gen) * 3 for _ in range(3)] + [torch.randn(2, 48, generator=gen)]
+    # all int4: rel. L2 0.088 on the call's own input, 0.091 on the worst eval input: the eval set tips the budget
+    bound = 0.089
+    own = lepton_graph.compile(model, quantize="int4-weight", accuracy_budget={"rel_l2": bound})
+    own(x)
+    assert own.report().as_dict()["quantization"]["budget"]["kept_float"] == []
+    c = lepton_graph.compile(model, quantize="int4-weight", accuracy_budget={"rel_l2": bound}, eval=evals)
+    c(x)
+    b = c.report().as_dict()["quantization"]["budget"]
+    assert b["inputs"] == "eval" and b["input_sets"] == 3 and b["met"]  # the (2, 48) input does not fit
+    assert len(b["kept_float"]) == 1
+    with torch.no_grad():
+        worst = max(_rel_l2(c(e), model(e)) for e in evals[:3])
+    assert worst <= bound * 1.01 and worst == pytest.approx(b["achieved"], rel=1e-3)
+    d = lepton_graph.compile(model, quantize="int4-weight", accuracy_budget={"rel_l2": bound}, eval=evals, dynamic=True)
+    d(x)
+    assert d.report().as_dict()["quantization"]["budget"]["input_sets"] == 4
+    with pytest.raises(UnsupportedError, match="eval= is the accuracy budget's input set"):
+        lepton_graph.compile(model, quantize="int4-weight", eval=evals)
+    e = lepton_graph.compile(model, quantize="int4-weight", accuracy_budget={"rel_l2": bound}, eval=[evals[3]])
+    with pytest.raises(lepton_graph.InputError, match="no eval= input fits the call being compiled"):
+        e(x)
