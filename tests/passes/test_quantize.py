@@ -525,3 +525,14 @@ def test_accuracy_budget_on_an_eval_set() -> None:
     e = lepton_graph.compile(model, quantize="int4-weight", accuracy_budget={"rel_l2": bound}, eval=[evals[3]])
     with pytest.raises(lepton_graph.InputError, match="no eval= input fits the call being compiled"):
         e(x)
+
+
+@pytest.mark.parametrize("scheme", ["int8-weight", "int4-weight"])
+def test_weight_only_through_the_torch_compile_backend(scheme: str) -> None:
+    model, x = _net()
+    torch._dynamo.reset()
+    tc = torch.compile(model, backend="lepton", options={"quantize": scheme})
+    with torch.no_grad():
+        y, ref = tc(x), model(x)
+    assert 0 < _rel_l2(y, ref) < (0.01 if scheme == "int8-weight" else 0.15)
+    torch._dynamo.reset()
