@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from .errors import InputError, UnsupportedError
-from .ir.defs.quant import quantize_u8_static, smooth_factors, static_qparams
+from .ir.defs.quant import channel_absmax, quantize_u8_static, smooth_factors, static_qparams
 from .passes.quantize import OBSERVERS, QuantConfig
 
 # values kept per layer for the percentile and MSE observers, and per example at most
@@ -150,8 +150,7 @@ def _smoothing(model: Any, linears: dict[str, torch.nn.Linear], examples: list[A
             if x is None or x.shape[-1] == 0:
                 return
             first_input.setdefault(name, (x.data_ptr(), tuple(x.shape), tuple(x.stride())))
-            a = x.detach().to(torch.float32).reshape(-1, x.shape[-1]).abs().amax(0)
-            a = torch.nan_to_num(a, nan=0.0, posinf=0.0)
+            a = channel_absmax(x)
             absmax[name] = torch.maximum(absmax[name], a) if name in absmax else a
 
         return hook
@@ -167,9 +166,7 @@ def _smoothing(model: Any, linears: dict[str, torch.nn.Linear], examples: list[A
         groups.setdefault(key, []).append(name)
     smooth: dict[str, Any] = {}
     for names in groups.values():
-        w = torch.stack([linears[n].weight.detach().to(torch.float32).abs().amax(0) for n in names]).amax(0)
-        a = torch.stack([absmax[n] for n in names]).amax(0)
-        s = smooth_factors(a, w, alpha)
+        s = smooth_factors([absmax[n] for n in names], [linears[n].weight for n in names], alpha)
         smooth.update(dict.fromkeys(names, s))
     return smooth
 

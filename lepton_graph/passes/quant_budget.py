@@ -118,18 +118,16 @@ class BudgetResult:
 def fit_budget(
     graph: Graph,
     input_sets: Sequence[Sequence[Any]],
-    chosen: dict[Node, dict[str, Any]],
+    fake: Mapping[Node, Callable[[list[Any]], torch.Tensor]],
     sensitivity: Mapping[Node, float],
     budget: AccuracyBudget,
-    smooth: Mapping[Node, torch.Tensor] | None = None,
 ) -> BudgetResult:
-    """The fewest of ``chosen`` (most sensitive first) to keep float so that the outputs meet ``budget`` on every
-    one of ``input_sets`` (the graph's inputs: the example call's, or an ``eval=`` set's)."""
+    """The fewest of the quantized layers (``fake``: each one's fake_quant_linear; most sensitive first) to keep
+    float so that the outputs meet ``budget`` on every one of ``input_sets`` (the graph's inputs: the example
+    call's, or an ``eval=`` set's)."""
     with torch.no_grad():
         refs = [interpret(graph, inputs) for inputs in input_sets]
-        smooth = smooth or {}
-        fake = {n: fake_quant_linear(graph.constant(n.inputs[1]), a, smooth.get(n)) for n, a in chosen.items()}  # type: ignore[arg-type]
-        order = sorted(chosen, key=lambda n: -sensitivity.get(n, 0.0))
+        order = sorted(fake, key=lambda n: -sensitivity.get(n, 0.0))
         errors: dict[int, float] = {}
 
         def error_keeping(k: int) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ import torch
 
 from ..ir import DType, Graph, Node, Op, interpret
 from ..ir.defs.quant import (
+    channel_absmax,
     quantize_per_channel,
     quantize_weight_groups,
     smooth_factors,
@@ -160,18 +161,25 @@ def _quantizable(graph: Graph, node: Node) -> str | None:
     return None
 
 
+def _fakes(
+    graph: Graph, attrs: dict[Node, dict[str, Any]], smooth: dict[Node, torch.Tensor] | None = None
+) -> dict[Node, Callable[[list[Any]], torch.Tensor]]:
+    """Each layer's quantized form as an fp32 computation (quant_budget.fake_quant_linear: what the native kernels
+    compute, to fp32 rounding; the exact float64 references cost ~10x as much), its weight quantized once."""
+    smooth = smooth or {}
+    return {n: fake_quant_linear(graph.constant(n.inputs[1]), a, smooth.get(n)) for n, a in attrs.items()}  # type: ignore[arg-type]
+
+
 def _layer_errors(
-    graph: Graph, inputs: Sequence[Any], attrs: dict[Node, dict[str, Any]], smooth: dict[Node, torch.Tensor]
+    graph: Graph, inputs: Sequence[Any], fakes: dict[Node, Callable[[list[Any]], torch.Tensor]]
 ) -> dict[Node, float]:
-    """Each layer's own quantization error (rel. L2 of its quantized form vs linear on the fp32 model's
-    activations), with the quantized layer computed in fp32 (fake-quantised: what the native kernels compute, to
-    fp32 rounding; the exact float64 references cost ~10x as much)."""
+    """Each layer's own quantization error: rel. L2 of its quantized form (``fakes``) vs linear, on the fp32
+    model's activations."""
     errors: dict[Node, float] = {}
 
     def observe(node: Node, args: list[Any], out: Any) -> None:
-        if node in attrs:
-            got = fake_quant_linear(args[1], attrs[node], smooth.get(node))(args)
-            errors[node] = output_error([out], [got])["rel_l2"]
+        if node in fakes:
+            errors[node] = output_error([out], [fakes[node](args)])["rel_l2"]
 
     with torch.no_grad():
         interpret(graph, inputs, observe)
@@ -209,8 +217,7 @@ def _smoothing(
 
         def observe(node: Node, args: list[Any], out: Any) -> None:
             if node in measure and args[0].shape[-1]:
-                a = args[0].detach().to(torch.float32).reshape(-1, args[0].shape[-1]).abs().amax(0)
-                absmax[node] = torch.nan_to_num(a, nan=0.0, posinf=0.0)
+                absmax[node] = channel_absmax(args[0])
 
         with torch.no_grad():
             interpret(graph, opts.example_inputs, observe)  # type: ignore[arg-type]
@@ -218,8 +225,7 @@ def _smoothing(
         for n in absmax:
             by_input.setdefault(n.inputs[0], []).append(n)
         for nodes in by_input.values():
-            w = torch.stack([graph.constant(n.inputs[1]).abs().amax(0) for n in nodes]).amax(0)  # type: ignore[union-attr]
-            s = smooth_factors(absmax[nodes[0]], w, alpha)
+            s = smooth_factors([absmax[nodes[0]]], [graph.constant(n.inputs[1]) for n in nodes], alpha)  # type: ignore[misc]
             cands.update({n: (s, chosen[n]) for n in nodes})
     return cands, why_not
 
@@ -290,8 +296,9 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
             taken, chosen[n], changed = _qlinear_attrs(graph, n, scheme, opts)
             choices[n] = (taken, changed or why)
     errors: dict[Node, float] = {}
-    if examples is not None and chosen:
-        errors = _layer_errors(graph, examples, chosen, {})
+    fakes = _fakes(graph, chosen) if examples is not None and chosen else {}
+    if fakes:
+        errors = _layer_errors(graph, examples, fakes)  # type: ignore[arg-type]
     # SmoothQuant where it lowers the layer's own error (dividing channels by s can also widen the steps of a
     # per-tensor static range for a layer without outliers: measured, not assumed)
     smooth: dict[Node, torch.Tensor] = {}
@@ -299,15 +306,12 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
         cands, unsmoothed = _smoothing(graph, chosen, opts, cfg.smooth_alpha)
         for n, why in unsmoothed.items():
             choices[n] = (choices[n][0], f"{choices[n][1]}; not smoothed: {why}")
-        alt = (
-            _layer_errors(graph, examples, {n: a for n, (_, a) in cands.items()}, {n: s for n, (s, _) in cands.items()})
-            if cands
-            else {}
-        )
+        alt_fakes = _fakes(graph, {n: a for n, (_, a) in cands.items()}, {n: s for n, (s, _) in cands.items()})
+        alt = _layer_errors(graph, examples, alt_fakes) if cands else {}
         for n, (s, a) in cands.items():
             scheme, why = choices[n]
             if alt[n] < errors[n]:
-                smooth[n], chosen[n] = s, a
+                smooth[n], chosen[n], fakes[n] = s, a, alt_fakes[n]
                 choices[n] = (scheme, f"{why}; smoothed (own rel_l2 {errors[n]:.3g} -> {alt[n]:.3g})")
                 errors[n] = alt[n]
             else:
@@ -315,7 +319,7 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
     budget_report: dict[str, Any] | None = None
     if cfg.accuracy_budget is not None and examples is not None and chosen:
         input_sets = list(opts.budget_inputs) if opts.budget_inputs else [examples]
-        fit = fit_budget(graph, input_sets, chosen, errors, cfg.accuracy_budget, smooth)
+        fit = fit_budget(graph, input_sets, fakes, errors, cfg.accuracy_budget)
         for n in fit.kept_float:
             choices[n] = ("fp32", f"accuracy budget: among the most sensitive (own rel_l2 {errors.get(n, 0.0):.3g})")
             del chosen[n]

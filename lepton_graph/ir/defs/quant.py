@@ -66,11 +66,19 @@ def static_qparams(lo: float, hi: float) -> tuple[float, int]:
     return float(s), int(z)
 
 
-def smooth_factors(act_absmax: Tensor, w_absmax: Tensor, alpha: float) -> Tensor:
-    """SmoothQuant's per-input-channel factors s = max|x_j|^alpha / max|W_j|^(1 - alpha): the layer then computes
-    (x / s) @ (W * s).T, which moves activation outliers into the weights (alpha is how much). Channels with a zero
-    on either side keep s = 1."""
-    a, w = act_absmax.to(torch.float32), w_absmax.to(torch.float32)
+def channel_absmax(x: Tensor) -> Tensor:
+    """max |x| over every dim but the last (per input channel), NaN and inf read as 0."""
+    a = x.detach().to(torch.float32).reshape(-1, x.shape[-1]).abs().amax(0)
+    return torch.nan_to_num(a, nan=0.0, posinf=0.0)
+
+
+def smooth_factors(act_absmax: list[Tensor], weights: list[Tensor], alpha: float) -> Tensor:
+    """SmoothQuant's per-input-channel factors s = max|x_j|^alpha / max|W_j|^(1 - alpha), the maxima over the given
+    per-channel activation maxima and (N, K) weights (the layers reading one input share s): each layer then
+    computes (x / s) @ (W * s).T, which moves activation outliers into the weights (alpha is how much). Channels
+    with a zero on either side keep s = 1."""
+    a = torch.stack(act_absmax).amax(0)
+    w = torch.stack([channel_absmax(t) for t in weights]).amax(0)
     s = a.pow(alpha) / w.pow(1.0 - alpha)
     ok = (a > 0) & (w > 0) & torch.isfinite(s) & (s > 0)
     return torch.where(ok, s, torch.ones_like(s)).clamp(1e-4, 1e4)
