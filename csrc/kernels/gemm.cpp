@@ -318,13 +318,15 @@ void run(F32Kernel& kn, int64_t M, int64_t N, bool threads) {
   detail::run_gemm(kn, M, std::max(flops / 1.0e11, b_bytes / 4.0e10), threads);
 }
 
-void check_epilogue(const Epilogue& ep, int64_t M, int64_t N) {
+}  // namespace
+
+void detail::check_epilogue(const Epilogue& ep, int64_t M, int64_t N) {
   const int act = static_cast<int>(ep.act);
   LG_CHECK(valid_act(act), ep, "has an unknown activation ", act);
   if (ep.residual) LG_CHECK(M <= 1 || ep.ld_residual >= N, ep, "ld_residual ", ep.ld_residual, " < N ", N);
 }
 
-void check_a_c(const float* a, int64_t M, int64_t K, int64_t lda, const float* c, int64_t N, int64_t ldc) {
+void detail::check_a_c(const float* a, int64_t M, int64_t K, int64_t lda, const float* c, int64_t N, int64_t ldc) {
   LG_CHECK(M >= 0, M, "must be >= 0, got ", M);
   LG_CHECK(K >= 0, K, "must be >= 0, got ", K);
   LG_CHECK(M <= 1 || lda >= K, lda, "must be >= K (", K, "), got ", lda);
@@ -333,11 +335,13 @@ void check_a_c(const float* a, int64_t M, int64_t K, int64_t lda, const float* c
   LG_CHECK(M == 0 || N == 0 || c != nullptr, c, "is null");
 }
 
+namespace {
+
 void run_packed(const float* a, int64_t M, int64_t K, int64_t lda, const PackedB& b, float* c, int64_t ldc,
                 const Epilogue& ep, bool threads) {
   LG_CHECK(K == b.K, K, "is ", K, " but the packed B has K = ", b.K);
-  check_a_c(a, M, K, lda, c, b.N, ldc);
-  check_epilogue(ep, M, b.N);
+  detail::check_a_c(a, M, K, lda, c, b.N, ldc);
+  detail::check_epilogue(ep, M, b.N);
   F32Kernel kn(a, lda, 1, b.view(), K, b.bf16, c, ldc, ep);
   run(kn, M, b.N, threads);
 }
@@ -405,7 +409,7 @@ void gemm_f32(const float* a, int64_t lda_m, int64_t lda_k, const float* b, int6
   LG_CHECK(M == 0 || K == 0 || a != nullptr, a, "is null");
   LG_CHECK(M == 0 || N == 0 || c != nullptr, c, "is null");
   check_b(b, K, N, ldb_k, ldb_n);
-  check_epilogue(ep, M, N);
+  detail::check_epilogue(ep, M, N);
   if (M == 0 || N == 0) return;
   const int64_t n_panels = (N + kPanel - 1) / kPanel;
   // Its own thread-local buffer (tls_scratch holds the packed A blocks of this thread).
@@ -468,7 +472,11 @@ void gemm_f32_batched(const std::vector<int64_t>& batch_shape, const float* a,
   }
 }
 
-IsaKernels detail::fp32_kernels() { return isa_kernels(); }
+IsaKernels detail::fp32_kernels() {
+  IsaKernels ks = isa_kernels();
+  if (!ks.pack_a) ks.pack_a = pack_a_f32;
+  return ks;
+}
 
 void detail::epilogue_portable(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep) {
   epilogue_scalar(c, ldc, m, n, ep);

@@ -125,8 +125,12 @@ struct IsaKernelsBf16 {
 
 IsaKernels kernels_avx512();
 IsaKernels kernels_avx2();
-// The fp32 kernels dispatch picks now (active_isa()), for the families built on them (weight-only GEMM).
+// The fp32 kernels dispatch picks now (active_isa()), for the families built on them (weight-only GEMM); pack_a is
+// never null there (the portable packing where the ISA has none).
 IsaKernels fp32_kernels();
+// The argument checks of every packed-B GEMM entry point (ValueError naming the argument).
+void check_a_c(const float* a, int64_t M, int64_t K, int64_t lda, const float* c, int64_t N, int64_t ldc);
+void check_epilogue(const Epilogue& ep, int64_t M, int64_t N);
 // The portable epilogue (the reference semantics of every ISA's EpiKernel).
 void epilogue_portable(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep);
 IsaKernelsBf16 kernels_bf16_avx512();

@@ -1,7 +1,7 @@
-// The one blocked GEMM driver behind every precision (fp32, bf16, int8, weight-only int8/int4; next sparse): packed B panels,
-// cache blocking, A packing per block, the micro-kernel over register tiles, the epilogue on the last K slice,
-// threading over a grid of C rectangles behind the oversubscription guard. A precision plugs in as a Kernel type
-// (see F32Kernel in gemm.cpp, S8Kernel in gemm_int8.cpp, WoKernel in gemm_wo.cpp):
+// The one blocked GEMM driver behind every precision (fp32, bf16, int8, weight-only int8/int4; next sparse): packed
+// B panels, cache blocking, A packing per block, the micro-kernel over register tiles, the epilogue on the last K
+// slice, threading over a grid of C rectangles behind the oversubscription guard. A precision plugs in as a Kernel
+// type (see F32Kernel in gemm.cpp, S8Kernel in gemm_int8.cpp, WoKernel in gemm_wo.cpp):
 //
 //   struct Kernel {
 //     PanelView b;                 // the packed B: panels of kPanel columns, `rows` 32-bit words per column
@@ -9,8 +9,8 @@
 //     int64_t kc_max() const;      // k rows per K slice (b.rows: the whole K at once, no partial sums in C)
 //     int64_t mc_max(int64_t kc) const;                       // rows per block (the packed A block stays in L2)
 //     bool direct(int64_t m0, int64_t m1, int64_t j0, int64_t j1);  // a block done without packing (K = 0, GEMV)
-//     const uint32_t* pack(int64_t ic, int64_t mc, int64_t pc, int64_t kc, int tile_mr);  // tile t at + t * a_words(kc)
-//     int64_t a_words(int64_t kc) const;  // words of packed A per row of a K slice of kc B words (kc, or k per word)
+//     const uint32_t* pack(int64_t ic, int64_t mc, int64_t pc, int64_t kc, int tile_mr);  // tile t at t * a_words(kc)
+//     int64_t a_words(int64_t kc) const;  // packed A words per row for a slice of kc B words (kc, or kc x k per word)
 //     void tile(const uint32_t* ap, const uint32_t* bp, int w, int64_t i, int64_t n0, int mr, int nr, int64_t kc,
 //               bool first, bool last,                    // C tile (+)= A tile x B slice; epilogue when last
 //               const char* pf, int64_t pf_bytes);        // this tile's share of the next panel slice (prefetch)

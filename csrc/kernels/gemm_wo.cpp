@@ -1,10 +1,11 @@
 // Weight-only int8 / int4 GEMM: packing, the precision's kernel for the one blocked driver (gemm_driver.h), ISA
 // dispatch and the portable kernels (portable code; see gemm_wo.h for the semantics and the packed layout).
 //
-// Few rows (M <= 4, the bandwidth-bound case weight-only quantisation is for) take the driver's direct path: each
-// panel is streamed once and dequantised in registers (WoRows). More rows run the driver's blocked loop: per row
-// block and panel slice the weights are dequantised once into an fp32 slice (WoDequant, L2-resident), which the fp32
-// micro-kernel then multiplies like any packed B; the dequantisation is amortised over the block's rows.
+// Few rows (M <= kDirectRows, the bandwidth-bound case weight-only quantisation is for) take the driver's direct
+// path: each panel is streamed once per group of up to 4 rows and dequantised in registers (WoRows). More rows run
+// the driver's blocked loop: per row block and panel slice the weights are dequantised once into an fp32 slice
+// (WoDequant, L2-resident), which the fp32 micro-kernel then multiplies like any packed B; the dequantisation is
+// amortised over the block's rows.
 #include "kernels/gemm_wo.h"
 
 #include <algorithm>
@@ -88,7 +89,8 @@ detail::IsaKernelsWo wo_kernels() {
 // ------------------------------------------------------------------------------------------------ the kernel
 
 // Rows up to which the direct path (dequantised in registers, groups of max_rows rows per panel) beats
-// dequantising panel slices for the fp32 micro-kernel (measured on Zen 3: see tests/csrc/test_gemm_wo.py's note).
+// dequantising panel slices for the fp32 micro-kernel (Zen 3: 1.1-1.8x our fp32 at 8-16 rows, where the blocked
+// path was 0.86-0.99x; bench/results/kernels_2026-12-07_issue9_weight_only_zen3.md).
 constexpr int64_t kDirectRows = 16;
 
 struct WoKernel {
@@ -167,11 +169,7 @@ struct WoKernel {
     float* dst = reinterpret_cast<float*>(abuf);
     for (int64_t t0 = 0; t0 < mc; t0 += tile_mr) {
       const int mr = static_cast<int>(std::min<int64_t>(tile_mr, mc - t0));
-      if (fk.pack_a)
-        fk.pack_a(a, lda, 1, ic + t0, mr, k0, kv, tile_mr, dst + t0 * kc * kpw);
-      else
-        for (int i = 0; i < mr; ++i)
-          for (int64_t k = 0; k < kv; ++k) dst[t0 * kc * kpw + k * mr + i] = a[(ic + t0 + i) * lda + k0 + k];
+      fk.pack_a(a, lda, 1, ic + t0, mr, k0, kv, tile_mr, dst + t0 * kc * kpw);
     }
     deq_of = nullptr;
     return abuf;
@@ -254,13 +252,8 @@ std::shared_ptr<PackedWo> pack_b_wo(const uint8_t* q, int64_t K, int64_t N, int6
 void gemm_wo_packed(const float* a, int64_t M, int64_t K, int64_t lda, const PackedWo& b, float* c, int64_t ldc,
                     const Epilogue& ep) {
   LG_CHECK(K == b.K, K, "is ", K, " but the packed B has K = ", b.K);
-  LG_CHECK(M >= 0, M, "must be >= 0, got ", M);
-  LG_CHECK(M <= 1 || lda >= K, lda, "must be >= K (", K, "), got ", lda);
-  LG_CHECK(M <= 1 || ldc >= b.N, ldc, "must be >= N (", b.N, "), got ", ldc);
-  LG_CHECK(M == 0 || K == 0 || a != nullptr, a, "is null");
-  LG_CHECK(M == 0 || b.N == 0 || c != nullptr, c, "is null");
-  LG_CHECK(valid_act(static_cast<int>(ep.act)), ep, "has an unknown activation");
-  if (ep.residual) LG_CHECK(M <= 1 || ep.ld_residual >= b.N, ep, "ld_residual ", ep.ld_residual, " < N ", b.N);
+  detail::check_a_c(a, M, K, lda, c, b.N, ldc);
+  detail::check_epilogue(ep, M, b.N);
   WoKernel kn(a, lda, b, c, ldc, ep);
   const double flops = 2.0 * double(M) * double(b.N) * double(std::max<int64_t>(K, 1));
   detail::run_gemm(kn, M, std::max(flops / 1.0e11, double(packed_wo_nbytes(b)) / 4.0e10), true);

@@ -149,6 +149,8 @@ void dequant_avx2(const WoPanel& p, int64_t k0, int64_t kv, float* out) {
 
 }  // namespace impl_avx2
 
-IsaKernelsWo kernels_wo_avx2() { return IsaKernelsWo{impl_avx2::kMaxRows, impl_avx2::rows_avx2, impl_avx2::dequant_avx2}; }
+IsaKernelsWo kernels_wo_avx2() {
+  return IsaKernelsWo{impl_avx2::kMaxRows, impl_avx2::rows_avx2, impl_avx2::dequant_avx2};
+}
 
 }  // namespace lg::gemm::detail

@@ -40,7 +40,6 @@ LG_BIND(gemm_wo) {
       "gemm_pack_b_wo",
       [](std::uintptr_t q_ptr, int64_t K, int64_t N, int64_t ldq, int bits, int64_t group, std::uintptr_t scales_ptr,
          int64_t n_groups, std::uintptr_t zeros_ptr) {
-        LG_CHECK(bits == 8 || bits == 4, bits, "must be 8 or 4, got ", bits);
         LG_CHECK(n_groups >= 1, n_groups, "must be >= 1, got ", n_groups);
         const int64_t row_bytes = bits == 8 ? K : (K + 1) / 2;
         LG_CHECK_BUFFER(q_ptr, uint8_t, N > 0 && K > 0 ? (N - 1) * ldq + row_bytes : 0);
