@@ -462,3 +462,37 @@ def gemm_wo_packed(
     act: int = 0,
 ) -> None:
     """C (M x N, row stride ldc) = epilogue(A (M x K float32, row stride lda) x dequant(packed B))."""
+
+class Conv2dU8S8:
+    """An int8 conv2d (groups 1): int8 (OC, C, KH, KW) weights with OC float32 scales packed once; run() quantises x to u8 (calibrated scale / zero point, or per image when dynamic) and computes act(conv + bias (+ residual)) (+ residual) like Conv2dF32."""
+    def __init__(
+        self,
+        w_ptr: int,
+        w_shape: Sequence[int],
+        w_strides: Sequence[int],
+        scales_ptr: int,
+        stride: Sequence[int],
+        padding: Sequence[int],
+        dilation: Sequence[int],
+        act: int,
+        residual_before_act: bool,
+        dynamic: bool,
+        scale: float,
+        zero_point: int,
+    ) -> None:
+        """(undocumented)"""
+    def output_shape(self, x_shape: Sequence[int]) -> list[int]:
+        """(undocumented)"""
+    def run(
+        self,
+        x_ptr: int,
+        x_shape: Sequence[int],
+        x_strides: Sequence[int],
+        y_ptr: int,
+        y_shape: Sequence[int],
+        y_strides: Sequence[int],
+        bias_ptr: int,
+        res_ptr: int,
+        res_strides: Sequence[int],
+    ) -> None:
+        """(undocumented)"""

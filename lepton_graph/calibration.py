@@ -1,8 +1,9 @@
-"""Calibration for int8-static: run the float model over the user's examples and fix each linear layer's input range.
+"""Calibration for int8-static: run the float model over the user's examples and fix each layer's input range.
 
-``compile(model, quantize="int8-static", calibration=examples)`` calls ``calibrate`` once, before any compile: a
-forward pre-hook on every ``nn.Linear`` the config quantizes statically feeds its input to an observer, keyed by the
-module path (``named_modules()``), which is the name the quantize pass gives the layer. The observers:
+``compile(model, quantize="int8-static", calibration=examples)`` calls ``calibrate`` once, before any compile: a forward
+pre-hook on every ``nn.Linear`` and ``nn.Conv2d`` (groups 1) the config quantizes statically feeds its input to an
+observer, keyed by the module path (``named_modules()``), which is the name the quantize pass gives the layer. The
+observers:
 
 - ``minmax``: the exact min and max seen (no value is clipped; one outlier widens every step);
 - ``percentile``: the ``percentile`` / ``100 - percentile`` quantiles (outliers clip, the rest gets finer steps);
@@ -171,6 +172,11 @@ def _smoothing(model: Any, linears: dict[str, torch.nn.Linear], examples: list[A
     return smooth
 
 
+def _calibrated(mod: Any) -> bool:
+    """The modules whose inputs int8-static calibrates: what the quantize pass can turn into int8 kernels."""
+    return isinstance(mod, torch.nn.Linear) or (isinstance(mod, torch.nn.Conv2d) and mod.groups == 1)
+
+
 def calibrate(model: Any, examples: Iterable[Any], cfg: QuantConfig) -> Calibration:
     """Each statically quantized nn.Linear's calibrated input range (and, with cfg.smooth_alpha, its smoothing
     factors), by module path."""
@@ -178,13 +184,16 @@ def calibrate(model: Any, examples: Iterable[Any], cfg: QuantConfig) -> Calibrat
         raise UnsupportedError(
             "int8-static calibrates the inputs of nn.Linear modules: compile an nn.Module, not a plain function"
         )
-    linears = {
+    layers = {
         name: mod
         for name, mod in model.named_modules()
-        if isinstance(mod, torch.nn.Linear) and cfg.scheme_for([name])[0] == "int8-static"
+        if _calibrated(mod) and cfg.scheme_for([name])[0] == "int8-static"
     }
-    if not linears:
-        raise UnsupportedError("int8-static: the model has no nn.Linear layer the config quantizes statically")
+    if not layers:
+        raise UnsupportedError(
+            "int8-static: the model has no nn.Linear or nn.Conv2d (groups 1) layer the config quantizes statically"
+        )
+    linears = {name: mod for name, mod in layers.items() if isinstance(mod, torch.nn.Linear)}
     examples = list(examples)
     if not examples:
         raise InputError("calibration is empty: int8-static needs at least one example input")
@@ -193,7 +202,7 @@ def calibrate(model: Any, examples: Iterable[Any], cfg: QuantConfig) -> Calibrat
     observers: dict[str, Observer] = {}
     smoothed: dict[str, Observer] = {}
     handles = []
-    for name, mod in linears.items():
+    for name, mod in layers.items():
         seed = seeds[name]
         obs = observers[name] = Observer(cfg.observer, cfg.percentile, seed)
         handles.append(mod.register_forward_pre_hook(_hook(obs), with_kwargs=True))

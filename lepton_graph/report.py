@@ -178,7 +178,7 @@ def _merge_quantization(regions: list[RegionReport]) -> dict[str, Any] | None:
 def _quantization_lines(q: dict[str, Any]) -> list[str]:
     err = q["model_error"]
     lines = [
-        f"quantization: {q['scheme']}, {q['quantized_layers']} of {len(q['layers'])} linear layers; weights "
+        f"quantization: {q['scheme']}, {q['quantized_layers']} of {len(q['layers'])} layers; weights "
         f"{_size(q['weight_bytes'])} -> {_size(q['quant_bytes'])}"
         + (f"; outputs vs fp32: rel L2 {err['rel_l2']:.2e}, max rel {err['max_rel']:.2e}" if err else "")
     ]

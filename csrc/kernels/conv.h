@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "kernels/gemm.h"
+#include "kernels/gemm_int8.h"
 
 namespace lg::conv {
 
@@ -66,6 +67,25 @@ struct View4 {
 // bf16 (NHWC copy), products accumulate in fp32 (vdpbf16ps; a portable emulation below AVX-512).
 void conv2d_f32(const View4& x, const PackedConvWeight& w, const float* bias, const View4* residual,
                 float* y, const int64_t y_stride[4], const Conv2dParams& p);
+
+// ---- int8 convolution (int8-dynamic / int8-static; groups 1)
+// x is quantised once into a u8 NHWC copy, per image: with the calibrated (scale, zero_point) when dynamic is false,
+// else over the image's own range extended to include 0 (the dynamic GEMM's formula, per image instead of per row).
+// Then gemm_u8s8_conv (gemm_int8.h) runs the implicit GEMM, gathering each output pixel's window while it packs A,
+// with exact int32 sums dequantised as in the int8 GEMMs and the fp32 epilogue (bias, residual, activation).
+// Weights are int8 (OC, C, KH, KW) with one scale per output channel, packed as (KH * KW * C) x OC.
+std::shared_ptr<gemm::PackedS8> pack_conv2d_weight_s8(const int8_t* w, int64_t OC, int64_t C, int64_t KH, int64_t KW,
+                                                      const int64_t w_strides[4], const float* scales);
+struct QuantParams {
+  bool dynamic = true;
+  float scale = 1.0f;
+  int32_t zero_point = 0;
+};
+// y = act(conv(x, w) + bias (+ residual)) (+ residual), y (N, OC, OH, OW) with any strides (dense NHWC is written
+// in place, others through a copy); shapes checked by the caller (conv_bind.cpp).
+void conv2d_u8s8(const View4& x, const gemm::PackedS8& w, int64_t KH, int64_t KW, const float* bias,
+                 const View4* residual, float* y, const int64_t y_stride[4], const Conv2dParams& p,
+                 const QuantParams& q);
 
 // ---- pooling (N, C, H, W views with any strides; output written with its own strides)
 struct Pool2dParams {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -43,38 +44,77 @@ std::array<int64_t, 4> four(const Ints& v) {
   return {v[0], v[1], v[2], v[3]};
 }
 
+int64_t out_size(int64_t in, int64_t pad, int64_t dil, int64_t k, int64_t stride) {
+  const int64_t span = in + pad - dil * (k - 1) - 1;
+  return span < 0 ? 0 : span / stride + 1;
+}
+
+Ints conv_output_shape(const Ints& x_shape, int64_t OC, int64_t KH, int64_t KW, const lg::conv::Conv2dParams& p) {
+  LG_CHECK(x_shape.size() == 4, x_shape, "must have 4 dims (N, C, H, W), got ", x_shape.size());
+  return {x_shape[0], OC, out_size(x_shape[2], p.pad_top + p.pad_bottom, p.dilation_h, KH, p.stride_h),
+          out_size(x_shape[3], p.pad_left + p.pad_right, p.dilation_w, KW, p.stride_w)};
+}
+
+// The checked operands of one conv call: x, y (its shape must be the conv's output shape), bias (OC floats or 0)
+// and the residual (y's shape, or 0).
+struct ConvCall {
+  View4 x, y, res;
+  bool has_res = false;
+  std::array<int64_t, 4> ys{};
+  const float* bias = nullptr;
+};
+
+ConvCall check_call(const char* what, int64_t C, const Ints& expect, std::uintptr_t x_ptr, const Ints& x_shape,
+                    const Ints& x_strides, std::uintptr_t y_ptr, const Ints& y_shape, const Ints& y_strides,
+                    std::uintptr_t bias_ptr, std::uintptr_t res_ptr, const Ints& res_strides) {
+  ConvCall c;
+  c.x = view4(x_ptr, x_shape, x_strides, what);
+  LG_CHECK(x_shape[1] == C, x_shape, "has ", x_shape[1], " channels, the weight expects ", C);
+  LG_CHECK(y_shape == expect, y_shape, "must be (", expect[0], ", ", expect[1], ", ", expect[2], ", ", expect[3],
+           ")");
+  c.y = view4(y_ptr, y_shape, y_strides, what);
+  if (bias_ptr) LG_CHECK_BUFFER(bias_ptr, float, expect[1]);  // 0: no bias
+  if (res_ptr) c.res = view4(res_ptr, y_shape, res_strides, what);
+  c.has_res = res_ptr != 0;
+  c.ys = four(y_strides);
+  c.bias = reinterpret_cast<const float*>(bias_ptr);
+  return c;
+}
+
 // A conv2d with its packed weights and fixed attributes; run() takes the activations.
 struct Conv2dF32 {
   std::shared_ptr<lg::conv::PackedConvWeight> w;
   lg::conv::Conv2dParams p;
 
-  int64_t out_size(int64_t in, int64_t pad, int64_t dil, int64_t k, int64_t stride) const {
-    const int64_t span = in + pad - dil * (k - 1) - 1;
-    return span < 0 ? 0 : span / stride + 1;
-  }
-
-  Ints output_shape(const Ints& x_shape) const {
-    LG_CHECK(x_shape.size() == 4, x_shape, "must have 4 dims (N, C, H, W), got ", x_shape.size());
-    return {x_shape[0], w->OC, out_size(x_shape[2], p.pad_top + p.pad_bottom, p.dilation_h, w->KH, p.stride_h),
-            out_size(x_shape[3], p.pad_left + p.pad_right, p.dilation_w, w->KW, p.stride_w)};
-  }
+  Ints output_shape(const Ints& x_shape) const { return conv_output_shape(x_shape, w->OC, w->KH, w->KW, p); }
 
   void run(std::uintptr_t x_ptr, const Ints& x_shape, const Ints& x_strides, std::uintptr_t y_ptr,
            const Ints& y_shape, const Ints& y_strides, std::uintptr_t bias_ptr, std::uintptr_t res_ptr,
            const Ints& res_strides) const {
-    const View4 x = view4(x_ptr, x_shape, x_strides, "conv2d_f32");
-    LG_CHECK(x_shape[1] == w->Cg * w->groups, x_shape, "has ", x_shape[1], " channels, the weight expects ",
-             w->Cg * w->groups);
-    const Ints expect = output_shape(x_shape);
-    LG_CHECK(y_shape == expect, y_shape, "must be (", expect[0], ", ", expect[1], ", ", expect[2], ", ", expect[3],
-             ")");
-    const View4 y = view4(y_ptr, y_shape, y_strides, "conv2d_f32");
-    if (bias_ptr) LG_CHECK_BUFFER(bias_ptr, float, w->OC);  // 0: no bias
-    View4 res;
-    if (res_ptr) res = view4(res_ptr, y_shape, res_strides, "conv2d_f32");
-    const auto ys = four(y_strides);
-    lg::conv::conv2d_f32(x, *w, reinterpret_cast<const float*>(bias_ptr), res_ptr ? &res : nullptr,
-                         const_cast<float*>(y.data), ys.data(), p);
+    const ConvCall c = check_call("conv2d_f32", w->Cg * w->groups, output_shape(x_shape), x_ptr, x_shape, x_strides,
+                                  y_ptr, y_shape, y_strides, bias_ptr, res_ptr, res_strides);
+    lg::conv::conv2d_f32(c.x, *w, c.bias, c.has_res ? &c.res : nullptr, const_cast<float*>(c.y.data), c.ys.data(),
+                         p);
+  }
+};
+
+// An int8 conv2d (groups 1): int8 weights with per-channel scales packed once, the input quantised per call
+// (calibrated scale and zero point, or per image at run time).
+struct Conv2dU8S8 {
+  std::shared_ptr<lg::gemm::PackedS8> w;
+  int64_t OC = 0, C = 0, KH = 0, KW = 0;
+  lg::conv::Conv2dParams p;
+  lg::conv::QuantParams q;
+
+  Ints output_shape(const Ints& x_shape) const { return conv_output_shape(x_shape, OC, KH, KW, p); }
+
+  void run(std::uintptr_t x_ptr, const Ints& x_shape, const Ints& x_strides, std::uintptr_t y_ptr,
+           const Ints& y_shape, const Ints& y_strides, std::uintptr_t bias_ptr, std::uintptr_t res_ptr,
+           const Ints& res_strides) const {
+    const ConvCall c = check_call("conv2d_u8s8", C, output_shape(x_shape), x_ptr, x_shape, x_strides, y_ptr, y_shape,
+                                  y_strides, bias_ptr, res_ptr, res_strides);
+    lg::conv::conv2d_u8s8(c.x, *w, KH, KW, c.bias, c.has_res ? &c.res : nullptr, const_cast<float*>(c.y.data),
+                          c.ys.data(), p, q);
   }
 };
 
@@ -96,39 +136,44 @@ struct Conv2dWinograd {
   void run(std::uintptr_t x_ptr, const Ints& x_shape, const Ints& x_strides, std::uintptr_t y_ptr,
            const Ints& y_shape, const Ints& y_strides, std::uintptr_t bias_ptr, std::uintptr_t res_ptr,
            const Ints& res_strides) const {
-    const View4 x = view4(x_ptr, x_shape, x_strides, "conv2d_winograd");
-    LG_CHECK(x_shape[1] == w->C, x_shape, "has ", x_shape[1], " channels, the weight expects ", w->C);
-    const Ints expect = output_shape(x_shape);
-    LG_CHECK(y_shape == expect, y_shape, "must be (", expect[0], ", ", expect[1], ", ", expect[2], ", ", expect[3],
-             ")");
-    const View4 y = view4(y_ptr, y_shape, y_strides, "conv2d_winograd");
-    if (bias_ptr) LG_CHECK_BUFFER(bias_ptr, float, w->OC);  // 0: no bias
-    View4 res;
-    if (res_ptr) res = view4(res_ptr, y_shape, res_strides, "conv2d_winograd");
-    const auto ys = four(y_strides);
-    lg::conv::winograd_conv2d_f32(x, *w, reinterpret_cast<const float*>(bias_ptr), res_ptr ? &res : nullptr,
-                                  const_cast<float*>(y.data), ys.data(), p);
+    const ConvCall c = check_call("conv2d_winograd", w->C, output_shape(x_shape), x_ptr, x_shape, x_strides, y_ptr,
+                                  y_shape, y_strides, bias_ptr, res_ptr, res_strides);
+    lg::conv::winograd_conv2d_f32(c.x, *w, c.bias, c.has_res ? &c.res : nullptr, const_cast<float*>(c.y.data),
+                                  c.ys.data(), p);
   }
 };
+
+lg::conv::Conv2dParams conv_params(const Ints& stride, const Ints& padding, const Ints& dilation, int act,
+                                   bool residual_before_act) {
+  LG_CHECK(stride.size() == 2 && stride[0] >= 1 && stride[1] >= 1, stride, "must be 2 ints >= 1");
+  LG_CHECK(dilation.size() == 2 && dilation[0] >= 1 && dilation[1] >= 1, dilation, "must be 2 ints >= 1");
+  LG_CHECK(padding.size() == 4 && padding[0] >= 0 && padding[1] >= 0 && padding[2] >= 0 && padding[3] >= 0, padding,
+           "must be 4 ints >= 0 (top, bottom, left, right)");
+  LG_CHECK(lg::gemm::valid_act(act), act, "is not an activation code of _C.Act: ", act);
+  lg::conv::Conv2dParams p;
+  p.stride_h = stride[0];
+  p.stride_w = stride[1];
+  p.pad_top = padding[0];
+  p.pad_bottom = padding[1];
+  p.pad_left = padding[2];
+  p.pad_right = padding[3];
+  p.dilation_h = dilation[0];
+  p.dilation_w = dilation[1];
+  p.act = static_cast<Act>(act);
+  p.residual_before_act = residual_before_act;
+  return p;
+}
 
 Conv2dWinograd make_winograd(std::uintptr_t w_ptr, const Ints& w_shape, const Ints& w_strides, const Ints& padding,
                              int act, bool residual_before_act, int tile, bool bf16) {
   LG_CHECK(w_shape.size() == 4 && w_strides.size() == 4 && w_shape[2] == 3 && w_shape[3] == 3, w_shape,
            "must be (OC, C, 3, 3) with 4 strides");
   lg::make_view(w_ptr, "float32", w_shape, w_strides);
-  LG_CHECK(padding.size() == 4 && padding[0] >= 0 && padding[1] >= 0 && padding[2] >= 0 && padding[3] >= 0, padding,
-           "must be 4 ints >= 0 (top, bottom, left, right)");
-  LG_CHECK(lg::gemm::valid_act(act), act, "is not an activation code of _C.Act: ", act);
   Conv2dWinograd c;
+  c.p = conv_params({1, 1}, padding, {1, 1}, act, residual_before_act);
   const auto ws = four(w_strides);
   c.w = lg::conv::pack_winograd_weight(reinterpret_cast<const float*>(w_ptr), w_shape[0], w_shape[1], ws.data(),
                                        tile, bf16);
-  c.p.pad_top = padding[0];
-  c.p.pad_bottom = padding[1];
-  c.p.pad_left = padding[2];
-  c.p.pad_right = padding[3];
-  c.p.act = static_cast<Act>(act);
-  c.p.residual_before_act = residual_before_act;
   return c;
 }
 
@@ -137,12 +182,8 @@ Conv2dF32 make_conv(std::uintptr_t w_ptr, const Ints& w_shape, const Ints& w_str
                     bool bf16 = false) {
   LG_CHECK(w_shape.size() == 4 && w_strides.size() == 4, w_shape, "must be (OC, C/groups, KH, KW) with 4 strides");
   lg::make_view(w_ptr, "float32", w_shape, w_strides);
-  LG_CHECK(stride.size() == 2 && stride[0] >= 1 && stride[1] >= 1, stride, "must be 2 ints >= 1");
-  LG_CHECK(dilation.size() == 2 && dilation[0] >= 1 && dilation[1] >= 1, dilation, "must be 2 ints >= 1");
-  LG_CHECK(padding.size() == 4 && padding[0] >= 0 && padding[1] >= 0 && padding[2] >= 0 && padding[3] >= 0, padding,
-           "must be 4 ints >= 0 (top, bottom, left, right)");
-  LG_CHECK(lg::gemm::valid_act(act), act, "is not an activation code of _C.Act: ", act);
   Conv2dF32 c;
+  c.p = conv_params(stride, padding, dilation, act, residual_before_act);
   const auto ws = four(w_strides);
   if (bf16) {
     LG_CHECK(groups == 1, groups, "must be 1 for bf16 convolution, got ", groups);
@@ -152,16 +193,28 @@ Conv2dF32 make_conv(std::uintptr_t w_ptr, const Ints& w_shape, const Ints& w_str
     c.w = lg::conv::pack_conv2d_weight_f32(reinterpret_cast<const float*>(w_ptr), w_shape[0], w_shape[1],
                                            w_shape[2], w_shape[3], ws.data(), groups);
   }
-  c.p.stride_h = stride[0];
-  c.p.stride_w = stride[1];
-  c.p.pad_top = padding[0];
-  c.p.pad_bottom = padding[1];
-  c.p.pad_left = padding[2];
-  c.p.pad_right = padding[3];
-  c.p.dilation_h = dilation[0];
-  c.p.dilation_w = dilation[1];
-  c.p.act = static_cast<Act>(act);
-  c.p.residual_before_act = residual_before_act;
+  return c;
+}
+
+Conv2dU8S8 make_conv_s8(std::uintptr_t w_ptr, const Ints& w_shape, const Ints& w_strides, std::uintptr_t scales_ptr,
+                        const Ints& stride, const Ints& padding, const Ints& dilation, int act,
+                        bool residual_before_act, bool dynamic, float scale, int32_t zero_point) {
+  LG_CHECK(w_shape.size() == 4 && w_strides.size() == 4, w_shape, "must be (OC, C, KH, KW) with 4 strides");
+  lg::make_view(w_ptr, "int8", w_shape, w_strides);
+  LG_CHECK_BUFFER(scales_ptr, float, w_shape[0]);
+  LG_CHECK(w_shape[1] * w_shape[2] * w_shape[3] <= lg::gemm::kMaxKInt8, w_shape, "has C * KH * KW > ",
+           lg::gemm::kMaxKInt8, " (int32 sums of u8 x s8 products could overflow)");
+  LG_CHECK(dynamic || (scale > 0.0f && std::isfinite(scale)), scale, "must be a finite number > 0, got ", scale);
+  LG_CHECK(dynamic || (zero_point >= 0 && zero_point <= 255), zero_point, "must be in [0, 255], got ", zero_point);
+  Conv2dU8S8 c;
+  c.p = conv_params(stride, padding, dilation, act, residual_before_act);
+  c.OC = w_shape[0], c.C = w_shape[1], c.KH = w_shape[2], c.KW = w_shape[3];
+  const auto ws = four(w_strides);
+  c.w = lg::conv::pack_conv2d_weight_s8(reinterpret_cast<const int8_t*>(w_ptr), c.OC, c.C, c.KH, c.KW, ws.data(),
+                                        reinterpret_cast<const float*>(scales_ptr));
+  c.q.dynamic = dynamic;
+  c.q.scale = scale;
+  c.q.zero_point = zero_point;
   return c;
 }
 
@@ -253,6 +306,17 @@ LG_BIND(conv) {
            arg("padding"), arg("dilation"), arg("act"), arg("residual_before_act"))
       .def("output_shape", &Conv2dF32::output_shape, arg("x_shape"))
       .def("run", &Conv2dF32::run, arg("x_ptr"), arg("x_shape"), arg("x_strides"), arg("y_ptr"), arg("y_shape"),
+           arg("y_strides"), arg("bias_ptr"), arg("res_ptr"), arg("res_strides"),
+           py::call_guard<py::gil_scoped_release>());
+  py::class_<Conv2dU8S8>(m, "Conv2dU8S8",
+                         "An int8 conv2d (groups 1): int8 (OC, C, KH, KW) weights with OC float32 scales packed "
+                         "once; run() quantises x to u8 (calibrated scale / zero point, or per image when dynamic) "
+                         "and computes act(conv + bias (+ residual)) (+ residual) like Conv2dF32.")
+      .def(py::init(&make_conv_s8), arg("w_ptr"), arg("w_shape"), arg("w_strides"), arg("scales_ptr"), arg("stride"),
+           arg("padding"), arg("dilation"), arg("act"), arg("residual_before_act"), arg("dynamic"), arg("scale"),
+           arg("zero_point"))
+      .def("output_shape", &Conv2dU8S8::output_shape, arg("x_shape"))
+      .def("run", &Conv2dU8S8::run, arg("x_ptr"), arg("x_shape"), arg("x_strides"), arg("y_ptr"), arg("y_shape"),
            arg("y_strides"), arg("bias_ptr"), arg("res_ptr"), arg("res_strides"),
            py::call_guard<py::gil_scoped_release>());
   py::class_<Conv2dBf16, Conv2dF32>(m, "Conv2dBf16",

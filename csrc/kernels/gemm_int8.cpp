@@ -112,6 +112,37 @@ int64_t block_rows(int64_t K, int max_mr) {
   return std::min<int64_t>(rows / max_mr * max_mr, 1024);
 }
 
+// Gathers A row r of an implicit-GEMM conv (see ConvRowsU8) into row[0, K); returns the row's image.
+int64_t conv_row(const ConvRowsU8& a, int64_t r, uint8_t* row) {
+  const int64_t pixels = a.OH * a.OW;
+  const int64_t n = r / pixels, p = r % pixels;
+  const int64_t oh = p / a.OW, ow = p % a.OW;
+  const uint8_t* img = a.x + n * a.H * a.W * a.C;
+  const auto z = static_cast<uint8_t>(a.zero[n]);
+  const int64_t ih0 = oh * a.stride_h - a.pad_top, iw0 = ow * a.stride_w - a.pad_left;
+  const auto C = static_cast<size_t>(a.C), span = static_cast<size_t>(a.KW * a.C);
+  const bool inside_w = iw0 >= 0 && iw0 + (a.KW - 1) * a.dilation_w < a.W;
+  for (int64_t kh = 0; kh < a.KH; ++kh) {
+    uint8_t* dst = row + kh * a.KW * a.C;
+    const int64_t ih = ih0 + kh * a.dilation_h;
+    if (ih < 0 || ih >= a.H) {
+      std::memset(dst, z, span);
+      continue;
+    }
+    const uint8_t* src = img + ih * a.W * a.C;
+    if (inside_w && a.dilation_w == 1) {  // the window's row is one contiguous run of KW * C bytes
+      std::memcpy(dst, src + iw0 * a.C, span);
+      continue;
+    }
+    for (int64_t kw = 0; kw < a.KW; ++kw) {
+      const int64_t iw = iw0 + kw * a.dilation_w;
+      if (iw < 0 || iw >= a.W) std::memset(dst + kw * a.C, z, C);
+      else std::memcpy(dst + kw * a.C, src + iw * a.C, C);
+    }
+  }
+  return n;
+}
+
 // u8 x s8 operands for the driver: A rows quantised at packing (f32 `a`, dynamic) or given (u8 `a8`, raw int32
 // output to c32); the whole K per tile, dequantised in the micro-kernel with the epilogue.
 struct S8Kernel {
@@ -130,6 +161,7 @@ struct S8Kernel {
   bool fixed = false;  // static quantisation: every row with fixed_scale / fixed_z (else per-row min/max)
   float fixed_scale = 1.0f, fixed_inv = 1.0f;
   int32_t fixed_z = 0;
+  const ConvRowsU8* conv = nullptr;  // implicit-GEMM conv rows (a u8 image batch, per-image scale and zero point)
   bool shifted = false;  // quantised rows packed as q - 128 with zero points z - 128, for ks.micro_shifted
   int64_t block_row0 = 0;  // the first row of the block last packed (its rows' s and z are in the scratch)
 
@@ -180,6 +212,10 @@ struct S8Kernel {
         const int64_t r = ic + t0 + i;
         if (a8) {
           std::memcpy(row, a8 + r * lda, static_cast<size_t>(K));
+        } else if (conv) {
+          const int64_t n = conv_row(*conv, r, row);
+          s[t0 + i] = conv->scale[n];
+          z[t0 + i] = conv->zero[n];
         } else if (fixed) {
           s[t0 + i] = fixed_scale;
           z[t0 + i] = fixed_z;
@@ -273,21 +309,27 @@ std::shared_ptr<PackedS8> pack_b_s8(const int8_t* b, int64_t K, int64_t N, int64
 
 namespace {
 
-// The float-A GEMMs (dynamic and static quantisation of A): their shared checks and kernel set-up.
-S8Kernel float_a_kernel(const float* a, int64_t M, int64_t K, int64_t lda, const PackedS8& b, float* c, int64_t ldc,
-                        const Epilogue& ep) {
-  check_problem(M, K, lda, b, ldc);
-  LG_CHECK(M == 0 || K == 0 || a != nullptr, a, "is null");
-  LG_CHECK(M == 0 || b.N == 0 || c != nullptr, c, "is null");
+// The GEMMs with a dequantised fp32 output: the kernel set-up they share (shifted rows where the ISA has them).
+S8Kernel dequant_kernel(const PackedS8& b, float* c, int64_t ldc, const Epilogue& ep) {
   S8Kernel kn(b, isa_kernels_s8());
-  kn.a = a;
-  kn.lda = lda;
   kn.c = c;
   kn.ldc = ldc;
   kn.ep = &ep;
   kn.epi = detail::has_epilogue(ep);
   kn.shifted = kn.ks.micro_shifted != nullptr && !b.has_min;
   if (kn.shifted) kn.max_mr = kn.ks.max_mr_shifted;
+  return kn;
+}
+
+// The float-A GEMMs (dynamic and static quantisation of A): their shared checks and kernel set-up.
+S8Kernel float_a_kernel(const float* a, int64_t M, int64_t K, int64_t lda, const PackedS8& b, float* c, int64_t ldc,
+                        const Epilogue& ep) {
+  check_problem(M, K, lda, b, ldc);
+  LG_CHECK(M == 0 || K == 0 || a != nullptr, a, "is null");
+  LG_CHECK(M == 0 || b.N == 0 || c != nullptr, c, "is null");
+  S8Kernel kn = dequant_kernel(b, c, ldc, ep);
+  kn.a = a;
+  kn.lda = lda;
   return kn;
 }
 
@@ -321,6 +363,32 @@ void gemm_u8s8s32(const uint8_t* a, int64_t M, int64_t K, int64_t lda, const Pac
   kn.c32 = c;
   kn.ldc = ldc;
   run(kn, M);
+}
+
+void gemm_u8s8_conv(const ConvRowsU8& a, const PackedS8& b, float* c, int64_t ldc, const Epilogue& ep) {
+  LG_CHECK(a.N >= 0 && a.H >= 0 && a.W >= 0 && a.C >= 0 && a.OH >= 0 && a.OW >= 0, a,
+           "sizes must be >= 0");
+  LG_CHECK(a.KH >= 1 && a.KW >= 1 && a.stride_h >= 1 && a.stride_w >= 1 && a.dilation_h >= 1 && a.dilation_w >= 1,
+           a, "kernel, stride and dilation must be >= 1");
+  const int64_t K = a.KH * a.KW * a.C, M = a.N * a.OH * a.OW;
+  LG_CHECK(K == b.K, K, "(KH * KW * C) must equal the packed B's K = ", b.K, ", got ", K);
+  LG_CHECK(M <= 1 || ldc >= b.N, ldc, "must be >= N = ", b.N, ", got ", ldc);
+  LG_CHECK(M == 0 || K == 0 || (a.x != nullptr && a.scale != nullptr && a.zero != nullptr), a, "has a null buffer");
+  LG_CHECK(M == 0 || b.N == 0 || c != nullptr, c, "is null");
+  S8Kernel kn = dequant_kernel(b, c, ldc, ep);
+  kn.conv = &a;
+  run(kn, M);
+}
+
+void range_f32(const float* a, int64_t K, float* mn, float* mx) { isa_kernels_s8().minmax(a, K, mn, mx); }
+
+void quantize_u8(const float* a, int64_t K, float scale, int32_t zero_point, uint8_t* q) {
+  isa_kernels_s8().quant(a, K, 1.0f / scale, zero_point, q);
+}
+
+void u8_qparams(float mn, float mx, float* scale, int32_t* zero_point) {
+  float inv;
+  row_qparams(mn, mx, scale, &inv, zero_point);
 }
 
 void quantize_rows_u8(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q, int64_t ldq, float* scales,

@@ -48,6 +48,28 @@ void gemm_u8s8_static(const float* a, int64_t M, int64_t K, int64_t lda, const P
 // x B8, no compensation or scales.
 void gemm_u8s8s32(const uint8_t* a, int64_t M, int64_t K, int64_t lda, const PackedS8& b, int32_t* c, int64_t ldc);
 
+// Rows of an implicit-GEMM convolution (int8 conv): x is a dense NHWC u8 batch (N, H, W, C), already quantised
+// with one (scale, zero point) per image. A row r is output pixel (n, oh, ow) = (r / (OH * OW), ...), its
+// K = KH * KW * C bytes the window's taps in (kh, kw, c) order; taps in the padding read the image's zero point, so
+// they dequantise to exactly 0. The rows are gathered while the driver packs A (never materialised).
+struct ConvRowsU8 {
+  const uint8_t* x = nullptr;
+  int64_t N = 0, H = 0, W = 0, C = 0, OH = 0, OW = 0, KH = 1, KW = 1;
+  int64_t stride_h = 1, stride_w = 1, pad_top = 0, pad_left = 0, dilation_h = 1, dilation_w = 1;
+  const float* scale = nullptr;   // N
+  const int32_t* zero = nullptr;  // N, in [0, 255]
+};
+
+// C (N * OH * OW x OC, row stride ldc: NHWC) = epilogue(dequant(rows x B8)); B's K must be KH * KW * C.
+void gemm_u8s8_conv(const ConvRowsU8& a, const PackedS8& b, float* c, int64_t ldc, const Epilogue& ep);
+
+// The quantiser pieces of the static and dynamic paths on this CPU's best ISA (for callers that quantise whole
+// tensors, such as the int8 conv): range of a[0, K) extended to include 0 (NaN skipped); u8 of a[0, K) as
+// gemm_u8s8_static computes it; and the (scale, zero point) of the asymmetric grid over [mn, mx].
+void range_f32(const float* a, int64_t K, float* mn, float* mx);
+void quantize_u8(const float* a, int64_t K, float scale, int32_t zero_point, uint8_t* q);
+void u8_qparams(float mn, float mx, float* scale, int32_t* zero_point);
+
 // The row quantisation of gemm_u8s8_dynamic, exposed for tests: q (M x K, row stride ldq), scales and zero points.
 void quantize_rows_u8(const float* a, int64_t M, int64_t K, int64_t lda, uint8_t* q, int64_t ldq, float* scales,
                       int32_t* zero_points);

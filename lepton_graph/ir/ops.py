@@ -61,6 +61,9 @@ class Op(enum.Enum):
     # weight-only: x (f32), q (i8 [N, K] or u8 [N, ceil(K / 2)] int4 pairs), scale (f32 [N, G]), zero (u8 [N, G])
     # [, b]; attrs: bits (8 / 4), group (k per group; 0: one per channel)
     WQLINEAR = "wqlinear"
+    # inputs: x (f32 NCHW), w (i8 [OC, C, KH, KW]), w_scale (f32 [OC])[, b]; attrs: stride, padding, dilation,
+    # groups (1), act ("dynamic": per image at run time / "static"), scale, zero_point
+    QCONV2D = "qconv2d"
     # -- convolution and pooling
     CONV2D = "conv2d"  # inputs: x, w[, b]; attrs: stride, padding, dilation, groups
     MAX_POOL2D = "max_pool2d"
@@ -146,8 +149,8 @@ class OpGroup:
     COMPARISON = frozenset({Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE})
     REDUCTION = frozenset({Op.SUM, Op.MEAN, Op.AMAX, Op.AMIN, Op.ARGMAX, Op.SOFTMAX, Op.LOG_SOFTMAX})
     GEMM = frozenset({Op.LINEAR, Op.MATMUL, Op.ADDMM, Op.QLINEAR, Op.WQLINEAR})
-    QUANT = frozenset({Op.QLINEAR, Op.WQLINEAR})
-    CONV = frozenset({Op.CONV2D})
+    QUANT = frozenset({Op.QLINEAR, Op.WQLINEAR, Op.QCONV2D})
+    CONV = frozenset({Op.CONV2D, Op.QCONV2D})
     POOL = frozenset({Op.MAX_POOL2D, Op.AVG_POOL2D, Op.ADAPTIVE_AVG_POOL2D})
     NORM = frozenset({Op.LAYER_NORM, Op.RMS_NORM, Op.BATCH_NORM})
     # ops whose output may alias their input's storage (no data movement when done as a view)

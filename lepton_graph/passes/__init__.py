@@ -19,7 +19,7 @@ from .fold import fold_batchnorm, fold_constants
 from .fuse import fuse
 from .memory import mark_lifetimes
 from .merge import merge_linear_chains, merge_sibling_linears
-from .quantize import quantize_linears
+from .quantize import quantize_layers
 from .simplify import eliminate_common_subexpressions, simplify
 
 PIPELINE: list[Pass] = [
@@ -29,7 +29,7 @@ PIPELINE: list[Pass] = [
     fold_batchnorm,
     merge_linear_chains,
     merge_sibling_linears,
-    quantize_linears,
+    quantize_layers,
     recognize_attention,
     eliminate_common_subexpressions,
     fuse,

@@ -77,11 +77,12 @@ def _bound(v: Any) -> float:
     return b
 
 
-def fake_quant_linear(
+def fake_quant_layer(
     w: torch.Tensor, attrs: dict[str, Any], smooth: torch.Tensor | None = None
 ) -> Callable[[list[Any]], torch.Tensor]:
-    """The quantized layer as an fp32 computation (weights dequantized once, activations fake-quantized per call;
-    with SmoothQuant factors, x / s through W * s)."""
+    """The quantized layer (a linear, or a conv when ``attrs`` holds its window) as an fp32 computation (weights
+    dequantized once, activations fake-quantized per call; with SmoothQuant factors, x / s through W * s)."""
+    conv = "stride" in attrs
     if smooth is not None:
         w = w * smooth
     if "bits" in attrs:
@@ -89,19 +90,23 @@ def fake_quant_linear(
         wd = dequantize_weight_groups(q, s, z, attrs["bits"], attrs["group"], w.shape[1])
     else:
         scale = weight_scale_per_channel(w)
-        wd = quantize_per_channel(w, scale).to(torch.float32) * scale.unsqueeze(1)
+        wd = quantize_per_channel(w, scale).to(torch.float32) * scale.reshape(-1, *([1] * (w.dim() - 1)))
     act = attrs.get("act")
 
     def run(args: list[Any]) -> torch.Tensor:
         x = args[0].to(torch.float32)
         if smooth is not None:
             x = x / smooth
-        if act == "dynamic":
-            q8, s8, z8 = quantize_rows_u8(x)
-            x = (q8.to(torch.float32) - z8.unsqueeze(-1).to(torch.float32)) * s8.unsqueeze(-1)
+        if act == "dynamic":  # per row; a conv's rows are its images
+            rows = (x.flatten(1) if x.dim() == 4 else x.reshape(1, x.numel())) if conv else x
+            q8, s8, z8 = quantize_rows_u8(rows)
+            x = ((q8.to(torch.float32) - z8.unsqueeze(-1).to(torch.float32)) * s8.unsqueeze(-1)).reshape(x.shape)
         elif act == "static":
             x = quantize_u8_static(x, attrs["scale"], attrs["zero_point"]).to(torch.float32) - attrs["zero_point"]
             x = x * attrs["scale"]
+        if conv:
+            bias = args[2] if len(args) > 2 else None
+            return torch.conv2d(x, wd, bias, attrs["stride"], attrs["padding"], attrs["dilation"], 1)
         return torch.nn.functional.linear(x, wd, *args[2:])
 
     return run
@@ -122,7 +127,7 @@ def fit_budget(
     sensitivity: Mapping[Node, float],
     budget: AccuracyBudget,
 ) -> BudgetResult:
-    """The fewest of the quantized layers (``fake``: each one's fake_quant_linear; most sensitive first) to keep
+    """The fewest of the quantized layers (``fake``: each one's fake_quant_layer; most sensitive first) to keep
     float so that the outputs meet ``budget`` on every one of ``input_sets`` (the graph's inputs: the example
     call's, or an ``eval=`` set's)."""
     with torch.no_grad():

@@ -1,14 +1,17 @@
-"""Quantization (opt-in): linear layers with constant weights become QLINEAR nodes with int8 weights.
+"""Quantization (opt-in): linear layers and convolutions with constant weights become QLINEAR / QCONV2D nodes with int8
+weights (WQLINEAR for the weight-only schemes, which apply to linear layers only). Convolutions: groups 1; int8-dynamic
+quantizes each image at run time (per row makes no sense for a window over rows).
 
-``int8-dynamic``: weights int8, symmetric, one scale per output channel, quantized here once; activations
-quantized per row at run time by the kernel (ir/defs/quant.py has the exact semantics). ``int8-weight`` /
-``int4-weight`` (weight-only, WQLINEAR): activations stay float32; int8 weights symmetric per output channel (or
-per group), int4 asymmetric per group of ``QuantConfig.group`` k (default 128), two per byte. ``int8-static``: the same
-weights; activations quantized with one scale and zero point per layer, from the input range calibrated before
-compiling (``PassOptions.act_ranges``, lepton_graph/calibration.py); a layer without a calibrated range (not called
-as an nn.Linear during calibration) takes int8-dynamic, and the report says so. Layers are named by their
+``int8-dynamic``: weights int8, symmetric, one scale per output channel, quantized here once; activations quantized per
+row at run time by the kernel (ir/defs/quant.py has the exact semantics). ``int8-weight`` / ``int4-weight``
+(weight-only, WQLINEAR): activations stay float32; int8 weights symmetric per output channel (or per group), int4
+asymmetric per group of ``QuantConfig.group`` k (default 128), two per byte. ``int8-static``: the same weights;
+activations quantized with one scale and zero point per layer, from the input range calibrated before compiling
+(``PassOptions.act_ranges``, lepton_graph/calibration.py); a layer without a calibrated range (not called as an
+nn.Linear or nn.Conv2d during calibration) takes int8-dynamic, and the report says so. Layers are named by their
 weight's parameter path without ``.weight`` (``encoder.layer.0.attention.output.dense``; merged Q/K/V siblings as
-``...query+key+value``) and matched by ``exclude`` / ``layers`` patterns (fnmatch) against any of those names.
+``...query+key+value``; a conv with a folded BatchNorm by the conv's path) and matched by ``exclude`` / ``layers``
+patterns (fnmatch) against any of those names.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ..ir.defs.quant import (
 )
 from ..ir.metrics import output_error
 from .base import PassOptions, PassResult
-from .quant_budget import AccuracyBudget, fake_quant_linear, fit_budget
+from .quant_budget import AccuracyBudget, fake_quant_layer, fit_budget
 
 SCHEMES = ("int8-dynamic", "int8-static", "int8-weight", "int4-weight")
 AVAILABLE = SCHEMES
@@ -143,19 +146,24 @@ class QuantConfig:
 def layer_names(graph: Graph, node: Node) -> list[str]:
     """The module paths a linear node comes from, from its weight's constant key."""
     key = node.inputs[1].const or node.name
-    return [part.removesuffix(".merged").removesuffix(".weight") for part in key.split("+")]
+    return [part.removesuffix(".bnfold").removesuffix(".merged").removesuffix(".weight") for part in key.split("+")]
+
+
+LAYERS = (Op.LINEAR, Op.CONV2D)  # the ops this pass quantizes
 
 
 def _quantizable(graph: Graph, node: Node) -> str | None:
     x, w = node.inputs[0], node.inputs[1]
-    if node.op is not Op.LINEAR:
-        return "not a linear layer"
+    if node.op not in LAYERS:
+        return "not a linear layer or convolution"
     if graph.constant(w) is None:
         return "weight is not a constant"
     if w.dtype is not DType.f32 or x.dtype is not DType.f32:
         return "not float32"
-    if w.rank != 2 or not w.is_static:
-        return "weight is not a static 2-D tensor"
+    if w.rank != (2 if node.op is Op.LINEAR else 4) or not w.is_static:
+        return f"weight is not a static {2 if node.op is Op.LINEAR else 4}-D tensor"
+    if node.op is Op.CONV2D and node.attrs.get("groups", 1) != 1:
+        return f"grouped conv (groups={node.attrs.get('groups')}): no int8 kernel; stays float"
     if not str(w.device).startswith("cpu"):
         return f"weight is on {w.device}"
     return None
@@ -164,16 +172,16 @@ def _quantizable(graph: Graph, node: Node) -> str | None:
 def _fakes(
     graph: Graph, attrs: dict[Node, dict[str, Any]], smooth: dict[Node, torch.Tensor] | None = None
 ) -> dict[Node, Callable[[list[Any]], torch.Tensor]]:
-    """Each layer's quantized form as an fp32 computation (quant_budget.fake_quant_linear: what the native kernels
+    """Each layer's quantized form as an fp32 computation (quant_budget.fake_quant_layer: what the native kernels
     compute, to fp32 rounding; the exact float64 references cost ~10x as much), its weight quantized once."""
     smooth = smooth or {}
-    return {n: fake_quant_linear(graph.constant(n.inputs[1]), a, smooth.get(n)) for n, a in attrs.items()}  # type: ignore[arg-type]
+    return {n: fake_quant_layer(graph.constant(n.inputs[1]), a, smooth.get(n)) for n, a in attrs.items()}  # type: ignore[arg-type]
 
 
 def _layer_errors(
     graph: Graph, inputs: Sequence[Any], fakes: dict[Node, Callable[[list[Any]], torch.Tensor]]
 ) -> dict[Node, float]:
-    """Each layer's own quantization error: rel. L2 of its quantized form (``fakes``) vs linear, on the fp32
+    """Each layer's own quantization error: rel. L2 of its quantized form (``fakes``) vs the float layer, on the fp32
     model's activations."""
     errors: dict[Node, float] = {}
 
@@ -202,6 +210,9 @@ def _smoothing(
     measure: list[Node] = []
     for n in chosen:
         names = layer_names(graph, n)
+        if n.op is not Op.LINEAR:
+            why_not[n] = "SmoothQuant applies to linear layers"
+            continue
         if chosen[n].get("act") == "static":
             if not all(name in calibrated for name in names):
                 why_not[n] = "no calibrated smoothing factors"
@@ -248,11 +259,13 @@ _last_weight_only: list[Any] = [None, None]
 
 
 def _choice(graph: Graph, node: Node, cfg: QuantConfig) -> tuple[str, str]:
-    """(scheme, why) for one LINEAR: not quantizable, the config's scheme for its names, or too small."""
+    """(scheme, why) for one LINEAR or CONV2D: not quantizable, the config's scheme for its names, or too small."""
     why_not = _quantizable(graph, node)
     if why_not:
         return "fp32", why_not
     scheme, why = cfg.scheme_for(layer_names(graph, node))
+    if scheme in WEIGHT_ONLY and node.op is Op.CONV2D:
+        return "fp32", f"{scheme} quantizes linear layers only (a conv's weights are not what bounds its speed)"
     w = graph.constant(node.inputs[1])
     if scheme != "fp32" and w is not None and w.numel() < cfg.min_weight_elements:
         return "fp32", f"weight has {w.numel()} < min_weight_elements = {cfg.min_weight_elements}"
@@ -264,36 +277,41 @@ def _static_range(names: list[str], ranges: Any) -> tuple[float, float] | str:
     found = [ranges[n] for n in names if ranges is not None and n in ranges]
     if len(found) < len(names):
         missing = next(n for n in names if ranges is None or n not in ranges)
-        return f"int8-static: no calibrated range for {missing!r} (not called as an nn.Linear during calibration)"
+        return (
+            f"int8-static: no calibrated range for {missing!r} (not called as an nn.Linear or nn.Conv2d during "
+            "calibration)"
+        )
     return min(lo for lo, _ in found), max(hi for _, hi in found)
 
 
-def _qlinear_attrs(graph: Graph, node: Node, scheme: str, opts: PassOptions) -> tuple[str, dict[str, Any], str | None]:
-    """(scheme taken, QLINEAR attrs, why it differs from the one asked for)."""
+def _qlayer_attrs(graph: Graph, node: Node, scheme: str, opts: PassOptions) -> tuple[str, dict[str, Any], str | None]:
+    """(scheme taken, the QLINEAR / WQLINEAR / QCONV2D attrs, why it differs from the one asked for)."""
     if scheme in WEIGHT_ONLY:
         cfg: QuantConfig = opts.quantize
         return scheme, {"bits": WEIGHT_ONLY[scheme], "group": cfg.group_for(scheme)}, None
+    window = dict(node.attrs) if node.op is Op.CONV2D else {}
     if scheme == "int8-static":
         r = _static_range(layer_names(graph, node), opts.act_ranges)
         if isinstance(r, str):
-            return "int8-dynamic", {"act": "dynamic"}, r + "; int8-dynamic instead"
+            return "int8-dynamic", {**window, "act": "dynamic"}, r + "; int8-dynamic instead"
         scale, zero = static_qparams(*r)
-        return scheme, {"act": "static", "scale": scale, "zero_point": zero}, None
-    return scheme, {"act": "dynamic"}, None
+        return scheme, {**window, "act": "static", "scale": scale, "zero_point": zero}, None
+    return scheme, {**window, "act": "dynamic"}, None
 
 
-def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
-    """LINEAR(x, W, b) -> QLINEAR(x, int8(W), scale(W), b) per QuantConfig; records every layer's choice in
-    graph.meta["quantization"] (and its own error, given ``opts.example_inputs``)."""
+def quantize_layers(graph: Graph, opts: PassOptions) -> PassResult:
+    """LINEAR(x, W, b) -> QLINEAR(x, int8(W), scale(W), b) (or WQLINEAR), CONV2D(x, W, b) -> QCONV2D(x, int8(W),
+    scale(W), b) per QuantConfig; records every layer's choice in graph.meta["quantization"] (and its own error,
+    given ``opts.example_inputs``)."""
     cfg: QuantConfig | None = opts.quantize
     if cfg is None:
         return PassResult(graph, False)
     examples = opts.example_inputs
-    choices = {n: _choice(graph, n, cfg) for n in graph.nodes if n.op is Op.LINEAR}
-    chosen: dict[Node, dict[str, Any]] = {}  # quantized layers' QLINEAR attrs; only these are measured
+    choices = {n: _choice(graph, n, cfg) for n in graph.nodes if n.op in LAYERS}
+    chosen: dict[Node, dict[str, Any]] = {}  # quantized layers' node attrs; only these are measured
     for n, (scheme, why) in list(choices.items()):
         if scheme != "fp32":
-            taken, chosen[n], changed = _qlinear_attrs(graph, n, scheme, opts)
+            taken, chosen[n], changed = _qlayer_attrs(graph, n, scheme, opts)
             choices[n] = (taken, changed or why)
     errors: dict[Node, float] = {}
     fakes = _fakes(graph, chosen) if examples is not None and chosen else {}
@@ -336,7 +354,7 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
         }
     layers: list[dict[str, Any]] = []
     for node in list(graph.nodes):
-        if node.op is not Op.LINEAR:
+        if node.op not in LAYERS:
             continue
         names = layer_names(graph, node)
         entry: dict[str, Any] = {"layer": "+".join(names), "shape": list(node.inputs[1].shape)}
@@ -369,7 +387,8 @@ def quantize_linears(graph: Graph, opts: PassOptions) -> PassResult:
         else:
             scale = graph.add_derived(weight_scale_per_channel, [wv], f"{key}.scale")
             wq = graph.add_derived(quantize_per_channel, [wv, scale], f"{key}.int8")
-            q = graph.add_node(Op.QLINEAR, [x, wq, scale, *node.inputs[2:]], attrs, before=node)
+            op = Op.QCONV2D if node.op is Op.CONV2D else Op.QLINEAR
+            q = graph.add_node(op, [x, wq, scale, *node.inputs[2:]], attrs, before=node)
             entry["quant_bytes"] = int(graph.constants[wq.const].numel() + graph.constants[scale.const].numel() * 4)  # type: ignore[index]
             if attrs["act"] == "static":
                 entry.update(act_scale=attrs["scale"], act_zero_point=attrs["zero_point"])

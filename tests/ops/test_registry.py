@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -407,6 +408,45 @@ def _conv2d(draw: Draw, op: Op) -> Case:
         return Case(ins, attrs, lambda: aten.conv2d.default(x, w, b, s, p, d, groups), atol=1e-4, rtol=1e-4)
     alt = lambda: aten.convolution.default(x, w, b, s, p, d, False, [0, 0], groups)  # noqa: E731
     return Case(ins, attrs, alt, atol=1e-4, rtol=1e-4)
+
+
+@case(Op.QCONV2D)
+def _qconv2d(draw: Draw, op: Op) -> Case:
+    k, s, p, d, hw = _window(draw)
+    cin, cout = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    batch = draw(st.sampled_from([(0,), (1,), (2,), ()]))
+    x = tensor(draw, (*batch, cin, *hw), torch.float32)
+    w = draw(tensors((cout, cin, *k), torch.int8, low=-127, high=128))
+    scale = tensor(draw, (cout,), torch.float32, low=1e-3, high=0.1)
+    b = tensor(draw, (cout,), torch.float32) if draw(st.booleans()) else None
+    static = draw(st.sampled_from([None, (0.02, 128), (0.05, 7)]))
+
+    def alt() -> torch.Tensor:  # image by image: u8 by hand, then im2col (unfold) and an int64 product
+        xb = x.reshape(-1, cin, *hw)
+        o = [(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
+        out = []
+        for img in xb:
+            if static is None:
+                mn = min(float(img.min()) if img.numel() else 0.0, 0.0)
+                mx = max(float(img.max()) if img.numel() else 0.0, 0.0)
+                sc = torch.tensor((mx - mn) / 255.0, dtype=torch.float32)
+                sc = sc if sc > 0 else torch.tensor(1.0)
+                z = int(torch.clamp(torch.round(torch.tensor(-mn, dtype=torch.float32) / sc), 0, 255))
+            else:
+                sc, z = torch.tensor(static[0], dtype=torch.float32), static[1]
+            q = torch.clamp(torch.round(torch.clamp(img * (1.0 / sc), -256, 511)) + z, 0, 255).long() - z
+            cols = F.unfold(q[None].double(), k, d, p, s)[0].long()  # (cin * kh * kw, L), zero padding = q - z = 0
+            acc = w.reshape(cout, -1).long() @ cols
+            out.append((acc.to(torch.float32) * (sc * scale).reshape(-1, 1)).reshape(cout, *o))
+        y = torch.stack(out) if out else torch.empty(0, cout, *o)
+        if b is not None:
+            y = y + b.reshape(-1, 1, 1)
+        return y.reshape(*batch, *y.shape[1:]) if batch else y[0]
+
+    attrs = {"stride": s, "padding": p, "dilation": d, "groups": 1, "act": "dynamic" if static is None else "static"}
+    if static is not None:
+        attrs.update(scale=static[0], zero_point=static[1])
+    return Case([x, w, scale] + ([b] if b is not None else []), attrs, alt, atol=1e-5, rtol=1e-5)
 
 
 @case(Op.MAX_POOL2D)

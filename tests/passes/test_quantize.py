@@ -1,4 +1,4 @@
-"""compile(quantize=...): the quantize_linears pass, its configuration, the report, and the end-to-end error."""
+"""compile(quantize=...): the quantize_layers pass, its configuration, the report, and the end-to-end error."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from lepton_graph.ir import Op, interpret
 from lepton_graph.ir.defs.quant import qlinear, quantize_weight_per_channel
 from lepton_graph.ir.metrics import output_error
 from lepton_graph.passes import PassOptions
-from lepton_graph.passes.quantize import quantize_linears
+from lepton_graph.passes.quantize import quantize_layers
 
 
 class Net(nn.Module):
@@ -54,7 +54,7 @@ def test_int8_dynamic_quantizes_every_linear_and_reports_it() -> None:
     assert 0 < err < 0.02
     assert q["model_error"]["rel_l2"] == pytest.approx(err, rel=1e-6)
     assert c.report().as_dict()["fallback_nodes"] == 0
-    assert "quantization: int8-dynamic, 3 of 3 linear layers" in str(c.report())
+    assert "quantization: int8-dynamic, 3 of 3 layers" in str(c.report())
     worst = max(q["layers"], key=lambda layer: layer["rel_l2"])
     assert q["worst_layer"] == {"layer": worst["layer"], "rel_l2": worst["rel_l2"]}
     assert f"largest own error: {worst['layer']}" in str(c.report())
@@ -98,7 +98,7 @@ def test_pass_rewrites_linears_to_qlinear_with_int8_constants() -> None:
     graph = cap.graph
     with torch.no_grad():
         before = interpret(graph, [x])
-    res = quantize_linears(graph, PassOptions(quantize=QuantConfig(), example_inputs=[x]))
+    res = quantize_layers(graph, PassOptions(quantize=QuantConfig(), example_inputs=[x]))
     assert res.changed and res.stats == {"quantized": 3, "layers": 3}
     assert Op.LINEAR not in {n.op for n in graph.nodes}
     q = [n for n in graph.nodes if n.op is Op.QLINEAR]
@@ -106,7 +106,7 @@ def test_pass_rewrites_linears_to_qlinear_with_int8_constants() -> None:
     with torch.no_grad():
         after = interpret(graph, [x])
     assert 0 < output_error(before, after)["rel_l2"] < 0.02
-    again = quantize_linears(graph, PassOptions(quantize=QuantConfig()))
+    again = quantize_layers(graph, PassOptions(quantize=QuantConfig()))
     assert not again.changed  # idempotent: nothing left to quantize
 
 
@@ -171,13 +171,13 @@ def test_layers_kept_float_for_their_size_are_neither_quantized_nor_measured(mon
     import lepton_graph.passes.quantize as quantize
 
     shapes: list[tuple[int, ...]] = []
-    real = quantize.fake_quant_linear
+    real = quantize.fake_quant_layer
 
     def counting(w: torch.Tensor, *args: Any) -> Any:
         shapes.append(tuple(w.shape))
         return real(w, *args)
 
-    monkeypatch.setattr(quantize, "fake_quant_linear", counting)
+    monkeypatch.setattr(quantize, "fake_quant_layer", counting)
     model, x = _net()
     c = lepton_graph.compile(model, quantize=QuantConfig("int8-dynamic", min_weight_elements=1000))
     with torch.no_grad():
@@ -536,3 +536,77 @@ def test_weight_only_through_the_torch_compile_backend(scheme: str) -> None:
         y, ref = tc(x), model(x)
     assert 0 < _rel_l2(y, ref) < (0.01 if scheme == "int8-weight" else 0.15)
     torch._dynamo.reset()
+
+
+class ConvNet(nn.Module):
+    """conv + BatchNorm + ReLU, a strided conv, a depthwise conv (no int8 kernel), a 1x1 conv with a residual, and
+    a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(16, 24, 3, stride=2, padding=1)
+        self.dw = nn.Conv2d(24, 24, 3, padding=1, groups=24)
+        self.pw = nn.Conv2d(24, 24, 1)
+        self.head = nn.Linear(24, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.bn1(self.conv1(x)))
+        h = torch.relu(self.conv2(h))
+        h = torch.relu(self.pw(self.dw(h)) + h)
+        return self.head(h.mean((2, 3)))
+
+
+def _conv_net() -> tuple[ConvNet, torch.Tensor, list[tuple[torch.Tensor]]]:
+    torch.manual_seed(0)
+    model = ConvNet().eval()
+    with torch.no_grad():
+        model.bn1.running_mean.uniform_(-0.5, 0.5)
+        model.bn1.running_var.uniform_(0.5, 2.0)
+    gen = torch.Generator().manual_seed(1)
+    return model, torch.randn(2, 3, 15, 13), [(torch.randn(2, 3, 15, 13, generator=gen),) for _ in range(4)]
+
+
+@pytest.mark.parametrize("scheme", ["int8-dynamic", "int8-static"])
+def test_convs_take_int8_natively_and_equal_the_reference(scheme: str) -> None:
+    model, x, cal = _conv_net()
+    kw: dict[str, Any] = {"calibration": cal} if scheme == "int8-static" else {}
+    c = lepton_graph.compile(model, quantize=scheme, **kw)
+    y = c(x)
+    rep = c.report().as_dict()
+    layers = {layer["layer"]: layer for layer in rep["quantization"]["layers"]}
+    assert {name: layer["scheme"] for name, layer in layers.items()} == {
+        "conv1": scheme,  # BatchNorm folded in, still named by the conv
+        "conv2": scheme,
+        "dw": "fp32",
+        "pw": scheme,
+        "head": scheme,
+    }
+    assert "grouped conv" in layers["dw"]["why"]
+    assert layers["conv2"]["quant_bytes"] < layers["conv2"]["weight_bytes"] / 3
+    assert rep["fallback_nodes"] == 0
+    # the native int8 conv (with its fused bias / residual / ReLU) computes the IR's QCONV2D semantics
+    ref = lepton_graph.compile(model, quantize=scheme, native=False, **kw)(x)
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        assert 0 < _rel_l2(y, model(x)) < 0.03
+
+
+def test_weight_only_schemes_keep_convs_float() -> None:
+    model, x, _ = _conv_net()
+    c = lepton_graph.compile(model, quantize="int8-weight")
+    c(x)
+    layers = {layer["layer"]: layer for layer in c.report().as_dict()["quantization"]["layers"]}
+    assert layers["head"]["scheme"] == "int8-weight"
+    assert layers["conv2"]["scheme"] == "fp32" and "linear layers only" in layers["conv2"]["why"]
+
+
+def test_int8_convs_serve_other_shapes_with_dynamic_true() -> None:
+    model, _, cal = _conv_net()
+    c = lepton_graph.compile(model, quantize="int8-static", calibration=cal, dynamic=True)
+    ref = lepton_graph.compile(model, quantize="int8-static", calibration=cal, dynamic=True, native=False)
+    gen = torch.Generator().manual_seed(3)
+    for shape in ((1, 3, 9, 9), (3, 3, 16, 11)):
+        xi = torch.randn(shape, generator=gen)
+        torch.testing.assert_close(c(xi), ref(xi), atol=1e-5, rtol=1e-5)
+    assert len(c.report().variants) == 1

@@ -7,17 +7,19 @@ run as Winograd F(4x4, 3x3) or F(2x2, 3x3) instead (``winograd_tile`` picks), wi
 (Winograd F(2x2) or the direct conv); depthwise/grouped convs stay fp32. Outputs are channels_last tensors (NCHW
 shape, NHWC strides): the next conv, pool or residual add reads them without any layout conversion, and every
 consumer accepts strided tensors. ``lower_conv_group`` lowers FUSED "gemm" groups rooted at a conv (the "gemm"
-fused lowering delegates those here).
+fused lowering delegates those here). QCONV2D (int8-dynamic / int8-static, ir/defs/quant.py) runs on the int8 conv
+(csrc/kernels/conv_int8.cpp) with the same epilogues and the same channels_last output.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from ...ir import DType, Graph, Node, Op, Value
+from ...ir import DType, Graph, Node, Op, OpGroup, Value
 from .. import LowerOptions
 from . import epilogue as ep
 from .epilogue import Caps, parse_epilogue
@@ -76,20 +78,46 @@ class _ConvSpec:
         self.residual_before_act = True
 
 
+def _bias_index(node: Node) -> int:
+    return 3 if node.op is Op.QCONV2D else 2
+
+
 def _check_conv(node: Node, graph: Graph) -> str | None:
-    for v, what in zip(node.inputs, ("input", "weight", "bias"), strict=False):
-        why = _f32_cpu(v, what)
+    x, w = node.inputs[0], node.inputs[1]
+    b = node.inputs[_bias_index(node)] if len(node.inputs) > _bias_index(node) else None
+    float_operands = [(x, "input"), (b, "bias")] + ([] if node.op is Op.QCONV2D else [(w, "weight")])
+    for v, what in float_operands:
+        why = _f32_cpu(v, what) if v is not None else None
         if why:
             return why
-    x, w = node.inputs[0], node.inputs[1]
     if x.rank not in (3, 4):
         return f"input rank {x.rank}"
     if w.const is None or graph.constant(w) is None:
         return "weight is not a constant (packed at compile time)"
-    if len(node.inputs) > 2 and node.inputs[2].const is None:
+    if b is not None and b.const is None:
         return "bias is not a constant"
     if not _static(tuple(w.shape)):
         return "symbolic weight shape"
+    if node.op is Op.QCONV2D:
+        return _check_qconv(node, graph)
+    return None
+
+
+def _check_qconv(node: Node, graph: Graph) -> str | None:
+    w, scale = graph.constant(node.inputs[1]), graph.constant(node.inputs[2])
+    if w is None or w.dtype != torch.int8 or w.dim() != 4:
+        return "qconv2d weight is not a constant 4-D int8 tensor"
+    if scale is None or scale.dtype != torch.float32 or tuple(scale.shape) != (w.shape[0],):
+        return "qconv2d weight scales are not a constant (OC,) float32 tensor"
+    if node.attrs.get("groups", 1) != 1:
+        return f"qconv2d groups={node.attrs.get('groups')} (the int8 conv is groups 1)"
+    if w.shape[1] * w.shape[2] * w.shape[3] > _lib().GEMM_INT8_MAX_K:
+        return f"C * KH * KW > {_lib().GEMM_INT8_MAX_K} (int32 accumulators could overflow)"
+    act, scale_a, zero = node.attrs.get("act"), node.attrs.get("scale", 1.0), node.attrs.get("zero_point", 0)
+    if act not in ("dynamic", "static"):
+        return f"qconv2d activation scheme {act!r}"
+    if act == "static" and not (math.isfinite(scale_a) and scale_a > 0 and 0 <= zero <= 255):
+        return f"qconv2d static scale {scale_a} / zero point {zero} out of range"
     return None
 
 
@@ -100,8 +128,8 @@ def _const(graph: Graph, v: Value) -> torch.Tensor:
 
 
 def _bias_of(node: Node, graph: Graph) -> torch.Tensor | None:
-    if len(node.inputs) > 2:
-        return _const(graph, node.inputs[2]).detach().float().contiguous()
+    if len(node.inputs) > _bias_index(node):
+        return _const(graph, node.inputs[_bias_index(node)]).detach().float().contiguous()
     return None
 
 
@@ -181,20 +209,60 @@ def make_conv(
     return lib.Conv2dF32(w.data_ptr(), *wl, groups, list(stride), padding, list(dilation), act, residual_before_act)
 
 
+def make_qconv(
+    w: torch.Tensor,
+    scale: torch.Tensor,
+    stride: tuple[int, int],
+    padding: list[int],
+    dilation: tuple[int, int],
+    act: int,
+    residual_before_act: bool,
+    static: tuple[float, int] | None,
+) -> Any:
+    """The native int8 conv object: int8 (OC, C, KH, KW) weights with OC float32 scales; the input quantized with
+    ``static`` = (scale, zero point), or per image at run time when None."""
+    if w.dtype != torch.int8 or w.dim() != 4 or tuple(scale.shape) != (w.shape[0],):
+        raise ValueError(
+            f"int8 conv weight must be (OC, C, KH, KW) int8 with OC scales, got {w.dtype} {tuple(w.shape)} and "
+            f"{tuple(scale.shape)} scales"
+        )
+    scale = scale.detach().to(torch.float32).contiguous()
+    conv = _lib().Conv2dU8S8(
+        w.data_ptr(),
+        list(w.shape),
+        list(w.stride()),
+        scale.data_ptr(),
+        list(stride),
+        padding,
+        list(dilation),
+        act,
+        residual_before_act,
+        static is None,
+        *(static or (1.0, 0)),
+    )
+    return conv
+
+
 def _make_kernel(spec: _ConvSpec, x_index: int, res_index: int | None) -> Kernel:
     node, graph = spec.conv, spec.graph
-    w = _const(graph, node.inputs[1]).detach().float()
+    w = _const(graph, node.inputs[1]).detach()
     kernel = _pair(node.attrs.get("kernel_size", tuple(w.shape[2:])))
     stride, dilation = _pair(node.attrs.get("stride", 1)), _pair(node.attrs.get("dilation", 1))
     padding = _padding(node.attrs, kernel, dilation)
     if isinstance(padding, str):
         raise NotImplementedError(padding)
-    groups, bf16 = int(node.attrs.get("groups", 1)), _use_bf16(spec.opts)
-    x_shape = tuple(node.inputs[0].shape)
-    tile = winograd_tile(
-        tuple(w.shape), x_shape if len(x_shape) == 4 else (1, *x_shape), stride, dilation, groups, bf16
-    )
-    conv = make_conv(w, stride, padding, dilation, groups, spec.act, spec.residual_before_act, bf16, tile)
+    if node.op is Op.QCONV2D:
+        static = (float(node.attrs["scale"]), int(node.attrs["zero_point"])) if node.attrs["act"] == "static" else None
+        scale = _const(graph, node.inputs[2])
+        conv = make_qconv(w, scale, stride, padding, dilation, spec.act, spec.residual_before_act, static)
+    else:
+        w = w.float()
+        groups, bf16 = int(node.attrs.get("groups", 1)), _use_bf16(spec.opts)
+        x_shape = tuple(node.inputs[0].shape)
+        tile = winograd_tile(
+            tuple(w.shape), x_shape if len(x_shape) == 4 else (1, *x_shape), stride, dilation, groups, bf16
+        )
+        conv = make_conv(w, stride, padding, dilation, groups, spec.act, spec.residual_before_act, bf16, tile)
     bias = spec.bias
     bias_ptr = bias.data_ptr() if bias is not None else 0
     x_val = node.inputs[0]
@@ -225,7 +293,7 @@ def _make_kernel(spec: _ConvSpec, x_index: int, res_index: int | None) -> Kernel
     return conv2d
 
 
-@lowers(Op.CONV2D)
+@lowers(Op.CONV2D, Op.QCONV2D)
 def lower_conv2d(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     why = _check_conv(node, graph)
     if why:
@@ -265,7 +333,7 @@ def conv_epilogue(
 def lower_conv_group(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
     """A FUSED "gemm" node whose body is CONV2D followed by bias/residual ADDs and at most one activation."""
     body: Graph = node.attrs["body"]
-    if not body.nodes or body.nodes[0].op is not Op.CONV2D:
+    if not body.nodes or body.nodes[0].op not in OpGroup.CONV:
         return "not a conv-rooted group"
     if len(body.outputs) != 1 or len(node.outputs) != 1:
         return "group has several outputs"
@@ -378,6 +446,34 @@ def lower_pool2d(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | str:
 # ---------------------------------------------------------------------------------------------------- direct calls
 
 
+def _direct_pads(padding: Any, act: str) -> list[int]:
+    """(top, bottom, left, right) of a direct call's padding (an int, a pair or four ints); checks ``act``."""
+    if act not in ep.Act.__members__:
+        raise ValueError(f"act must be one of {', '.join(ep.Act.__members__)}, got {act!r}")
+    if isinstance(padding, (list, tuple)) and len(padding) == 4:
+        return [int(p) for p in padding]
+    ph, pw = _pair(padding)
+    return [ph, ph, pw, pw]
+
+
+def _direct_run(conv: Any, x: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None) -> torch.Tensor:
+    """One call of a native conv object into a new channels_last output."""
+    shape = conv.output_shape(list(x.shape))
+    y = torch.empty(shape, memory_format=_CL)
+    conv.run(
+        x.data_ptr(),
+        list(x.shape),
+        list(x.stride()),
+        y.data_ptr(),
+        shape,
+        list(y.stride()),
+        0 if bias is None else bias.data_ptr(),
+        0 if residual is None else residual.data_ptr(),
+        [0, 0, 0, 0] if residual is None else list(residual.stride()),
+    )
+    return y
+
+
 def conv2d_f32(
     x: torch.Tensor,
     w: torch.Tensor,
@@ -397,27 +493,30 @@ def conv2d_f32(
     ``padding`` is an int, a pair, or (top, bottom, left, right). ``winograd``: 2 or 4 runs Winograd
     F(winograd x winograd, 3x3) (3x3 stride-1 dilation-1 groups-1 only), 0 the direct conv; ``bf16``: bf16 operands
     with fp32 accumulation."""
-    if act not in ep.Act.__members__:
-        raise ValueError(f"act must be one of {', '.join(ep.Act.__members__)}, got {act!r}")
-    pad = list(padding) if isinstance(padding, (list, tuple)) and len(padding) == 4 else None
-    if pad is None:
-        ph, pw = _pair(padding)
-        pad = [ph, ph, pw, pw]
+    pad = _direct_pads(padding, act)
     conv = make_conv(w, _pair(stride), pad, _pair(dilation), groups, ep.Act[act], residual_before_act, bf16, winograd)
-    shape = conv.output_shape(list(x.shape))
-    y = torch.empty(shape, memory_format=_CL)
-    conv.run(
-        x.data_ptr(),
-        list(x.shape),
-        list(x.stride()),
-        y.data_ptr(),
-        shape,
-        list(y.stride()),
-        0 if bias is None else bias.data_ptr(),
-        0 if residual is None else residual.data_ptr(),
-        [0, 0, 0, 0] if residual is None else list(residual.stride()),
-    )
-    return y
+    return _direct_run(conv, x, bias, residual)
+
+
+def conv2d_u8s8(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    w_scale: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    act: str = "none",
+    residual: torch.Tensor | None = None,
+    residual_before_act: bool = True,
+    static: tuple[float, int] | None = None,
+) -> torch.Tensor:
+    """QCONV2D with the native int8 conv (packs ``w`` per call): ``w`` int8 (OC, C, KH, KW) with (OC,) float32
+    scales; ``x`` (N, C, H, W) float32, any strides, quantized with ``static`` = (scale, zero point) or per image when
+    None; then the epilogue as in conv2d_f32. The result is channels_last."""
+    pad = _direct_pads(padding, act)
+    conv = make_qconv(w, w_scale, _pair(stride), pad, _pair(dilation), ep.Act[act], residual_before_act, static)
+    return _direct_run(conv, x, bias, residual)
 
 
 def _pool_out_like(x: torch.Tensor, oh: int, ow: int) -> torch.Tensor:

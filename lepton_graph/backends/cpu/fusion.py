@@ -7,7 +7,7 @@ never sent to torch because of its epilogue.
 
 from __future__ import annotations
 
-from ...ir import Graph, Node, Op
+from ...ir import Graph, Node, Op, OpGroup
 from .. import LowerOptions
 from .conv import _ConvSpec, conv_epilogue
 from .gemm import _const, _Epi, gemm_epilogue
@@ -20,7 +20,7 @@ def can_fuse(kind: str, group: list[Node], graph: Graph) -> str | None:
     if kind != "gemm" or len(group) < 2:
         return None
     root, chain = group[0], group[1:]
-    if root.op is Op.CONV2D:
+    if root.op in OpGroup.CONV:
         produced = {v for n in chain for v in n.outputs}
         spec = _ConvSpec(root, graph, LowerOptions())  # acceptance does not depend on precision
         why, _, _ = conv_epilogue(chain, root.out, spec, int(root.inputs[1].shape[0]), lambda v: v, graph, produced)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ...ir import DType, Graph, Node, Op, Value
+from ...ir import DType, Graph, Node, Op, OpGroup, Value
 from .. import LowerOptions
 from .epilogue import Caps, parse_epilogue
 from .native import _lib
@@ -653,7 +653,7 @@ def lower_gemm_group(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | s
     if not body.nodes:
         return "empty body"
     root = body.nodes[0]
-    if root.op is Op.CONV2D:
+    if root.op in OpGroup.CONV:
         try:
             from .conv import lower_conv_group
         except ImportError:

@@ -9,6 +9,11 @@ formula; tests/csrc/test_gemm_int8.py holds the kernels to it bit for bit.
 QLINEAR with act="static" (int8-static): every row of x is quantized with one scale and zero point calibrated ahead
 of time (attrs ``scale``, ``zero_point``; ``static_qparams`` turns a calibrated range into them); the rest as above.
 
+QCONV2D (int8-dynamic / int8-static convolution, groups 1): x quantized like QLINEAR's, but with one scale and zero
+point per image (act="dynamic": over the image's range extended to include 0) or per tensor (act="static"); the
+weight is int8 (OC, C, KH, KW) with one scale per output channel. Padding taps hold the zero point, so they add
+exactly 0: y = float32(conv(q - z, w8)) * float32(s * s_w) + b.
+
 WQLINEAR (int8-weight, int4-weight): weight-only; x stays float32 and the weight is dequantized in groups of
 ``group`` consecutive k per output channel, w = (q - z) * s (fp32, one rounding); int8 symmetric (z = 0), int4
 asymmetric over the group's range extended to include 0 (q, z in [0, 15]), stored two per byte (k even in the low
@@ -101,15 +106,17 @@ def quantize_weight_per_channel(w: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def weight_scale_per_channel(w: Tensor) -> Tensor:
-    """The symmetric int8 scale of each output channel (row) of a float (N, K) weight: max |w| / 127."""
-    w = w.detach().to(torch.float32)
+    """The symmetric int8 scale of each output channel of a float weight (dim 0: (N, K) linear, (OC, C, KH, KW)
+    conv): max |w| / 127."""
+    w = w.detach().to(torch.float32).flatten(1)
     amax = w.abs().amax(dim=1) if w.shape[1] else torch.zeros(w.shape[0])
     return torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
 
 
 def quantize_per_channel(w: Tensor, scale: Tensor) -> Tensor:
-    """A float (N, K) weight as int8 with one scale per row, rounded and clamped to [-127, 127]."""
-    return torch.clamp(torch.round(w.detach().to(torch.float32) / scale.unsqueeze(1)), -127, 127).to(torch.int8)
+    """A float weight as int8 with one scale per output channel (dim 0), rounded and clamped to [-127, 127]."""
+    s = scale.reshape(-1, *([1] * (w.dim() - 1)))
+    return torch.clamp(torch.round(w.detach().to(torch.float32) / s), -127, 127).to(torch.int8)
 
 
 @register_op(Op.QLINEAR, inputs=(3, 4), attrs={"act": "dynamic", "scale": 1.0, "zero_point": 0})
@@ -136,6 +143,58 @@ def qlinear(
     acc = (q.to(torch.float64) - z.unsqueeze(-1).to(torch.float64)) @ w.to(torch.float64).t()
     y = acc.to(torch.float32) * (s.unsqueeze(-1) * w_scale.to(torch.float32))
     return y if b is None else y + b
+
+
+@register_op(
+    Op.QCONV2D,
+    inputs=(3, 4),
+    attrs={
+        "stride": (1, 1),
+        "padding": (0, 0),
+        "dilation": (1, 1),
+        "groups": 1,
+        "act": "dynamic",
+        "scale": 1.0,
+        "zero_point": 0,
+    },
+)
+def qconv2d(
+    x: Tensor,
+    w: Tensor,
+    w_scale: Tensor,
+    b: Tensor | None = None,
+    *,
+    stride: tuple[int, int],
+    padding: tuple[int, int] | str,
+    dilation: tuple[int, int],
+    groups: int,
+    act: str,
+    scale: float = 1.0,
+    zero_point: int = 0,
+) -> Tensor:
+    """The int8 conv2d (see the module docstring): x (N, C, H, W) or unbatched (C, H, W) float32."""
+    if act not in ("dynamic", "static"):
+        raise ValueError(f"qconv2d: activation scheme {act!r} is not supported ('dynamic' or 'static')")
+    if groups != 1:
+        raise ValueError(f"qconv2d: groups must be 1, got {groups}")
+    wf = w.to(torch.float64 if x.device.type != "meta" else torch.float32)
+    if x.device.type == "meta":
+        out = torch.conv2d(x.to(torch.float32), wf, None, stride, padding, dilation)
+        return out if b is None else out + b.reshape(-1, 1, 1)
+    unbatched = x.dim() == 3
+    xb = (x.unsqueeze(0) if unbatched else x).to(torch.float32)
+    if act == "static":
+        s = torch.full((xb.shape[0],), scale, dtype=torch.float32)
+        z = torch.full((xb.shape[0],), zero_point, dtype=torch.float64)
+        q = quantize_u8_static(xb, scale, zero_point).to(torch.float64)
+    else:
+        q8, s, zi = quantize_rows_u8(xb.flatten(1))
+        q, z = q8.reshape(xb.shape).to(torch.float64), zi.to(torch.float64)
+    acc = torch.conv2d(q - z.reshape(-1, 1, 1, 1), wf, None, stride, padding, dilation)
+    y = acc.to(torch.float32) * (s.reshape(-1, 1, 1, 1) * w_scale.to(torch.float32).reshape(1, -1, 1, 1))
+    if b is not None:
+        y = y + b.reshape(-1, 1, 1)
+    return y.squeeze(0) if unbatched else y
 
 
 def _groups(k: int, group: int) -> tuple[int, int]:
