@@ -85,7 +85,11 @@ def compile_captured(
     log.log("graph", "captured (%s):\n%s", cap.frontend, log.Lazy(lambda: format_graph(graph)))
     verify_inputs = example_inputs if config.verify else None
     backends = default_backends(device, native, LowerOptions(precision=precision))
-    opts = replace(opts or PassOptions(), can_fuse=getattr(backends[0], "can_fuse", None))
+    opts = replace(
+        opts or PassOptions(),
+        can_fuse=getattr(backends[0], "can_fuse", None),
+        prefers_float=getattr(backends[0], "prefers_float", None),
+    )
     if quantize is not None:
         opts = replace(
             opts,

@@ -180,17 +180,21 @@ void run_block(Kernel kn, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
   }
 }
 
-// The thread grid tm x tn over (rows, panels) for T threads: the smallest largest share; ties go to splitting N
-// (A is cheap to re-pack, B is the big operand); fewer than 8 rows are never split (each split re-reads B).
-inline void choose_grid(int64_t M, int64_t n_panels, int T, int& tm, int& tn) {
+// The thread grid tm x tn over (rows, panels) for T threads: the smallest largest share. Ties go to splitting the
+// dimension whose operand is cheaper to handle twice: splitting N makes every thread pack all of A, splitting M
+// makes every thread stream all of B; so N while B is the bigger operand (N >= M: transformer layers), else M
+// (convolutions: thousands of pixels, tens of channels, and a costly window gather in packing A). Fewer than 8
+// rows are never split (each split re-reads B).
+inline void choose_grid(int64_t M, int64_t N, int64_t n_panels, int T, int& tm, int& tn) {
   const int64_t m_units = M < 8 ? 1 : M;
+  const bool ties_to_n = N >= M;
   tm = tn = 1;
   double best = 1e300;
   for (int n = 1; n <= T; ++n) {
     const int m = T / n;
     if (n > n_panels || m > m_units) continue;
     const double cost = double((n_panels + n - 1) / n) * double((m_units + m - 1) / m);
-    if (cost < best * 0.999 || (cost <= best * 1.001 && n > tn)) {
+    if (cost < best * 0.999 || (cost <= best * 1.001 && (ties_to_n ? n > tn : m > tm))) {
       best = cost;
       tm = m;
       tn = n;
@@ -209,7 +213,7 @@ void run_gemm(Kernel& kn, int64_t M, double single_thread_s, bool threads) {
   if (M == 0 || np == 0) return;
   const int T = threads && single_thread_s >= kMinParallelGemmS ? guarded_threads(single_thread_s) : 1;
   int tm = 1, tn = 1;
-  if (T > 1) choose_grid(M, np, T, tm, tn);
+  if (T > 1) choose_grid(M, kn.b.N, np, T, tm, tn);
   guarded_parallel_for(int64_t(tm) * tn, 1, tm * tn, [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; ++t) {
       const int64_t ti = t / tn, tj = t % tn;

@@ -25,6 +25,9 @@ class PassOptions:
     # the target backend's answer to "can one kernel run this group?" (kind, nodes, graph) -> None | reason;
     # None here: every group the pass can form is accepted (the torch backend runs any)
     can_fuse: Callable[[str, list[Any], Graph], str | None] | None = None
+    # the target backend's reason to keep a layer float under a default quantization scheme because its float
+    # kernel is the faster one on this machine, (node, graph) -> None | reason; None: quantize as configured
+    prefers_float: Callable[[Any, Graph], str | None] | None = None
     # real inputs of the captured graph, when the caller has them (quantize measures each layer's error on them)
     example_inputs: Sequence[Any] | None = None
     # int8-static: each calibrated linear layer's input range (lo, hi), by module path (lepton_graph/calibration.py)

@@ -258,12 +258,17 @@ def weight_only_part(w: torch.Tensor, *, bits: int, group: int, part: int) -> to
 _last_weight_only: list[Any] = [None, None]
 
 
-def _choice(graph: Graph, node: Node, cfg: QuantConfig) -> tuple[str, str]:
-    """(scheme, why) for one LINEAR or CONV2D: not quantizable, the config's scheme for its names, or too small."""
+def _choice(graph: Graph, node: Node, cfg: QuantConfig, opts: PassOptions) -> tuple[str, str]:
+    """(scheme, why) for one LINEAR or CONV2D: not quantizable, the config's scheme for its names, too small, or
+    faster in float on the target (for the default scheme only: an explicit per-layer choice is kept)."""
     why_not = _quantizable(graph, node)
     if why_not:
         return "fp32", why_not
     scheme, why = cfg.scheme_for(layer_names(graph, node))
+    if scheme != "fp32" and why == "default scheme" and opts.prefers_float is not None:
+        faster = opts.prefers_float(node, graph)
+        if faster:
+            return "fp32", faster
     if scheme in WEIGHT_ONLY and node.op is Op.CONV2D:
         return "fp32", f"{scheme} quantizes linear layers only (a conv's weights are not what bounds its speed)"
     w = graph.constant(node.inputs[1])
@@ -307,7 +312,7 @@ def quantize_layers(graph: Graph, opts: PassOptions) -> PassResult:
     if cfg is None:
         return PassResult(graph, False)
     examples = opts.example_inputs
-    choices = {n: _choice(graph, n, cfg) for n in graph.nodes if n.op in LAYERS}
+    choices = {n: _choice(graph, n, cfg, opts) for n in graph.nodes if n.op in LAYERS}
     chosen: dict[Node, dict[str, Any]] = {}  # quantized layers' node attrs; only these are measured
     for n, (scheme, why) in list(choices.items()):
         if scheme != "fp32":

@@ -610,3 +610,25 @@ def test_int8_convs_serve_other_shapes_with_dynamic_true() -> None:
         xi = torch.randn(shape, generator=gen)
         torch.testing.assert_close(c(xi), ref(xi), atol=1e-5, rtol=1e-5)
     assert len(c.report().variants) == 1
+
+
+def test_default_scheme_keeps_convs_float_where_fp32_winograd_is_faster() -> None:
+    """Without AVX512-VNNI, 3x3 stride-1 convs with >= 16 channels run faster as fp32 Winograd F(4x4) than as int8:
+    the default scheme keeps them float and says why; naming the layer forces int8. With VNNI every conv is int8."""
+    from lepton_graph.backends.cpu import native
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, stride=2)).eval()
+    x = torch.randn(1, 16, 20, 20)
+    c = lepton_graph.compile(model, quantize="int8-dynamic")
+    c(x)
+    layers = {layer["layer"]: layer for layer in c.report().as_dict()["quantization"]["layers"]}
+    assert layers["2"]["scheme"] == "int8-dynamic"  # strided: no Winograd
+    if native.available() and native.kernel_variants()["gemm_int8"] != "avx512vnni":
+        assert layers["0"]["scheme"] == "fp32" and "Winograd" in layers["0"]["why"]
+    else:
+        assert layers["0"]["scheme"] == "int8-dynamic"
+    forced = lepton_graph.compile(model, quantize=QuantConfig("int8-dynamic", layers={"0": "int8-dynamic"}))
+    forced(x)
+    layers = {layer["layer"]: layer for layer in forced.report().as_dict()["quantization"]["layers"]}
+    assert layers["0"]["scheme"] == "int8-dynamic" and layers["0"]["why"] == "layers['0']"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ...ir import Graph, Node
+from ...ir import Graph, Node, Op
 from ...ir.plan import Partition
 from .. import LowerOptions
 from .registry import Kernel, lowering_for
@@ -66,6 +66,13 @@ class CpuNative:
         from .fusion import can_fuse
 
         return can_fuse(kind, group, graph)
+
+    def prefers_float(self, node: Node, graph: Graph) -> str | None:
+        """Asked by the quantize pass for each layer a default scheme would quantize: why its float kernel is faster
+        here than the int8 one, or None."""
+        from .conv import float_conv_is_faster
+
+        return float_conv_is_faster(node, graph, self.options) if node.op is Op.CONV2D else None
 
     def forget(self, nodes: list[Node]) -> None:
         """Drop these nodes' kernels (their weights changed): the next lowering packs them again."""
