@@ -245,3 +245,22 @@ def test_time_budget_stops_rounds_early() -> None:
     rec = out["results"][0]
     assert rec["rounds_done"] == 2 and rec["rounds"] == 2
     assert "time budget spent after 2 rounds" in render_markdown(out)
+
+
+@pytest.mark.slow
+def test_quantized_peers_run_and_say_how_they_quantized() -> None:
+    """Each --quantize peer (lepton, ONNX Runtime, OpenVINO + NNCF) runs on a tiny model with its calibration or
+    weight compression, within int8's error, and records how it quantized."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    backends = ["eager", "lepton_int8s", "ort_int8s", "ov_int8s", "ov_int8w", "ov_int4w"]
+    out = run_bench(["mlp_tiny"], backends, FAST, progress=False, argv=["test"])
+    for backend in backends[1:]:
+        rec = _rec(out, backend)
+        assert rec["status"] == "ok" and rec["error"] is None, (backend, rec["error"])
+        # a peer's int8 error on this 2-row MLP is its own (NNCF's default preset: ~0.25); only sanity is checked
+        assert rec["accuracy"]["rel_l2"] < (0.05 if backend.startswith("lepton") else 0.5), backend
+    assert "nncf.quantize" in _rec(out, "ov_int8s")["info"]["nncf"]
+    assert "INT4_ASYM" in _rec(out, "ov_int4w")["info"]["nncf"]
+    assert "quantize_static" in _rec(out, "ort_int8s")["info"]["ort_quant"]

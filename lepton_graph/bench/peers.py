@@ -431,7 +431,43 @@ peer(
 # --------------------------------------------------------------------------------------------------- OpenVINO
 
 
-def _openvino(precision: str | None) -> Callable:
+def _nncf(ov_model: Any, mode: str, args: tuple, kwargs: dict, ctx: SetupContext) -> Any:
+    """The OpenVINO model compressed by NNCF as its users are told to: ``nncf.quantize`` on the same 8 calibration
+    inputs as the other static peers (default preset), or ``nncf.compress_weights`` (int8: INT8_ASYM per channel;
+    int4: INT4_ASYM, groups of 128, every layer)."""
+    import nncf
+
+    if mode == "int8s":
+        names = [next(iter(i.get_names()), f"input_{n}") for n, i in enumerate(ov_model.inputs)]
+        feed = _feed(names, args, kwargs)
+        data = [feed(a, k) for a, k in calibration_examples(ctx)]
+        with ctx.stage("nncf.quantize"):
+            ov_model = nncf.quantize(ov_model, nncf.Dataset(data), subset_size=len(data))
+        ctx.info["nncf"] = f"nncf.quantize(preset default, subset_size={len(data)})"
+    elif mode == "int8w":
+        with ctx.stage("nncf.compress_weights"):
+            ov_model = nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+        ctx.info["nncf"] = "nncf.compress_weights(INT8_ASYM)"
+    else:
+        with ctx.stage("nncf.compress_weights"):
+            from nncf.quantization.advanced_parameters import AdvancedCompressionParameters
+
+            # ADJUST: a layer with fewer than 128 input channels gets a smaller group (our int4 takes one group
+            # per channel there) instead of NNCF's error
+            adjust = AdvancedCompressionParameters(group_size_fallback_mode=nncf.GroupSizeFallbackMode.ADJUST)
+            ov_model = nncf.compress_weights(
+                ov_model,
+                mode=nncf.CompressWeightsMode.INT4_ASYM,
+                group_size=128,
+                ratio=1.0,
+                advanced_parameters=adjust,
+            )
+        ctx.info["nncf"] = "nncf.compress_weights(INT4_ASYM, group_size=128 (ADJUST below), ratio=1.0)"
+    ctx.info["nncf_version"] = nncf.__version__
+    return ov_model
+
+
+def _openvino(precision: str | None, nncf_mode: str | None = None) -> Callable:
     def setup(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
         import openvino as ov
 
@@ -451,6 +487,8 @@ def _openvino(precision: str | None) -> Callable:
             with ctx.stage("ov_convert_model(onnx)"):
                 ov_model = ov.convert_model(str(path))
             ctx.info["ov_convert_from"] = "onnx"
+        if nncf_mode:
+            ov_model = _nncf(ov_model, nncf_mode, args, kwargs, ctx)
         config: dict[str, Any] = {"INFERENCE_NUM_THREADS": ctx.threads}
         if precision:
             config["INFERENCE_PRECISION_HINT"] = precision
@@ -475,4 +513,13 @@ def _openvino(precision: str | None) -> Callable:
 peer("openvino_f32", "OpenVINO CPU, INFERENCE_PRECISION_HINT=f32", devices=("cpu",))(_openvino("f32"))
 peer("openvino_default", "OpenVINO CPU, default precision (bf16 where the CPU has it)", devices=("cpu",))(
     _openvino(None)
+)
+peer("ov_int8s", "OpenVINO + NNCF nncf.quantize (calibrated on 8 inputs), f32 for the rest", devices=("cpu",))(
+    _openvino("f32", "int8s")
+)
+peer("ov_int8w", "OpenVINO + NNCF compress_weights (INT8_ASYM, weight-only)", devices=("cpu",))(
+    _openvino("f32", "int8w")
+)
+peer("ov_int4w", "OpenVINO + NNCF compress_weights (INT4_ASYM, groups of 128, weight-only)", devices=("cpu",))(
+    _openvino("f32", "int4w")
 )
