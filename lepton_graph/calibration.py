@@ -143,14 +143,19 @@ def _smoothing(model: Any, linears: dict[str, torch.nn.Linear], examples: list[A
     """Pass 1 of SmoothQuant calibration: per layer, s from its inputs' per-channel max |x| and the weights of every
     layer reading the same tensor."""
     absmax: dict[str, torch.Tensor] = {}
-    first_input: dict[str, tuple] = {}
+    # the layers reading the same tensor object in the first example's forward; the tensors are held until the
+    # pass ends, so a freed input's address (or id) cannot be reused by another layer's input and group them
+    readers: dict[int, tuple[torch.Tensor, list[str]]] = {}
+    seen: set[str] = set()
 
     def hook_for(name: str) -> Any:
         def hook(_mod: Any, args: tuple, kwargs: dict) -> None:
             x = _input(args, kwargs)
             if x is None or x.shape[-1] == 0:
                 return
-            first_input.setdefault(name, (x.data_ptr(), tuple(x.shape), tuple(x.stride())))
+            if name not in seen:
+                seen.add(name)
+                readers.setdefault(id(x), (x, []))[1].append(name)
             a = channel_absmax(x)
             absmax[name] = torch.maximum(absmax[name], a) if name in absmax else a
 
@@ -162,11 +167,10 @@ def _smoothing(model: Any, linears: dict[str, torch.nn.Linear], examples: list[A
     finally:
         for h in handles:
             h.remove()
-    groups: dict[tuple, list[str]] = {}
-    for name, key in first_input.items():
-        groups.setdefault(key, []).append(name)
+    groups = [names for _, names in readers.values()]
+    readers.clear()
     smooth: dict[str, Any] = {}
-    for names in groups.values():
+    for names in groups:
         s = smooth_factors([absmax[n] for n in names], [linears[n].weight for n in names], alpha)
         smooth.update(dict.fromkeys(names, s))
     return smooth

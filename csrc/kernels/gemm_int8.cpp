@@ -143,6 +143,46 @@ int64_t conv_row(const ConvRowsU8& a, int64_t r, uint8_t* row) {
   return n;
 }
 
+// Words [0, n) of src, XORed with mask, to dst[0], dst[stride], ... (a packed A tile's column of 4-byte k groups).
+inline void store_words(const uint8_t* src, int64_t n, uint32_t mask, uint32_t* dst, int64_t stride) {
+  for (int64_t w = 0; w < n; ++w) {
+    uint32_t word;
+    std::memcpy(&word, src + 4 * w, 4);
+    dst[w * stride] = word ^ mask;
+  }
+}
+
+inline void fill_words(uint32_t word, int64_t n, uint32_t* dst, int64_t stride) {
+  for (int64_t w = 0; w < n; ++w) dst[w * stride] = word;
+}
+
+// conv_row for C % 4 == 0, straight into the tile: every tap's C bytes are whole words, so row r's words go to
+// dst[0], dst[mr], ... XORed with mask (0x80808080 for the shifted-row kernels), without the row buffer.
+int64_t conv_row_words(const ConvRowsU8& a, int64_t r, uint32_t mask, uint32_t* dst, int mr) {
+  const int64_t pixels = a.OH * a.OW;
+  const int64_t n = r / pixels, p = r % pixels;
+  const int64_t oh = p / a.OW, ow = p % a.OW;
+  const uint8_t* img = a.x + n * a.H * a.W * a.C;
+  const uint32_t zword = (static_cast<uint32_t>(a.zero[n]) * 0x01010101u) ^ mask;
+  const int64_t ih0 = oh * a.stride_h - a.pad_top, iw0 = ow * a.stride_w - a.pad_left;
+  const int64_t cw = a.C / 4;
+  for (int64_t kh = 0; kh < a.KH; ++kh) {
+    uint32_t* d = dst + kh * a.KW * cw * mr;
+    const int64_t ih = ih0 + kh * a.dilation_h;
+    if (ih < 0 || ih >= a.H) {
+      fill_words(zword, a.KW * cw, d, mr);
+      continue;
+    }
+    const uint8_t* src = img + ih * a.W * a.C;
+    for (int64_t kw = 0; kw < a.KW; ++kw) {
+      const int64_t iw = iw0 + kw * a.dilation_w;
+      if (iw < 0 || iw >= a.W) fill_words(zword, cw, d + kw * cw * mr, mr);
+      else store_words(src + iw * a.C, cw, mask, d + kw * cw * mr, mr);
+    }
+  }
+  return n;
+}
+
 // u8 x s8 operands for the driver: A rows quantised at packing (f32 `a`, dynamic) or given (u8 `a8`, raw int32
 // output to c32); the whole K per tile, dequantised in the micro-kernel with the epilogue.
 struct S8Kernel {
@@ -205,11 +245,20 @@ struct S8Kernel {
     uint8_t* row = sc.row.data();
     float* s = sc.s.data();
     int32_t* z = sc.z.data();
+    // q - 128 as s8 is the byte q ^ 0x80 (the padding past K multiplies zeros of B either way)
+    const uint32_t mask = shifted ? 0x80808080u : 0u;
+    const bool conv_words = conv != nullptr && conv->C % 4 == 0;
     for (int64_t t0 = 0; t0 < mc; t0 += tile_mr) {
       const int mr = static_cast<int>(std::min<int64_t>(tile_mr, mc - t0));
       uint32_t* tile = tiles + t0 * G;
       for (int i = 0; i < mr; ++i) {
         const int64_t r = ic + t0 + i;
+        if (conv_words) {
+          const int64_t n = conv_row_words(*conv, r, mask, tile + i, mr);
+          s[t0 + i] = conv->scale[n];
+          z[t0 + i] = conv->zero[n] - (shifted ? 128 : 0);
+          continue;
+        }
         if (a8) {
           std::memcpy(row, a8 + r * lda, static_cast<size_t>(K));
         } else if (conv) {
@@ -226,15 +275,8 @@ struct S8Kernel {
           row_qparams(mn, mx, &s[t0 + i], &inv, &z[t0 + i]);
           ks.quant(a + r * lda, K, inv, z[t0 + i], row);
         }
-        if (shifted) {  // q - 128 as s8 is the byte q ^ 0x80 (the padding past K multiplies zeros of B either way)
-          for (int64_t k = 0; k < K; ++k) row[k] = static_cast<uint8_t>(row[k] ^ 0x80u);
-          z[t0 + i] -= 128;
-        }
-        for (int64_t g = 0; g < G; ++g) {
-          uint32_t word;
-          std::memcpy(&word, row + 4 * g, 4);
-          tile[g * mr + i] = word;
-        }
+        if (shifted) z[t0 + i] -= 128;
+        store_words(row, G, mask, tile + i, mr);
       }
     }
     block_row0 = ic;

@@ -249,13 +249,13 @@ def _smoothed(w: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 def weight_only_part(w: torch.Tensor, *, bits: int, group: int, part: int) -> torch.Tensor:
     """One of (q, scale, zero) of quantize_weight_groups, for graph.add_derived (one tensor per constant); the last
     weight's three parts are kept, so quantizing a weight costs one pass, not three."""
-    key = (w.data_ptr(), w._version, tuple(w.shape), bits, group)
-    if _last_weight_only[0] != key:
-        _last_weight_only[:] = [key, quantize_weight_groups(w, bits, group)]
-    return _last_weight_only[1][part]
+    key = (w._version, bits, group)
+    if _last_weight_only[0] is not w or _last_weight_only[1] != key:  # the tensor itself, never a reused address
+        _last_weight_only[:] = [w, key, quantize_weight_groups(w, bits, group)]
+    return _last_weight_only[2][part]
 
 
-_last_weight_only: list[Any] = [None, None]
+_last_weight_only: list[Any] = [None, None, None]
 
 
 def _choice(graph: Graph, node: Node, cfg: QuantConfig, opts: PassOptions) -> tuple[str, str]:

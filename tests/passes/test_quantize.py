@@ -632,3 +632,30 @@ def test_default_scheme_keeps_convs_float_where_fp32_winograd_is_faster() -> Non
     forced(x)
     layers = {layer["layer"]: layer for layer in forced.report().as_dict()["quantization"]["layers"]}
     assert layers["0"]["scheme"] == "int8-dynamic" and layers["0"]["why"] == "layers['0']"
+
+
+def test_smoothing_groups_only_layers_reading_the_same_tensor() -> None:
+    """Calibration gives layers that read one tensor (Q/K/V) one set of SmoothQuant factors, and layers reading
+    different tensors their own, even when a freed input's memory is reused by the next layer's input."""
+    from lepton_graph.calibration import calibrate
+
+    class Temps(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(64, 64), nn.Linear(64, 64)
+            self.c1, self.c2 = nn.Linear(64, 64), nn.Linear(64, 64)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.a(x * 2.0)  # x * 2.0 is freed when a returns; h * 3.0 may take its address
+            h = self.b(h * 3.0)
+            t = torch.relu(h)
+            return self.c1(t) + self.c2(t)
+
+    torch.manual_seed(0)
+    model = Temps().eval()
+    gen = torch.Generator().manual_seed(1)
+    cal = [(torch.randn(8, 64, generator=gen) * torch.linspace(0.1, 10, 64),) for _ in range(3)]
+    res = calibrate(model, cal, QuantConfig("int8-static", smooth_alpha=0.5))
+    s = {name: res.smooth[name][0] for name in ("a", "b", "c1", "c2")}
+    assert s["c1"] is s["c2"]  # one tensor, one s
+    assert not torch.equal(s["a"], s["b"])
