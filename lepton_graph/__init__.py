@@ -1,6 +1,7 @@
 """lepton_graph: a compiler-style graph optimizer for PyTorch."""
 
 from .api import CompiledModel, compile, lepton_dynamo_backend
+from .artifact import LoadedModel, export, load
 from .config import config
 from .errors import ArtifactError, CaptureError, CompileFailedWarning, InputError, LeptonError, UnsupportedError
 from .passes.quantize import QuantConfig
@@ -14,10 +15,13 @@ __all__ = [
     "CompiledModel",
     "InputError",
     "LeptonError",
+    "LoadedModel",
     "QuantConfig",
     "UnsupportedError",
     "__version__",
     "compile",
     "config",
+    "export",
     "lepton_dynamo_backend",
+    "load",
 ]

@@ -9,12 +9,15 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.utils._pytree as pytree
 
 from . import log
+from .artifact import ExportPiece, input_leaves
+from .artifact import write as write_artifact
 from .calibration import as_call, calibrate, check_calibration
 from .compiler import compile_captured
 from .config import config
@@ -27,6 +30,7 @@ from .runtime.guards import (
     Signature,
     Variant,
     VariantCache,
+    call_items,
     check_compatible,
     explain_change,
     fast_key,
@@ -231,6 +235,28 @@ class CompiledModel:
     def report(self) -> CompileReport:
         return self._report
 
+    def export(self, path: str | Path, example_inputs: Any = None) -> int:
+        """Write the variant compiled for ``example_inputs`` (a tuple of positional arguments, a dict of keyword
+        arguments or one tensor; default: the only variant) to one artifact file, loadable by
+        ``lepton_graph.load`` without the model's code (lepton_graph/artifact/). Returns the file size in bytes."""
+        if example_inputs is not None:
+            args, kwargs = as_call(example_inputs, 0)
+            _, sig = flatten_call(args, kwargs)
+            var = self._cache.lookup(sig)
+            if var is None:
+                raise UnsupportedError("export: no variant was compiled for these inputs; call the model on them first")
+        elif len(self._cache.variants) == 1:
+            var = self._cache.variants[0]
+        else:
+            raise UnsupportedError(
+                f"export: {len(self._cache.variants)} variants are compiled; pass the example inputs of the one "
+                "to export"
+            )
+        if var.export is None:
+            why = var.report.compile_error or var.report.capture_fallback or "captured by Dynamo (graph breaks)"
+            raise UnsupportedError(f"export: this variant cannot be exported yet: {why}")
+        return write_artifact(var.export, path)
+
     # -- compilation of a new variant
     def _miss(self, args: tuple, kwargs: dict, leaves: list[Any], sig: Signature) -> Variant | None:
         self._check_inputs(args, kwargs, sig)
@@ -320,7 +346,9 @@ class CompiledModel:
                 self._export_failed = str(e)
                 log.log("guards", "export failed, using Dynamo: %s", e)
             else:
-                return self._export_variant(cap, sig, vrep, leaves)
+                var = self._export_variant(cap, sig, vrep, leaves)
+                var.export = replace(var.export, in_spec=pytree.tree_flatten(call_items(args, kwargs))[1])
+                return var
         vrep.capture_fallback = self._export_failed
         return self._dynamo_variant(args, kwargs, sig, vrep)
 
@@ -391,7 +419,10 @@ class CompiledModel:
             return pytree.tree_unflatten(list(outs[:n_user]), out_spec)
 
         dims = _dim_pattern(cap, sig) if self.options.dynamic else None
-        return Variant(sig, run, vrep, dims)
+        piece = ExportPiece(
+            compiled, None, input_leaves(leaves), tensor_idx, out_spec, n_user, len(mutations), self.options.precision
+        )
+        return Variant(sig, run, vrep, dims, export=piece)
 
     def _dynamo_variant(self, args: tuple, kwargs: dict, sig: Signature, vrep: VariantReport) -> Variant:
         from .frontend.dynamo import compile_with_dynamo

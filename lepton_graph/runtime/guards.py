@@ -48,10 +48,14 @@ def fast_key(args: tuple, kwargs: dict) -> tuple | None:
     return (len(args), *key)
 
 
+def call_items(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """(args, kwargs in name order): the tree every call is flattened as."""
+    return tuple(args), {k: kwargs[k] for k in sorted(kwargs)}
+
+
 def flatten_call(args: tuple, kwargs: dict) -> tuple[list[Any], Signature]:
     """Flatten (args, kwargs) with kwargs in name order, and describe each leaf."""
-    items = (tuple(args), {k: kwargs[k] for k in sorted(kwargs)})
-    paths, spec = pytree.tree_flatten_with_path(items)
+    paths, spec = pytree.tree_flatten_with_path(call_items(args, kwargs))
     leaves: list[Any] = []
     sig: list[LeafSig] = []
     names: list[str] = []
@@ -141,6 +145,7 @@ class Variant:
     run: Callable[[tuple[Any, ...], dict[str, Any], Sequence[Any]], Any]  # (args, kwargs, flat leaves)
     report: Any
     dims: tuple[tuple[int | None, ...] | None, ...] | None = None  # dynamic: None = any size in that dim
+    export: Any = None  # artifact.ExportPiece of an exportable (export-frontend) variant
 
     def matches(self, sig: Signature) -> bool:
         if self.dims is None or sig.structure != self.signature.structure:

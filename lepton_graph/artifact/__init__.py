@@ -1,0 +1,343 @@
+"""Ahead-of-time export: one compiled variant in one file that loads and runs without the model's code.
+
+``lepton_graph.export(model, example_inputs, path, **compile_options)`` (or ``compiled.export(path)``) writes the
+graph after every pass (fusion groups, quantized and folded weights as compiled) as JSON (graph_json.py), every
+constant in a safetensors section, and the call's input/output structure as pytree JSON, in the container of
+container.py (magic, versioned header, sha256 per section). ``lepton_graph.load(path)`` reads it back with no pickle
+and no code from the file: ops are registry names, FALLBACK targets only ``torch.ops.aten`` overloads (or the few
+Python operators the registry allows), the tensors safetensors; then partitions and lowers the graph for this
+machine (weights are packed at load: the file stays portable across CPUs) and guards every call like a compiled
+model does.
+
+Not yet: symbolic (dynamic=True) dims are refused at export, models Dynamo captured (graph breaks) are refused with
+the reason, and outputs must be tensors in tuples/lists/dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.utils._pytree as pytree
+
+from ..errors import ArtifactError, InputError, UnsupportedError
+from ..ir import Graph, Op
+from ..ir.verify import VerifyError, verify
+from .container import FORMAT, open_artifact, write_artifact
+from .graph_json import decode_graph, encode_graph
+from .tensors import save_tensors, view_tensors
+
+SECTION_GRAPH = "graph"
+SECTION_TENSORS = "tensors"
+SECTION_CALL = "call"  # how a call maps onto the graph: input/output pytree specs, input leaves, precision
+# Python callables a FALLBACK node may name besides torch.ops.aten (ir/defs/fallback.py allows the same)
+_PY_TARGETS = ("operator.", "math.", "torch.sym_", "torch._sym_")
+
+
+@dataclass
+class ExportPiece:
+    """What a compiled variant keeps for export: its compiled graph and how the call maps onto it."""
+
+    compiled: Any  # compiler.CompiledGraph
+    in_spec: Any  # pytree spec of (args, kwargs-by-name)
+    leaves: list[dict[str, Any]]  # per flat input leaf: a tensor's shape/dtype, or a Python constant
+    tensor_idx: list[int]
+    out_spec: Any
+    n_user: int
+    mutations: int
+    precision: str
+
+
+def _dtype_name(dt: torch.dtype) -> str:
+    return str(dt).removeprefix("torch.")
+
+
+def input_leaves(leaves: list[Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for x in leaves:
+        if isinstance(x, torch.Tensor):
+            out.append(
+                {"kind": "tensor", "shape": list(x.shape), "dtype": _dtype_name(x.dtype), "device": x.device.type}
+            )
+        elif x is None or isinstance(x, (bool, int, float, str)):
+            out.append({"kind": "py", "value": x})
+        else:
+            raise ArtifactError(f"an input of type {type(x).__name__} cannot be stored in an artifact")
+    return out
+
+
+def write(piece: ExportPiece, path: str | Path) -> int:
+    """Write ``piece`` to ``path``; returns the file size in bytes."""
+    graph: Graph = piece.compiled.graph
+    if piece.mutations:
+        raise UnsupportedError(
+            "export: the model writes to its buffers during the call (training-mode BatchNorm?); export an eval() model"
+        )
+    for v in graph.inputs:
+        if not v.is_static:
+            raise UnsupportedError("export: dynamic=True graphs (symbolic sizes) cannot be exported yet")
+    try:
+        in_spec, out_spec = pytree.treespec_dumps(piece.in_spec), pytree.treespec_dumps(piece.out_spec)
+        plain_out = pytree.treespec_dumps(plain_spec(piece.out_spec))
+    except Exception as e:  # noqa: BLE001 - pytree raises several types for unregistered classes
+        raise UnsupportedError(
+            f"export: the model's inputs or outputs use a container the loader could not rebuild without the "
+            f"model's code ({type(e).__name__}: {e}); return tensors in tuples, lists or dicts"
+        ) from None
+    tensors = save_tensors({k: t for k, t in graph.constants.items() if k in graph.const_values})
+    from .. import __version__
+    from ..backends.cpu import native
+
+    header = {
+        "lepton_graph": __version__,
+        "torch": torch.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "machine": {
+            "platform": platform.machine(),
+            "kernel_variants": native.kernel_variants() if native.available() else {},
+        },
+    }
+    call = {
+        "precision": piece.precision,
+        "inputs": {"spec": in_spec, "leaves": piece.leaves, "tensor_idx": piece.tensor_idx},
+        "outputs": {"spec": out_spec, "plain_spec": plain_out, "n_user": piece.n_user},
+    }
+    graph_json = json.dumps(encode_graph(graph), separators=(",", ":")).encode()
+    sections = {SECTION_CALL: json.dumps(call).encode(), SECTION_GRAPH: graph_json, SECTION_TENSORS: tensors}
+    return write_artifact(path, header, sections)
+
+
+_PLAIN = (tuple, list, dict)
+
+
+def plain_spec(spec: Any) -> Any:
+    """``spec`` with every container a library registered (transformers' ModelOutput, ...) replaced by a dict with
+    the same keys (a tuple when its context is not a list of key names): what the loader returns when the library
+    is not imported in its process."""
+    if spec.is_leaf():
+        return spec
+    children = [plain_spec(c) for c in spec.children()]
+    if spec.type in _PLAIN:
+        return pytree.TreeSpec(spec.type, spec.context, children)
+    ctx = spec.context
+    if isinstance(ctx, (list, tuple)) and len(ctx) == len(children) and all(isinstance(k, str) for k in ctx):
+        return pytree.TreeSpec(dict, list(ctx), children)
+    return pytree.TreeSpec(tuple, None, children)
+
+
+def _check_leaves(leaves: Any) -> list[dict[str, Any]]:
+    """The stored input leaves, every entry checked (a tensor's shape/dtype/device, or a plain Python value)."""
+    ok = isinstance(leaves, list)
+    for leaf in leaves if ok else []:
+        if not isinstance(leaf, dict) or leaf.get("kind") not in ("tensor", "py"):
+            ok = False
+        elif leaf["kind"] == "py":
+            ok = ok and set(leaf) == {"kind", "value"} and (leaf["value"] is None or isinstance(leaf["value"], _PY))
+        else:
+            shape, dtype, device = leaf.get("shape"), leaf.get("dtype"), leaf.get("device")
+            ok = ok and isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)
+            ok = ok and isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype)
+            ok = ok and device in ("cpu", "cuda")
+    if not ok:
+        raise ValueError("the input leaves are malformed")
+    return leaves
+
+
+_PY = (bool, int, float, str)
+
+
+def _check_fallback_targets(graph: Graph) -> None:
+    from ..ir.defs.fallback import resolve_target
+
+    for n in graph.nodes:
+        if n.op is Op.FUSED:
+            _check_fallback_targets(n.attrs["body"])
+        if n.op is not Op.FALLBACK:
+            continue
+        t = n.attrs.get("target")
+        ok = isinstance(t, str) and (
+            (t.startswith("aten::") and all(p.isidentifier() for p in t[6:].split(".") if p) and t.count(".") <= 1)
+            or (t.startswith("py:") and t[3:].startswith(_PY_TARGETS) and t[3:].replace(".", "_").isidentifier())
+        )
+        if not ok:
+            raise ArtifactError(f"node {n.name}: fallback target {t!r} is outside the allow-list (torch.ops.aten)")
+        try:
+            resolve_target(t)
+        except ValueError as e:
+            raise ArtifactError(f"node {n.name}: {e}") from None
+
+
+@dataclass
+class LoadReport:
+    path: str
+    header: dict[str, Any]
+    nodes: int
+    partitions: int
+    fallback_nodes: int
+    load_s: float
+    precision: str = "fp32"
+    outputs_note: str = ""
+    plan: str = field(repr=False, default="")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.header.get("format"),
+            "lepton_graph": self.header.get("lepton_graph"),
+            "precision": self.precision,
+            "nodes": self.nodes,
+            "partitions": self.partitions,
+            "fallback_nodes": self.fallback_nodes,
+            "load_s": self.load_s,
+            "outputs": self.outputs_note or "as exported",
+        }
+
+    def __str__(self) -> str:
+        d = self.as_dict()
+        return "lepton_graph artifact\n" + "\n".join(f"{k:16}{v}" for k, v in d.items()) + "\n" + self.plan
+
+
+class LoadedModel:
+    """A model loaded from an artifact: call it like the model that was exported (same argument structure,
+    shapes and dtypes); ``report()`` says what was loaded and how it runs here."""
+
+    def __init__(self, path: str | Path) -> None:
+        t0 = time.perf_counter()
+        art = open_artifact(path)
+        for name in (SECTION_CALL, SECTION_GRAPH, SECTION_TENSORS):
+            if name not in art.sections:
+                raise ArtifactError(f"artifact {str(path)!r} has no {name!r} section")
+        art.check(SECTION_CALL)
+        art.check(SECTION_GRAPH)
+        # the weights' checksum (most of the load's bytes) runs beside decoding and packing (hashlib releases the
+        # GIL); the model is returned only once it passed
+        pool = ThreadPoolExecutor(1)
+        weights_ok = pool.submit(art.check, SECTION_TENSORS)
+        try:
+            self._build(art, t0)
+        except Exception:
+            weights_ok.result()  # a corrupt file says so first, whatever the corruption made fail
+            raise
+        finally:
+            pool.shutdown(wait=True)
+        weights_ok.result()
+
+    def _build(self, art: Any, t0: float) -> None:
+        from ..backends import LowerOptions, default_backends
+        from ..compiler import CompiledGraph
+
+        path, header, sections = art.path, art.header, art.sections
+        tensors = view_tensors(sections[SECTION_TENSORS], f"artifact {str(path)!r}")
+        try:
+            graph_data = json.loads(bytes(sections[SECTION_GRAPH]).decode())
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise ArtifactError(f"artifact {str(path)!r}: the graph section is not valid JSON ({e})") from None
+        graph = decode_graph(graph_data, tensors)
+        _check_fallback_targets(graph)  # before verify, whose shape inference resolves them
+        try:
+            # structure only: shape inference on meta tensors would import torch._dynamo (~1.6 s, most of a
+            # BERT load); constants were checked against their declared shapes, inputs are checked per call, and
+            # the native kernels check their operands' sizes on every call
+            verify(graph, check_types=False)
+        except VerifyError as e:
+            raise ArtifactError(f"artifact {str(path)!r}: the graph is inconsistent: {e}") from None
+        self._header = header
+        try:
+            call = json.loads(bytes(sections[SECTION_CALL]).decode())
+            ins, outs = call["inputs"], call["outputs"]
+            self._in_spec = pytree.treespec_loads(ins["spec"])
+            self.outputs_note = ""
+            try:
+                self._out_spec = pytree.treespec_loads(outs["spec"])
+            except Exception as e:  # noqa: BLE001 - a library's container type this process has not imported
+                self._out_spec = pytree.treespec_loads(outs["plain_spec"])
+                self.outputs_note = f"outputs as plain dicts/tuples ({str(e).splitlines()[0][:160]})"
+            self._leaves: list[dict[str, Any]] = _check_leaves(ins["leaves"])
+            self._tensor_idx = [int(i) for i in ins["tensor_idx"]]
+            self._n_user = int(outs["n_user"])
+            precision = call.get("precision", "fp32")
+        except Exception as e:  # noqa: BLE001 - any malformed entry is the same error for the user
+            raise ArtifactError(f"artifact {str(path)!r}: malformed input/output description ({e})") from None
+        n_leaves = len(self._leaves)
+        if (
+            len(self._tensor_idx) != len(graph.inputs)
+            or not 0 <= self._n_user <= len(graph.outputs)
+            or self._in_spec.num_leaves != n_leaves
+            or self._out_spec.num_leaves != self._n_user
+            or any(not 0 <= i < n_leaves or self._leaves[i]["kind"] != "tensor" for i in self._tensor_idx)
+        ):
+            raise ArtifactError(f"artifact {str(path)!r}: the call description does not match the graph")
+        if precision not in ("fp32", "bf16"):
+            raise ArtifactError(f"artifact {str(path)!r}: unknown precision {precision!r}")
+        self._compiled = CompiledGraph(graph, default_backends("cpu", True, LowerOptions(precision=precision)))
+        plan = self._compiled.plan
+        self._report = LoadReport(
+            str(path),
+            header,
+            len(graph.nodes),
+            len(plan.partitions),
+            sum(len(p.nodes) for p in plan.partitions if p.target == "torch"),
+            time.perf_counter() - t0,
+            precision,
+            self.outputs_note,
+            plan.summary(),
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from ..runtime.guards import flatten_call
+
+        leaves, sig = flatten_call(args, kwargs)
+        if sig.structure != self._in_spec:
+            raise InputError(
+                f"the arguments' structure differs from the exported call's: expected {self._in_spec}, got "
+                f"{sig.structure}"
+            )
+        for name, want, got in zip(sig.names, self._leaves, leaves, strict=True):
+            if want["kind"] == "py":
+                if isinstance(got, torch.Tensor) or got != want["value"]:
+                    raise InputError(f"argument {name}: the artifact was exported with {want['value']!r}, got {got!r}")
+                continue
+            if not isinstance(got, torch.Tensor):
+                raise InputError(f"argument {name}: expected a tensor, got {type(got).__name__}")
+            if _dtype_name(got.dtype) != want["dtype"]:
+                raise InputError(f"argument {name}: expected dtype {want['dtype']}, got {_dtype_name(got.dtype)}")
+            if list(got.shape) != want["shape"]:
+                raise InputError(f"argument {name}: expected shape {want['shape']}, got {list(got.shape)}")
+            if got.device.type != want["device"]:
+                raise InputError(f"argument {name}: expected device {want['device']}, got {got.device.type}")
+        with torch.no_grad():
+            outs = self._compiled.run(*[leaves[i] for i in self._tensor_idx])
+        return pytree.tree_unflatten(list(outs[: self._n_user]), self._out_spec)
+
+    def report(self) -> LoadReport:
+        return self._report
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self._report.path!r}, nodes={self._report.nodes})"
+
+
+def load(path: str | Path) -> LoadedModel:
+    """Load an artifact written by ``lepton_graph.export`` (see the module docstring)."""
+    return LoadedModel(path)
+
+
+def export(model: Any, example_inputs: Any, path: str | Path, **compile_options: Any) -> int:
+    """Compile ``model`` with ``compile_options``, run it once on ``example_inputs`` (a tuple of positional
+    arguments, a dict of keyword arguments, or one tensor) and write that variant to ``path``; returns the file
+    size in bytes."""
+    from ..api import compile as lg_compile
+    from ..calibration import as_call
+
+    compiled = lg_compile(model, **compile_options)
+    args, kwargs = as_call(example_inputs, 0)
+    compiled(*args, **kwargs)
+    return compiled.export(path, example_inputs)
+
+
+__all__ = ["FORMAT", "ExportPiece", "LoadedModel", "export", "load"]

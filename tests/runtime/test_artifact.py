@@ -1,0 +1,278 @@
+"""Ahead-of-time export (lepton_graph/artifact/): round trips bit for bit, in a fresh process with pickle and
+torch.load disabled; broken and hostile files give ArtifactError naming the problem; calls are guarded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import lepton_graph
+from lepton_graph import ArtifactError, InputError, UnsupportedError, zoo
+from lepton_graph.artifact.container import MAGIC, read_artifact, write_artifact
+from lepton_graph.backends.cpu import native
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
+
+
+def _equal(a: object, b: object) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+class TwoHeads(nn.Module):
+    """Keyword and positional inputs, a dict of outputs, a Python flag baked in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(12, 32), nn.GELU(), nn.LayerNorm(32))
+        self.a, self.b = nn.Linear(32, 5), nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor, *, scale: torch.Tensor, double: bool = False) -> dict[str, torch.Tensor]:
+        h = self.body(x) * scale
+        return {"a": self.a(h) * (2 if double else 1), "b": torch.softmax(self.b(h), -1)}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple, dict, object]:
+    torch.manual_seed(0)
+    model = TwoHeads().eval()
+    args, kwargs = (torch.randn(4, 12),), {"scale": torch.rand(32), "double": True}
+    path = tmp_path_factory.mktemp("artifact") / "two_heads.lgraph"
+    c = lepton_graph.compile(model)
+    ref = c(*args, **kwargs)
+    size = c.export(path)
+    assert size == path.stat().st_size
+    return path, args, kwargs, ref
+
+
+@pytest.mark.parametrize("name", ["mlp_tiny", "resnet_tiny", "swiglu_tiny", "bert_tiny", "vit_tiny"])
+def test_zoo_models_round_trip_bit_for_bit(name: str, tmp_path: Path) -> None:
+    model, (args, kwargs) = zoo.build(name)
+    c = lepton_graph.compile(model)
+    ref = c(*args, **kwargs)
+    path = tmp_path / f"{name}.lgraph"
+    c.export(path)
+    loaded = lepton_graph.load(path)
+    assert _equal(loaded(*args, **kwargs), ref)
+    rep = loaded.report().as_dict()
+    assert rep["format"] == 1 and rep["nodes"] > 0
+
+
+def test_quantized_int8_conv_model_round_trips(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 64, 10)
+    )
+    model.eval()
+    x = torch.randn(2, 3, 8, 8)
+    cal = [(torch.randn(2, 3, 8, 8),) for _ in range(3)]
+    path = tmp_path / "q.lgraph"
+    size = lepton_graph.export(model, (x,), path, quantize="int8-static", calibration=cal)
+    ref = lepton_graph.compile(model, quantize="int8-static", calibration=cal)(x)
+    assert torch.equal(lepton_graph.load(path)(x), ref)
+    fp32_bytes = sum(p.numel() * 4 for p in model.parameters())
+    assert size < fp32_bytes / 2  # int8 weights as compiled, not the float ones
+
+
+def test_loads_in_a_fresh_process_without_pickle(exported, tmp_path: Path) -> None:
+    """The loader runs in a process that never imported this test module (the model's code), with pickle and
+    torch.load patched to raise."""
+    from safetensors.torch import load_file, save_file
+
+    path, args, kwargs, ref = exported
+    save_file({"x": args[0], "scale": kwargs["scale"]}, str(tmp_path / "in.safetensors"))
+    script = textwrap.dedent(
+        f"""
+        import pickle, sys
+        import torch
+
+        def refuse(*a, **k):
+            raise RuntimeError("pickle used")
+
+        pickle.load = pickle.loads = refuse
+        torch.load = refuse
+        import lepton_graph
+        from safetensors.torch import load_file, save_file
+        assert "tests" not in sys.modules and not any("test_artifact" in m for m in sys.modules)
+        inp = load_file({str(tmp_path / "in.safetensors")!r})
+        m = lepton_graph.load({str(path)!r})
+        out = m(inp["x"], scale=inp["scale"], double=True)
+        save_file(out, {str(tmp_path / "out.safetensors")!r})
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+    out = load_file(str(tmp_path / "out.safetensors"))
+    assert _equal(dict(out), ref)
+
+
+def test_calls_are_guarded_like_a_compiled_model(exported) -> None:
+    path, args, kwargs, ref = exported
+    m = lepton_graph.load(path)
+    assert _equal(m(*args, **kwargs), ref)
+    with pytest.raises(InputError, match=r"args\[0\]: expected shape \[4, 12\], got \[3, 12\]"):
+        m(torch.randn(3, 12), **kwargs)
+    with pytest.raises(InputError, match="expected dtype float32"):
+        m(args[0].double(), **kwargs)
+    with pytest.raises(InputError, match="exported with True"):
+        m(*args, scale=kwargs["scale"], double=False)
+    with pytest.raises(InputError, match="structure"):
+        m(*args)
+
+
+def test_export_refusals_name_the_reason(tmp_path: Path) -> None:
+    model, (args, kwargs) = zoo.build("mlp_tiny")
+    c = lepton_graph.compile(model, dynamic=True)
+    c(*args, **kwargs)
+    with pytest.raises(UnsupportedError, match="dynamic=True"):
+        c.export(tmp_path / "d.lgraph")
+    c2 = lepton_graph.compile(model)
+    with pytest.raises(UnsupportedError, match="0 variants"):
+        c2.export(tmp_path / "none.lgraph")
+
+
+# ---------------------------------------------------------------------------------------------- broken files
+
+
+def test_truncation_at_every_section_boundary(exported, tmp_path: Path) -> None:
+    path, *_ = exported
+    data = path.read_bytes()
+    header, sections = read_artifact(path)
+    head_end = 16 + int.from_bytes(data[8:16], "little")
+    cuts = {0, 7, 8, 15, 16, head_end - 1, head_end, len(data) - 1}
+    for s in header["sections"]:
+        cuts |= {head_end + s["offset"], head_end + s["offset"] + s["length"] - 1}
+    for cut in sorted(c for c in cuts if 0 <= c < len(data)):
+        bad = tmp_path / "cut.lgraph"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(ArtifactError):
+            lepton_graph.load(bad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_flipped_bytes_never_load_silently_wrong(exported, tmp_path_factory, data) -> None:
+    """Any flipped byte: either ArtifactError, or (a byte of the header's free text) the same outputs."""
+    path, args, kwargs, ref = exported
+    blob = bytearray(path.read_bytes())
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, len(blob) - 1))
+        blob[i] ^= data.draw(st.integers(1, 255))
+    bad = tmp_path_factory.mktemp("flip") / "f.lgraph"
+    bad.write_bytes(bytes(blob))
+    try:
+        m = lepton_graph.load(bad)
+    except ArtifactError:
+        return
+    assert _equal(m(*args, **kwargs), ref)
+
+
+def test_bad_magic_and_newer_format(exported, tmp_path: Path) -> None:
+    path, *_ = exported
+    (tmp_path / "x.lgraph").write_bytes(b"PK\x03\x04" + b"\x00" * 64)
+    with pytest.raises(ArtifactError, match="not a lepton_graph artifact"):
+        lepton_graph.load(tmp_path / "x.lgraph")
+    header, sections = read_artifact(path)
+    header = {k: v for k, v in header.items() if k not in ("format", "sections")}
+    newer = tmp_path / "newer.lgraph"
+    write_artifact(newer, header, sections)
+    blob = newer.read_bytes()
+    n = int.from_bytes(blob[8:16], "little")
+    head = json.loads(blob[16 : 16 + n])
+    head["format"] = 99
+    new_head = json.dumps(head).encode()
+    newer.write_bytes(MAGIC + len(new_head).to_bytes(8, "little") + new_head + blob[16 + n :])
+    with pytest.raises(ArtifactError, match="format version 99.*upgrade lepton_graph"):
+        lepton_graph.load(newer)
+    with pytest.raises(ArtifactError, match="cannot read"):
+        lepton_graph.load(tmp_path / "missing.lgraph")
+
+
+def _rewrite_graph(path: Path, out: Path, edit) -> None:
+    """A well-formed (checksummed) file whose graph JSON was edited: what a hostile writer can produce."""
+    header, sections = read_artifact(path)
+    graph = json.loads(sections["graph"])
+    edit(graph)
+    sections = {**sections, "graph": json.dumps(graph).encode()}
+    write_artifact(out, {k: v for k, v in header.items() if k not in ("format", "sections")}, sections)
+
+
+def _first_node(graph: dict) -> dict:
+    return graph["nodes"][0]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda g: _first_node(g).update(op="os.system"), "unknown op"),
+        (lambda g: _first_node(g).update(inputs=["nowhere"]), "not defined before it"),
+        (lambda g: _first_node(g).update(attrs=[1, 2]), "expected an object"),
+        (lambda g: next(iter(g["constants"].values())).update(shape=[3, 3]), "tensors section holds"),
+        (lambda g: next(iter(g["constants"].values())).update(shape=[1 << 50]), "not a size"),
+        (lambda g: g.update(outputs=["ghost"]), "not defined"),
+        (lambda g: g.update(nodes={"a": 1}), "expected a list"),
+        (
+            lambda g: g["nodes"].insert(
+                0,
+                {
+                    "op": "fallback",
+                    "name": "evil",
+                    "inputs": [],
+                    "syms": [],
+                    "outputs": [],
+                    "attrs": {"target": "py:os.system", "args": {"$t": ["true"]}, "kwargs": {"$map": {}}},
+                },
+            ),
+            "allow-list",
+        ),
+    ],
+)
+def test_hostile_graphs_are_refused(exported, tmp_path: Path, edit, message: str) -> None:
+    path, *_ = exported
+    bad = tmp_path / "bad.lgraph"
+    _rewrite_graph(path, bad, edit)
+    with pytest.raises(ArtifactError, match=message):
+        lepton_graph.load(bad)
+
+
+def test_library_output_types_load_as_dicts_without_the_library(tmp_path: Path) -> None:
+    """transformers' ModelOutput is restored as such where transformers is imported; a process that never
+    imported it gets a dict with the same keys (the loader never imports a module a file names)."""
+    from safetensors.torch import load_file, save_file
+
+    model, (args, kwargs) = zoo.build("bert_tiny")
+    c = lepton_graph.compile(model)
+    ref = c(*args, **kwargs)
+    path = tmp_path / "bert.lgraph"
+    c.export(path)
+    assert type(lepton_graph.load(path)(*args, **kwargs)) is type(ref)
+    save_file({k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}, str(tmp_path / "in.safetensors"))
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import lepton_graph
+        from safetensors.torch import load_file, save_file
+        m = lepton_graph.load({str(path)!r})
+        out = m(**load_file({str(tmp_path / "in.safetensors")!r}))
+        assert "transformers" not in sys.modules and type(out) is dict, (type(out), "transformers" in sys.modules)
+        assert "plain" in m.report().as_dict()["outputs"]
+        save_file({{k: v for k, v in out.items() if v is not None}}, {str(tmp_path / "out.safetensors")!r})
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+    out = load_file(str(tmp_path / "out.safetensors"))
+    assert out.keys() == {k for k, v in ref.items() if v is not None}
+    assert all(torch.equal(out[k], ref[k]) for k in out)
