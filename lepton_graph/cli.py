@@ -3,6 +3,7 @@
 lepton-graph info                      # version, torch, threads, CPU features
 lepton-graph models                    # the built-in zoo
 lepton-graph bench --models mlp_b1 --quick --json out.json
+lepton-graph export resnet18_b1 -o r18.lgraph [--quantize int8-static]   # and run / inspect / compile
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_arguments(b)
     b.set_defaults(func=cmd_bench)
+    from .artifact.commands import add_commands
+
+    add_commands(sub)
     return p
 
 

@@ -276,3 +276,25 @@ def test_library_output_types_load_as_dicts_without_the_library(tmp_path: Path) 
     out = load_file(str(tmp_path / "out.safetensors"))
     assert out.keys() == {k for k, v in ref.items() if v is not None}
     assert all(torch.equal(out[k], ref[k]) for k in out)
+
+
+def test_cli_export_run_inspect_compile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from lepton_graph.cli import main
+
+    path = tmp_path / "r.lgraph"
+    assert main(["export", "resnet_tiny", "-o", str(path), "--quantize", "int8-static"]) == 0
+    model, (args, _) = zoo.build("resnet_tiny")
+    save_file({"arg0": args[0]}, str(tmp_path / "in.safetensors"))
+    out_path = tmp_path / "out.safetensors"
+    assert (
+        main(["run", str(path), "--inputs", str(tmp_path / "in.safetensors"), "-o", str(out_path), "--bench", "3"]) == 0
+    )
+    (out,) = load_file(str(out_path)).values()
+    assert torch.equal(out, lepton_graph.load(path)(*args))
+    assert main(["inspect", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "3 calls: median" in text and "qconv2d x" in text and "I8 " in text
+    assert main(["compile", "mlp_tiny", "--quantize", "int8-dynamic"]) == 0
+    assert "quantization: int8-dynamic, 3 of 3 layers" in capsys.readouterr().out
