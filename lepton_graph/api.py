@@ -295,6 +295,15 @@ class CompiledModel:
         self._cache.add(var)
         return var
 
+    def _outgrown(self, var: Variant, sig: Signature, err: Exception, args: tuple, kwargs: dict) -> Any:
+        """A dynamic variant failed on sizes it claimed to take (torch.export kept a dim symbolic but baked the
+        first example's size into an op): ``sig`` gets a variant of its own, compiled now."""
+        why = f"the dynamic variant for {var.signature.describe()} does not hold here ({type(err).__name__})"
+        log.log("guards", "%s: %s", sig.describe(), why)
+        self._cache.exclude(var, sig)
+        self._recompiling = why
+        return self(*args, **kwargs)
+
     def _recompile(self, sig: Signature, why: str, args: tuple, kwargs: dict) -> Any:
         """A weight changed that the compiled structure relied on: this signature is compiled again."""
         log.log("guards", "recompiling %s: %s", sig.describe(), why)
@@ -406,11 +415,19 @@ class CompiledModel:
                     except StructureChanged as e:
                         return self._recompile(sig, str(e), args, kwargs)
             inputs = [leaves[i] for i in tensor_idx]
-            if torch.is_grad_enabled():
-                with torch.no_grad():
+            try:
+                if torch.is_grad_enabled():
+                    with torch.no_grad():
+                        outs = compiled.run(*inputs)
+                else:
                     outs = compiled.run(*inputs)
-            else:
-                outs = compiled.run(*inputs)
+            except (InputError, UnsupportedError):
+                raise
+            except Exception as e:
+                call_sig = flatten_call(args, kwargs)[1]
+                if dims is None or call_sig == sig:
+                    raise
+                return self._outgrown(holder[0], call_sig, e, args, kwargs)
             if mutations:
                 for k, buf in mutations:
                     buf.copy_(outs[n_user + k])
@@ -418,11 +435,22 @@ class CompiledModel:
                     weights.snapshot()  # our own write-backs are not a weight change
             return pytree.tree_unflatten(list(outs[:n_user]), out_spec)
 
+        holder: list[Variant] = []
         dims = _dim_pattern(cap, sig) if self.options.dynamic else None
         piece = ExportPiece(
-            compiled, None, input_leaves(leaves), tensor_idx, out_spec, n_user, len(mutations), self.options.precision
+            compiled,
+            None,
+            input_leaves(leaves),
+            tensor_idx,
+            out_spec,
+            n_user,
+            len(mutations),
+            self.options.precision,
+            dims,
         )
-        return Variant(sig, run, vrep, dims, export=piece)
+        var = Variant(sig, run, vrep, dims, export=piece)
+        holder.append(var)
+        return var
 
     def _dynamo_variant(self, args: tuple, kwargs: dict, sig: Signature, vrep: VariantReport) -> Variant:
         from .frontend.dynamo import compile_with_dynamo

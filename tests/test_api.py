@@ -287,3 +287,23 @@ def test_a_compiler_failure_runs_that_signature_through_torch_and_says_so(monkey
     assert d["compile_error"] == "RuntimeError: simulated lowering bug"
     assert "COMPILE FAILED" in str(c.report())
     assert close(c(x), m(x))  # cached: no second attempt, no second warning
+
+
+def test_dynamic_variant_that_baked_in_a_size_is_replaced_not_a_crash():
+    """torch.export keeps a size-1 batch symbolic yet bakes 1 into some ops (and a 1x1 feature map into the
+    last stage): where the dynamic variant fails on other sizes, those sizes get a variant of their own, with
+    eager's answer, and the report says why."""
+    from lepton_graph import zoo
+
+    model, (args, _) = zoo.build("resnet_tiny")
+    c = lg.compile(model, dynamic=True)
+    c(*args)
+    gen = torch.Generator().manual_seed(0)
+    for shape in ((1, 3, 40, 40), (2, 3, 40, 40), (3, 3, 44, 36), (1, 3, 17, 23)):
+        x = torch.randn(shape, generator=gen)
+        with torch.no_grad():
+            ref = model(x)
+        torch.testing.assert_close(c(x), ref, atol=1e-4, rtol=1e-4)
+    reasons = [v.reason for v in c.report().variants]
+    assert reasons[0] == "first call" and any("does not hold here" in r for r in reasons[1:])
+    assert len(reasons) <= 4

@@ -9,8 +9,8 @@ Python operators the registry allows), the tensors safetensors; then partitions 
 machine (weights are packed at load: the file stays portable across CPUs) and guards every call like a compiled
 model does.
 
-Not yet: symbolic (dynamic=True) dims are refused at export, models Dynamo captured (graph breaks) are refused with
-the reason, and outputs must be tensors in tuples/lists/dicts.
+``dynamic=True`` variants keep their symbolic sizes (the loaded model takes any size where the compiled one did).
+Not yet: models Dynamo captured (graph breaks) are refused with the reason.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class ExportPiece:
     n_user: int
     mutations: int
     precision: str
+    dims: Any = None  # dynamic=True: per input leaf, each dim's fixed size or None (any size)
 
 
 def _dtype_name(dt: torch.dtype) -> str:
@@ -79,9 +80,6 @@ def write(piece: ExportPiece, path: str | Path) -> int:
         raise UnsupportedError(
             "export: the model writes to its buffers during the call (training-mode BatchNorm?); export an eval() model"
         )
-    for v in graph.inputs:
-        if not v.is_static:
-            raise UnsupportedError("export: dynamic=True graphs (symbolic sizes) cannot be exported yet")
     try:
         in_spec, out_spec = pytree.treespec_dumps(piece.in_spec), pytree.treespec_dumps(piece.out_spec)
         plain_out = pytree.treespec_dumps(plain_spec(piece.out_spec))
@@ -103,9 +101,13 @@ def write(piece: ExportPiece, path: str | Path) -> int:
             "kernel_variants": native.kernel_variants() if native.available() else {},
         },
     }
+    leaves = [dict(leaf) for leaf in piece.leaves]
+    for leaf, pattern in zip(leaves, piece.dims or (), strict=False):
+        if leaf["kind"] == "tensor" and pattern is not None:
+            leaf["dims"] = list(pattern)
     call = {
         "precision": piece.precision,
-        "inputs": {"spec": in_spec, "leaves": piece.leaves, "tensor_idx": piece.tensor_idx},
+        "inputs": {"spec": in_spec, "leaves": leaves, "tensor_idx": piece.tensor_idx},
         "outputs": {"spec": out_spec, "plain_spec": plain_out, "n_user": piece.n_user},
     }
     graph_json = json.dumps(encode_graph(graph), separators=(",", ":")).encode()
@@ -141,7 +143,10 @@ def _check_leaves(leaves: Any) -> list[dict[str, Any]]:
             ok = ok and set(leaf) == {"kind", "value"} and (leaf["value"] is None or isinstance(leaf["value"], _PY))
         else:
             shape, dtype, device = leaf.get("shape"), leaf.get("dtype"), leaf.get("device")
+            dims = leaf.get("dims", shape)
             ok = ok and isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)
+            ok = ok and isinstance(dims, list) and isinstance(shape, list) and len(dims) == len(shape)
+            ok = ok and all(d is None or (isinstance(d, int) and d >= 0) for d in dims)  # type: ignore[union-attr]
             ok = ok and isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype)
             ok = ok and device in ("cpu", "cuda")
     if not ok:
@@ -307,8 +312,14 @@ class LoadedModel:
                 raise InputError(f"argument {name}: expected a tensor, got {type(got).__name__}")
             if _dtype_name(got.dtype) != want["dtype"]:
                 raise InputError(f"argument {name}: expected dtype {want['dtype']}, got {_dtype_name(got.dtype)}")
-            if list(got.shape) != want["shape"]:
+            dims = want.get("dims")
+            if dims is None and list(got.shape) != want["shape"]:
                 raise InputError(f"argument {name}: expected shape {want['shape']}, got {list(got.shape)}")
+            if dims is not None and (
+                got.dim() != len(dims) or any(d is not None and d != s for d, s in zip(dims, got.shape, strict=True))
+            ):
+                like = "[" + ", ".join("*" if d is None else str(d) for d in dims) + "]"
+                raise InputError(f"argument {name}: expected a shape like {like} (* any size), got {list(got.shape)}")
             if got.device.type != want["device"]:
                 raise InputError(f"argument {name}: expected device {want['device']}, got {got.device.type}")
         with torch.no_grad():

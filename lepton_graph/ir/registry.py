@@ -6,6 +6,8 @@ tests compare kernels against; so it must be the exact eager semantics.
 
 from __future__ import annotations
 
+import ast
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,8 +91,8 @@ def run_reference(node: Node, args: list[Any], syms: list[Any]) -> Any:
 
 # -- shape inference ------------------------------------------------------------------------------------------
 
-_HINT_BASE = 100_003  # symbolic dims are traced with distinct large hints, mapped back afterwards
-_HINT_STEP = 1_009
+HINT_BASE = 100_003  # symbolic dims are traced with distinct large hints, mapped back afterwards
+HINT_STEP = 1_009
 
 
 def infer_outputs(node: Node) -> list[OutSpec]:
@@ -106,8 +108,75 @@ def infer_outputs(node: Node) -> list[OutSpec]:
     return infer_by_meta(node)
 
 
+def is_symbolic(node: Node) -> bool:
+    return bool(node.syms) or any(v.kind == "sym" or not all(isinstance(d, int) for d in v.shape) for v in node.inputs)
+
+
 def infer_by_meta(node: Node) -> list[OutSpec]:
-    """Run the reference on meta tensors: exact torch semantics for shapes and dtype promotion."""
+    """Run the reference on meta tensors: exact torch semantics for shapes and dtype promotion. With symbolic
+    sizes, on fake tensors whose sizes are symbols of a ShapeEnv, so a derived size (a conv's output, a pooled
+    length) comes back as its expression, never as the number one sample of the symbols gave."""
+    if is_symbolic(node):
+        try:
+            return _infer_symbolic(node)
+        except SpecializedShape:
+            raise
+        except Exception:  # noqa: BLE001 - an op fake tensors cannot trace symbolically: the hinted run below
+            pass
+    return _infer_hinted(node)
+
+
+class SpecializedShape(ValueError):
+    """A node's op only holds for one value of a symbolic size (a reshape to a literal batch of 1): the graph
+    is not valid for every size its inputs claim."""
+
+
+_EXPR_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+}
+
+
+def eval_dim(expr: str, names: Callable[[str], Any]) -> Any:
+    """A symbolic dim's expression ("2*s0", "(((s53 - 1)//2)) + 1") evaluated with ``names`` for its symbols:
+    integer arithmetic only (+ - * // %, unary minus, int literals, names); anything else raises ValueError."""
+
+    def ev(n: ast.AST) -> Any:
+        if isinstance(n, ast.Expression):
+            return ev(n.body)
+        if isinstance(n, ast.BinOp) and type(n.op) in _EXPR_OPS:
+            return _EXPR_OPS[type(n.op)](ev(n.left), ev(n.right))
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            return -ev(n.operand)
+        if isinstance(n, ast.Constant) and isinstance(n.value, int) and not isinstance(n.value, bool):
+            return n.value
+        if isinstance(n, ast.Name):
+            return names(n.id)
+        raise ValueError(f"symbolic size {expr!r}: unsupported expression")
+
+    return ev(ast.parse(expr, mode="eval"))
+
+
+# Symbolic shape inference on fake tensors (frontend/symbolic.py registers it: it needs torch.fx's ShapeEnv,
+# which only the frontend may touch); None: the hinted run below.
+_symbolic_inference: Callable[[Node], list[OutSpec]] | None = None
+
+
+def set_symbolic_inference(fn: Callable[[Node], list[OutSpec]]) -> None:
+    global _symbolic_inference
+    _symbolic_inference = fn
+
+
+def _infer_symbolic(node: Node) -> list[OutSpec]:
+    if _symbolic_inference is None:
+        raise RuntimeError("no symbolic shape inference registered")
+    return _symbolic_inference(node)
+
+
+def _infer_hinted(node: Node) -> list[OutSpec]:
     hints: dict[str, int] = {}
 
     def hint(dim: Any) -> int:
@@ -116,7 +185,7 @@ def infer_by_meta(node: Node) -> list[OutSpec]:
         key = str(dim)
         if key not in hints:
             if key.isidentifier():
-                hints[key] = _HINT_BASE + _HINT_STEP * len(hints)
+                hints[key] = HINT_BASE + HINT_STEP * len(hints)
             else:  # an expression ("2*s0", "s0*s1"): its symbols' hints must give the same value
                 import sympy
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -146,9 +146,12 @@ class Variant:
     report: Any
     dims: tuple[tuple[int | None, ...] | None, ...] | None = None  # dynamic: None = any size in that dim
     export: Any = None  # artifact.ExportPiece of an exportable (export-frontend) variant
+    # signatures this dynamic variant failed on (its capture had baked in a size of the first example): they get
+    # a variant of their own
+    excluded: set[Signature] = field(default_factory=set)
 
     def matches(self, sig: Signature) -> bool:
-        if self.dims is None or sig.structure != self.signature.structure:
+        if self.dims is None or sig.structure != self.signature.structure or sig in self.excluded:
             return False
         for pat, mine, leaf in zip(self.dims, self.signature.leaves, sig.leaves):
             if leaf[0] == "py" or mine[0] == "py":
@@ -191,6 +194,13 @@ class VariantCache:
         self.variants = [v for v in self.variants if id(v) not in gone]
         self.exact = {k: v for k, v in self.exact.items() if id(v) not in gone}
         self.fast = {k: v for k, v in self.fast.items() if id(v) not in gone}
+
+    def exclude(self, var: Variant, sig: Signature) -> None:
+        """``var`` does not hold for ``sig`` after all: forget every shortcut from ``sig`` (and plain-tensor calls)
+        to it, so the next lookup compiles a variant for ``sig``."""
+        var.excluded.add(sig)
+        self.exact = {k: v for k, v in self.exact.items() if not (v is var and k == sig)}
+        self.fast = {k: v for k, v in self.fast.items() if v is not var}
 
     def add(self, var: Variant) -> None:
         self.variants.append(var)

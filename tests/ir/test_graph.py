@@ -85,3 +85,30 @@ def test_symbolic_reshape_through_ref():
     assert r.shape[1:] == (2, 3)
     t = torch.randn(5, 6)
     assert torch.equal(interpret(g, [t])[0], t.reshape(5, 2, 3))
+
+
+def test_symbolic_sizes_derived_by_an_op_stay_symbolic():
+    """A node a pass creates on symbolic inputs (a conv after BatchNorm folding) gets its output sizes as
+    expressions of the input's symbols, never the number one sample of them gave."""
+    import torch
+
+    g = Graph()
+    x = g.add_input(("s0", 3, "s1", "s2"), DType.f32)
+    w = g.add_constant(torch.randn(8, 3, 7, 7), "w")
+    conv = g.add_node(Op.CONV2D, [x, w], {"stride": (2, 2), "padding": (3, 3)})
+    assert conv.out.shape == ("s0", 8, "(((s1 - 1)//2)) + 1", "(((s2 - 1)//2)) + 1")
+    pool = g.add_node(Op.MAX_POOL2D, [conv.out], {"kernel_size": (3, 3), "stride": (2, 2), "padding": (1, 1)})
+    assert pool.out.shape == ("s0", 8, "(((s1 - 1)//4)) + 1", "(((s2 - 1)//4)) + 1")
+    y = g.add_node(Op.ADD, [pool.out, pool.out], {})
+    assert y.out.shape == pool.out.shape
+
+
+def test_symbolic_size_expressions_are_arithmetic_only():
+    import pytest
+
+    from lepton_graph.ir.registry import eval_dim
+
+    assert eval_dim("(((s1 - 1)//4)) + 1", {"s1": 33}.__getitem__) == 9
+    for bad in ("__import__('os')", "s0.real", "s0 ** 2", "[s0]"):
+        with pytest.raises(ValueError, match="unsupported expression"):
+            eval_dim(bad, {"s0": 2}.__getitem__)

@@ -133,12 +133,24 @@ def test_calls_are_guarded_like_a_compiled_model(exported) -> None:
         m(*args)
 
 
-def test_export_refusals_name_the_reason(tmp_path: Path) -> None:
-    model, (args, kwargs) = zoo.build("mlp_tiny")
+def test_dynamic_variants_keep_their_symbolic_sizes(tmp_path: Path) -> None:
+    model, (args, kwargs) = zoo.build("bert_tiny")
     c = lepton_graph.compile(model, dynamic=True)
     c(*args, **kwargs)
-    with pytest.raises(UnsupportedError, match="dynamic=True"):
-        c.export(tmp_path / "d.lgraph")
+    path = tmp_path / "dyn.lgraph"
+    c.export(path)
+    loaded = lepton_graph.load(path)
+    gen = torch.Generator().manual_seed(0)
+    for batch, seq in ((2, 7), (1, 23)):
+        call = {"input_ids": torch.randint(0, 100, (batch, seq), generator=gen)}
+        call["attention_mask"] = torch.ones(batch, seq, dtype=torch.long)
+        assert _equal(loaded(**call), c(**call))
+    with pytest.raises(InputError, match=r"shape like \[\*, \*\]"):
+        loaded(input_ids=torch.zeros(2, 3, 4, dtype=torch.long), attention_mask=torch.ones(2, 3, dtype=torch.long))
+
+
+def test_export_refusals_name_the_reason(tmp_path: Path) -> None:
+    model, (args, kwargs) = zoo.build("mlp_tiny")
     c2 = lepton_graph.compile(model)
     with pytest.raises(UnsupportedError, match="0 variants"):
         c2.export(tmp_path / "none.lgraph")
