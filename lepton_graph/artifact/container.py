@@ -89,12 +89,7 @@ def open_artifact(path: str | Path) -> Artifact:
     (n,) = struct.unpack("<Q", data[8:16])
     if n > MAX_HEADER or 16 + n > len(data):
         raise ArtifactError(f"{where}: header length {n} does not fit the file ({len(data)} bytes): truncated?")
-    try:
-        header = json.loads(bytes(data[16 : 16 + n]).decode())
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ArtifactError(f"{where}: the header is not valid JSON ({type(e).__name__})") from None
-    if not isinstance(header, dict):
-        raise ArtifactError(f"{where}: the header is not a JSON object")
+    header = json_object(data[16 : 16 + n], f"{where}: the header")
     fmt = header.get("format")
     if not isinstance(fmt, int) or isinstance(fmt, bool):
         raise ArtifactError(f"{where}: the header has no format version")
@@ -128,6 +123,17 @@ def open_artifact(path: str | Path) -> Artifact:
             f"{where}: the file has {len(body) - end:+d} bytes beyond its sections: truncated or appended to"
         )
     return Artifact(str(path), header, sections, digests, mapped)
+
+
+def json_object(blob: memoryview | bytes, what: str) -> dict[str, Any]:
+    """``blob`` parsed as a JSON object, or ArtifactError naming ``what``."""
+    try:
+        obj = json.loads(bytes(blob).decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ArtifactError(f"{what} is not valid JSON ({type(e).__name__})") from None
+    if not isinstance(obj, dict):
+        raise ArtifactError(f"{what} is not a JSON object")
+    return obj
 
 
 def read_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, bytes]]:

@@ -8,12 +8,12 @@ before a tensor is made over it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import torch
 
 from ..errors import ArtifactError
+from .container import json_object
 
 _DTYPES = {
     "F64": torch.float64,
@@ -43,12 +43,7 @@ def view_tensors(buf: memoryview, where: str) -> dict[str, torch.Tensor]:
     n = int.from_bytes(buf[:8], "little")
     if n > min(MAX_HEADER, len(buf) - 8):
         raise ArtifactError(f"{where}: the tensors header length {n} does not fit the section")
-    try:
-        header = json.loads(bytes(buf[8 : 8 + n]).decode())
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ArtifactError(f"{where}: the tensors header is not valid JSON ({type(e).__name__})") from None
-    if not isinstance(header, dict):
-        raise ArtifactError(f"{where}: the tensors header is not a JSON object")
+    header = json_object(buf[8 : 8 + n], f"{where}: the tensors header")
     data = buf[8 + n :]
     out: dict[str, torch.Tensor] = {}
     for name, info in header.items():
