@@ -151,6 +151,10 @@ def test_dynamic_variants_keep_their_symbolic_sizes(tmp_path: Path) -> None:
 
 def test_export_refusals_name_the_reason(tmp_path: Path) -> None:
     model, (args, kwargs) = zoo.build("mlp_tiny")
+    dyn = lepton_graph.compile(model, frontend="dynamo")
+    dyn(*args, **kwargs)
+    with pytest.raises(UnsupportedError, match="cannot be exported yet: captured by Dynamo"):
+        dyn.export(tmp_path / "dynamo.lgraph")
     c2 = lepton_graph.compile(model)
     with pytest.raises(UnsupportedError, match="0 variants"):
         c2.export(tmp_path / "none.lgraph")
