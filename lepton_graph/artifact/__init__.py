@@ -115,6 +115,19 @@ def write(piece: ExportPiece, path: str | Path) -> int:
     return write_artifact(path, header, sections)
 
 
+def _kernel_changes(header: dict[str, Any]) -> str:
+    """The weights are packed at load for this CPU: every kernel family has portable and AVX2 paths, so a file
+    from a machine with more ISA runs here on what this one has; this says which families changed variant."""
+    from ..backends.cpu import native
+
+    then = header.get("machine", {}).get("kernel_variants") if isinstance(header.get("machine"), dict) else None
+    if not isinstance(then, dict) or not native.available():
+        return "as exported"
+    now = native.kernel_variants()
+    changed = [f"{k} {then[k]} -> {v}" for k, v in sorted(now.items()) if k in then and then[k] != v]
+    return "; ".join(changed) if changed else "as exported"
+
+
 _PLAIN = (tuple, list, dict)
 
 
@@ -189,6 +202,7 @@ class LoadReport:
     precision: str = "fp32"
     outputs_note: str = ""
     plan: str = field(repr=False, default="")
+    kernels: str = "as exported"  # which kernel families run another ISA variant here than on the exporting CPU
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -201,6 +215,7 @@ class LoadReport:
             "fallback_nodes": self.fallback_nodes,
             "load_s": self.load_s,
             "outputs": self.outputs_note or "as exported",
+            "kernels": self.kernels,
         }
 
     def __str__(self) -> str:
@@ -292,6 +307,7 @@ class LoadedModel:
             precision,
             self.outputs_note,
             plan.summary(),
+            _kernel_changes(header),
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

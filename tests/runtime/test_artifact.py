@@ -314,3 +314,18 @@ def test_cli_export_run_inspect_compile(tmp_path: Path, capsys: pytest.CaptureFi
     assert "3 calls: median" in text and "qconv2d x" in text and "I8 " in text
     assert main(["compile", "mlp_tiny", "--quantize", "int8-dynamic"]) == 0
     assert "quantization: int8-dynamic, 3 of 3 layers" in capsys.readouterr().out
+
+
+def test_a_file_from_a_wider_isa_runs_on_this_cpus_kernels_and_says_so(exported, tmp_path: Path) -> None:
+    """The exporting machine's kernel variants are recorded; where this CPU runs another variant (here: the
+    header says AVX-512 VNNI), the loaded model re-packs for what this CPU has and the report names the change."""
+    path, args, kwargs, ref = exported
+    header, sections = read_artifact(path)
+    header = {k: v for k, v in header.items() if k not in ("format", "sections")}
+    header["machine"] = {**header["machine"], "kernel_variants": {**native.kernel_variants(), "gemm_int8": "isa-x"}}
+    other = tmp_path / "other.lgraph"
+    write_artifact(other, header, sections)
+    m = lepton_graph.load(other)
+    assert _equal(m(*args, **kwargs), ref)
+    assert m.report().as_dict()["kernels"] == f"gemm_int8 isa-x -> {native.kernel_variants()['gemm_int8']}"
+    assert lepton_graph.load(path).report().as_dict()["kernels"] == "as exported"
