@@ -113,12 +113,12 @@ void to_nhwc(const View4& x, NhwcInput& in) {
   in.sW = C;
 }
 
-namespace {
-
 int64_t out_size(int64_t in, int64_t pad, int64_t dil, int64_t k, int64_t stride) {
   const int64_t span = in + pad - dil * (k - 1) - 1;
   return span < 0 ? 0 : span / stride + 1;
 }
+
+namespace {
 
 void conv_depthwise(const NhwcInput& in, const View4& x, const PackedConvWeight& w, const float* bias,
                     const View4* res, float* y, const int64_t ys[4], const Conv2dParams& p, int64_t OH,

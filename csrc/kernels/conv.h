@@ -124,6 +124,9 @@ void conv_tile_bf16_scalar(const TileArgs& t, int mr);
 // n floats -> bf16 (round to nearest even).
 void f32_to_bf16_avx512(const float* src, int64_t n, uint16_t* dst);
 
+// Output length of a conv window over `in` (pad: both sides together); 0 when the window does not fit.
+int64_t out_size(int64_t in, int64_t pad, int64_t dil, int64_t k, int64_t stride);
+
 // ---- helpers shared with the Winograd driver (winograd.cpp)
 uint16_t f32_to_bf16(float f);  // round to nearest even, NaN kept
 using TileFn = void(const TileArgs&, int);

@@ -44,13 +44,9 @@ std::array<int64_t, 4> four(const Ints& v) {
   return {v[0], v[1], v[2], v[3]};
 }
 
-int64_t out_size(int64_t in, int64_t pad, int64_t dil, int64_t k, int64_t stride) {
-  const int64_t span = in + pad - dil * (k - 1) - 1;
-  return span < 0 ? 0 : span / stride + 1;
-}
-
 Ints conv_output_shape(const Ints& x_shape, int64_t OC, int64_t KH, int64_t KW, const lg::conv::Conv2dParams& p) {
   LG_CHECK(x_shape.size() == 4, x_shape, "must have 4 dims (N, C, H, W), got ", x_shape.size());
+  using lg::conv::out_size;
   return {x_shape[0], OC, out_size(x_shape[2], p.pad_top + p.pad_bottom, p.dilation_h, KH, p.stride_h),
           out_size(x_shape[3], p.pad_left + p.pad_right, p.dilation_w, KW, p.stride_w)};
 }

@@ -28,6 +28,15 @@ const float* nhwc_row(const NhwcInput& in, int64_t n, int64_t h, int64_t W, int6
   return tmp.data();
 }
 
+// dst = src for an (N, C, H, W) block of `size`, both with their own element strides (in that dim order).
+void copy4(const float* src, const int64_t ss[4], float* dst, const int64_t ds[4], const int64_t size[4]) {
+  for (int64_t n = 0; n < size[0]; ++n)
+    for (int64_t c = 0; c < size[1]; ++c)
+      for (int64_t h = 0; h < size[2]; ++h)
+        for (int64_t w = 0; w < size[3]; ++w)
+          dst[n * ds[0] + c * ds[1] + h * ds[2] + w * ds[3]] = src[n * ss[0] + c * ss[1] + h * ss[2] + w * ss[3]];
+}
+
 }  // namespace
 
 std::shared_ptr<gemm::PackedS8> pack_conv2d_weight_s8(const int8_t* w, int64_t OC, int64_t C, int64_t KH, int64_t KW,
@@ -46,12 +55,8 @@ void conv2d_u8s8(const View4& x, const gemm::PackedS8& w, int64_t KH, int64_t KW
                  const View4* residual, float* y, const int64_t ys[4], const Conv2dParams& p, const QuantParams& q) {
   const int64_t N = x.size[0], C = x.size[1], H = x.size[2], W = x.size[3];
   const int64_t OC = gemm::packed_s8_n(w);
-  const auto out = [](int64_t in, int64_t pad, int64_t dil, int64_t k, int64_t stride) {
-    const int64_t span = in + pad - dil * (k - 1) - 1;
-    return span < 0 ? int64_t(0) : span / stride + 1;
-  };
-  const int64_t OH = out(H, p.pad_top + p.pad_bottom, p.dilation_h, KH, p.stride_h);
-  const int64_t OW = out(W, p.pad_left + p.pad_right, p.dilation_w, KW, p.stride_w);
+  const int64_t OH = out_size(H, p.pad_top + p.pad_bottom, p.dilation_h, KH, p.stride_h);
+  const int64_t OW = out_size(W, p.pad_left + p.pad_right, p.dilation_w, KW, p.stride_w);
   if (N == 0 || OC == 0 || OH == 0 || OW == 0) return;
 
   // 1. u8 NHWC copy of x with each image's (scale, zero point)
@@ -89,7 +94,8 @@ void conv2d_u8s8(const View4& x, const gemm::PackedS8& w, int64_t KH, int64_t KW
   });
 
   // 2. the implicit GEMM into dense NHWC (y itself when it is dense NHWC), the residual read as dense NHWC too
-  const bool y_dense = ys[1] == 1 && ys[3] == OC && ys[2] == OW * OC && ys[0] == OH * OW * OC;
+  const int64_t size[4] = {N, OC, OH, OW}, dense[4] = {OH * OW * OC, 1, OW * OC, OC};
+  const bool y_dense = std::equal(ys, ys + 4, dense);
   std::vector<float> y_tmp, r_tmp;
   float* c = y;
   if (!y_dense) {
@@ -101,17 +107,11 @@ void conv2d_u8s8(const View4& x, const gemm::PackedS8& w, int64_t KH, int64_t KW
   ep.act = p.act;
   ep.residual_before_act = p.residual_before_act;
   if (residual) {
-    const int64_t* rs = residual->stride;
-    if (rs[1] == 1 && rs[3] == OC && rs[2] == OW * OC && rs[0] == OH * OW * OC) {
+    if (std::equal(residual->stride, residual->stride + 4, dense)) {
       ep.residual = residual->data;
     } else {
       r_tmp.resize(static_cast<size_t>(N * OH * OW * OC));
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t h = 0; h < OH; ++h)
-          for (int64_t w2 = 0; w2 < OW; ++w2)
-            for (int64_t o = 0; o < OC; ++o)
-              r_tmp[static_cast<size_t>(((n * OH + h) * OW + w2) * OC + o)] =
-                  residual->data[n * rs[0] + o * rs[1] + h * rs[2] + w2 * rs[3]];
+      copy4(residual->data, residual->stride, r_tmp.data(), dense, size);
       ep.residual = r_tmp.data();
     }
     ep.ld_residual = OC;
@@ -124,12 +124,7 @@ void conv2d_u8s8(const View4& x, const gemm::PackedS8& w, int64_t KH, int64_t KW
   a.scale = scale.data();
   a.zero = zero.data();
   gemm::gemm_u8s8_conv(a, w, c, OC, ep);
-  if (!y_dense)
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t h = 0; h < OH; ++h)
-        for (int64_t w2 = 0; w2 < OW; ++w2)
-          for (int64_t o = 0; o < OC; ++o)
-            y[n * ys[0] + o * ys[1] + h * ys[2] + w2 * ys[3]] = c[((n * OH + h) * OW + w2) * OC + o];
+  if (!y_dense) copy4(c, dense, y, ys, size);
 }
 
 }  // namespace lg::conv

@@ -112,35 +112,33 @@ int64_t block_rows(int64_t K, int max_mr) {
   return std::min<int64_t>(rows / max_mr * max_mr, 1024);
 }
 
-// Gathers A row r of an implicit-GEMM conv (see ConvRowsU8) into row[0, K); returns the row's image.
-int64_t conv_row(const ConvRowsU8& a, int64_t r, uint8_t* row) {
+// Output pixel r's window of an implicit-GEMM conv (see ConvRowsU8), as runs of consecutive k of A row r: calls
+// put(k, src, bytes) for each run, src null for taps in the padding (they read the image's zero point). A window
+// row is one run when it lies inside the image and is contiguous (dilation_w 1), else one run per tap.
+template <class Put>
+void conv_window(const ConvRowsU8& a, int64_t r, const Put& put) {
   const int64_t pixels = a.OH * a.OW;
   const int64_t n = r / pixels, p = r % pixels;
   const int64_t oh = p / a.OW, ow = p % a.OW;
   const uint8_t* img = a.x + n * a.H * a.W * a.C;
-  const auto z = static_cast<uint8_t>(a.zero[n]);
   const int64_t ih0 = oh * a.stride_h - a.pad_top, iw0 = ow * a.stride_w - a.pad_left;
-  const auto C = static_cast<size_t>(a.C), span = static_cast<size_t>(a.KW * a.C);
-  const bool inside_w = iw0 >= 0 && iw0 + (a.KW - 1) * a.dilation_w < a.W;
+  const bool one_run = a.dilation_w == 1 && iw0 >= 0 && iw0 + a.KW <= a.W;
   for (int64_t kh = 0; kh < a.KH; ++kh) {
-    uint8_t* dst = row + kh * a.KW * a.C;
-    const int64_t ih = ih0 + kh * a.dilation_h;
+    const int64_t k = kh * a.KW * a.C, ih = ih0 + kh * a.dilation_h;
     if (ih < 0 || ih >= a.H) {
-      std::memset(dst, z, span);
+      put(k, nullptr, a.KW * a.C);
       continue;
     }
     const uint8_t* src = img + ih * a.W * a.C;
-    if (inside_w && a.dilation_w == 1) {  // the window's row is one contiguous run of KW * C bytes
-      std::memcpy(dst, src + iw0 * a.C, span);
+    if (one_run) {
+      put(k, src + iw0 * a.C, a.KW * a.C);
       continue;
     }
     for (int64_t kw = 0; kw < a.KW; ++kw) {
       const int64_t iw = iw0 + kw * a.dilation_w;
-      if (iw < 0 || iw >= a.W) std::memset(dst + kw * a.C, z, C);
-      else std::memcpy(dst + kw * a.C, src + iw * a.C, C);
+      put(k + kw * a.C, iw < 0 || iw >= a.W ? nullptr : src + iw * a.C, a.C);
     }
   }
-  return n;
 }
 
 // Words [0, n) of src, XORed with mask, to dst[0], dst[stride], ... (a packed A tile's column of 4-byte k groups).
@@ -150,37 +148,6 @@ inline void store_words(const uint8_t* src, int64_t n, uint32_t mask, uint32_t* 
     std::memcpy(&word, src + 4 * w, 4);
     dst[w * stride] = word ^ mask;
   }
-}
-
-inline void fill_words(uint32_t word, int64_t n, uint32_t* dst, int64_t stride) {
-  for (int64_t w = 0; w < n; ++w) dst[w * stride] = word;
-}
-
-// conv_row for C % 4 == 0, straight into the tile: every tap's C bytes are whole words, so row r's words go to
-// dst[0], dst[mr], ... XORed with mask (0x80808080 for the shifted-row kernels), without the row buffer.
-int64_t conv_row_words(const ConvRowsU8& a, int64_t r, uint32_t mask, uint32_t* dst, int mr) {
-  const int64_t pixels = a.OH * a.OW;
-  const int64_t n = r / pixels, p = r % pixels;
-  const int64_t oh = p / a.OW, ow = p % a.OW;
-  const uint8_t* img = a.x + n * a.H * a.W * a.C;
-  const uint32_t zword = (static_cast<uint32_t>(a.zero[n]) * 0x01010101u) ^ mask;
-  const int64_t ih0 = oh * a.stride_h - a.pad_top, iw0 = ow * a.stride_w - a.pad_left;
-  const int64_t cw = a.C / 4;
-  for (int64_t kh = 0; kh < a.KH; ++kh) {
-    uint32_t* d = dst + kh * a.KW * cw * mr;
-    const int64_t ih = ih0 + kh * a.dilation_h;
-    if (ih < 0 || ih >= a.H) {
-      fill_words(zword, a.KW * cw, d, mr);
-      continue;
-    }
-    const uint8_t* src = img + ih * a.W * a.C;
-    for (int64_t kw = 0; kw < a.KW; ++kw) {
-      const int64_t iw = iw0 + kw * a.dilation_w;
-      if (iw < 0 || iw >= a.W) fill_words(zword, cw, d + kw * cw * mr, mr);
-      else store_words(src + iw * a.C, cw, mask, d + kw * cw * mr, mr);
-    }
-  }
-  return n;
 }
 
 // u8 x s8 operands for the driver: A rows quantised at packing (f32 `a`, dynamic) or given (u8 `a8`, raw int32
@@ -253,18 +220,26 @@ struct S8Kernel {
       uint32_t* tile = tiles + t0 * G;
       for (int i = 0; i < mr; ++i) {
         const int64_t r = ic + t0 + i;
-        if (conv_words) {
-          const int64_t n = conv_row_words(*conv, r, mask, tile + i, mr);
+        if (conv) {
+          const int64_t n = r / (conv->OH * conv->OW);
+          const auto zn = static_cast<uint8_t>(conv->zero[n]);
           s[t0 + i] = conv->scale[n];
           z[t0 + i] = conv->zero[n] - (shifted ? 128 : 0);
-          continue;
-        }
-        if (a8) {
+          if (conv_words) {  // C % 4 == 0: every run is whole words, stored straight into the tile
+            const uint32_t zword = (uint32_t(zn) * 0x01010101u) ^ mask;
+            conv_window(*conv, r, [&](int64_t k, const uint8_t* src, int64_t bytes) {
+              uint32_t* dst = tile + (k / 4) * mr + i;
+              if (src) store_words(src, bytes / 4, mask, dst, mr);
+              else for (int64_t w = 0; w < bytes / 4; ++w) dst[w * mr] = zword;
+            });
+            continue;
+          }
+          conv_window(*conv, r, [&](int64_t k, const uint8_t* src, int64_t bytes) {
+            if (src) std::memcpy(row + k, src, static_cast<size_t>(bytes));
+            else std::memset(row + k, zn, static_cast<size_t>(bytes));
+          });
+        } else if (a8) {
           std::memcpy(row, a8 + r * lda, static_cast<size_t>(K));
-        } else if (conv) {
-          const int64_t n = conv_row(*conv, r, row);
-          s[t0 + i] = conv->scale[n];
-          z[t0 + i] = conv->zero[n];
         } else if (fixed) {
           s[t0 + i] = fixed_scale;
           z[t0 + i] = fixed_z;
@@ -275,7 +250,7 @@ struct S8Kernel {
           row_qparams(mn, mx, &s[t0 + i], &inv, &z[t0 + i]);
           ks.quant(a + r * lda, K, inv, z[t0 + i], row);
         }
-        if (shifted) z[t0 + i] -= 128;
+        if (shifted && !conv) z[t0 + i] -= 128;
         store_words(row, G, mask, tile + i, mr);
       }
     }
