@@ -295,9 +295,12 @@ class CompiledModel:
         self._cache.add(var)
         return var
 
-    def _outgrown(self, var: Variant, sig: Signature, err: Exception, args: tuple, kwargs: dict) -> Any:
-        """A dynamic variant failed on sizes it claimed to take (torch.export kept a dim symbolic but baked the
-        first example's size into an op): ``sig`` gets a variant of its own, compiled now."""
+    def _outgrown(self, sig: Signature, err: Exception, args: tuple, kwargs: dict) -> Any:
+        """The dynamic variant ``sig`` matched failed on sizes it claimed to take (torch.export kept a dim symbolic
+        but baked the first example's size into an op): ``sig`` gets a variant of its own, compiled now."""
+        var = self._cache.lookup(sig)
+        if var is None:
+            raise err
         why = f"the dynamic variant for {var.signature.describe()} does not hold here ({type(err).__name__})"
         log.log("guards", "%s: %s", sig.describe(), why)
         self._cache.exclude(var, sig)
@@ -355,9 +358,8 @@ class CompiledModel:
                 self._export_failed = str(e)
                 log.log("guards", "export failed, using Dynamo: %s", e)
             else:
-                var = self._export_variant(cap, sig, vrep, leaves)
-                var.export = replace(var.export, in_spec=pytree.tree_flatten(call_items(args, kwargs))[1])
-                return var
+                in_spec = pytree.tree_flatten(call_items(args, kwargs))[1]
+                return self._export_variant(cap, sig, vrep, leaves, in_spec)
         vrep.capture_fallback = self._export_failed
         return self._dynamo_variant(args, kwargs, sig, vrep)
 
@@ -387,7 +389,9 @@ class CompiledModel:
                 f"{_name(self.model)} rejects these inputs: {type(eager_err).__name__}: {eager_err}"
             ) from err
 
-    def _export_variant(self, cap: Captured, sig: Signature, vrep: VariantReport, leaves: list[Any]) -> Variant:
+    def _export_variant(
+        self, cap: Captured, sig: Signature, vrep: VariantReport, leaves: list[Any], in_spec: Any
+    ) -> Variant:
         device = self.options.device or _first_device(sig)
         tensor_idx = [i for i, leaf in enumerate(sig.leaves) if leaf[0] != "py"]
         compiled, rrep = compile_captured(
@@ -427,7 +431,7 @@ class CompiledModel:
                 call_sig = flatten_call(args, kwargs)[1]
                 if dims is None or call_sig == sig:
                     raise
-                return self._outgrown(holder[0], call_sig, e, args, kwargs)
+                return self._outgrown(call_sig, e, args, kwargs)
             if mutations:
                 for k, buf in mutations:
                     buf.copy_(outs[n_user + k])
@@ -435,11 +439,10 @@ class CompiledModel:
                     weights.snapshot()  # our own write-backs are not a weight change
             return pytree.tree_unflatten(list(outs[:n_user]), out_spec)
 
-        holder: list[Variant] = []
         dims = _dim_pattern(cap, sig) if self.options.dynamic else None
         piece = ExportPiece(
             compiled,
-            None,
+            in_spec,
             input_leaves(leaves),
             tensor_idx,
             out_spec,
@@ -448,9 +451,7 @@ class CompiledModel:
             self.options.precision,
             dims,
         )
-        var = Variant(sig, run, vrep, dims, export=piece)
-        holder.append(var)
-        return var
+        return Variant(sig, run, vrep, dims, export=piece)
 
     def _dynamo_variant(self, args: tuple, kwargs: dict, sig: Signature, vrep: VariantReport) -> Variant:
         from .frontend.dynamo import compile_with_dynamo

@@ -29,7 +29,7 @@ import torch.utils._pytree as pytree
 from ..errors import ArtifactError, InputError, UnsupportedError
 from ..ir import Graph, Op
 from ..ir.verify import VerifyError, verify
-from .container import FORMAT, open_artifact, write_artifact
+from .container import FORMAT, json_object, open_artifact, write_artifact
 from .graph_json import decode_graph, encode_graph
 from .tensors import save_tensors, view_tensors
 
@@ -254,11 +254,9 @@ class LoadedModel:
 
         path, header, sections = art.path, art.header, art.sections
         tensors = view_tensors(sections[SECTION_TENSORS], f"artifact {str(path)!r}")
-        try:
-            graph_data = json.loads(bytes(sections[SECTION_GRAPH]).decode())
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-            raise ArtifactError(f"artifact {str(path)!r}: the graph section is not valid JSON ({e})") from None
-        graph = decode_graph(graph_data, tensors)
+        graph = decode_graph(
+            json_object(sections[SECTION_GRAPH], f"artifact {str(path)!r}: the graph section"), tensors
+        )
         _check_fallback_targets(graph)  # before verify, whose shape inference resolves them
         try:
             # structure only: shape inference on meta tensors would import torch._dynamo (~1.6 s, most of a
@@ -269,7 +267,7 @@ class LoadedModel:
             raise ArtifactError(f"artifact {str(path)!r}: the graph is inconsistent: {e}") from None
         self._header = header
         try:
-            call = json.loads(bytes(sections[SECTION_CALL]).decode())
+            call = json_object(sections[SECTION_CALL], "the call section")
             ins, outs = call["inputs"], call["outputs"]
             self._in_spec = pytree.treespec_loads(ins["spec"])
             self.outputs_note = ""

@@ -5,7 +5,6 @@ size (a conv's output, a pooled length) comes back as its expression, e.g. ``(((
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -27,11 +26,10 @@ class _SymbolicShapes:
     large distinct number, so no size-1 or equal-size coincidence of one example decides a broadcast or a
     specialisation."""
 
-    def __init__(self, known: Mapping[str, int]) -> None:
+    def __init__(self) -> None:
         from torch._subclasses.fake_tensor import FakeTensorMode
         from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
-        self.known = known
         self.env = ShapeEnv(specialize_zero_one=False, duck_shape=False)
         self.mode = FakeTensorMode(shape_env=self.env, allow_non_fake_inputs=True)
         self.made: dict[str, Any] = {}
@@ -43,7 +41,7 @@ class _SymbolicShapes:
             from torch._dynamo.source import ConstantSource
             from torch.fx.experimental.symbolic_shapes import DimDynamic
 
-            hint = self.known.get(name, HINT_BASE + HINT_STEP * len(self.made))
+            hint = HINT_BASE + HINT_STEP * len(self.made)
             src = ConstantSource(name)
             s = self.env.create_symbol(hint, source=src, dynamic_dim=DimDynamic.DYNAMIC)
             self.ours[s] = sympy.Symbol(name, integer=True, positive=True)
@@ -75,17 +73,7 @@ class _SymbolicShapes:
             return str(torch.SymInt(SymNode(expr, self.env, int, d.node.hint)))
         return int(d)
 
-    def fixed(self) -> dict[str, Any]:
-        """The graph's symbols the inference so far pinned to a number."""
-        out = {}
-        for sym, name in self.ours.items():
-            value = self.env.replacements.get(sym)
-            if value is not None and value.is_number:
-                out[str(name)] = value
-        return out
-
     def infer(self, node: Node) -> list[OutSpec]:
-        before = self.fixed()
         with self.mode:
             args = [
                 torch.empty([self.dim(s) for s in v.shape], dtype=v.dtype.to_torch())
@@ -94,10 +82,10 @@ class _SymbolicShapes:
                 for v in node.inputs
             ]
             out = run_reference(node, args, [self.sym_value(v) for v in node.syms])
-        pinned = {k: v for k, v in self.fixed().items() if k not in before}
-        if pinned:
-            name, value = next(iter(pinned.items()))
-            raise SpecializedShape(f"node {node.name} ({node.op.value}) only holds for {name} = {value}")
+        for sym, name in self.ours.items():  # a symbol the op pinned to a number
+            value = self.env.replacements.get(sym)
+            if value is not None and value.is_number:
+                raise SpecializedShape(f"node {node.name} ({node.op.value}) only holds for {name} = {value}")
         device = next((v.device for v in node.inputs if v.kind == "tensor"), "cpu")
         specs: list[OutSpec] = []
         for o in out if isinstance(out, (tuple, list)) else (out,):
@@ -109,7 +97,7 @@ class _SymbolicShapes:
 
 
 def infer_symbolic(node: Node) -> list[OutSpec]:
-    return _SymbolicShapes({}).infer(node)
+    return _SymbolicShapes().infer(node)
 
 
 set_symbolic_inference(infer_symbolic)

@@ -13,7 +13,6 @@ fused lowering delegates those here). QCONV2D (int8-dynamic / int8-static, ir/de
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +22,8 @@ from ...ir import DType, Graph, Node, Op, OpGroup, Value
 from .. import LowerOptions
 from . import epilogue as ep
 from .epilogue import Caps, parse_epilogue
-from .native import _lib
+from .gemm import quant_activation
+from .native import _lib, kernel_variants
 from .registry import Kernel, lowers
 
 # lg::gemm::Act
@@ -113,12 +113,8 @@ def _check_qconv(node: Node, graph: Graph) -> str | None:
         return f"qconv2d groups={node.attrs.get('groups')} (the int8 conv is groups 1)"
     if w.shape[1] * w.shape[2] * w.shape[3] > _lib().GEMM_INT8_MAX_K:
         return f"C * KH * KW > {_lib().GEMM_INT8_MAX_K} (int32 accumulators could overflow)"
-    act, scale_a, zero = node.attrs.get("act"), node.attrs.get("scale", 1.0), node.attrs.get("zero_point", 0)
-    if act not in ("dynamic", "static"):
-        return f"qconv2d activation scheme {act!r}"
-    if act == "static" and not (math.isfinite(scale_a) and scale_a > 0 and 0 <= zero <= 255):
-        return f"qconv2d static scale {scale_a} / zero point {zero} out of range"
-    return None
+    act = quant_activation(node)
+    return act if isinstance(act, str) else None
 
 
 def _const(graph: Graph, v: Value) -> torch.Tensor:
@@ -193,7 +189,7 @@ def float_conv_is_faster(node: Node, graph: Graph, opts: LowerOptions) -> str | 
     int8 0.99-1.77 ms. F(2x2) (big weights, few tiles: 512ch@7x7) loses to int8 there, and with VNNI (4x the FMA
     rate) int8 is kept everywhere."""
     w, x = node.inputs[1], node.inputs[0]
-    if _check_conv(node, graph) or _native_variants().get("gemm_int8") == "avx512vnni" or _use_bf16(opts):
+    if _check_conv(node, graph) or kernel_variants().get("gemm_int8") == "avx512vnni" or _use_bf16(opts):
         return None
     w_shape = tuple(int(d) for d in w.shape)  # static (_check_conv)
     x_shape = tuple(x.shape) if x.rank == 4 else (1, *x.shape)
@@ -202,10 +198,6 @@ def float_conv_is_faster(node: Node, graph: Graph, opts: LowerOptions) -> str | 
     if tile != 4:
         return None
     return "fp32 Winograd F(4x4, 3x3) is faster than the int8 conv on this CPU (no AVX512-VNNI)"
-
-
-def _native_variants() -> dict[str, str]:
-    return dict(_lib().kernel_variants())
 
 
 def make_conv(
@@ -274,7 +266,8 @@ def _make_kernel(spec: _ConvSpec, x_index: int, res_index: int | None) -> Kernel
     if isinstance(padding, str):
         raise NotImplementedError(padding)
     if node.op is Op.QCONV2D:
-        static = (float(node.attrs["scale"]), int(node.attrs["zero_point"])) if node.attrs["act"] == "static" else None
+        static = quant_activation(node)
+        assert not isinstance(static, str), static  # _check_qconv admitted it
         scale = _const(graph, node.inputs[2])
         conv = make_qconv(w, scale, stride, padding, dilation, spec.act, spec.residual_before_act, static)
     else:

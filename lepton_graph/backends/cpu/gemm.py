@@ -286,6 +286,20 @@ def _linear_root(
     return _Root(index_of(x), k, n, epi, w_index=index_of(w), w_transposed=True)
 
 
+def quant_activation(node: Node) -> tuple[float, int] | None | str:
+    """How a QLINEAR / QCONV2D quantizes its input: (scale, zero point) calibrated (act="static"), None at run time
+    (act="dynamic"), or why the native kernels cannot take it."""
+    op, act = node.op.value, node.attrs.get("act")
+    if act == "dynamic":
+        return None
+    if act != "static":
+        return f"{op} activation scheme {act!r}"
+    scale, zero = float(node.attrs["scale"]), int(node.attrs["zero_point"])
+    if not (math.isfinite(scale) and scale > 0 and 0 <= zero <= 255):
+        return f"{op} static scale {scale} / zero point {zero} out of range"
+    return scale, zero
+
+
 def _qlinear_root(
     node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
 ) -> _Root | str:
@@ -293,14 +307,9 @@ def _qlinear_root(
     GEMM (gemm_u8s8_dynamic / gemm_u8s8_static)."""
     x, w, scale = node.inputs[:3]
     b = node.inputs[3] if len(node.inputs) > 3 else None
-    act = node.attrs.get("act")
-    static: tuple[float, int] | None = None
-    if act == "static":
-        static = (float(node.attrs["scale"]), int(node.attrs["zero_point"]))
-        if not (math.isfinite(static[0]) and static[0] > 0 and 0 <= static[1] <= 255):
-            return f"qlinear static scale {static[0]} / zero point {static[1]} out of range"
-    elif act != "dynamic":
-        return f"qlinear activation scheme {act!r}"
+    static = quant_activation(node)
+    if isinstance(static, str):
+        return static
     for v, what in ((x, "input"), (b, "bias")):
         if v is not None and (why := _f32_cpu(v, what)):
             return why
