@@ -18,7 +18,7 @@ import torch.utils._pytree as pytree
 from . import log
 from .artifact import ExportPiece, input_leaves
 from .artifact import write as write_artifact
-from .calibration import as_call, calibrate, check_calibration
+from .calibration import Calibration, CalibrationRun, as_call, calibrate_calls, calibration_calls, check_calibration
 from .compiler import compile_captured
 from .config import config
 from .errors import CaptureError, CompileFailedWarning, InputError, UnsupportedError
@@ -52,9 +52,11 @@ class CompileOptions:
     precision: str = "fp32"  # "fp32" | "bf16": bf16 lets native GEMMs use bf16 weights with fp32 accumulation
     quantize: QuantConfig | None = None
     freeze: bool = False  # weights never change: no per-call check
-    # int8-static: each calibrated nn.Linear's input range, by module path (calibration.calibrate)
+    # int8-static's calibration examples, as (args, kwargs) calls; run when the first variant compiles
+    calibration_calls: tuple[tuple[tuple, dict], ...] = ()
+    # int8-static: each calibrated layer's input range, by layer name (calibration.calibrate_graph / calibrate)
     act_ranges: dict[str, tuple[float, float]] | None = None
-    # SmoothQuant: each calibrated layer's per-input-channel smoothing factors (calibration.calibrate)
+    # SmoothQuant: each calibrated layer's per-input-channel smoothing factors
     act_smooth: dict[str, tuple[torch.Tensor, tuple[float, float]]] | None = None
     # accuracy_budget's eval= set, as (args, kwargs) calls
     eval_calls: tuple[tuple[tuple, dict], ...] = ()
@@ -116,7 +118,9 @@ def compile(
     quantized per row at run time; ``report()`` then lists each layer's choice and the measured error vs fp32.
     ``quantize="int8-static"`` fixes each layer's activation scale ahead of time instead: ``calibration`` is an
     iterable of example inputs (each a tuple of positional args, a dict of keyword args or one tensor, as the model
-    is called), run once through the float model here; ``QuantConfig(observer=...)`` picks how a range is chosen.
+    is called), run once when the first call compiles, through that call's graph compiled for fp32 (in eager
+    instead when an example has other shapes than that call and ``dynamic`` is off, or Dynamo captures the model);
+    ``QuantConfig(observer=...)`` picks how a range is chosen.
     ``quantize="int8-weight"`` / ``"int4-weight"`` quantize only the weights (int4 in groups of 128 by default,
     ``QuantConfig(group=...)``); activations stay float32. ``accuracy_budget={"rel_l2": 0.01}`` (or
     ``(fn, threshold)``) keeps the most sensitive layers float until the outputs' error against fp32 on the inputs
@@ -162,9 +166,7 @@ def _compile(model: Any, opts: CompileOptions, calibration: Iterable[Any] | None
     if calibration is not None:
         if isinstance(model, type):
             raise UnsupportedError("int8-static calibrates a model instance: compile the instance, not its class")
-        assert opts.quantize is not None  # check_calibration: calibration comes with int8-static
-        cal = calibrate(model, calibration, opts.quantize)
-        opts = replace(opts, act_ranges=cal.ranges, act_smooth=cal.smooth)
+        opts = replace(opts, calibration_calls=tuple(calibration_calls(calibration)))
     if isinstance(model, type) and issubclass(model, torch.nn.Module):
 
         @functools.wraps(model, updated=())
@@ -212,6 +214,7 @@ class CompiledModel:
         self._recompiling: str | None = None  # why the next compile happens, when weights forced it
         self._dynamo_report: VariantReport | None = None  # where regions Dynamo compiles during a call report
         self._compile_output: list[Any] = []  # the result of a call that compiling already ran
+        self._calibration_info: dict[str, Any] | None = None  # where int8-static's ranges came from
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         key = fast_key(args, kwargs)
@@ -361,23 +364,66 @@ class CompiledModel:
                 in_spec = pytree.tree_flatten(call_items(args, kwargs))[1]
                 return self._export_variant(cap, sig, vrep, leaves, in_spec)
         vrep.capture_fallback = self._export_failed
+        self._calibrate_eager("Dynamo captures this model: its regions' inputs are not the model's")
         return self._dynamo_variant(args, kwargs, sig, vrep)
 
+    def _fitting(self, calls: Sequence[tuple[tuple, dict]], sig: Signature, tensor_idx: list[int]) -> list[Any]:
+        """The graph inputs of each call that fits this variant (the same structure, Python values and tensor
+        dtypes and ranks; the same shapes unless dynamic), None in place of each call that does not."""
+        sets: list[Any] = []
+        for args, kwargs in calls:
+            leaves, esig = flatten_call(args, kwargs)
+            fits = esig.structure == sig.structure and len(esig.leaves) == len(sig.leaves)
+            fits = fits and all(_fits(a, b, self.options.dynamic) for a, b in zip(esig.leaves, sig.leaves))
+            sets.append([leaves[i] for i in tensor_idx] if fits else None)
+        return sets
+
     def _budget_inputs(self, sig: Signature, tensor_idx: list[int]) -> list[list[Any]] | None:
-        """The graph inputs of each eval= call that fits this variant (the same structure, Python values and tensor
-        dtypes and ranks; the same shapes unless dynamic), or None without an eval= set."""
+        """The graph inputs of each eval= call that fits this variant, or None without an eval= set."""
         if not self.options.eval_calls:
             return None
-        sets = []
-        for args, kwargs in self.options.eval_calls:
-            leaves, esig = flatten_call(args, kwargs)
-            if esig.structure != sig.structure or len(esig.leaves) != len(sig.leaves):
-                continue
-            if all(_fits(a, b, self.options.dynamic) for a, b in zip(esig.leaves, sig.leaves)):
-                sets.append([leaves[i] for i in tensor_idx])
+        sets = [s for s in self._fitting(self.options.eval_calls, sig, tensor_idx) if s is not None]
         if not sets:
             raise InputError(f"no eval= input fits the call being compiled ({sig.describe()})")
         return sets
+
+    def _calibration_run(self, sig: Signature, tensor_idx: list[int]) -> CalibrationRun | None:
+        """int8-static not yet calibrated: the examples as this variant's graph inputs, to run on its compiled fp32
+        graph; if one does not fit the variant (another shape, without dynamic=True), calibrate in eager now."""
+        if not self.options.calibration_calls or self.options.act_ranges is not None:
+            return None
+        sets = self._fitting(self.options.calibration_calls, sig, tensor_idx)
+        misfit = next((i for i, s in enumerate(sets) if s is None), None)
+        if misfit is None:
+            return CalibrationRun(sets)
+        self._calibrate_eager(
+            f"calibration example {misfit} does not fit the call being compiled ({sig.describe()}; "
+            "dynamic=True lets examples of other sizes run compiled)"
+        )
+        return None
+
+    def _calibrate_eager(self, why: str) -> None:
+        """Calibrate with forward hooks on the eager model (calibration.calibrate_calls); done once per model."""
+        if not self.options.calibration_calls or self.options.act_ranges is not None:
+            return
+        assert self.options.quantize is not None  # check_calibration: calibration comes with int8-static
+        t0 = time.perf_counter()
+        cal = calibrate_calls(self.model, list(self.options.calibration_calls), self.options.quantize)
+        self._calibrated(
+            cal,
+            {
+                "on": "eager",
+                "why": why,
+                "examples": len(self.options.calibration_calls),
+                "seconds": time.perf_counter() - t0,
+            },
+        )
+
+    def _calibrated(self, cal: Calibration, info: dict[str, Any]) -> None:
+        """Later variants reuse these ranges (a layer's range is a property of the calibration set, not of one
+        call's shapes); the report of every variant says where they came from."""
+        self.options = replace(self.options, act_ranges=cal.ranges, act_smooth=cal.smooth)
+        self._calibration_info = info
 
     def _reject_bad_inputs(self, args: tuple, kwargs: dict, err: Exception) -> None:
         """If eager rejects the inputs too, that is the user's error, not a capture limitation: say so."""
@@ -394,6 +440,7 @@ class CompiledModel:
     ) -> Variant:
         device = self.options.device or _first_device(sig)
         tensor_idx = [i for i, leaf in enumerate(sig.leaves) if leaf[0] != "py"]
+        calibration = self._calibration_run(sig, tensor_idx)
         compiled, rrep = compile_captured(
             cap,
             device=device,
@@ -404,7 +451,11 @@ class CompiledModel:
             act_ranges=self.options.act_ranges,
             act_smooth=self.options.act_smooth,
             budget_inputs=self._budget_inputs(sig, tensor_idx),
+            calibration=calibration,
         )
+        if calibration is not None and calibration.result is not None:
+            self._calibrated(calibration.result, calibration.info)
+        self._note_calibration(rrep)
         vrep.frontend = "export"
         vrep.regions.append(rrep)
         n_user, out_spec, mutations = cap.user_outputs, cap.out_spec, cap.mutations
@@ -497,6 +548,10 @@ class CompiledModel:
 
         return first_call(dyn, args, kwargs, dynamic=self.options.dynamic, on_retry=retry)
 
+    def _note_calibration(self, rrep: RegionReport) -> None:
+        if rrep.quantization is not None and self._calibration_info is not None:
+            rrep.quantization["calibration"] = self._calibration_info
+
     def _compile_region(self, cap: Captured) -> Any:
         compiled, rrep = compile_captured(
             cap,
@@ -507,6 +562,7 @@ class CompiledModel:
             act_ranges=self.options.act_ranges,
             act_smooth=self.options.act_smooth,
         )
+        self._note_calibration(rrep)
         if self._regions is not None:
             self._regions.append(rrep)
         elif self._dynamo_report is not None:  # Dynamo compiled a region inside a later call (a new size)

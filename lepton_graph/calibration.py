@@ -22,15 +22,18 @@ same ranges); min and max are always exact, and no estimate lies outside them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from .errors import InputError, UnsupportedError
+from .ir import Graph, Op
 from .ir.defs.quant import channel_absmax, quantize_u8_static, smooth_factors, static_qparams
-from .passes.quantize import OBSERVERS, QuantConfig
+from .passes.base import PassOptions
+from .passes.quantize import OBSERVERS, QuantConfig, layer_names, static_layers
 
 # values kept per layer for the percentile and MSE observers, and per example at most
 _SAMPLE_CAP = 1 << 17
@@ -50,18 +53,27 @@ class Observer:
         self._gen = torch.Generator().manual_seed(seed)
 
     def observe(self, x: torch.Tensor) -> None:
-        x = x.detach().to(torch.float32).reshape(-1)
-        x = x[torch.isfinite(x)]
+        x = x.detach().reshape(-1)
+        if x.dtype != torch.float32:
+            x = x.to(torch.float32)
         self.calls += 1
         if x.numel() == 0:
             return
-        self.lo = min(self.lo, float(x.min()))
-        self.hi = max(self.hi, float(x.max()))
+        lo, hi = (float(t) for t in torch.aminmax(x))
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # rare: only then pay for dropping inf / nan
+            x = x[torch.isfinite(x)]
+            if x.numel() == 0:
+                return
+            lo, hi = (float(t) for t in torch.aminmax(x))
+        self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
         if self.kind == "minmax" or self._n_kept >= _SAMPLE_CAP:
             return
         take = min(_PER_CALL, x.numel(), _SAMPLE_CAP - self._n_kept)
-        idx = torch.randperm(x.numel(), generator=self._gen)[:take]
-        self._kept.append(x[idx].clone())
+        if take == x.numel():
+            kept = x.clone()
+        else:  # drawn with replacement: a permutation of every index cost more than the forward it observes
+            kept = x[torch.randint(x.numel(), (take,), generator=self._gen)]
+        self._kept.append(kept)
         self._n_kept += take
 
     def range(self) -> tuple[float, float]:
@@ -129,17 +141,18 @@ def as_call(example: Any, i: int) -> tuple[tuple, dict]:
     )
 
 
-def _run(model: Any, examples: list[Any]) -> None:
+def _run(model: Any, calls: list[tuple[tuple, dict]]) -> None:
     with torch.no_grad():
-        for i, example in enumerate(examples):
-            args, kwargs = as_call(example, i)
+        for i, (args, kwargs) in enumerate(calls):
             try:
                 model(*args, **kwargs)
             except Exception as e:
                 raise InputError(f"calibration example {i}: the model rejects it: {type(e).__name__}: {e}") from e
 
 
-def _smoothing(model: Any, linears: dict[str, torch.nn.Linear], examples: list[Any], alpha: float) -> dict[str, Any]:
+def _smoothing(
+    model: Any, linears: dict[str, torch.nn.Linear], calls: list[tuple[tuple, dict]], alpha: float
+) -> dict[str, Any]:
     """Pass 1 of SmoothQuant calibration: per layer, s from its inputs' per-channel max |x| and the weights of every
     layer reading the same tensor."""
     absmax: dict[str, torch.Tensor] = {}
@@ -163,7 +176,7 @@ def _smoothing(model: Any, linears: dict[str, torch.nn.Linear], examples: list[A
 
     handles = [mod.register_forward_pre_hook(hook_for(n), with_kwargs=True) for n, mod in linears.items()]
     try:
-        _run(model, examples)
+        _run(model, calls)
     finally:
         for h in handles:
             h.remove()
@@ -181,9 +194,21 @@ def _calibrated(mod: Any) -> bool:
     return isinstance(mod, torch.nn.Linear) or (isinstance(mod, torch.nn.Conv2d) and mod.groups == 1)
 
 
+def calibration_calls(examples: Iterable[Any]) -> list[tuple[tuple, dict]]:
+    """The calibration examples as (args, kwargs) calls; an empty set or an example of the wrong form raises."""
+    calls = [as_call(e, i) for i, e in enumerate(examples)]
+    if not calls:
+        raise InputError("calibration is empty: int8-static needs at least one example input")
+    return calls
+
+
 def calibrate(model: Any, examples: Iterable[Any], cfg: QuantConfig) -> Calibration:
     """Each statically quantized nn.Linear's calibrated input range (and, with cfg.smooth_alpha, its smoothing
-    factors), by module path."""
+    factors), by module path, from forward hooks on the eager model (``calibrate_graph`` is the compiled path)."""
+    return calibrate_calls(model, calibration_calls(examples), cfg)
+
+
+def calibrate_calls(model: Any, calls: list[tuple[tuple, dict]], cfg: QuantConfig) -> Calibration:
     if not isinstance(model, torch.nn.Module):
         raise UnsupportedError(
             "int8-static calibrates the inputs of nn.Linear modules: compile an nn.Module, not a plain function"
@@ -198,10 +223,7 @@ def calibrate(model: Any, examples: Iterable[Any], cfg: QuantConfig) -> Calibrat
             "int8-static: the model has no nn.Linear or nn.Conv2d (groups 1) layer the config quantizes statically"
         )
     linears = {name: mod for name, mod in layers.items() if isinstance(mod, torch.nn.Linear)}
-    examples = list(examples)
-    if not examples:
-        raise InputError("calibration is empty: int8-static needs at least one example input")
-    smooth = _smoothing(model, linears, examples, cfg.smooth_alpha) if cfg.smooth_alpha is not None else {}
+    smooth = _smoothing(model, linears, calls, cfg.smooth_alpha) if cfg.smooth_alpha is not None else {}
     seeds = {name: i for i, (name, _) in enumerate(model.named_modules())}
     observers: dict[str, Observer] = {}
     smoothed: dict[str, Observer] = {}
@@ -214,12 +236,87 @@ def calibrate(model: Any, examples: Iterable[Any], cfg: QuantConfig) -> Calibrat
             sob = smoothed[name] = Observer(cfg.observer, cfg.percentile, seed)
             handles.append(mod.register_forward_pre_hook(_hook(sob, smooth[name]), with_kwargs=True))
     try:
-        _run(model, examples)
+        _run(model, calls)
     finally:
         for h in handles:
             h.remove()
     ranges = {name: obs.range() for name, obs in observers.items() if obs.calls}
     return Calibration(ranges, {n: (smooth[n], obs.range()) for n, obs in smoothed.items() if n in ranges})
+
+
+@dataclass
+class CalibrationRun:
+    """Calibration on the compiled fp32 graph (``calibrate_graph``): every example as the graph inputs of the
+    variant being compiled; compile_captured fills in what they fixed and how it went (for the report)."""
+
+    inputs: list[list[Any]]
+    result: Calibration | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def calibrate_graph(
+    graph: Graph,
+    opts: PassOptions,
+    inputs: Sequence[Sequence[Any]],
+    lower: Callable[[Graph], Callable[..., tuple[Any, ...]]],
+) -> Calibration:
+    """``calibrate``'s ranges and SmoothQuant factors, by layer name, measured on the graph the quantize pass is
+    about to change rather than on the eager model: a copy of the graph returns the input of every layer the pass
+    will make int8-static as an extra output, ``lower`` compiles it for fp32 (the rest of the pipeline and our
+    kernels) and each example runs once (twice with SmoothQuant: factors first, then ranges). Layers are found in
+    the IR, so functional linears calibrate too, and layers that read one value share one set of factors."""
+    cfg: QuantConfig = opts.quantize
+    nodes = static_layers(graph, opts)
+    if not nodes:
+        return Calibration({})
+    taps = list(dict.fromkeys(n.inputs[0] for n in nodes))
+    names = [[name for n in nodes if n.inputs[0] is t for name in layer_names(graph, n)] for t in taps]
+    copy, vmap = graph.copy()
+    first = len(copy.outputs)
+    copy.outputs = [*copy.outputs, *(vmap[t] for t in taps)]
+    run = lower(copy)
+
+    def forwards() -> Iterator[tuple[torch.Tensor, ...]]:
+        with torch.no_grad():
+            for i, xs in enumerate(inputs):
+                try:
+                    yield run(*xs)[first:]
+                except Exception as e:
+                    raise InputError(f"calibration example {i}: {type(e).__name__}: {e}") from e
+
+    factors: dict[int, torch.Tensor] = {}
+    if cfg.smooth_alpha is not None:
+        counts: dict[str, int] = {}
+        for group in names:
+            for name in dict.fromkeys(group):
+                counts[name] = counts.get(name, 0) + 1
+        readers = [[n for n in nodes if n.inputs[0] is t and n.op is Op.LINEAR] for t in taps]
+        absmax: dict[int, torch.Tensor] = {}
+        for outs in forwards():
+            for j, x in enumerate(outs):
+                if readers[j] and x.shape[-1]:
+                    a = channel_absmax(x)
+                    absmax[j] = torch.maximum(absmax[j], a) if j in absmax else a
+        for j, a in absmax.items():
+            if all(counts[name] == 1 for name in names[j]):  # a layer called on two values has no one s
+                weights = [graph.constant(n.inputs[1]) for n in readers[j]]
+                factors[j] = smooth_factors([a], weights, cfg.smooth_alpha)  # type: ignore[arg-type]
+    order = {name: i for i, name in enumerate(dict.fromkeys(name for group in names for name in group))}
+    observers = {name: Observer(cfg.observer, cfg.percentile, seed) for name, seed in order.items()}
+    smoothed = {
+        name: Observer(cfg.observer, cfg.percentile, order[name]) for j in factors for name in dict.fromkeys(names[j])
+    }
+    for outs in forwards():
+        for j, x in enumerate(outs):
+            for name in dict.fromkeys(names[j]):
+                observers[name].observe(x)
+            if j in factors:
+                xs = x / factors[j]
+                for name in dict.fromkeys(names[j]):
+                    smoothed[name].observe(xs)
+    ranges = {name: obs.range() for name, obs in observers.items() if obs.calls}
+    smooth = {name: (factors[j], smoothed[name].range()) for j in factors for name in names[j] if name in ranges}
+    return Calibration(ranges, smooth)
 
 
 def check_calibration(quantize: QuantConfig | None, calibration: Any) -> None:
@@ -234,4 +331,15 @@ def check_calibration(quantize: QuantConfig | None, calibration: Any) -> None:
         raise UnsupportedError("calibration= is only used by quantize='int8-static' (a QuantConfig that uses it)")
 
 
-__all__ = ["OBSERVERS", "Calibration", "Observer", "as_call", "calibrate", "check_calibration"]
+__all__ = [
+    "OBSERVERS",
+    "Calibration",
+    "CalibrationRun",
+    "Observer",
+    "as_call",
+    "calibrate",
+    "calibrate_calls",
+    "calibrate_graph",
+    "calibration_calls",
+    "check_calibration",
+]

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from . import __version__, zoo
+from .errors import LeptonError
 
 
 def _cpu_model() -> str:
@@ -106,7 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ns = build_parser().parse_args(argv)
     ns.argv = argv
-    return int(ns.func(ns))
+    try:
+        return int(ns.func(ns))
+    except LeptonError as e:  # the user's input or file: a message naming it, not a traceback
+        print(f"lepton-graph {argv[0] if argv else ''}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

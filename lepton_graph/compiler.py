@@ -11,15 +11,17 @@ import torch
 
 from . import log
 from .backends import LowerOptions, default_backends
+from .calibration import CalibrationRun, calibrate_graph
 from .config import config
 from .frontend.export import Captured
 from .ir import Graph, Op, format_graph, interpret
 from .ir.metrics import output_error
-from .passes import PassOptions, run_pipeline
+from .passes import PIPELINE, PassOptions, run_pipeline
 from .passes import drift as _drift
 from .passes.analysis import cost
+from .passes.base import Pass
 from .passes.partition import partition_graph
-from .passes.quantize import QuantConfig
+from .passes.quantize import QuantConfig, quantize_layers
 from .report import RegionReport
 from .runtime import Executor, Step
 
@@ -65,6 +67,21 @@ class CompiledGraph:
         return len(stale)
 
 
+def _fp32_lowering(
+    device: str, native: bool, opts: PassOptions, rest: Sequence[Pass]
+) -> Callable[[Graph], Callable[..., tuple[Any, ...]]]:
+    """How calibration compiles its copy of the graph: the passes after quantization (none of them quantizes),
+    then partitioning and lowering with backends of its own, so nothing it packs outlives calibration."""
+
+    def lower(graph: Graph) -> Callable[..., tuple[Any, ...]]:
+        graph, _ = run_pipeline(
+            graph, replace(opts, quantize=None), passes=[p for p in rest if p is not quantize_layers]
+        )
+        return CompiledGraph(graph, default_backends(device, native, LowerOptions(precision="fp32"))).run
+
+    return lower
+
+
 def compile_captured(
     cap: Captured,
     *,
@@ -77,10 +94,13 @@ def compile_captured(
     act_ranges: Mapping[str, tuple[float, float]] | None = None,
     act_smooth: Mapping[str, tuple[torch.Tensor, tuple[float, float]]] | None = None,
     budget_inputs: Sequence[Sequence[Any]] | None = None,
+    calibration: CalibrationRun | None = None,
 ) -> tuple[CompiledGraph, RegionReport]:
     """Passes, partitioning and lowering. With LEPTON_VERIFY and real example inputs, every pass's numeric
     drift is measured against the captured graph, and the first pass beyond tolerance is named. Quantized, the
-    error against the fp32 graph is measured on the example inputs (when given), per layer and for the outputs."""
+    error against the fp32 graph is measured on the example inputs (when given), per layer and for the outputs.
+    Given ``calibration`` (int8-static), its examples run through the graph as the quantize pass would receive it,
+    compiled for fp32 (calibration.calibrate_graph), and the ranges they fix go to the pass and to ``calibration``."""
     graph = cap.graph
     log.log("graph", "captured (%s):\n%s", cap.frontend, log.Lazy(lambda: format_graph(graph)))
     verify_inputs = example_inputs if config.verify else None
@@ -107,7 +127,28 @@ def compile_captured(
             fp32 = interpret(graph, example_inputs)
         t0 = time.perf_counter()
         before = cost(graph)
-        graph, records = run_pipeline(graph, opts, example_inputs=verify_inputs, reference=reference)
+        calibrate_s = 0.0
+        if calibration is not None and quantize is not None:
+            cut = PIPELINE.index(quantize_layers)
+            graph, records = run_pipeline(
+                graph, opts, passes=PIPELINE[:cut], example_inputs=verify_inputs, reference=reference
+            )
+            tc = time.perf_counter()
+            cal = calibrate_graph(graph, opts, calibration.inputs, _fp32_lowering(device, native, opts, PIPELINE[cut:]))
+            calibrate_s = time.perf_counter() - tc
+            calibration.result = cal
+            calibration.info = {
+                "on": "compiled fp32 graph",
+                "examples": len(calibration.inputs),
+                "seconds": calibrate_s,
+            }
+            opts = replace(opts, act_ranges=cal.ranges, act_smooth=cal.smooth)
+            graph, rest = run_pipeline(
+                graph, opts, passes=PIPELINE[cut:], example_inputs=verify_inputs, reference=reference
+            )
+            records += rest
+        else:
+            graph, records = run_pipeline(graph, opts, example_inputs=verify_inputs, reference=reference)
         after = cost(graph)
     t1 = time.perf_counter()
     compiled = CompiledGraph(graph, backends)
@@ -119,7 +160,7 @@ def compile_captured(
         nodes=len(graph.nodes),
         partitions=len(plan.partitions),
         capture_s=cap.capture_s,
-        passes_s=t1 - t0,
+        passes_s=t1 - t0 - calibrate_s,
         lower_s=t2 - t1,
         kernels_per_call=executor.kernels_per_call,
         passes=[asdict(r) for r in records],

@@ -166,6 +166,7 @@ def _merge_quantization(regions: list[RegionReport]) -> dict[str, Any] | None:
         if worst_layer is None
         else {"layer": worst_layer["layer"], "rel_l2": worst_layer["rel_l2"]},
         "scheme": qs[0]["scheme"],
+        "calibration": next((q["calibration"] for q in qs if q.get("calibration")), None),
         "budget": budgets[0] if len(budgets) == 1 else (budgets or None),
         "layers": layers,
         "model_error": worst,
@@ -182,6 +183,12 @@ def _quantization_lines(q: dict[str, Any]) -> list[str]:
         f"{_size(q['weight_bytes'])} -> {_size(q['quant_bytes'])}"
         + (f"; outputs vs fp32: rel L2 {err['rel_l2']:.2e}, max rel {err['max_rel']:.2e}" if err else "")
     ]
+    cal = q.get("calibration")
+    if cal:
+        lines.append(
+            f"calibration: {cal['examples']} examples on the {cal['on']} in {cal['seconds']:.3g} s"
+            + (f" ({cal['why']})" if cal.get("why") else "")
+        )
     if q.get("worst_layer"):
         w = q["worst_layer"]
         lines.append(f"largest own error: {w['layer']} (rel L2 {w['rel_l2']:.2e})")

@@ -32,10 +32,18 @@ def _model(spec: str, seed: int = 0) -> tuple[Any, tuple, dict]:
 
     if ":" in spec:
         mod, _, fn = spec.partition(":")
-        model, example = getattr(importlib.import_module(mod), fn)()
+        try:
+            build = getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError) as e:
+            raise InputError(f"model {spec!r}: {e} (give a zoo name or package.module:function)") from None
+        model, example = build()
         if isinstance(example, dict):
             return model, (), example
         return model, tuple(example) if isinstance(example, (tuple, list)) else (example,), {}
+    try:
+        zoo.get(spec)
+    except KeyError as e:
+        raise InputError(str(e.args[0])) from None
     model, (args, kwargs) = zoo.build(spec, seed=seed)
     return model, args, kwargs
 
@@ -49,7 +57,7 @@ def _compile_options(ns: argparse.Namespace) -> dict[str, Any]:
             raise InputError(
                 "export: int8-static needs calibration inputs; for your own model, call lepton_graph.export"
             )
-        opts["calibration"] = [(a, k) if k else a for _, a, k in (_model(ns.model, 1000 + i) for i in range(8))]
+        opts["calibration"] = [k if k and not a else a for _, a, k in (_model(ns.model, 1000 + i) for i in range(8))]
     return opts
 
 

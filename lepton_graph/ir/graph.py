@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 import torch
@@ -274,6 +274,32 @@ class Graph:
 
     def constant(self, v: Value) -> torch.Tensor | None:
         return self.constants.get(v.const) if v.const is not None else None
+
+    def copy(self) -> tuple[Graph, dict[Value, Value]]:
+        """A graph with the same nodes, values and constants (tensors shared, never copied) that passes can change
+        without touching this one; and the map from this graph's values to the copy's."""
+        g = Graph()
+        vmap: dict[Value, Value] = {}
+
+        def fresh(v: Value) -> Value:
+            if v not in vmap:
+                vmap[v] = replace(v, producer=None)
+            return vmap[v]
+
+        g.inputs = [fresh(v) for v in self.inputs]
+        g.constants = dict(self.constants)
+        g.const_values = {k: fresh(v) for k, v in self.const_values.items()}
+        g.sources, g.derivations, g.pinned = dict(self.sources), dict(self.derivations), set(self.pinned)
+        g.meta = dict(self.meta)
+        for n in self.nodes:
+            outs = [fresh(v) for v in n.outputs]
+            node = Node(n.op, [fresh(v) for v in n.inputs], dict(n.attrs), outs, n.name, [fresh(v) for v in n.syms])
+            for v in outs:
+                v.producer = node
+            g.nodes.append(node)
+        g.outputs = [fresh(v) for v in self.outputs]
+        g._ids = itertools.count(next(self._ids))  # names the copy makes never clash with this graph's
+        return g, vmap
 
     # -- mutation
     def replace_all_uses(self, old: Value, new: Value) -> None:

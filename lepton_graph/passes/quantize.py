@@ -277,6 +277,14 @@ def _choice(graph: Graph, node: Node, cfg: QuantConfig, opts: PassOptions) -> tu
     return scheme, why
 
 
+def static_layers(graph: Graph, opts: PassOptions) -> list[Node]:
+    """The layers this pass will give calibrated (int8-static) activations: what calibration observes."""
+    cfg: QuantConfig | None = opts.quantize
+    if cfg is None:
+        return []
+    return [n for n in graph.nodes if n.op in LAYERS and _choice(graph, n, cfg, opts)[0] == "int8-static"]
+
+
 def _static_range(names: list[str], ranges: Any) -> tuple[float, float] | str:
     """The calibrated input range of a layer (the union over merged siblings, which share the input), or why not."""
     found = [ranges[n] for n in names if ranges is not None and n in ranges]

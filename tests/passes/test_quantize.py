@@ -258,26 +258,88 @@ def test_percentile_and_mse_ranges_clip_heavy_tails() -> None:
     assert observed("percentile", 100.0) == (lo, hi)
 
 
-def test_layers_not_called_as_modules_during_calibration_take_int8_dynamic() -> None:
-    class Functional(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(48, 32)
-            self.w = nn.Parameter(torch.randn(16, 32))
+class _Functional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(48, 32)
+        self.w = nn.Parameter(torch.randn(16, 32))
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.nn.functional.linear(torch.relu(self.fc(x)), self.w)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(torch.relu(self.fc(x)), self.w)
+
+
+def test_calibration_on_the_compiled_graph_covers_functional_layers() -> None:
+    """Calibration runs on the graph, so a linear that is no nn.Linear is calibrated too; in eager (here: forced by
+    a calibration example of another shape) it is not called as a module and takes int8-dynamic, with the reason."""
+    torch.manual_seed(0)
+    model = _Functional().eval()
+    x = torch.randn(6, 48)
+    for cal, on in ((_calibration(), "compiled fp32 graph"), ([*_calibration(), torch.randn(3, 48)], "eager")):
+        c = lepton_graph.compile(model, quantize="int8-static", calibration=cal)
+        with torch.no_grad():
+            assert _rel_l2(c(x), model(x)) < 0.05
+        q = c.report().as_dict()["quantization"]
+        layers = {layer["layer"]: layer for layer in q["layers"]}
+        assert q["calibration"]["on"] == on and q["calibration"]["examples"] == len(cal)
+        assert layers["fc"]["scheme"] == "int8-static"
+        if on == "eager":
+            assert "example 6 does not fit" in q["calibration"]["why"]
+            assert layers["w"]["scheme"] == "int8-dynamic"
+            assert "no calibrated range for 'w'" in layers["w"]["why"]
+        else:
+            assert layers["w"]["scheme"] == "int8-static"
+
+
+@pytest.mark.parametrize("observer", ["minmax", "percentile"])
+def test_compiled_calibration_matches_eager_calibration(observer: str) -> None:
+    """The same ranges as forward hooks on the eager model (min-max to fp32 rounding of our kernels; the
+    percentile draws its own sample, so within a few per cent), with the model's forward never run per example."""
+    from lepton_graph.calibration import calibrate
+
+    model, x = _net()
+    cal = _calibration(8, 6)
+    cfg = QuantConfig("int8-static", observer=observer)
+    calls = []
+    model.fc1.register_forward_pre_hook(lambda *_: calls.append(1))
+    c = lepton_graph.compile(model, quantize=cfg, calibration=cal)
+    c(x)
+    assert len(calls) < len(cal)  # capture traces the forward; calibration never runs it
+    assert c.report().as_dict()["quantization"]["calibration"]["on"] == "compiled fp32 graph"
+    eager = calibrate(model, cal, cfg).ranges
+    got = c.options.act_ranges
+    assert got is not None and set(got) == set(eager) == {"fc1", "fc2", "head"}
+    for name, (lo, hi) in eager.items():
+        tol = 1e-5 if observer == "minmax" else 0.05
+        assert got[name][0] == pytest.approx(lo, rel=tol, abs=1e-6) and got[name][1] == pytest.approx(hi, rel=tol)
+
+
+def test_compiled_calibration_of_a_cnn_and_its_dynamic_sizes() -> None:
+    """Convs calibrate on the folded graph (BatchNorm folded into the conv, the layer still named by the conv);
+    with dynamic=True, examples of other sizes run compiled too."""
+    from lepton_graph.calibration import calibrate
 
     torch.manual_seed(0)
-    model = Functional().eval()
-    c = lepton_graph.compile(model, quantize="int8-static", calibration=_calibration())
-    x = torch.randn(4, 48)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 8, 3, stride=2),
+        nn.Flatten(),
+        nn.Linear(8 * 7 * 7, 10),
+    ).eval()
+    gen = torch.Generator().manual_seed(2)
+    cal = [torch.randn(b, 3, 16, 16, generator=gen) for b in (1, 2, 3)]
+    cfg = QuantConfig("int8-static", layers={"0": "int8-static", "3": "int8-static"})
+    c = lepton_graph.compile(model, quantize=cfg, calibration=cal, dynamic=True)
+    x = torch.randn(2, 3, 16, 16, generator=gen)
     with torch.no_grad():
         assert _rel_l2(c(x), model(x)) < 0.05
-    layers = {layer["layer"]: layer for layer in c.report().as_dict()["quantization"]["layers"]}
-    assert layers["fc"]["scheme"] == "int8-static"
-    assert layers["w"]["scheme"] == "int8-dynamic"
-    assert "no calibrated range for 'w'" in layers["w"]["why"]
+    assert c.report().as_dict()["quantization"]["calibration"]["on"] == "compiled fp32 graph"
+    eager = calibrate(model, cal, cfg).ranges
+    got = c.options.act_ranges
+    assert got is not None and set(got) == set(eager)
+    for name, (lo, hi) in eager.items():
+        assert got[name][0] == pytest.approx(lo, rel=1e-5, abs=1e-6) and got[name][1] == pytest.approx(hi, rel=1e-5)
 
 
 def test_int8_static_serves_other_shapes_with_dynamic_true() -> None:
@@ -304,10 +366,14 @@ def test_int8_static_configuration_errors() -> None:
         lepton_graph.compile(model, quantize="int8-static", calibration=[])
     with pytest.raises(lepton_graph.InputError, match="calibration example 1 is a list"):
         lepton_graph.compile(model, quantize="int8-static", calibration=[x, [x]])
+    # calibration runs when the first call compiles: a misfit example falls back to eager, which names it
+    bad = lepton_graph.compile(model, quantize="int8-static", calibration=[torch.randn(2, 5)])
     with pytest.raises(lepton_graph.InputError, match="calibration example 0: the model rejects it"):
-        lepton_graph.compile(model, quantize="int8-static", calibration=[torch.randn(2, 5)])
+        bad(x)
+    fn = lepton_graph.compile(lambda t: t * 2, quantize="int8-static", calibration=[x])
+    assert torch.equal(fn(x), x * 2)  # nothing to calibrate on the graph
     with pytest.raises(UnsupportedError, match="compile an nn.Module"):
-        lepton_graph.compile(lambda t: t * 2, quantize="int8-static", calibration=[x])
+        lepton_graph.compile(lambda t: t * 2, quantize="int8-static", calibration=[x[:2]])(x)
     with pytest.raises(ValueError, match="known observers"):
         QuantConfig("int8-static", observer="kl")
     torch._dynamo.reset()
@@ -655,7 +721,17 @@ def test_smoothing_groups_only_layers_reading_the_same_tensor() -> None:
     model = Temps().eval()
     gen = torch.Generator().manual_seed(1)
     cal = [(torch.randn(8, 64, generator=gen) * torch.linspace(0.1, 10, 64),) for _ in range(3)]
-    res = calibrate(model, cal, QuantConfig("int8-static", smooth_alpha=0.5))
+    cfg = QuantConfig("int8-static", smooth_alpha=0.5)
+    res = calibrate(model, cal, cfg)
     s = {name: res.smooth[name][0] for name in ("a", "b", "c1", "c2")}
     assert s["c1"] is s["c2"]  # one tensor, one s
     assert not torch.equal(s["a"], s["b"])
+    c = lepton_graph.compile(model, quantize=cfg, calibration=cal)  # on the graph: one value, one s
+    c(*cal[0])
+    assert c.report().as_dict()["quantization"]["calibration"]["on"] == "compiled fp32 graph"
+    got = c.options.act_smooth
+    assert got is not None and got["c1"][0] is got["c2"][0]
+    assert not torch.equal(got["a"][0], got["b"][0])
+    for name in s:  # the same factors as in eager, to fp32 rounding
+        torch.testing.assert_close(got[name][0], s[name], rtol=1e-4, atol=0)
+        assert got[name][1] == pytest.approx(res.smooth[name][1], rel=1e-4, abs=1e-6)

@@ -329,3 +329,27 @@ def test_a_file_from_a_wider_isa_runs_on_this_cpus_kernels_and_says_so(exported,
     assert _equal(m(*args, **kwargs), ref)
     assert m.report().as_dict()["kernels"] == f"gemm_int8 isa-x -> {native.kernel_variants()['gemm_int8']}"
     assert lepton_graph.load(path).report().as_dict()["kernels"] == "as exported"
+
+
+def test_cli_errors_name_the_problem_and_kwargs_models_calibrate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad input to the CLI is one line on stderr and exit code 2, not a traceback; a zoo model called with keyword
+    arguments (BERT) exports int8-static (its calibration inputs are passed as keyword calls)."""
+    from lepton_graph.cli import main
+
+    for argv, says in (
+        (["export", "no_such_model", "-o", str(tmp_path / "a")], "unknown zoo model 'no_such_model'"),
+        (["export", "no_such_pkg.mod:fn", "-o", str(tmp_path / "a")], "No module named 'no_such_pkg'"),
+        (["run", str(tmp_path / "missing.lgraph"), "--inputs", str(tmp_path / "x.npz")], "cannot read artifact"),
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err
+    path = tmp_path / "b.lgraph"
+    assert main(["export", "bert_tiny", "-o", str(path), "--quantize", "int8-static"]) == 0
+    model, (args, kwargs) = zoo.build("bert_tiny")
+    ref = lepton_graph.compile(model, quantize="int8-static", calibration=[kwargs])(*args, **kwargs)
+    assert lepton_graph.load(path).report().as_dict()["nodes"] > 0
+    out = lepton_graph.load(path)(*args, **kwargs)
+    assert float((out[0] - ref[0]).norm() / ref[0].norm()) < 0.2  # both quantized, calibrated on other inputs
