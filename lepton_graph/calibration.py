@@ -124,6 +124,10 @@ class Calibration:
 
     ranges: dict[str, tuple[float, float]]
     smooth: dict[str, tuple[torch.Tensor, tuple[float, float]]] = field(default_factory=dict)
+    # calibrate_graph given the example inputs: the fp32 graph's outputs on them, and each calibrated layer's input
+    # (by Value of the graph calibrated), which the quantize pass measures layer errors on
+    example_outputs: list[Any] | None = None
+    layer_inputs: dict[Any, torch.Tensor] = field(default_factory=dict)
 
 
 def as_call(example: Any, i: int) -> tuple[tuple, dict]:
@@ -259,12 +263,15 @@ def calibrate_graph(
     opts: PassOptions,
     inputs: Sequence[Sequence[Any]],
     lower: Callable[[Graph], Callable[..., tuple[Any, ...]]],
+    example: Sequence[Any] | None = None,
 ) -> Calibration:
     """``calibrate``'s ranges and SmoothQuant factors, by layer name, measured on the graph the quantize pass is
     about to change rather than on the eager model: a copy of the graph returns the input of every layer the pass
     will make int8-static as an extra output, ``lower`` compiles it for fp32 (the rest of the pipeline and our
     kernels) and each example runs once (twice with SmoothQuant: factors first, then ranges). Layers are found in
-    the IR, so functional linears calibrate too, and layers that read one value share one set of factors."""
+    the IR, so functional linears calibrate too, and layers that read one value share one set of factors. Given
+    ``example`` (the inputs the variant is compiled for, not a calibration example), it runs once more for the
+    fp32 outputs and layer inputs the quantize pass measures errors on."""
     cfg: QuantConfig = opts.quantize
     nodes = static_layers(graph, opts)
     if not nodes:
@@ -275,6 +282,11 @@ def calibrate_graph(
     first = len(copy.outputs)
     copy.outputs = [*copy.outputs, *(vmap[t] for t in taps)]
     run = lower(copy)
+    example_outputs, layer_inputs = None, {}
+    if example is not None:
+        with torch.no_grad():
+            outs = run(*example)
+        example_outputs, layer_inputs = list(outs[:first]), dict(zip(taps, outs[first:]))
 
     def forwards() -> Iterator[tuple[torch.Tensor, ...]]:
         with torch.no_grad():
@@ -316,7 +328,7 @@ def calibrate_graph(
                     smoothed[name].observe(xs)
     ranges = {name: obs.range() for name, obs in observers.items() if obs.calls}
     smooth = {name: (factors[j], smoothed[name].range()) for j in factors for name in names[j] if name in ranges}
-    return Calibration(ranges, smooth)
+    return Calibration(ranges, smooth, example_outputs, layer_inputs)
 
 
 def check_calibration(quantize: QuantConfig | None, calibration: Any) -> None:

@@ -123,7 +123,7 @@ def compile_captured(
         reference = interpret(graph, verify_inputs) if verify_inputs is not None else None
         # the fp32 answer a quantized model is measured against (the passes change the graph in place)
         fp32 = reference
-        if fp32 is None and quantize is not None and example_inputs is not None:
+        if fp32 is None and quantize is not None and example_inputs is not None and calibration is None:
             fp32 = interpret(graph, example_inputs)
         t0 = time.perf_counter()
         before = cost(graph)
@@ -134,7 +134,8 @@ def compile_captured(
                 graph, opts, passes=PIPELINE[:cut], example_inputs=verify_inputs, reference=reference
             )
             tc = time.perf_counter()
-            cal = calibrate_graph(graph, opts, calibration.inputs, _fp32_lowering(device, native, opts, PIPELINE[cut:]))
+            lower = _fp32_lowering(device, native, opts, PIPELINE[cut:])
+            cal = calibrate_graph(graph, opts, calibration.inputs, lower, example_inputs)
             calibrate_s = time.perf_counter() - tc
             calibration.result = cal
             calibration.info = {
@@ -142,7 +143,9 @@ def compile_captured(
                 "examples": len(calibration.inputs),
                 "seconds": calibrate_s,
             }
-            opts = replace(opts, act_ranges=cal.ranges, act_smooth=cal.smooth)
+            if fp32 is None and example_inputs is not None:  # the compiled fp32 graph's answer, or the reference's
+                fp32 = cal.example_outputs if cal.example_outputs is not None else interpret(graph, example_inputs)
+            opts = replace(opts, act_ranges=cal.ranges, act_smooth=cal.smooth, layer_inputs=cal.layer_inputs)
             graph, rest = run_pipeline(
                 graph, opts, passes=PIPELINE[cut:], example_inputs=verify_inputs, reference=reference
             )

@@ -169,13 +169,18 @@ class Graph:
         self.const_values[key] = v
         return v
 
-    def add_derived(self, fn: Callable[..., torch.Tensor], inputs: Sequence[Value], name: str) -> Value:
-        """A constant computed now as ``fn(*input constants)``; recorded so it is recomputed when they change.
-        ``fn`` must be a pure function of its tensor arguments."""
+    def add_derived(
+        self, fn: Callable[..., torch.Tensor], inputs: Sequence[Value], name: str, value: torch.Tensor | None = None
+    ) -> Value:
+        """A constant computed now as ``fn(*input constants)`` (or ``value``, when the caller computed exactly that
+        already); recorded so it is recomputed when they change. ``fn`` must be a pure function of its tensor
+        arguments."""
         keys = tuple(v.const for v in inputs)
         if None in keys:
             raise ValueError(f"derived constant {name}: every input must be a constant")
-        v = self.add_constant(fn(*(self.constants[k] for k in keys)), name)  # type: ignore[index]
+        if value is None:
+            value = fn(*(self.constants[k] for k in keys))  # type: ignore[index]
+        v = self.add_constant(value, name)
         self.sources.pop(v.const, None)  # type: ignore[arg-type]
         self.derivations[v.const] = Derivation(fn, keys)  # type: ignore[arg-type, index]
         return v

@@ -37,6 +37,9 @@ class PassOptions:
     act_smooth: Mapping[str, Any] | None = None
     # the accuracy budget's inputs (graph inputs of each compile(eval=...) example that fits); None: example_inputs
     budget_inputs: Sequence[Sequence[Any]] | None = None
+    # int8-static calibrated on the compiled graph: each calibrated layer's input (a Value of the graph the
+    # quantize pass receives) on the example inputs, so layer errors need no run of the reference interpreter
+    layer_inputs: Mapping[Any, Any] | None = None
 
 
 Pass = Callable[[Graph, PassOptions], PassResult]

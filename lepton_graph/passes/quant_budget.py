@@ -78,10 +78,14 @@ def _bound(v: Any) -> float:
 
 
 def fake_quant_layer(
-    w: torch.Tensor, attrs: dict[str, Any], smooth: torch.Tensor | None = None
+    w: torch.Tensor,
+    attrs: dict[str, Any],
+    smooth: torch.Tensor | None = None,
+    per_channel: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Callable[[list[Any]], torch.Tensor]:
     """The quantized layer (a linear, or a conv when ``attrs`` holds its window) as an fp32 computation (weights
-    dequantized once, activations fake-quantized per call; with SmoothQuant factors, x / s through W * s)."""
+    dequantized once, activations fake-quantized per call; with SmoothQuant factors, x / s through W * s).
+    ``per_channel``: (scale, int8 weight) of ``w`` when the caller has them (int8 schemes without smoothing)."""
     conv = "stride" in attrs
     if smooth is not None:
         w = w * smooth
@@ -89,8 +93,8 @@ def fake_quant_layer(
         q, s, z = quantize_weight_groups(w, attrs["bits"], attrs["group"])
         wd = dequantize_weight_groups(q, s, z, attrs["bits"], attrs["group"], w.shape[1])
     else:
-        scale = weight_scale_per_channel(w)
-        wd = quantize_per_channel(w, scale).to(torch.float32) * scale.reshape(-1, *([1] * (w.dim() - 1)))
+        scale, q8 = per_channel if per_channel is not None and smooth is None else per_channel_int8(w)
+        wd = q8.to(torch.float32) * scale.reshape(-1, *([1] * (w.dim() - 1)))
     act = attrs.get("act")
 
     def run(args: list[Any]) -> torch.Tensor:
@@ -110,6 +114,12 @@ def fake_quant_layer(
         return torch.nn.functional.linear(x, wd, *args[2:])
 
     return run
+
+
+def per_channel_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, int8 weight): symmetric per output channel, as QLINEAR / QCONV2D store it."""
+    scale = weight_scale_per_channel(w)
+    return scale, quantize_per_channel(w, scale)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,8 +34,9 @@ from ..ir.defs.quant import (
     weight_scale_per_channel,
 )
 from ..ir.metrics import output_error
+from ..ir.registry import run_reference
 from .base import PassOptions, PassResult
-from .quant_budget import AccuracyBudget, fake_quant_layer, fit_budget
+from .quant_budget import AccuracyBudget, fake_quant_layer, fit_budget, per_channel_int8
 
 SCHEMES = ("int8-dynamic", "int8-static", "int8-weight", "int4-weight")
 AVAILABLE = SCHEMES
@@ -170,20 +171,45 @@ def _quantizable(graph: Graph, node: Node) -> str | None:
 
 
 def _fakes(
-    graph: Graph, attrs: dict[Node, dict[str, Any]], smooth: dict[Node, torch.Tensor] | None = None
+    graph: Graph,
+    attrs: dict[Node, dict[str, Any]],
+    smooth: dict[Node, torch.Tensor] | None = None,
+    int8: dict[Node, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[Node, Callable[[list[Any]], torch.Tensor]]:
     """Each layer's quantized form as an fp32 computation (quant_budget.fake_quant_layer: what the native kernels
-    compute, to fp32 rounding; the exact float64 references cost ~10x as much), its weight quantized once."""
+    compute, to fp32 rounding; the exact float64 references cost ~10x as much), its weight quantized once: int8
+    weights without smoothing are quantized into ``int8`` (per node), where the pass takes them from."""
     smooth = smooth or {}
-    return {n: fake_quant_layer(graph.constant(n.inputs[1]), a, smooth.get(n)) for n, a in attrs.items()}  # type: ignore[arg-type]
+    fakes = {}
+    for n, a in attrs.items():
+        w: torch.Tensor = graph.constant(n.inputs[1])  # type: ignore[assignment]
+        per_channel = None
+        if int8 is not None and "bits" not in a and n not in smooth:
+            per_channel = int8[n] = per_channel_int8(w)
+        fakes[n] = fake_quant_layer(w, a, smooth.get(n), per_channel)
+    return fakes
 
 
 def _layer_errors(
-    graph: Graph, inputs: Sequence[Any], fakes: dict[Node, Callable[[list[Any]], torch.Tensor]]
+    graph: Graph,
+    inputs: Sequence[Any],
+    fakes: dict[Node, Callable[[list[Any]], torch.Tensor]],
+    layer_inputs: Mapping[Any, Any] | None = None,
 ) -> dict[Node, float]:
     """Each layer's own quantization error: rel. L2 of its quantized form (``fakes``) vs the float layer, on the fp32
-    model's activations."""
+    model's activations: each layer alone on its input from ``layer_inputs`` when every layer has one (calibration
+    on the compiled graph recorded them), else one run of the reference interpreter."""
     errors: dict[Node, float] = {}
+    if layer_inputs is not None and all(
+        n.inputs[0] in layer_inputs and not n.syms and all(graph.constant(v) is not None for v in n.inputs[1:])
+        for n in fakes
+    ):
+        with torch.no_grad():
+            for n, fake in fakes.items():
+                args = [layer_inputs[n.inputs[0]], *(graph.constant(v) for v in n.inputs[1:])]
+                out = run_reference(n, args, [])
+                errors[n] = output_error([out], [fake(args)])["rel_l2"]
+        return errors
 
     def observe(node: Node, args: list[Any], out: Any) -> None:
         if node in fakes:
@@ -327,9 +353,10 @@ def quantize_layers(graph: Graph, opts: PassOptions) -> PassResult:
             taken, chosen[n], changed = _qlayer_attrs(graph, n, scheme, opts)
             choices[n] = (taken, changed or why)
     errors: dict[Node, float] = {}
-    fakes = _fakes(graph, chosen) if examples is not None and chosen else {}
+    int8: dict[Node, tuple[torch.Tensor, torch.Tensor]] = {}  # (scale, int8 weight) the fakes computed
+    fakes = _fakes(graph, chosen, int8=int8) if examples is not None and chosen else {}
     if fakes:
-        errors = _layer_errors(graph, examples, fakes)  # type: ignore[arg-type]
+        errors = _layer_errors(graph, examples, fakes, opts.layer_inputs)  # type: ignore[arg-type]
     # SmoothQuant where it lowers the layer's own error (dividing channels by s can also widen the steps of a
     # per-tensor static range for a layer without outliers: measured, not assumed)
     smooth: dict[Node, torch.Tensor] = {}
@@ -338,7 +365,7 @@ def quantize_layers(graph: Graph, opts: PassOptions) -> PassResult:
         for n, why in unsmoothed.items():
             choices[n] = (choices[n][0], f"{choices[n][1]}; not smoothed: {why}")
         alt_fakes = _fakes(graph, {n: a for n, (_, a) in cands.items()}, {n: s for n, (s, _) in cands.items()})
-        alt = _layer_errors(graph, examples, alt_fakes) if cands else {}
+        alt = _layer_errors(graph, examples, alt_fakes, opts.layer_inputs) if cands else {}
         for n, (s, a) in cands.items():
             scheme, why = choices[n]
             if alt[n] < errors[n]:
@@ -398,8 +425,9 @@ def quantize_layers(graph: Graph, opts: PassOptions) -> PassResult:
             entry["quant_bytes"] = sum(_nbytes(graph.constant(v)) for v in parts)
             entry["group"] = attrs["group"]
         else:
-            scale = graph.add_derived(weight_scale_per_channel, [wv], f"{key}.scale")
-            wq = graph.add_derived(quantize_per_channel, [wv, scale], f"{key}.int8")
+            done = int8.get(node) if node not in smooth else None  # the fakes' quantization of this weight
+            scale = graph.add_derived(weight_scale_per_channel, [wv], f"{key}.scale", None if done is None else done[0])
+            wq = graph.add_derived(quantize_per_channel, [wv, scale], f"{key}.int8", None if done is None else done[1])
             op = Op.QCONV2D if node.op is Op.CONV2D else Op.QLINEAR
             q = graph.add_node(op, [x, wq, scale, *node.inputs[2:]], attrs, before=node)
             entry["quant_bytes"] = int(graph.constants[wq.const].numel() + graph.constants[scale.const].numel() * 4)  # type: ignore[index]
