@@ -65,7 +65,13 @@ OPTIONS = [
     ),
     # handed to the C++ GEMM driver when the extension loads (backends/cpu/native.py); for tuning. 0: derived from
     # the CPU's cache sizes (_C.cache_sizes(); csrc/kernels/gemm_driver.h says how)
-    Option("gemm_kc", int, 0, "fp32/bf16 GEMM cache blocking: k rows per K slice (>= 8; 0: 512)", "LEPTON_GEMM_KC"),
+    Option(
+        "gemm_kc",
+        int,
+        0,
+        "fp32/bf16 GEMM cache blocking: k rows per K slice (>= 8; 0: 768 on AVX2, 512 on AVX-512)",
+        "LEPTON_GEMM_KC",
+    ),
     Option(
         "gemm_mc", int, 0, "fp32/bf16 GEMM cache blocking: rows of A per block (0: from the L2 size)", "LEPTON_GEMM_MC"
     ),

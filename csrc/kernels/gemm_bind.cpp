@@ -89,7 +89,7 @@ LG_BIND(gemm) {
       "gemm_set_blocking",
       [](int64_t kc, int64_t mc) {
         LG_CHECK((kc == 0 || kc >= 8) && mc >= 0, kc, "must be 0 or >= 8 and mc >= 0, got ", kc, ", ", mc);
-        if (kc == 0) kc = lg::gemm::detail::kDefaultKC;
+        if (kc == 0) kc = lg::gemm::detail::default_kc();
         lg::gemm::detail::blocking().kc.store(kc);
         lg::gemm::detail::blocking().mc.store(mc == 0 ? lg::gemm::detail::derived_mc(kc) : mc);
       },
