@@ -1,9 +1,11 @@
 """Calibration for int8-static: run the float model over the user's examples and fix each layer's input range.
 
-``compile(model, quantize="int8-static", calibration=examples)`` calls ``calibrate`` once, before any compile: a forward
-pre-hook on every ``nn.Linear`` and ``nn.Conv2d`` (groups 1) the config quantizes statically feeds its input to an
-observer, keyed by the module path (``named_modules()``), which is the name the quantize pass gives the layer. The
-observers:
+``compile(model, quantize="int8-static", calibration=examples)`` calibrates once, when its first call compiles:
+``calibrate_graph`` runs the examples through the graph the quantize pass is about to change, compiled for fp32 with
+every int8-static layer's input as an extra output; examples that do not fit that call (other shapes without
+``dynamic=True``) or a model Dynamo captures take ``calibrate`` instead: a forward pre-hook on every ``nn.Linear``
+and ``nn.Conv2d`` (groups 1) the config quantizes statically. Either way each layer's inputs feed an observer keyed
+by the layer's name (the module path, as ``named_modules()`` and the quantize pass name it). The observers:
 
 - ``minmax``: the exact min and max seen (no value is clipped; one outlier widens every step);
 - ``percentile``: the ``percentile`` / ``100 - percentile`` quantiles (outliers clip, the rest gets finer steps);
