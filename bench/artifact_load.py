@@ -69,7 +69,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--md", help="write the table here")
     ns = p.parse_args()
-    from lepton_graph.bench.machine import cpu_summary, git_commit
+    from lepton_graph.bench.machine import cpu_summary, emit_table, git_commit
 
     with tempfile.TemporaryDirectory() as d:
         rows = [measure(m, ns.runs, Path(d)) for m in ns.models.split(",")]
@@ -91,10 +91,7 @@ def main() -> None:
             f"| {r['model']} | {r['file_bytes'] / 1e6:.1f} | {r['file_bytes'] / r['weight_bytes']:.3f} | "
             f"{r['compile_s']:.2f} | {load:.3f} | {first:.3f} | {beyond:.3f} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if ns.md:
-        Path(ns.md).write_text(text)
+    emit_table(lines, ns.md)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -77,7 +76,7 @@ def main() -> None:
     p.add_argument("--examples", type=int, default=32)
     p.add_argument("--md", help="write the table here")
     ns = p.parse_args()
-    from lepton_graph.bench.machine import cpu_summary, git_commit
+    from lepton_graph.bench.machine import cpu_summary, emit_table, git_commit
 
     models = ns.models.split(",")
     got: dict[tuple[str, str], list[dict]] = {}
@@ -109,10 +108,7 @@ def main() -> None:
         )
     ons = {x["calibration"]["on"] for (_, mode), xs in got.items() if mode == "int8s" for x in xs}
     lines += ["", f"int8-static calibrated on: {', '.join(sorted(ons))}."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if ns.md:
-        Path(ns.md).write_text(text)
+    emit_table(lines, ns.md)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
@@ -35,7 +34,7 @@ def main() -> None:
     ns = p.parse_args()
     from lepton_graph.backends.cpu import conv as cc
     from lepton_graph.backends.cpu import native
-    from lepton_graph.bench.machine import cpu_summary, git_commit
+    from lepton_graph.bench.machine import cpu_summary, emit_table, git_commit
     from lepton_graph.ir.defs.quant import quantize_weight_per_channel
 
     variants = native.kernel_variants()
@@ -65,10 +64,7 @@ def main() -> None:
         a, b = statistics.median(times["f32"]), statistics.median(times["int8"])
         kind = f"Winograd F({tile}x{tile})" if tile else "direct"
         lines.append(f"| {c} | {hw} | {oc} | {k} | {s} | {kind} | {a * 1e3:.2f} | {b * 1e3:.2f} | {a / b:.2f}x |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if ns.md:
-        Path(ns.md).write_text(text)
+    emit_table(lines, ns.md)
 
 
 if __name__ == "__main__":

@@ -148,3 +148,11 @@ def cpu_summary() -> str:
     isa = info.get("isa", [])
     best = "avx512" if "avx512f" in isa else "avx2" if "avx2" in isa else "scalar"
     return f"{info.get('cpu_model', '?')} ({best})"
+
+
+def emit_table(lines: list[str], md: str | None) -> None:
+    """A bench script's markdown table: printed, and written to ``md`` when given (bench/results/...)."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if md:
+        Path(md).write_text(text)
