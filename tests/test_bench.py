@@ -249,12 +249,22 @@ def test_time_budget_stops_rounds_early() -> None:
 
 @pytest.mark.slow
 def test_quantized_peers_run_and_say_how_they_quantized() -> None:
-    """Each --quantize peer (lepton, ONNX Runtime, OpenVINO + NNCF) runs on a tiny model with its calibration or
-    weight compression, within int8's error, and records how it quantized."""
+    """Each --quantize peer (lepton, ONNX Runtime, OpenVINO + NNCF, torchao) runs on a tiny model with its
+    calibration or weight compression, within int8's error, and records how it quantized."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    backends = ["eager", "lepton_int8s", "ort_int8s", "ov_int8s", "ov_int8w", "ov_int4w"]
+    pytest.importorskip("torchao")
+    backends = [
+        "eager",
+        "lepton_int8s",
+        "ort_int8s",
+        "ov_int8s",
+        "ov_int8w",
+        "ov_int4w",
+        "torchao_int8",
+        "torchao_int8w",
+    ]
     out = run_bench(["mlp_tiny"], backends, FAST, progress=False, argv=["test"])
     for backend in backends[1:]:
         rec = _rec(out, backend)
@@ -264,3 +274,4 @@ def test_quantized_peers_run_and_say_how_they_quantized() -> None:
     assert "nncf.quantize" in _rec(out, "ov_int8s")["info"]["nncf"]
     assert "INT4_ASYM" in _rec(out, "ov_int4w")["info"]["nncf"]
     assert "quantize_static" in _rec(out, "ort_int8s")["info"]["ort_quant"]
+    assert "Int8DynamicActivationInt8WeightConfig" in _rec(out, "torchao_int8")["info"]["torchao"]

@@ -19,9 +19,9 @@ from .timing import Settings
 
 # --quantize SCHEME: lepton's quantized backend and the peers doing the same (bench/peers.py)
 QUANT_BACKENDS = {
-    "int8-dynamic": ["lepton_int8", "ort_int8", "ort_int8_pc", "torch_int8"],
+    "int8-dynamic": ["lepton_int8", "ort_int8", "ort_int8_pc", "torch_int8", "torchao_int8"],
     "int8-static": ["lepton_int8s", "ort_int8s", "ov_int8s"],
-    "int8-weight": ["lepton_int8w", "ort_int8w", "ov_int8w"],
+    "int8-weight": ["lepton_int8w", "ort_int8w", "ov_int8w", "torchao_int8w"],
     "int4-weight": ["lepton_int4w", "ort_int4w", "ov_int4w"],
 }
 

@@ -175,6 +175,34 @@ def setup_torch_int8(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupCont
     return qmodel
 
 
+def _torchao(config_name: str) -> Callable:
+    """torchao's CPU route as its docs give it: ``quantize_(model, Config())`` then ``torch.compile``."""
+
+    def setup(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) -> Fn:
+        import copy
+
+        import torchao
+        from torchao import quantization
+
+        model = copy.deepcopy(model)  # quantize_ rewrites the module in place
+        with ctx.stage(f"torchao.quantize_({config_name}())"):
+            quantization.quantize_(model, getattr(quantization, config_name)())
+        ctx.info["torchao"] = f"torchao {torchao.__version__}: quantize_(model, {config_name}()) + torch.compile"
+        _fresh_inductor_cache(ctx, "torchao")
+        with ctx.stage("torch.compile"):
+            return torch.compile(model)
+
+    return setup
+
+
+peer("torchao_int8", "torchao Int8DynamicActivationInt8WeightConfig + torch.compile", devices=("cpu",))(
+    _torchao("Int8DynamicActivationInt8WeightConfig")
+)
+peer("torchao_int8w", "torchao Int8WeightOnlyConfig + torch.compile", devices=("cpu",))(
+    _torchao("Int8WeightOnlyConfig")
+)
+
+
 # --------------------------------------------------------------------------------------------------- lepton
 
 
