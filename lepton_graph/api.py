@@ -387,10 +387,14 @@ class CompiledModel:
             raise InputError(f"no eval= input fits the call being compiled ({sig.describe()})")
         return sets
 
+    def _uncalibrated(self) -> bool:
+        """int8-static with calibration examples that have not run yet (they run once per model)."""
+        return bool(self.options.calibration_calls) and self.options.act_ranges is None
+
     def _calibration_run(self, sig: Signature, tensor_idx: list[int]) -> CalibrationRun | None:
         """int8-static not yet calibrated: the examples as this variant's graph inputs, to run on its compiled fp32
         graph; if one does not fit the variant (another shape, without dynamic=True), calibrate in eager now."""
-        if not self.options.calibration_calls or self.options.act_ranges is not None:
+        if not self._uncalibrated():
             return None
         sets = self._fitting(self.options.calibration_calls, sig, tensor_idx)
         misfit = next((i for i, s in enumerate(sets) if s is None), None)
@@ -404,7 +408,7 @@ class CompiledModel:
 
     def _calibrate_eager(self, why: str) -> None:
         """Calibrate with forward hooks on the eager model (calibration.calibrate_calls); done once per model."""
-        if not self.options.calibration_calls or self.options.act_ranges is not None:
+        if not self._uncalibrated():
             return
         assert self.options.quantize is not None  # check_calibration: calibration comes with int8-static
         t0 = time.perf_counter()

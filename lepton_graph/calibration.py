@@ -279,7 +279,10 @@ def calibrate_graph(
     if not nodes:
         return Calibration({})
     taps = list(dict.fromkeys(n.inputs[0] for n in nodes))
-    names = [[name for n in nodes if n.inputs[0] is t for name in layer_names(graph, n)] for t in taps]
+    # the layer names reading each tap, once each (a layer called twice on one value is one name)
+    names = [
+        list(dict.fromkeys(name for n in nodes if n.inputs[0] is t for name in layer_names(graph, n))) for t in taps
+    ]
     copy, vmap = graph.copy()
     first = len(copy.outputs)
     copy.outputs = [*copy.outputs, *(vmap[t] for t in taps)]
@@ -302,7 +305,7 @@ def calibrate_graph(
     if cfg.smooth_alpha is not None:
         counts: dict[str, int] = {}
         for group in names:
-            for name in dict.fromkeys(group):
+            for name in group:
                 counts[name] = counts.get(name, 0) + 1
         readers = [[n for n in nodes if n.inputs[0] is t and n.op is Op.LINEAR] for t in taps]
         absmax: dict[int, torch.Tensor] = {}
@@ -317,16 +320,14 @@ def calibrate_graph(
                 factors[j] = smooth_factors([a], weights, cfg.smooth_alpha)  # type: ignore[arg-type]
     order = {name: i for i, name in enumerate(dict.fromkeys(name for group in names for name in group))}
     observers = {name: Observer(cfg.observer, cfg.percentile, seed) for name, seed in order.items()}
-    smoothed = {
-        name: Observer(cfg.observer, cfg.percentile, order[name]) for j in factors for name in dict.fromkeys(names[j])
-    }
+    smoothed = {name: Observer(cfg.observer, cfg.percentile, order[name]) for j in factors for name in names[j]}
     for outs in forwards():
         for j, x in enumerate(outs):
-            for name in dict.fromkeys(names[j]):
+            for name in names[j]:
                 observers[name].observe(x)
             if j in factors:
                 xs = x / factors[j]
-                for name in dict.fromkeys(names[j]):
+                for name in names[j]:
                     smoothed[name].observe(xs)
     ranges = {name: obs.range() for name, obs in observers.items() if obs.calls}
     smooth = {name: (factors[j], smoothed[name].range()) for j in factors for name in names[j] if name in ranges}

@@ -70,13 +70,11 @@ class CompiledGraph:
 def _fp32_lowering(
     device: str, native: bool, opts: PassOptions, rest: Sequence[Pass]
 ) -> Callable[[Graph], Callable[..., tuple[Any, ...]]]:
-    """How calibration compiles its copy of the graph: the passes after quantization (none of them quantizes),
-    then partitioning and lowering with backends of its own, so nothing it packs outlives calibration."""
+    """How calibration compiles its copy of the graph: ``rest`` (the passes after quantization), then partitioning
+    and lowering with backends of its own, so nothing it packs outlives calibration."""
 
     def lower(graph: Graph) -> Callable[..., tuple[Any, ...]]:
-        graph, _ = run_pipeline(
-            graph, replace(opts, quantize=None), passes=[p for p in rest if p is not quantize_layers]
-        )
+        graph, _ = run_pipeline(graph, opts, passes=rest)
         return CompiledGraph(graph, default_backends(device, native, LowerOptions(precision="fp32"))).run
 
     return lower
@@ -128,13 +126,14 @@ def compile_captured(
         t0 = time.perf_counter()
         before = cost(graph)
         calibrate_s = 0.0
-        if calibration is not None and quantize is not None:
-            cut = PIPELINE.index(quantize_layers)
-            graph, records = run_pipeline(
-                graph, opts, passes=PIPELINE[:cut], example_inputs=verify_inputs, reference=reference
-            )
+        # int8-static calibrating on the graph: the pipeline stops before quantizing, and goes on once it is done
+        cut = PIPELINE.index(quantize_layers) if calibration is not None and quantize is not None else len(PIPELINE)
+        graph, records = run_pipeline(
+            graph, opts, passes=PIPELINE[:cut], example_inputs=verify_inputs, reference=reference
+        )
+        if calibration is not None and cut < len(PIPELINE):
             tc = time.perf_counter()
-            lower = _fp32_lowering(device, native, opts, PIPELINE[cut:])
+            lower = _fp32_lowering(device, native, opts, PIPELINE[cut + 1 :])
             cal = calibrate_graph(graph, opts, calibration.inputs, lower, example_inputs)
             calibrate_s = time.perf_counter() - tc
             calibration.result = cal
@@ -150,8 +149,6 @@ def compile_captured(
                 graph, opts, passes=PIPELINE[cut:], example_inputs=verify_inputs, reference=reference
             )
             records += rest
-        else:
-            graph, records = run_pipeline(graph, opts, example_inputs=verify_inputs, reference=reference)
         after = cost(graph)
     t1 = time.perf_counter()
     compiled = CompiledGraph(graph, backends)
