@@ -116,6 +116,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
 def inspect_artifact(path: str) -> str:
     """A summary of an artifact without lowering it: format, call, ops, weights by dtype."""
     from .container import read_artifact
+    from .tensors import tensor_entries
 
     header, sections = read_artifact(path)
     call = json.loads(sections["call"])
@@ -131,10 +132,8 @@ def inspect_artifact(path: str) -> str:
 
     count(graph)
     by_dtype: Counter[str] = Counter()
-    n = int.from_bytes(sections["tensors"][:8], "little")
-    for name, info in json.loads(sections["tensors"][8 : 8 + n]).items():
-        if name != "__metadata__":
-            by_dtype[info["dtype"]] += info["data_offsets"][1] - info["data_offsets"][0]
+    for dtype, _, _, nbytes in tensor_entries(memoryview(sections["tensors"]), str(path)).values():
+        by_dtype[dtype] += nbytes
     ins = ", ".join(
         f"{leaf['dtype']}{leaf['shape']}" if leaf["kind"] == "tensor" else repr(leaf["value"])
         for leaf in call["inputs"]["leaves"]

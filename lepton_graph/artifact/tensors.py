@@ -38,22 +38,35 @@ def save_tensors(tensors: dict[str, torch.Tensor]) -> bytes:
 
 def view_tensors(buf: memoryview, where: str) -> dict[str, torch.Tensor]:
     """Tensors over ``buf`` (a writable view that outlives them: a copy-on-write map of the file)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, (dtype_name, shape, begin, nbytes) in tensor_entries(buf, where).items():
+        dtype = _DTYPES[dtype_name]
+        if nbytes == 0:
+            out[name] = torch.empty(shape, dtype=dtype)
+        else:
+            count = nbytes // torch.empty((), dtype=dtype).element_size()
+            out[name] = torch.frombuffer(buf, dtype=dtype, count=count, offset=begin).reshape(shape)
+    return out
+
+
+def tensor_entries(buf: memoryview, where: str) -> dict[str, tuple[str, list[int], int, int]]:
+    """The section's tensors as (dtype name, shape, first byte in ``buf``, bytes), every field and offset checked
+    against the section (``lepton-graph inspect`` reads them without making tensors)."""
     if len(buf) < 8:
         raise ArtifactError(f"{where}: the tensors section is truncated")
     n = int.from_bytes(buf[:8], "little")
     if n > min(MAX_HEADER, len(buf) - 8):
         raise ArtifactError(f"{where}: the tensors header length {n} does not fit the section")
     header = json_object(buf[8 : 8 + n], f"{where}: the tensors header")
-    data = buf[8 + n :]
-    out: dict[str, torch.Tensor] = {}
+    size, out = len(buf) - 8 - n, {}
     for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        out[name] = _tensor(data, name, info, where)
+        if name != "__metadata__":
+            dtype, shape, begin, nbytes = _entry(size, name, info, where)
+            out[name] = (dtype, shape, 8 + n + begin, nbytes)
     return out
 
 
-def _tensor(data: memoryview, name: str, info: Any, where: str) -> torch.Tensor:
+def _entry(size: int, name: str, info: Any, where: str) -> tuple[str, list[int], int, int]:
     bad = f"{where}: tensor {name!r}"
     if not isinstance(info, dict) or info.get("dtype") not in _DTYPES:
         raise ArtifactError(f"{bad} has no known dtype")
@@ -67,13 +80,10 @@ def _tensor(data: memoryview, name: str, info: Any, where: str) -> torch.Tensor:
     ):
         raise ArtifactError(f"{bad} has malformed data offsets")
     begin, end = offsets
-    dtype = _DTYPES[info["dtype"]]
     numel = 1
     for d in shape:
         numel *= d
-    nbytes = numel * torch.empty((), dtype=dtype).element_size()
-    if not 0 <= begin <= end <= len(data) or end - begin != nbytes:
+    nbytes = numel * torch.empty((), dtype=_DTYPES[info["dtype"]]).element_size()
+    if not 0 <= begin <= end <= size or end - begin != nbytes:
         raise ArtifactError(f"{bad}: bytes [{begin}, {end}) do not fit the section or its {shape} {info['dtype']}")
-    if numel == 0:
-        return torch.empty(shape, dtype=dtype)
-    return torch.frombuffer(data, dtype=dtype, count=numel, offset=begin).reshape(shape)
+    return info["dtype"], shape, begin, nbytes

@@ -4,6 +4,7 @@ torch.load disabled; broken and hostile files give ArtifactError naming the prob
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -353,3 +354,24 @@ def test_cli_errors_name_the_problem_and_kwargs_models_calibrate(
     assert lepton_graph.load(path).report().as_dict()["nodes"] > 0
     out = lepton_graph.load(path)(*args, **kwargs)
     assert float((out[0] - ref[0]).norm() / ref[0].norm()) < 0.2  # both quantized, calibrated on other inputs
+
+
+def test_inspect_checks_the_tensors_header_as_load_does(exported, tmp_path: Path) -> None:
+    """inspect reads weight sizes through the loader's checked header parse: malformed offsets are an ArtifactError
+    naming the tensor, not a KeyError or TypeError."""
+    from lepton_graph.artifact.commands import inspect_artifact
+
+    path, *_ = exported
+    header, sections = read_artifact(path)
+    header = {k: v for k, v in header.items() if k not in ("format", "sections")}
+    assert "F32" in inspect_artifact(str(path))
+    blob = sections["tensors"]
+    n = int.from_bytes(blob[:8], "little")
+    meta = json.loads(blob[8 : 8 + n])
+    name = next(k for k in meta if k != "__metadata__")
+    meta[name]["data_offsets"] = "everything"
+    head = json.dumps(meta).encode()
+    bad = tmp_path / "bad.lgraph"
+    write_artifact(bad, header, {**sections, "tensors": len(head).to_bytes(8, "little") + head + blob[8 + n :]})
+    with pytest.raises(ArtifactError, match=re.escape(f"tensor '{name}' has malformed data offsets")):
+        inspect_artifact(str(bad))
