@@ -105,14 +105,31 @@ GEMM_NK = ((768, 768), (2304, 768), (3072, 768), (768, 3072), (2048, 2048), (204
 def bench_gemm(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
     """fp32 GEMM C = A (M x K) x W (K x N) with W pre-packed (our Linear path) vs torch.mm (and numpy at M = 1).
     The zoo's shapes: M = batch x tokens, (N, K) from BERT/GPT-2/ViT projections and the MLP."""
+    from lepton_graph import _C
+
     rows = []
     ms = GEMM_M[:2] if quick else GEMM_M
+    # the FMA peak of the kernels' ISA on this machine, measured (the GEMM rows are stated as a fraction of it)
+    peak = _C.fma_peak(0.6, 0)
+    lanes = {"avx512": 16, "avx2": 8}.get(peak["isa"], 0)
+    PEAK.update(peak, clock_ghz=peak["gflops_per_thread"] / (2 * 2 * lanes) if lanes else 0.0)
+    print(
+        f"# fp32 FMA peak ({peak['isa']}, measured): {peak['gflops']:.1f} GF/s on {peak['threads']} threads, "
+        f"{peak['gflops_per_thread']:.1f} on one (2 FMA ports x {lanes} lanes x 2 flops: "
+        f"~{PEAK['clock_ghz']:.2f} GHz)"
+    )
     for n, k in GEMM_NK:
         for m in ms:
             row = _gemm_case(m, n, k, rounds)
+            if peak["gflops"] > 0:
+                row["ours_frac_of_peak"] = row["ours_gflops"] / peak["gflops"]
+                row["torch_frac_of_peak"] = row["torch_gflops"] / peak["gflops"]
             rows.append(row)
             _print_gemm_row(row)
     return rows
+
+
+PEAK: dict[str, Any] = {}  # the fp32 FMA peak bench_gemm measured (lepton_graph._C.fma_peak)
 
 
 def _gemm_case(m: int, n: int, k: int, rounds: int) -> dict[str, Any]:
@@ -162,16 +179,20 @@ def _add_rates(row: dict[str, Any], times: dict[str, float], ops: float, ours: s
 def _print_gemm_row(row: dict[str, Any]) -> None:
     if not getattr(_print_gemm_row, "header", False):
         print(
-            f"{'M x N x K':>18} {'ours GF/s':>10} {'torch GF/s':>11} {'ours/torch':>11} {'numpy GF/s':>11} "
-            f"{'ours/numpy':>11}"
+            f"{'M x N x K':>18} {'ours GF/s':>10} {'% peak':>7} {'torch GF/s':>11} {'% peak':>7} {'ours/torch':>11} "
+            f"{'numpy GF/s':>11} {'ours/numpy':>11}"
         )
         _print_gemm_row.header = True  # type: ignore[attr-defined]
     np_gf = f"{row['numpy_gflops']:11.1f}" if "numpy_gflops" in row else f"{'':11}"
     np_r = f"{row['vs_numpy']:11.2f}" if "vs_numpy" in row else f"{'':11}"
     before = _before_after(row)
+    frac = {
+        k: f"{100 * row[f'{k}_frac_of_peak']:7.0f}" if f"{k}_frac_of_peak" in row else f"{'':7}"
+        for k in ("ours", "torch")
+    }
     print(
-        f"{row['case']:>18} {row['ours_gflops']:10.1f} {row['torch_gflops']:11.1f} {row['vs_torch']:11.2f} "
-        f"{np_gf} {np_r}{before}",
+        f"{row['case']:>18} {row['ours_gflops']:10.1f} {frac['ours']} {row['torch_gflops']:11.1f} {frac['torch']} "
+        f"{row['vs_torch']:11.2f} {np_gf} {np_r}{before}",
         flush=True,
     )
 
@@ -180,9 +201,22 @@ def summarize_gemm(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def gmean(xs: list[float]) -> float:
         return float(np.exp(np.mean(np.log(xs)))) if xs else float("nan")
 
-    big = [r["vs_torch"] for r in rows if r["family"] == "gemm" and r["M"] >= 64]
+    big_rows = [r for r in rows if r["family"] == "gemm" and r["M"] >= 64]
+    big = [r["vs_torch"] for r in big_rows]
     one = [r for r in rows if r["family"] == "gemm" and r["M"] == 1]
+    peak = {}
+    if PEAK.get("gflops"):
+        # N = 10 (the MLP's classifier) is one 16-wide column pass: bound by packing and the epilogue, not FMAs
+        wide = [r for r in big_rows if r["N"] >= 64 and "ours_frac_of_peak" in r]
+        peak = {
+            "fma_peak_gflops": PEAK["gflops"],
+            "fma_peak_gflops_one_thread": PEAK["gflops_per_thread"],
+            "gemm_m>=64_median_frac_of_peak": float(np.median([r["ours_frac_of_peak"] for r in wide])),
+            "gemm_m>=64_min_frac_of_peak": min(r["ours_frac_of_peak"] for r in wide),
+            "torch_m>=64_median_frac_of_peak": float(np.median([r["torch_frac_of_peak"] for r in wide])),
+        }
     return {
+        **peak,
         "gemm_m>=64_geomean_vs_torch": gmean(big),
         "gemm_m>=64_min_vs_torch": min(big) if big else float("nan"),
         "gemm_m=1_geomean_vs_torch": gmean([r["vs_torch"] for r in one]),

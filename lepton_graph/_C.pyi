@@ -496,3 +496,6 @@ class Conv2dU8S8:
         res_strides: Sequence[int],
     ) -> None:
         """(undocumented)"""
+
+def fma_peak(seconds: float = 0.5, threads: int = 0) -> dict:
+    """The fp32 FMA peak of the active kernel ISA (avx2: 8 lanes, avx512: 16), measured: independent FMAs timed on one thread and on `threads` threads at once (0: the kernels' thread count), about `seconds` in all. Returns {isa, threads, gflops (all threads), gflops_per_thread (one thread)}; 0 where the ISA has no FMA loop."""

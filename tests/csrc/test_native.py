@@ -260,3 +260,34 @@ def test_hiding_one_avx512_extension_keeps_the_others(
         assert v["gemm_bf16"] == bf16 and not got["features"]["avx512_bf16"]
     assert got["int8_exact"]
     assert got["bf16_err"] < 2e-2
+
+
+@pytest.mark.parametrize("isa", ISA_PARAMS)
+def test_fma_peak_measures_the_dispatched_isa(isa: str) -> None:
+    """The probe times the ISA the kernels dispatch to; one thread cannot beat the peak of several by more than
+    noise, and the portable path (no FMA loop) reports 0 rather than a made-up figure."""
+    from lepton_graph import _C
+
+    with dispatch_at(isa):
+        one = _C.fma_peak(0.05, 1)
+        two = _C.fma_peak(0.05, 2)
+    assert one["isa"] == two["isa"] == isa and (one["threads"], two["threads"]) == (1, 2)
+    if isa == "scalar":
+        assert one["gflops"] == two["gflops"] == 0.0
+        return
+    lanes = 16 if isa == "avx512" else 8
+    # at least a few hundred MHz of one FMA port, at most 2 ports at 6 GHz: a loop that was optimised away or timed
+    # wrongly falls outside
+    assert 0.3 * lanes * 2 < one["gflops_per_thread"] < 6.0 * 2 * lanes * 2
+    assert one["gflops"] == one["gflops_per_thread"]
+    assert two["gflops"] < 2.5 * two["gflops_per_thread"]
+    assert _C.get_num_threads() == native.get_num_threads()  # the probe restores the thread count
+
+
+def test_fma_peak_rejects_bad_arguments() -> None:
+    from lepton_graph import _C
+
+    with pytest.raises(ValueError, match="seconds"):
+        _C.fma_peak(0.0, 1)
+    with pytest.raises(ValueError, match="threads"):
+        _C.fma_peak(0.1, -1)
