@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .frontend.quiet import IMPORT_NOTICE_LOGGERS, quiet_loggers
+
 Example = tuple[tuple[Any, ...], dict[str, Any]]
 Built = tuple[nn.Module, Example]
 
@@ -74,7 +76,7 @@ def build(name: str, seed: int = 0) -> Built:
     """
     entry = get(name)
     gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), quiet_loggers(IMPORT_NOTICE_LOGGERS):
         # Module constructors (and transformers' _init_weights) draw from the global RNG.
         torch.manual_seed(seed)
         model, example = entry.builder(gen)

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..frontend.quiet import quiet_loggers
+
 Fn = Callable[..., Any]
 
 
@@ -292,7 +294,8 @@ def export_onnx(model: nn.Module, args: tuple, kwargs: dict, ctx: SetupContext) 
     path = ctx.workdir / "model.onnx"
     flat = FlatOutputs(model).eval()
     try:
-        with ctx.stage("onnx_export"):
+        # the exporter's registry logs every torchvision op it skips (torchvision is not installed here)
+        with ctx.stage("onnx_export"), quiet_loggers(("torch.onnx._internal.exporter._registration",)):
             torch.onnx.export(flat, args, str(path), kwargs=kwargs, dynamo=True, verbose=False)
         ctx.info["onnx_exporter"] = "dynamo"
     except Exception as e:  # noqa: BLE001 - any exporter failure means "try the other exporter"

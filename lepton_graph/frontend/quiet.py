@@ -19,9 +19,22 @@ _TORCH_LOGGERS = (
 )
 
 
+# Import-time notices of optional libraries that transformers imports when they are installed (torchao: prebuilt
+# CUDA extensions a CPU wheel cannot load; torch's pytree deprecation notice about torchao's enums). They say
+# nothing about the model being built, and would be the only stderr lines of a zoo model build.
+IMPORT_NOTICE_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
 @contextlib.contextmanager
 def quiet_torch() -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in _TORCH_LOGGERS]
+    with quiet_loggers(_TORCH_LOGGERS):
+        yield
+
+
+@contextlib.contextmanager
+def quiet_loggers(names: tuple[str, ...]) -> Iterator[None]:
+    """The named loggers silenced inside the block, their levels restored after it."""
+    loggers = [logging.getLogger(name) for name in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.CRITICAL + 1)
