@@ -499,3 +499,9 @@ class Conv2dU8S8:
 
 def fma_peak(seconds: float = 0.5, threads: int = 0) -> dict:
     """The fp32 FMA peak of the active kernel ISA (avx2: 8 lanes, avx512: 16), measured: independent FMAs timed on one thread and on `threads` threads at once (0: the kernels' thread count), about `seconds` in all. Returns {isa, threads, gflops (all threads), gflops_per_thread (one thread)}; 0 where the ISA has no FMA loop."""
+
+def gemm_dynamic_panels() -> bool:
+    """Whether GEMMs split over N claim their panels at run time (gemm_set_dynamic_panels)."""
+
+def gemm_set_dynamic_panels(on: bool) -> None:
+    """GEMMs split over N across threads (every thread packs all of A) claim their panels at run time in guided chunks (True, the default) or take a fixed share each (False: for A/B measurements). From lepton_graph.config (LEPTON_GEMM_DYNAMIC_PANELS)."""

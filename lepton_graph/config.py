@@ -75,6 +75,13 @@ OPTIONS = [
     Option(
         "gemm_mc", int, 0, "fp32/bf16 GEMM cache blocking: rows of A per block (0: from the L2 size)", "LEPTON_GEMM_MC"
     ),
+    Option(
+        "gemm_dynamic_panels",
+        bool,
+        True,
+        "GEMMs split over N hand their panels out at run time (guided chunks) instead of a fixed share per thread",
+        "LEPTON_GEMM_DYNAMIC_PANELS",
+    ),
 ]
 
 
@@ -99,6 +106,7 @@ class Config:
     disable_avx512_bf16: bool
     gemm_kc: int
     gemm_mc: int
+    gemm_dynamic_panels: bool
 
     def __init__(self) -> None:
         for opt in OPTIONS:

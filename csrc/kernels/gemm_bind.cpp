@@ -96,6 +96,13 @@ LG_BIND(gemm) {
       arg("kc"), arg("mc"),
       "Cache blocking of the fp32/bf16 GEMM: k rows per K slice and rows per block (from lepton_graph.config); 0 "
       "takes the value derived from the CPU's caches (cache_sizes()).");
+  m.def(
+      "gemm_set_dynamic_panels", [](bool on) { lg::gemm::detail::dynamic_panels().store(on); }, arg("on"),
+      "GEMMs split over N across threads (every thread packs all of A) claim their panels at run time in guided "
+      "chunks (True, the default) or take a fixed share each (False: for A/B measurements). From "
+      "lepton_graph.config (LEPTON_GEMM_DYNAMIC_PANELS).");
+  m.def("gemm_dynamic_panels", [] { return lg::gemm::detail::dynamic_panels().load(); },
+        "Whether GEMMs split over N claim their panels at run time (gemm_set_dynamic_panels).");
   m.def("gemm_blocking", [] {
     return py::make_tuple(lg::gemm::detail::blocking().kc.load(), lg::gemm::detail::blocking().mc.load());
   });

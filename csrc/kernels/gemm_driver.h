@@ -138,49 +138,133 @@ inline Blocking& blocking() {
   return b;
 }
 
+// The blocking of rows [m0, m1): K slices of (nearly) equal length <= KC, multiples of 8 where possible (bf16 and
+// int8 count k-pairs/groups, so the B panel slice of one KC stays the same size in bytes: 512 x 128 B = 64 KiB, in
+// L2); row blocks of (nearly) equal height <= MC.
+struct BlockPlan {
+  int64_t KC = 1, MC = 1;
+  bool single = false;  // one K slice and one row block: the packed A serves every panel of the call
+};
+
+template <class Kernel>
+BlockPlan plan_blocks(const Kernel& kn, int64_t rows) {
+  const int64_t words = kn.b.rows;
+  const int64_t kc_max = std::max<int64_t>(8, kn.kc_max());
+  const int64_t n_kb = (words + kc_max - 1) / kc_max;
+  BlockPlan p;
+  p.KC = std::min<int64_t>(words, std::min<int64_t>(kc_max, ((words + n_kb - 1) / n_kb + 7) / 8 * 8));
+  // Rows up to 5/4 of MC stay one block: its tiles then stream partly from L3 (a small share of its bandwidth at
+  // these sizes) where two half-height blocks would pass every B panel slice twice and, split over N, make A pack
+  // per chunk (ViT-B's 197 tokens against MC 170 on Zen 3: the whole model 1.07x, interleaved in one process).
+  const int64_t mc_max = std::max<int64_t>(1, kn.mc_max(p.KC));
+  const int64_t n_mb = rows <= mc_max + mc_max / 4 ? 1 : (rows + mc_max - 1) / mc_max;
+  p.MC = (rows + n_mb - 1) / n_mb;
+  p.single = p.KC >= words && p.MC >= rows;
+  return p;
+}
+
+// Tiles of equal height <= max_mr within a block (the last one smaller), so no thin leftover tile runs with too
+// few accumulators.
+template <class Kernel>
+int block_tile_mr(const Kernel& kn, int64_t mc) {
+  const int64_t n_tiles = (mc + kn.max_mr - 1) / kn.max_mr;
+  return static_cast<int>((mc + n_tiles - 1) / n_tiles);
+}
+
+// Panels [j0, j1) of one packed A block (rows ic.. ic + mc, K slice pc.. pc + kc).
+template <class Kernel>
+void run_panels(Kernel& kn, const uint32_t* ap, int64_t ic, int64_t mc, int tile_mr, int64_t pc, int64_t kc,
+                int64_t j0, int64_t j1) {
+  const PanelView& b = kn.b;
+  const bool last = pc + kc == b.rows;
+  const int64_t a_kc = kn.a_words(kc);
+  const int64_t n_tiles_blk = (mc + tile_mr - 1) / tile_mr;
+  for (int64_t j = j0; j < j1; ++j) {
+    const int w = b.width(j);
+    const int64_t n0 = j * kPanel;
+    const int nr = static_cast<int>(std::min<int64_t>(w, b.N - n0));
+    const uint32_t* bp = b.panel(j) + pc * w;
+    // The next panel's slice, shared out among this panel's tiles for prefetching (see MicroKernel in gemm.h).
+    const char* next = j + 1 < j1 ? reinterpret_cast<const char*>(b.panel(j + 1) + pc * b.width(j + 1)) : nullptr;
+    const int64_t next_bytes = next ? kc * b.width(j + 1) * 4 : 0;
+    int64_t ti = 0;
+    for (int64_t t0 = 0; t0 < mc; t0 += tile_mr, ++ti) {
+      const int mr = static_cast<int>(std::min<int64_t>(tile_mr, mc - t0));
+      const int64_t p0 = next_bytes * ti / n_tiles_blk, p1 = next_bytes * (ti + 1) / n_tiles_blk;
+      kn.tile(ap + t0 * a_kc, bp, w, ic + t0, n0, mr, nr, kc, pc == 0, last, next ? next + p0 : nullptr, p1 - p0);
+    }
+  }
+}
+
 // C rows [m0, m1) x panels [j0, j1) on the calling thread, with its own copy of the kernel (pack may leave
 // per-block state, such as the rows' quantisation parameters, for tile).
 template <class Kernel>
 void run_block(Kernel kn, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
   if (m1 <= m0 || j1 <= j0 || kn.direct(m0, m1, j0, j1)) return;
-  const PanelView& b = kn.b;
-  // K slices of (nearly) equal length <= KC, multiples of 8 where possible. bf16 and int8 count k-pairs/groups,
-  // so the B panel slice of one KC stays the same size in bytes (512 x 128 B = 64 KiB, in L2).
-  const int64_t kc_max = std::max<int64_t>(8, kn.kc_max());
-  const int64_t n_kb = (b.rows + kc_max - 1) / kc_max;
-  const int64_t KC = std::min<int64_t>(b.rows, std::min<int64_t>(kc_max, ((b.rows + n_kb - 1) / n_kb + 7) / 8 * 8));
-  // Row blocks of (nearly) equal height <= MC; within a block, tiles of equal height <= max_mr (the last one
-  // smaller), so no thin leftover tile runs with too few accumulators.
-  const int64_t mc_max = std::max<int64_t>(1, kn.mc_max(KC));
-  const int64_t n_mb = (m1 - m0 + mc_max - 1) / mc_max;
-  const int64_t MC = (m1 - m0 + n_mb - 1) / n_mb;
-  for (int64_t pc = 0; pc < b.rows; pc += KC) {
-    const int64_t kc = std::min<int64_t>(KC, b.rows - pc);
-    const bool last = pc + kc == b.rows;
-    for (int64_t ic = m0; ic < m1; ic += MC) {
-      const int64_t mc = std::min<int64_t>(MC, m1 - ic);
-      const int64_t n_tiles = (mc + kn.max_mr - 1) / kn.max_mr;
-      const int tile_mr = static_cast<int>((mc + n_tiles - 1) / n_tiles);
-      const uint32_t* ap = kn.pack(ic, mc, pc, kc, tile_mr);
-      const int64_t a_kc = kn.a_words(kc);
-      for (int64_t j = j0; j < j1; ++j) {
-        const int w = b.width(j);
-        const int64_t n0 = j * kPanel;
-        const int nr = static_cast<int>(std::min<int64_t>(w, b.N - n0));
-        const uint32_t* bp = b.panel(j) + pc * w;
-        // The next panel's slice, shared out among this panel's tiles for prefetching (see MicroKernel in gemm.h).
-        const char* next = j + 1 < j1 ? reinterpret_cast<const char*>(b.panel(j + 1) + pc * b.width(j + 1)) : nullptr;
-        const int64_t next_bytes = next ? kc * b.width(j + 1) * 4 : 0;
-        const int64_t n_tiles_blk = (mc + tile_mr - 1) / tile_mr;
-        int64_t ti = 0;
-        for (int64_t t0 = 0; t0 < mc; t0 += tile_mr, ++ti) {
-          const int mr = static_cast<int>(std::min<int64_t>(tile_mr, mc - t0));
-          const int64_t p0 = next_bytes * ti / n_tiles_blk, p1 = next_bytes * (ti + 1) / n_tiles_blk;
-          kn.tile(ap + t0 * a_kc, bp, w, ic + t0, n0, mr, nr, kc, pc == 0, last, next ? next + p0 : nullptr, p1 - p0);
-        }
+  const BlockPlan p = plan_blocks(kn, m1 - m0);
+  for (int64_t pc = 0; pc < kn.b.rows; pc += p.KC) {
+    const int64_t kc = std::min<int64_t>(p.KC, kn.b.rows - pc);
+    for (int64_t ic = m0; ic < m1; ic += p.MC) {
+      const int64_t mc = std::min<int64_t>(p.MC, m1 - ic);
+      const int tile_mr = block_tile_mr(kn, mc);
+      run_panels(kn, kn.pack(ic, mc, pc, kc, tile_mr), ic, mc, tile_mr, pc, kc, j0, j1);
+    }
+  }
+}
+
+// Panels handed out at run time: a shared counter of the next unclaimed panel, claimed in chunks of a share of what
+// is left (guided scheduling), so a thread that runs slower (a vCPU whose core another tenant's thread shares, a
+// preempted worker) ends up with fewer panels instead of everyone waiting for its fixed half at the join.
+struct PanelQueue {
+  std::atomic<int64_t> next{0};
+  int64_t n_panels = 0, min_chunk = 1;
+  int threads = 1;
+
+  // [j0, j1) claimed, or false when none is left.
+  bool claim(int64_t& j0, int64_t& j1) {
+    int64_t j = next.load(std::memory_order_relaxed);
+    for (;;) {
+      const int64_t left = n_panels - j;
+      if (left <= 0) return false;
+      const int64_t size = std::min(left, std::max(min_chunk, (left + 2 * threads - 1) / (2 * threads)));
+      if (next.compare_exchange_weak(j, j + size, std::memory_order_relaxed)) {
+        j0 = j;
+        j1 = j + size;
+        return true;
       }
     }
   }
+};
+
+// Every row of the GEMM over the panels claimed from q. With one K slice and one row block (the transformers' layers:
+// K <= KC, M <= MC) A is packed once per thread and serves every chunk; otherwise each chunk runs run_block, which
+// packs A again (q.min_chunk keeps that a small share of the chunk's work).
+template <class Kernel>
+void run_claimed(Kernel kn, int64_t M, PanelQueue& q) {
+  int64_t j0, j1;
+  if (!q.claim(j0, j1)) return;
+  if (kn.direct(0, M, j0, j1)) {
+    while (q.claim(j0, j1)) kn.direct(0, M, j0, j1);
+    return;
+  }
+  const BlockPlan p = plan_blocks(kn, M);
+  if (!p.single) {
+    do run_block(kn, 0, M, j0, j1);
+    while (q.claim(j0, j1));
+    return;
+  }
+  const int tile_mr = block_tile_mr(kn, M);
+  const int64_t kc = kn.b.rows;
+  const uint32_t* ap = kn.pack(0, M, 0, kc, tile_mr);
+  do run_panels(kn, ap, 0, M, tile_mr, 0, kc, j0, j1);
+  while (q.claim(j0, j1));
+}
+
+// Off (LEPTON_GEMM_DYNAMIC_PANELS=0, through _C.gemm_set_dynamic_panels): the fixed grid split for the N split too,
+// every thread its fixed share of panels (for A/B measurements).
+inline std::atomic<bool>& dynamic_panels() {
+  static std::atomic<bool> on{true};
+  return on;
 }
 
 // The thread grid tm x tn over (rows, panels) for T threads: the smallest largest share. Ties go to splitting the
@@ -217,6 +301,16 @@ void run_gemm(Kernel& kn, int64_t M, double single_thread_s, bool threads) {
   const int T = threads && single_thread_s >= kMinParallelGemmS ? guarded_threads(single_thread_s) : 1;
   int tm = 1, tn = 1;
   if (T > 1) choose_grid(M, kn.b.N, np, T, tm, tn);
+  if (tm == 1 && tn > 1 && dynamic_panels().load(std::memory_order_relaxed) && plan_blocks(kn, M).single) {
+    // The N split with A packed once per thread: panels can go to whichever thread is free.
+    PanelQueue q;
+    q.n_panels = np;
+    q.threads = tn;
+    guarded_parallel_for(int64_t(tn), 1, tn, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t) run_claimed(kn, M, q);
+    });
+    return;
+  }
   guarded_parallel_for(int64_t(tm) * tn, 1, tm * tn, [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; ++t) {
       const int64_t ti = t / tn, tj = t % tn;

@@ -529,3 +529,47 @@ def test_linear_lowering_declines_non_f32() -> None:
     w = g.add_constant(torch.randn(3, 4, dtype=torch.float64))
     node = g.add_node(Op.LINEAR, [x, w])
     assert isinstance(G.lower_linear(node, g, LowerOptions()), str)
+
+
+@pytest.mark.parametrize("isa", ISA_PARAMS)
+@given(
+    m=st.sampled_from([5, 8, 13, 64, 128, 197, 211]),
+    n=st.sampled_from([33, 100, 300, 769]),
+    k=st.sampled_from([1, 17, 300, 800]),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=12, deadline=None)
+def test_dynamic_panel_claims_give_the_static_split_bit_for_bit(isa, m, n, k, seed) -> None:
+    """GEMMs split over N claim their panels at run time (gemm_set_dynamic_panels): whichever thread computes a
+    panel, it computes it with the same tiles, so fp32, int8 and weight-only results equal the fixed split's bit for
+    bit (sizes around MC's 5/4 slack, several K slices, GEMV rows)."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(m, k, generator=g)
+    w = torch.randn(k, n, generator=g) / k**0.5
+    bias = torch.randn(n, generator=g)
+    p32 = _C.gemm_pack_b_f32(w.data_ptr(), k, n, n, 1)
+    wt = w.t().contiguous()
+    scale = (wt.abs().amax(1) / 127).clamp_min(1e-8)
+    q8 = torch.round(wt / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    p8 = _C.gemm_pack_b_s8(q8.data_ptr(), k, n, q8.stride(1), q8.stride(0), scale.data_ptr())
+    pwo = _C.gemm_pack_b_wo(q8.data_ptr(), k, n, k, 8, 0, scale.data_ptr(), 1)
+    calls = {
+        "f32": lambda c: _C.gemm_packed(a.data_ptr(), m, k, k, p32, c.data_ptr(), n, bias.data_ptr(), act=2),
+        "int8": lambda c: _C.gemm_u8s8_dynamic(a.data_ptr(), m, k, k, p8, c.data_ptr(), n),
+        "wo": lambda c: _C.gemm_wo_packed(a.data_ptr(), m, k, k, pwo, c.data_ptr(), n),
+    }
+    threads, dynamic = native.get_num_threads(), _C.gemm_dynamic_panels()
+    try:
+        native.set_num_threads(2)
+        with dispatch_at(isa):
+            for name, call in calls.items():
+                out = {}
+                for on in (False, True):
+                    _C.gemm_set_dynamic_panels(on)
+                    out[on] = torch.full((m, n), float("nan"))
+                    call(out[on])
+                assert torch.equal(out[False], out[True]), name
+                assert not out[True].isnan().any(), name
+    finally:
+        native.set_num_threads(threads)
+        _C.gemm_set_dynamic_panels(dynamic)

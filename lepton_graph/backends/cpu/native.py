@@ -27,6 +27,7 @@ except ImportError as exc:  # a source checkout that was never built, or a wheel
 else:
     _IMPORT_ERROR = None
     _C.gemm_set_blocking(config.gemm_kc, config.gemm_mc)
+    _C.gemm_set_dynamic_panels(config.gemm_dynamic_panels)
 
 __all__ = [
     "act_enum",
