@@ -36,7 +36,7 @@ model, (args, kwargs) = zoo.build(name)
 cal = []
 for i in range(n):
     a, k = zoo.build(name, seed=1000 + i)[1]
-    cal.append(k if k and not a else a)
+    cal.append(lepton_graph.Inputs(*a, **k))
 tiny, (ta, tk) = zoo.build("mlp_tiny")
 lepton_graph.compile(tiny)(*ta, **tk)  # the one-time cost of a process's first compile (imports) is not the model's
 out = {}

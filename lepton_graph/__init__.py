@@ -2,6 +2,7 @@
 
 from .api import CompiledModel, compile, lepton_dynamo_backend
 from .artifact import LoadedModel, export, load
+from .calibration import Inputs
 from .config import config
 from .errors import ArtifactError, CaptureError, CompileFailedWarning, InputError, LeptonError, UnsupportedError
 from .passes.quantize import QuantConfig
@@ -14,6 +15,7 @@ __all__ = [
     "CompileFailedWarning",
     "CompiledModel",
     "InputError",
+    "Inputs",
     "LeptonError",
     "LoadedModel",
     "QuantConfig",

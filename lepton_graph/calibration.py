@@ -132,9 +132,25 @@ class Calibration:
     layer_inputs: dict[Any, torch.Tensor] = field(default_factory=dict)
 
 
+class Inputs:
+    """One call's inputs, positional and keyword together: ``Inputs(ids, attention_mask=mask)`` is the call
+    ``model(ids, attention_mask=mask)``. For ``calibration=``, ``eval=`` and example inputs, where a tuple says
+    positional arguments only and a dict keyword arguments only."""
+
+    __slots__ = ("args", "kwargs")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+    def __repr__(self) -> str:
+        return f"Inputs({len(self.args)} positional, keywords {sorted(self.kwargs)})"
+
+
 def as_call(example: Any, i: int) -> tuple[tuple, dict]:
-    """One calibration example as the model is called: a tuple of positional args, a dict of keyword args, or a
-    single tensor (one positional arg)."""
+    """One example as the model is called: ``Inputs(*args, **kwargs)``, a tuple of positional args, a dict of keyword
+    args, or a single tensor (one positional arg)."""
+    if isinstance(example, Inputs):
+        return example.args, dict(example.kwargs)
     if isinstance(example, dict):
         return (), example
     if isinstance(example, tuple):
@@ -143,7 +159,7 @@ def as_call(example: Any, i: int) -> tuple[tuple, dict]:
         return (example,), {}
     raise InputError(
         f"calibration example {i} is a {type(example).__name__}: give a tuple of positional arguments, a dict of "
-        "keyword arguments or a single tensor, as the model is called"
+        "keyword arguments, a single tensor or lepton_graph.Inputs(*args, **kwargs), as the model is called"
     )
 
 
@@ -350,6 +366,7 @@ __all__ = [
     "OBSERVERS",
     "Calibration",
     "CalibrationRun",
+    "Inputs",
     "Observer",
     "as_call",
     "calibrate",

@@ -57,7 +57,9 @@ def _compile_options(ns: argparse.Namespace) -> dict[str, Any]:
             raise InputError(
                 "export: int8-static needs calibration inputs; for your own model, call lepton_graph.export"
             )
-        opts["calibration"] = [k if k and not a else a for _, a, k in (_model(ns.model, 1000 + i) for i in range(8))]
+        from ..calibration import Inputs
+
+        opts["calibration"] = [Inputs(*a, **k) for _, a, k in (_model(ns.model, 1000 + i) for i in range(8))]
     return opts
 
 

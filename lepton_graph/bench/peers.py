@@ -267,7 +267,9 @@ def _lepton_quantized(scheme: str) -> Callable:
 
         extra: dict[str, Any] = {}
         if scheme == "int8-static":
-            extra["calibration"] = [kw if kw and not a else a for a, kw in calibration_examples(ctx)]
+            from ..calibration import Inputs
+
+            extra["calibration"] = [Inputs(*a, **kw) for a, kw in calibration_examples(ctx)]
         with ctx.stage(f"lepton_graph.compile(quantize={scheme!r})"):
             return lepton_graph.compile(model, quantize=scheme, **extra)
 

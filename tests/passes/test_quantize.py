@@ -735,3 +735,33 @@ def test_smoothing_groups_only_layers_reading_the_same_tensor() -> None:
     for name in s:  # the same factors as in eager, to fp32 rounding
         torch.testing.assert_close(got[name][0], s[name], rtol=1e-4, atol=0)
         assert got[name][1] == pytest.approx(res.smooth[name][1], rel=1e-4, abs=1e-6)
+
+
+def test_calibration_examples_with_positional_and_keyword_arguments() -> None:
+    """lepton_graph.Inputs(*args, **kwargs) is one call with both kinds of argument (a tuple or a dict says one
+    kind only): calibrating with Inputs(x, shift=s) is calibrating with the positional call (x, s), bit for bit, and
+    the keyword reaches the model (without it the ranges, and so the outputs, differ)."""
+
+    class Shifted(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(48, 16)
+
+        def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+            return self.lin(x if shift is None else x + shift)
+
+    torch.manual_seed(0)
+    model = Shifted().eval()
+    gen = torch.Generator().manual_seed(1)
+    xs = [torch.randn(8, 48, generator=gen) for _ in range(4)]
+    shift = torch.full((8, 48), 3.0)
+    outs = []
+    for cal in ([lepton_graph.Inputs(x, shift=shift) for x in xs], [(x, shift) for x in xs], [(x,) for x in xs]):
+        c = lepton_graph.compile(model, quantize="int8-static", calibration=cal)
+        with torch.no_grad():
+            outs.append(c(xs[0], shift))
+    assert torch.equal(outs[0], outs[1])
+    assert not torch.equal(outs[0], outs[2])
+    with torch.no_grad():
+        assert _rel_l2(outs[0], model(xs[0], shift)) < 0.05
+    assert "1 positional" in repr(lepton_graph.Inputs(xs[0], shift=shift))
