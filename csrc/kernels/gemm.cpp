@@ -188,7 +188,19 @@ void pack_b_panels_f32(const float* b, int64_t K, int64_t N, int64_t sk, int64_t
     } else {
       for (int64_t k = 0; k < K; ++k)
         for (int64_t c = nn; c < w; ++c) p[k * w + c] = 0.0f;
-      for (int64_t c = 0; c < nn; ++c) {
+      // 8 columns at a time: 8 source rows read in step, each k writing 32 contiguous bytes of the panel (a column
+      // at a time wrote one float per 128-byte row of the panel: BERT-base's weights packed at ~1.3 GB/s at load)
+      int64_t c = 0;
+      for (; c + 8 <= nn; c += 8) {
+        const float* src[8];
+        for (int i = 0; i < 8; ++i) src[i] = b + (n0 + c + i) * sn;
+        for (int64_t k = 0; k < K; ++k) {
+          float* d = p + k * w + c;
+          const int64_t o = k * sk;
+          for (int i = 0; i < 8; ++i) d[i] = src[i][o];
+        }
+      }
+      for (; c < nn; ++c) {
         const float* src = b + (n0 + c) * sn;
         for (int64_t k = 0; k < K; ++k) p[k * w + c] = src[k * sk];
       }
