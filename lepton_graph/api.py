@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import functools
 import inspect
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -190,6 +191,12 @@ class _FunctionModule(torch.nn.Module):
         return self.fn(*args, **kwargs)
 
 
+# torch's tracing (fake tensor mode, torch.export, Dynamo) keeps process-global state, so two compiles at once fail
+# each other's capture (measured: 8 threads' concurrent first calls of one model all raised "rejects these inputs").
+# One compile at a time in a process; compiled variants run concurrently (tests/runtime/test_concurrency.py).
+_COMPILE_LOCK = threading.RLock()
+
+
 class CompiledModel:
     """The compiled callable. ``report()`` says what was compiled, what fell back to torch and why."""
 
@@ -224,15 +231,20 @@ class CompiledModel:
                 return var.run(args, kwargs, [*args, *(kwargs[k] for k in sorted(kwargs))] if kwargs else args)
         leaves, sig = flatten_call(args, kwargs)
         var = self._cache.lookup(sig)
+        ran: list[Any] = []  # this call's result when compiling already ran it
         if var is None:
-            var = self._miss(args, kwargs, leaves, sig)
+            with _COMPILE_LOCK:
+                var = self._cache.lookup(sig)  # another thread's compile may have made it while this one waited
+                if var is None:
+                    var = self._miss(args, kwargs, leaves, sig)
+                    ran, self._compile_output = self._compile_output, []
             if var is None:  # cache full: this signature alone runs through torch
                 with torch.no_grad():
                     return self.model(*args, **kwargs)
         if key is not None and len(self._cache.fast) < 64 * self._cache.limit:
             self._cache.fast[key] = var
-        if self._compile_output:  # compiling ran this call already (Dynamo): running it again would redo its
-            return self._compile_output.pop()  # side effects (a second draw from the RNG)
+        if ran:  # compiling ran this call already (Dynamo): running it again would redo its side effects (a
+            return ran.pop()  # second draw from the RNG)
         return var.run(args, kwargs, leaves)
 
     def report(self) -> CompileReport:
