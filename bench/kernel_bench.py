@@ -25,6 +25,7 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
 
 import argparse  # noqa: E402
 import datetime as dt
+import functools
 import json
 import platform
 import statistics
@@ -773,6 +774,65 @@ def _pool_case(name: str, n: int, c: int, h: int, w: int, k: int, s: int, p: int
 
 
 BENCHMARKS.append(("pool", bench_pool, None))
+
+
+# ---------------------------------------------------------------------------------------- per-kernel dispatch
+
+DISPATCH_DEPTHS = (16, 64)
+
+
+class _Chain(torch.nn.Module):
+    """``depth`` tiny linears (4 x 4) with a ReLU between: one native kernel each (linear + ReLU fuse), work so
+    small that a call's time is the executor's dispatch."""
+
+    def __init__(self, depth: int) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(depth))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.relu(layer(x))
+        return x
+
+
+def bench_dispatch(rounds: int, quick: bool = False) -> list[dict[str, Any]]:
+    """What one kernel costs the executor beyond its work (issue 11): a chain of tiny layers compiled, time per call
+    over kernels per call, against torch eager per op on the same chain (its own dispatch)."""
+    import lepton_graph
+
+    rows = []
+    print(f"{'chain':>18} {'kernels':>8} {'ours us/kernel':>15} {'eager us/op':>12} {'eager/ours':>11}")
+    for depth in DISPATCH_DEPTHS[:1] if quick else DISPATCH_DEPTHS:
+        torch.manual_seed(depth)
+        model = _Chain(depth).eval()
+        x = torch.randn(1, 4)
+        compiled = lepton_graph.compile(model)
+        with torch.no_grad():
+            compiled(x)
+            kernels = compiled.report().as_dict()["kernels_per_call"]
+            ops = 2 * depth  # eager: linear and relu per layer
+            impls = {"ours": functools.partial(compiled, x), "eager": functools.partial(model, x)}
+            times = time_interleaved(impls, rounds)
+        row = {
+            "family": "dispatch",
+            "case": f"{depth} x linear+relu",
+            "kernels": kernels,
+            "ours_us_per_kernel": times["ours"] / kernels * 1e6,
+            "eager_us_per_op": times["eager"] / ops * 1e6,
+            "ours_s": times["ours"],
+            "eager_s": times["eager"],
+        }
+        row["eager_over_ours"] = row["eager_us_per_op"] / row["ours_us_per_kernel"]
+        rows.append(row)
+        print(
+            f"{row['case']:>18} {kernels:8d} {row['ours_us_per_kernel']:15.2f} {row['eager_us_per_op']:12.2f} "
+            f"{row['eager_over_ours']:11.2f}",
+            flush=True,
+        )
+    return rows
+
+
+BENCHMARKS.append(("dispatch", bench_dispatch, None))
 
 
 def summarize_before(rows: list[dict[str, Any]]) -> dict[str, Any]:
