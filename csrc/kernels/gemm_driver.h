@@ -217,7 +217,7 @@ void run_block(Kernel kn, int64_t m0, int64_t m1, int64_t j0, int64_t j1) {
 // preempted worker) ends up with fewer panels instead of everyone waiting for its fixed half at the join.
 struct PanelQueue {
   std::atomic<int64_t> next{0};
-  int64_t n_panels = 0, min_chunk = 1;
+  int64_t n_panels = 0;
   int threads = 1;
 
   // [j0, j1) claimed, or false when none is left.
@@ -226,7 +226,7 @@ struct PanelQueue {
     for (;;) {
       const int64_t left = n_panels - j;
       if (left <= 0) return false;
-      const int64_t size = std::min(left, std::max(min_chunk, (left + 2 * threads - 1) / (2 * threads)));
+      const int64_t size = (left + 2 * threads - 1) / (2 * threads);
       if (next.compare_exchange_weak(j, j + size, std::memory_order_relaxed)) {
         j0 = j;
         j1 = j + size;
@@ -236,21 +236,15 @@ struct PanelQueue {
   }
 };
 
-// Every row of the GEMM over the panels claimed from q. With one K slice and one row block (the transformers' layers:
-// K <= KC, M <= MC) A is packed once per thread and serves every chunk; otherwise each chunk runs run_block, which
-// packs A again (q.min_chunk keeps that a small share of the chunk's work).
+// Every row of the GEMM over the panels claimed from q, for a GEMM whose A is one block (plan_blocks(kn, M).single:
+// the transformers' layers, K <= KC and M <= 5/4 MC): A is packed once per thread and serves every chunk. (Chunks
+// that re-packed A for several K slices or row blocks measured slower than the fixed split: run_gemm keeps that.)
 template <class Kernel>
 void run_claimed(Kernel kn, int64_t M, PanelQueue& q) {
   int64_t j0, j1;
   if (!q.claim(j0, j1)) return;
   if (kn.direct(0, M, j0, j1)) {
     while (q.claim(j0, j1)) kn.direct(0, M, j0, j1);
-    return;
-  }
-  const BlockPlan p = plan_blocks(kn, M);
-  if (!p.single) {
-    do run_block(kn, 0, M, j0, j1);
-    while (q.claim(j0, j1));
     return;
   }
   const int tile_mr = block_tile_mr(kn, M);
