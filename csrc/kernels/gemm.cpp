@@ -311,7 +311,8 @@ struct F32Kernel {
     if (bf16)
       pack_bf16(a, lda_m, K, ic, mc, pc, kc, tile_mr, abuf);
     else
-      (ks.pack_a ? ks.pack_a : pack_a_f32)(a, lda_m, lda_k, ic, mc, pc, kc, tile_mr, reinterpret_cast<float*>(abuf));
+      (ks.pack_a && lda_k == 1 ? ks.pack_a : pack_a_f32)(a, lda_m, lda_k, ic, mc, pc, kc, tile_mr,
+                                                          reinterpret_cast<float*>(abuf));
     return abuf;
   }
 

@@ -102,7 +102,8 @@ using SmallMKernel = void (*)(int m, int64_t K, const float* a, int64_t lda, con
 using EpiKernel = void (*)(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep);
 
 // Packs rows [m0, m0 + mc) x columns [k0, k0 + kc) of A (element (i, k) at a[i * lda_m + k * lda_k]) into tiles of
-// max_mr rows: tile t at dst + t * max_mr * kc, element (i, k) at [k * mr_t + i].
+// max_mr rows: tile t at dst + t * max_mr * kc, element (i, k) at [k * mr_t + i]. The ISA variants (IsaKernels::
+// pack_a) are called with lda_k == 1 only; A with another k stride takes the portable packing.
 using PackAF32 = void (*)(const float* a, int64_t lda_m, int64_t lda_k, int64_t m0, int64_t mc, int64_t k0,
                           int64_t kc, int max_mr, float* dst);
 

@@ -233,22 +233,18 @@ inline void transpose8(__m256 r[8]) {
   r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-// detail::PackAF32 (unit k stride): 8 k at a time, the tile's rows (<= 6) loaded, transposed, and the 8 k-rows of mr
-// values stored back to back. A k-row is stored 8 wide where that stays inside the 8 x mr block (its lanes past mr
-// fall on the next k-rows, which the next stores overwrite), else mr wide: nothing past the block is written.
-// (The portable element-by-element copy took ~6% of a single-thread 128 x 768 x 3072 GEMM, and with N split
-// over two threads each of them packs all of A.)
-void pack_a_avx2(const float* a, int64_t lda_m, int64_t lda_k, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
+// detail::PackAF32 (called with unit k stride only): 8 k at a time, the tile's rows (<= 6) loaded, transposed, and
+// the 8 k-rows of mr values stored back to back. A k-row is stored 8 wide where that stays inside the 8 x mr block
+// (its lanes past mr fall on the next k-rows, which the next stores overwrite), else mr wide: nothing past the block
+// is written. (The portable element-by-element copy took ~6% of a single-thread 128 x 768 x 3072 GEMM, and with N
+// split over two threads each of them packs all of A.)
+void pack_a_avx2(const float* a, int64_t lda_m, int64_t /*lda_k: 1*/, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
                  int max_mr, float* dst) {
+  static_assert(kMaxMR <= 8, "a tile's rows must fit one 8 x 8 transpose");
   for (int64_t t0 = 0; t0 < mc; t0 += max_mr) {
     const int mr = static_cast<int>(mc - t0 < max_mr ? mc - t0 : max_mr);
     float* d = dst + t0 * kc;
-    const float* rows = a + (m0 + t0) * lda_m + k0 * lda_k;
-    if (lda_k != 1 || mr > 8) {
-      for (int i = 0; i < mr; ++i)
-        for (int64_t k = 0; k < kc; ++k) d[k * mr + i] = rows[i * lda_m + k * lda_k];
-      continue;
-    }
+    const float* rows = a + (m0 + t0) * lda_m + k0;
     const __m256i last = mask_for(mr);
     int64_t k = 0;
     for (; k + 8 <= kc; k += 8) {

@@ -236,18 +236,14 @@ void epilogue_avx512(float* c, int64_t ldc, int m, int64_t n, const TileEpi* ep)
 
 // ---------------------------------------------------------------------------------------------- A packing
 
-// detail::PackAF32: 16 k at a time, up to 16 rows loaded, transposed, stored as 16 contiguous k-rows of mr values.
-void pack_a_avx512(const float* a, int64_t lda_m, int64_t lda_k, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
-                   int max_mr, float* dst) {
+// detail::PackAF32 (called with unit k stride only): 16 k at a time, up to 16 rows loaded, transposed, stored as 16
+// contiguous k-rows of mr values.
+void pack_a_avx512(const float* a, int64_t lda_m, int64_t /*lda_k: 1*/, int64_t m0, int64_t mc, int64_t k0,
+                   int64_t kc, int max_mr, float* dst) {
   for (int64_t t0 = 0; t0 < mc; t0 += max_mr) {
     const int mr = static_cast<int>(mc - t0 < max_mr ? mc - t0 : max_mr);
     float* d = dst + t0 * kc;
-    const float* rows = a + (m0 + t0) * lda_m + k0 * lda_k;
-    if (lda_k != 1) {
-      for (int i = 0; i < mr; ++i)
-        for (int64_t k = 0; k < kc; ++k) d[k * mr + i] = rows[i * lda_m + k * lda_k];
-      continue;
-    }
+    const float* rows = a + (m0 + t0) * lda_m + k0;
     const __mmask16 sm = tail_mask(mr);
     for (int64_t k = 0; k < kc; k += 16) {
       const int kk = static_cast<int>(kc - k < 16 ? kc - k : 16);
