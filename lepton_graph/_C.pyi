@@ -505,3 +505,11 @@ def gemm_dynamic_panels() -> bool:
 
 def gemm_set_dynamic_panels(on: bool) -> None:
     """GEMMs split over N across threads (every thread packs all of A) claim their panels at run time in guided chunks (True, the default) or take a fixed share each (False: for A/B measurements). From lepton_graph.config (LEPTON_GEMM_DYNAMIC_PANELS)."""
+
+def gemm_packed_b_f32_from(
+    words_ptr: int, nbytes: int, K: int, N: int, borrow: bool, huge_pages: bool = True
+) -> PackedB:
+    """A PackedB over nbytes of f32 panels written by gemm_pack_b_f32 (size checked against K x N): borrow=True reads them in place (64-byte aligned; the caller keeps the memory alive and unchanged), else copies."""
+
+def gemm_packed_f32_nbytes(K: int, N: int) -> int:
+    """Bytes of a K x N f32 B packed by gemm_pack_b_f32 (the same on every ISA)."""

@@ -82,6 +82,13 @@ OPTIONS = [
         "GEMMs split over N hand their panels out at run time (guided chunks) instead of a fixed share per thread",
         "LEPTON_GEMM_DYNAMIC_PANELS",
     ),
+    Option(
+        "artifact_panels",
+        bool,
+        True,
+        "export stores GEMM weights as packed f32 panels, read in place at load (off: raw weights, packed at load)",
+        "LEPTON_ARTIFACT_PANELS",
+    ),
 ]
 
 
@@ -107,6 +114,7 @@ class Config:
     gemm_kc: int
     gemm_mc: int
     gemm_dynamic_panels: bool
+    artifact_panels: bool
 
     def __init__(self) -> None:
         for opt in OPTIONS:

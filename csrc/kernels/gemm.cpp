@@ -33,6 +33,34 @@ int64_t packed_k(const PackedB& p) { return p.K; }
 int64_t packed_n(const PackedB& p) { return p.N; }
 bool packed_is_bf16(const PackedB& p) { return p.bf16; }
 int64_t packed_nbytes(const PackedB& p) { return p.nbytes(); }
+const void* packed_data(const PackedB& p) { return p.data.get(); }
+
+int64_t packed_f32_nbytes(int64_t K, int64_t N) {
+  LG_CHECK(K >= 0 && N >= 0, K, "and N must be >= 0, got ", K, " x ", N);
+  const int64_t panels = (N + kPanel - 1) / kPanel;
+  return panels == 0 ? 0 : ((panels - 1) * kPanel + detail::last_panel_width(N)) * K * 4;
+}
+
+std::shared_ptr<PackedB> packed_b_f32_from(const void* words, int64_t nbytes, int64_t K, int64_t N, bool borrow,
+                                           bool huge_pages) {
+  const int64_t want = packed_f32_nbytes(K, N);
+  LG_CHECK(nbytes == want, nbytes, "is ", nbytes, ", not the ", want, " bytes of a packed ", K, " x ", N, " f32 B");
+  LG_CHECK(words != nullptr || nbytes == 0, words, "is null");
+  auto p = std::make_shared<PackedB>();
+  if (borrow) {
+    LG_CHECK(reinterpret_cast<std::uintptr_t>(words) % 64 == 0, words, "is not 64-byte aligned (needed to read panels in place)");
+    p->K = K;
+    p->N = N;
+    p->rows = K;
+    p->n_panels = (N + kPanel - 1) / kPanel;
+    p->last_width = detail::last_panel_width(N);
+    p->data = detail::AlignedPtr(static_cast<uint32_t*>(const_cast<void*>(words)), detail::AlignedFree{false});
+  } else {
+    p->allocate(K, N, K, huge_pages);
+    if (nbytes) std::memcpy(p->data.get(), words, static_cast<size_t>(nbytes));
+  }
+  return p;
+}
 
 namespace {
 

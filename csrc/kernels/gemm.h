@@ -66,6 +66,15 @@ void gemm_bf16_packed(const float* a, int64_t M, int64_t K, int64_t lda, const P
 bool bf16_supported();
 bool packed_is_bf16(const PackedB& p);
 int64_t packed_nbytes(const PackedB& p);
+const void* packed_data(const PackedB& p);
+
+// The packed f32 layout does not depend on the ISA (detail::kPanel columns per panel for every micro-kernel), so
+// panels written by one machine are read as they are by another. packed_f32_nbytes: the bytes pack_b_f32 fills
+// for a K x N B. packed_b_f32_from: a PackedB over `nbytes` such bytes (checked against K, N): borrowed in place
+// (`words` 64-byte aligned; the caller keeps them alive and unchanged for the PackedB's lifetime) or copied.
+int64_t packed_f32_nbytes(int64_t K, int64_t N);
+std::shared_ptr<PackedB> packed_b_f32_from(const void* words, int64_t nbytes, int64_t K, int64_t N, bool borrow,
+                                           bool huge_pages = true);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Internals shared by gemm.cpp (driver, packing, threading, portable kernels) and the ISA units. Plain data and

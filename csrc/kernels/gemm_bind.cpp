@@ -111,7 +111,24 @@ LG_BIND(gemm) {
       .def_property_readonly("k", [](const PyPackedB& p) { return lg::gemm::packed_k(*p.p); })
       .def_property_readonly("n", [](const PyPackedB& p) { return lg::gemm::packed_n(*p.p); })
       .def_property_readonly("bf16", [](const PyPackedB& p) { return lg::gemm::packed_is_bf16(*p.p); })
-      .def_property_readonly("nbytes", [](const PyPackedB& p) { return lg::gemm::packed_nbytes(*p.p); });
+      .def_property_readonly("nbytes", [](const PyPackedB& p) { return lg::gemm::packed_nbytes(*p.p); })
+      .def_property_readonly(
+          "data_ptr", [](const PyPackedB& p) { return reinterpret_cast<std::uintptr_t>(lg::gemm::packed_data(*p.p)); },
+          "Address of the packed words (nbytes of them; an f32 packing is portable across ISAs: artifacts store it).");
+  m.def("gemm_packed_f32_nbytes", &lg::gemm::packed_f32_nbytes, arg("K"), arg("N"),
+        "Bytes of a K x N f32 B packed by gemm_pack_b_f32 (the same on every ISA).");
+  m.def(
+      "gemm_packed_b_f32_from",
+      [](std::uintptr_t words_ptr, int64_t nbytes, int64_t K, int64_t N, bool borrow, bool huge_pages) {
+        LG_CHECK(nbytes >= 0, nbytes, "must be >= 0, got ", nbytes);
+        LG_CHECK_BUFFER(words_ptr, uint8_t, nbytes);
+        return PyPackedB{lg::gemm::packed_b_f32_from(reinterpret_cast<const void*>(words_ptr), nbytes, K, N, borrow,
+                                                     huge_pages)};
+      },
+      arg("words_ptr"), arg("nbytes"), arg("K"), arg("N"), arg("borrow"), arg("huge_pages") = true,
+      py::call_guard<py::gil_scoped_release>(),
+      "A PackedB over nbytes of f32 panels written by gemm_pack_b_f32 (size checked against K x N): borrow=True "
+      "reads them in place (64-byte aligned; the caller keeps the memory alive and unchanged), else copies.");
 
   m.def(
       "gemm_pack_b_f32",

@@ -37,8 +37,12 @@
 
 namespace lg::gemm::detail {
 
+// owned = false: the words belong to someone else (packed panels read in place from a mapped artifact file).
 struct AlignedFree {
-  void operator()(void* p) const { std::free(p); }
+  bool owned = true;
+  void operator()(void* p) const {
+    if (owned) std::free(p);
+  }
 };
 using AlignedPtr = std::unique_ptr<uint32_t[], AlignedFree>;
 

@@ -2,12 +2,13 @@
 
 ``lepton_graph.export(model, example_inputs, path, **compile_options)`` (or ``compiled.export(path)``) writes the
 graph after every pass (fusion groups, quantized and folded weights as compiled) as JSON (graph_json.py), every
-constant in a safetensors section, and the call's input/output structure as pytree JSON, in the container of
-container.py (magic, versioned header, sha256 per section). ``lepton_graph.load(path)`` reads it back with no pickle
-and no code from the file: ops are registry names, FALLBACK targets only ``torch.ops.aten`` overloads (or the few
-Python operators the registry allows), the tensors safetensors; then partitions and lowers the graph for this
-machine (weights are packed at load: the file stays portable across CPUs) and guards every call like a compiled
-model does.
+constant in a safetensors section (GEMM weights as the packed f32 panels the kernels read: panels.py), and the
+call's input/output structure as pytree JSON, in the container of container.py (magic, versioned header, sha256 per
+section or per 16 MiB chunk). ``lepton_graph.load(path)`` reads it back with no pickle and no code from the file: ops
+are registry names, FALLBACK targets only ``torch.ops.aten`` overloads (or the few Python operators the registry
+allows), the tensors safetensors; then partitions and lowers the graph for this machine (stored panels are read in
+place: their layout is the same on every ISA; other weights are packed at load) and guards every call like a
+compiled model does.
 
 ``dynamic=True`` variants keep their symbolic sizes (the loaded model takes any size where the compiled one did).
 Not yet: models Dynamo captured (graph breaks) are refused with the reason.
@@ -16,6 +17,7 @@ Not yet: models Dynamo captured (graph breaks) are refused with the reason.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,12 +31,14 @@ import torch.utils._pytree as pytree
 from ..errors import ArtifactError, InputError, UnsupportedError
 from ..ir import Graph, Op
 from ..ir.verify import VerifyError, verify
+from . import panels
 from .container import FORMAT, json_object, open_artifact, write_artifact
 from .graph_json import decode_graph, encode_graph
 from .tensors import save_tensors, view_tensors
 
 SECTION_GRAPH = "graph"
 SECTION_TENSORS = "tensors"
+SECTION_PANELS = "panels"  # GEMM weights packed (panels.py); absent when none is stored
 SECTION_CALL = "call"  # how a call maps onto the graph: input/output pytree specs, input leaves, precision
 # Python callables a FALLBACK node may name besides torch.ops.aten (ir/defs/fallback.py allows the same)
 _PY_TARGETS = ("operator.", "math.", "torch.sym_", "torch._sym_")
@@ -88,9 +92,20 @@ def write(piece: ExportPiece, path: str | Path) -> int:
             f"export: the model's inputs or outputs use a container the loader could not rebuild without the "
             f"model's code ({type(e).__name__}: {e}); return tensors in tuples, lists or dicts"
         ) from None
-    tensors = save_tensors({k: t for k, t in graph.constants.items() if k in graph.const_values})
     from .. import __version__
     from ..backends.cpu import native
+    from ..config import config
+
+    consts = {k: t for k, t in graph.constants.items() if k in graph.const_values}
+    stored: dict[str, tuple[bool, int, int, torch.Tensor]] = {}
+    if config.artifact_panels and piece.precision == "fp32" and native.available():
+        from ..backends.cpu.gemm import pack_weight
+
+        for key, transposed in panels.candidates(graph, piece.compiled.plan).items():
+            w = consts.pop(key)
+            k, n = (w.shape[1], w.shape[0]) if transposed else (w.shape[0], w.shape[1])
+            stored[key] = (transposed, k, n, panels.panel_bytes(pack_weight(w, transposed, huge_pages=False)))
+    tensors = save_tensors(consts)
 
     header = {
         "lepton_graph": __version__,
@@ -105,13 +120,16 @@ def write(piece: ExportPiece, path: str | Path) -> int:
     for leaf, pattern in zip(leaves, piece.dims or (), strict=False):
         if leaf["kind"] == "tensor" and pattern is not None:
             leaf["dims"] = list(pattern)
-    call = {
+    call: dict[str, Any] = {
         "precision": piece.precision,
         "inputs": {"spec": in_spec, "leaves": leaves, "tensor_idx": piece.tensor_idx},
         "outputs": {"spec": out_spec, "plain_spec": plain_out, "n_user": piece.n_user},
     }
+    sections = {SECTION_TENSORS: tensors}
+    if stored:
+        sections[SECTION_PANELS], call["panels"] = panels.save(stored)
     graph_json = json.dumps(encode_graph(graph), separators=(",", ":")).encode()
-    sections = {SECTION_CALL: json.dumps(call).encode(), SECTION_GRAPH: graph_json, SECTION_TENSORS: tensors}
+    sections = {SECTION_CALL: json.dumps(call).encode(), SECTION_GRAPH: graph_json, **sections}
     return write_artifact(path, header, sections)
 
 
@@ -203,6 +221,7 @@ class LoadReport:
     outputs_note: str = ""
     plan: str = field(repr=False, default="")
     kernels: str = "as exported"  # which kernel families run another ISA variant here than on the exporting CPU
+    weights: str = "packed at load"  # or stored panels read in place (panels.py), or why they were unpacked
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -216,6 +235,7 @@ class LoadReport:
             "load_s": self.load_s,
             "outputs": self.outputs_note or "as exported",
             "kernels": self.kernels,
+            "weights": self.weights,
         }
 
     def __str__(self) -> str:
@@ -235,28 +255,33 @@ class LoadedModel:
                 raise ArtifactError(f"artifact {str(path)!r} has no {name!r} section")
         art.check(SECTION_CALL)
         art.check(SECTION_GRAPH)
-        # the weights' checksum (most of the load's bytes) runs beside decoding and packing (hashlib releases the
-        # GIL); the model is returned only once it passed
-        pool = ThreadPoolExecutor(1)
-        weights_ok = pool.submit(art.check, SECTION_TENSORS)
+        # the weights' checksums (most of the load's bytes) run on every core beside decoding and lowering (hashlib
+        # releases the GIL; large sections have a digest per chunk); the model is returned only once all passed
+        pool = ThreadPoolExecutor(os.cpu_count() or 1)
+        big = [name for name in (SECTION_TENSORS, SECTION_PANELS) if name in art.sections]
+        checks = [f for name in big for f in art.check_in(pool, name)]
         try:
             self._build(art, t0)
         except Exception:
-            weights_ok.result()  # a corrupt file says so first, whatever the corruption made fail
+            for f in checks:
+                f.result()  # a corrupt file says so first, whatever the corruption made fail
             raise
         finally:
             pool.shutdown(wait=True)
-        weights_ok.result()
+        for f in checks:
+            f.result()
+        self._report.load_s = time.perf_counter() - t0
 
     def _build(self, art: Any, t0: float) -> None:
-        from ..backends import LowerOptions, default_backends
-        from ..compiler import CompiledGraph
-
         path, header, sections = art.path, art.header, art.sections
-        tensors = view_tensors(sections[SECTION_TENSORS], f"artifact {str(path)!r}")
-        graph = decode_graph(
-            json_object(sections[SECTION_GRAPH], f"artifact {str(path)!r}: the graph section"), tensors
-        )
+        where = f"artifact {str(path)!r}"
+        tensors = view_tensors(sections[SECTION_TENSORS], where)
+        call = json_object(sections[SECTION_CALL], f"{where}: the call section")
+        stored = panels.read_table(call, _panels_tensor(sections, where), tensors, where)
+        consts = dict(tensors)
+        for key, (transposed, k, n, _) in stored.items():  # declared shape only: the panels stand for the weight
+            consts[key] = torch.empty((n, k) if transposed else (k, n), device="meta")
+        graph = decode_graph(json_object(sections[SECTION_GRAPH], f"{where}: the graph section"), consts)
         _check_fallback_targets(graph)  # before verify, whose shape inference resolves them
         try:
             # structure only: shape inference on meta tensors would import torch._dynamo (~1.6 s, most of a
@@ -267,7 +292,6 @@ class LoadedModel:
             raise ArtifactError(f"artifact {str(path)!r}: the graph is inconsistent: {e}") from None
         self._header = header
         try:
-            call = json_object(sections[SECTION_CALL], "the call section")
             ins, outs = call["inputs"], call["outputs"]
             self._in_spec = pytree.treespec_loads(ins["spec"])
             self.outputs_note = ""
@@ -293,7 +317,7 @@ class LoadedModel:
             raise ArtifactError(f"artifact {str(path)!r}: the call description does not match the graph")
         if precision not in ("fp32", "bf16"):
             raise ArtifactError(f"artifact {str(path)!r}: unknown precision {precision!r}")
-        self._compiled = CompiledGraph(graph, default_backends("cpu", True, LowerOptions(precision=precision)))
+        self._compiled, weights = _lower_loaded(graph, stored, precision)
         plan = self._compiled.plan
         self._report = LoadReport(
             str(path),
@@ -306,6 +330,7 @@ class LoadedModel:
             self.outputs_note,
             plan.summary(),
             _kernel_changes(header),
+            weights,
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -345,6 +370,39 @@ class LoadedModel:
 
     def __repr__(self) -> str:
         return f"LoadedModel({self._report.path!r}, nodes={self._report.nodes})"
+
+
+def _panels_tensor(sections: dict[str, Any], where: str) -> torch.Tensor | None:
+    if SECTION_PANELS not in sections:
+        return None
+    t = view_tensors(sections[SECTION_PANELS], where).get("panels")
+    if t is None or t.dtype != torch.uint8 or t.dim() != 1:
+        raise ArtifactError(f"{where}: the panels section holds no 1-D uint8 'panels' tensor")
+    return t
+
+
+def _lower_loaded(graph: Graph, stored: dict[str, Any], precision: str) -> tuple[Any, str]:
+    """The loaded graph lowered for this CPU (native kernels unless ``LEPTON_NATIVE=0``), its stored panels read in
+    place; when some reader of a stored weight did not take its panels (no native kernels, another lowering choice),
+    the weights are unpacked from the panels (exact) and the graph is lowered again. Returns (compiled graph, how
+    the weights were made ready)."""
+    from ..backends import LowerOptions, Prepacked, default_backends
+    from ..compiler import CompiledGraph
+    from ..config import config
+
+    def lowered(pre: Prepacked | None) -> CompiledGraph:
+        return CompiledGraph(graph, default_backends("cpu", config.native, LowerOptions(precision, pre)))
+
+    if not stored:
+        return lowered(None), "packed at load"
+    pre = Prepacked({key: (t, words) for key, (t, _, _, words) in stored.items()})
+    compiled = lowered(pre)
+    why = panels.untaken(graph, compiled.plan, pre.used, stored)
+    if why is None:
+        return compiled, f"{len(stored)} GEMM weights read in place from stored panels, the rest packed at load"
+    for key, (transposed, k, n, words) in stored.items():
+        graph.constants[key] = graph.sources[key] = panels.unpack(words, k, n, transposed)
+    return lowered(None), f"stored panels unpacked and packed again at load ({why})"
 
 
 def load(path: str | Path) -> LoadedModel:

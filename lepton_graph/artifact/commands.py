@@ -118,6 +118,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
 def inspect_artifact(path: str) -> str:
     """A summary of an artifact without lowering it: format, call, ops, weights by dtype."""
     from .container import read_artifact
+    from .panels import check_table
     from .tensors import tensor_entries
 
     header, sections = read_artifact(path)
@@ -134,8 +135,15 @@ def inspect_artifact(path: str) -> str:
 
     count(graph)
     by_dtype: Counter[str] = Counter()
-    for dtype, _, _, nbytes in tensor_entries(memoryview(sections["tensors"]), str(path)).values():
+    tensors = tensor_entries(memoryview(sections["tensors"]), str(path))
+    for dtype, _, _, nbytes in tensors.values():
         by_dtype[dtype] += nbytes
+    panel_bytes = None
+    if "panels" in sections:
+        panel_bytes = tensor_entries(memoryview(sections["panels"]), str(path)).get("panels", ("", [], 0, 0))[3]
+    stored = check_table(call, panel_bytes, tensors, str(path))
+    if stored:
+        by_dtype[f"F32 as GEMM panels ({len(stored)} weights)"] += sum(e["nbytes"] for e in stored)
     ins = ", ".join(
         f"{leaf['dtype']}{leaf['shape']}" if leaf["kind"] == "tensor" else repr(leaf["value"])
         for leaf in call["inputs"]["leaves"]

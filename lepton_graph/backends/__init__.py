@@ -5,8 +5,9 @@ The partitioner asks them in preference order; the torch fallback backend accept
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..ir import Graph, Node
@@ -28,11 +29,29 @@ class Backend(Protocol):
         ...
 
 
+class Prepacked:
+    """GEMM weights whose f32 B panels exist before lowering (a loaded artifact stores them: no packing at load),
+    by constant key: (transposed, the panel bytes as a uint8 tensor). ``take`` counts each use, so the loader can
+    check that every reader of such a constant took its panels (the constant itself is not in the file)."""
+
+    def __init__(self, entries: dict[str, tuple[bool, Any]]) -> None:
+        self.entries = entries
+        self.used: Counter[str] = Counter()
+
+    def take(self, key: str, transposed: bool) -> Any | None:
+        entry = self.entries.get(key)
+        if entry is None or entry[0] != transposed:
+            return None
+        self.used[key] += 1
+        return entry[1]
+
+
 @dataclass(frozen=True)
 class LowerOptions:
     """The compile settings lowering reads, passed to every lowering as an argument."""
 
     precision: str = "fp32"  # "bf16": GEMM/conv weights and attention operands in bf16 where the CPU has it
+    prepacked: Prepacked | None = field(default=None, compare=False)
 
 
 def default_backends(device: str, native: bool, options: LowerOptions | None = None) -> list[Any]:

@@ -573,3 +573,36 @@ def test_dynamic_panel_claims_give_the_static_split_bit_for_bit(isa, m, n, k, se
     finally:
         native.set_num_threads(threads)
         _C.gemm_set_dynamic_panels(dynamic)
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=M_SIZES, n=N_SIZES, k=K_SIZES, seed=st.integers(0, 2**31 - 1))
+def test_packed_panels_taken_from_memory_give_the_same_bits(m: int, n: int, k: int, seed: int) -> None:
+    """gemm_packed_b_f32_from (an artifact's stored panels): read in place (64-byte aligned) or copied, the GEMM
+    gives the bits of the B packed here; a wrong size or a misaligned in-place read is a ValueError, not a crash."""
+    import ctypes
+
+    g = torch.Generator().manual_seed(seed)
+    a, w = torch.randn(m, k, generator=g), torch.randn(n, k, generator=g)
+    packed = G.pack_weight(w, transposed=True)
+    nbytes = _C.gemm_packed_f32_nbytes(k, n)
+    assert packed.nbytes == nbytes
+    buf = torch.zeros(nbytes + 128, dtype=torch.uint8)
+    at = (-buf.data_ptr()) % 64
+    if nbytes:
+        ctypes.memmove(buf.data_ptr() + at, packed.data_ptr, nbytes)
+    outs = []
+    for b in (
+        packed,
+        _C.gemm_packed_b_f32_from(buf.data_ptr() + at, nbytes, k, n, True),
+        _C.gemm_packed_b_f32_from(buf.data_ptr() + at, nbytes, k, n, False),
+    ):
+        c = torch.empty(m, n)
+        _C.gemm_packed(a.data_ptr(), m, k, k, b, c.data_ptr(), n)
+        outs.append(c)
+    assert all(torch.equal(outs[0], c) for c in outs[1:])
+    if nbytes:
+        with pytest.raises(ValueError, match="not the"):
+            _C.gemm_packed_b_f32_from(buf.data_ptr() + at, nbytes - 4, k, n, False)
+        with pytest.raises(ValueError, match="64-byte aligned"):
+            _C.gemm_packed_b_f32_from(buf.data_ptr() + at + 4, nbytes, k, n, True)

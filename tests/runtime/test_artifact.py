@@ -18,8 +18,10 @@ from torch import nn
 
 import lepton_graph
 from lepton_graph import ArtifactError, InputError, UnsupportedError, zoo
-from lepton_graph.artifact.container import MAGIC, read_artifact, write_artifact
+from lepton_graph.artifact import container, panels
+from lepton_graph.artifact.container import FORMAT, MAGIC, read_artifact, write_artifact
 from lepton_graph.backends.cpu import native
+from lepton_graph.config import config
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 
@@ -70,7 +72,7 @@ def test_zoo_models_round_trip_bit_for_bit(name: str, tmp_path: Path) -> None:
     loaded = lepton_graph.load(path)
     assert _equal(loaded(*args, **kwargs), ref)
     rep = loaded.report().as_dict()
-    assert rep["format"] == 1 and rep["nodes"] > 0
+    assert rep["format"] == FORMAT and rep["nodes"] > 0
 
 
 def test_quantized_int8_conv_model_round_trips(tmp_path: Path) -> None:
@@ -375,3 +377,166 @@ def test_inspect_checks_the_tensors_header_as_load_does(exported, tmp_path: Path
     write_artifact(bad, header, {**sections, "tensors": len(head).to_bytes(8, "little") + head + blob[8 + n :]})
     with pytest.raises(ArtifactError, match=re.escape(f"tensor '{name}' has malformed data offsets")):
         inspect_artifact(str(bad))
+
+
+# ------------------------------------------------------------------------------------------- stored GEMM panels
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(0, 70), n=st.integers(0, 100), transposed=st.booleans(), strided=st.booleans())
+def test_panels_unpack_to_the_weight_exactly(k: int, n: int, transposed: bool, strided: bool) -> None:
+    from lepton_graph.backends.cpu.gemm import pack_weight
+
+    shape = (n, k) if transposed else (k, n)
+    w = torch.randn(shape[1], shape[0]).t() if strided else torch.randn(shape)
+    words = panels.panel_bytes(pack_weight(w, transposed=transposed, huge_pages=False))
+    assert words.numel() == panels.packed_f32_nbytes(k, n) == native._lib().gemm_packed_f32_nbytes(k, n)
+    assert torch.equal(panels.unpack(words, k, n, transposed), w)
+
+
+class TiedHead(nn.Module):
+    """A head tied to the embedding: the embedding reads the raw weight, so it must stay raw in the file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(50, 24)
+        self.mlp = nn.Sequential(nn.Linear(24, 40), nn.ReLU(), nn.Linear(40, 24))
+        self.head = nn.Linear(24, 50, bias=False)
+        self.head.weight = self.emb.weight
+        self.proj = nn.Parameter(torch.randn(24, 24))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(torch.relu(self.mlp(self.emb(ids))) @ self.proj)
+        return self.head(h)
+
+
+def _stored_keys(path: Path) -> set[str]:
+    _, sections = read_artifact(path)
+    return {e["key"] for e in json.loads(sections["call"]).get("panels", [])}
+
+
+def test_gemm_weights_are_stored_packed_and_read_in_place(tmp_path: Path) -> None:
+    """Every weight only native GEMMs read is stored as its packed panels (linear and matmul layouts) and read in
+    place at load; a weight something else reads too (a tied embedding) stays raw; both files give the compiled
+    model's outputs bit for bit."""
+    torch.manual_seed(0)
+    model = TiedHead().eval()
+    ids = torch.randint(0, 50, (2, 7))
+    c = lepton_graph.compile(model)
+    ref = c(ids)
+    c.export(tmp_path / "p.lgraph")
+    with config.patch(artifact_panels=False):
+        c.export(tmp_path / "r.lgraph")
+    stored = _stored_keys(tmp_path / "p.lgraph")
+    assert len(stored) == 3 and _stored_keys(tmp_path / "r.lgraph") == set()
+    header, sections = read_artifact(tmp_path / "p.lgraph")
+    tensors = {e for e in json.loads(sections["tensors"][8 : 8 + int.from_bytes(sections["tensors"][:8], "little")])}
+    assert not stored & tensors and "head.weight" in tensors  # the tied embedding weight stays raw
+    p, r = lepton_graph.load(tmp_path / "p.lgraph"), lepton_graph.load(tmp_path / "r.lgraph")
+    assert p.report().weights.startswith("3 GEMM weights read in place") and r.report().weights == "packed at load"
+    assert torch.equal(p(ids), ref) and torch.equal(r(ids), ref)
+    # the panels file is larger only by the panels' zero columns (none when N is a multiple of 32) and alignment
+    table = json.loads(sections["call"])["panels"]
+    padding = sum(e["nbytes"] - 4 * e["k"] * e["n"] for e in table)
+    sizes = [(tmp_path / f).stat().st_size for f in ("p.lgraph", "r.lgraph")]
+    assert padding > 0 and sizes[1] - 256 <= sizes[0] <= sizes[1] + padding + 64 * (len(table) + 4) + 256
+
+
+def test_panels_a_reader_did_not_take_are_unpacked_and_say_so(tmp_path: Path, monkeypatch) -> None:
+    """When some reader of a stored weight does not take its panels (another lowering here; no native kernels), the
+    loader unpacks them to the weight and lowers again: the outputs are unchanged, the report says why."""
+    from lepton_graph.backends import Prepacked
+
+    model, (args, kwargs) = zoo.build("bert_tiny")
+    c = lepton_graph.compile(model)
+    ref = c(*args, **kwargs)
+    path = tmp_path / "b.lgraph"
+    c.export(path)
+    skipped = sorted(_stored_keys(path))[0]
+    take = Prepacked.take
+    monkeypatch.setattr(Prepacked, "take", lambda self, key, t: None if key == skipped else take(self, key, t))
+    m = lepton_graph.load(path)
+    assert m.report().weights.startswith("stored panels unpacked") and f"reads of {skipped!r}" in m.report().weights
+    assert _equal(m(*args, **kwargs), ref)
+    monkeypatch.setattr(Prepacked, "take", take)
+    with config.patch(native=False):
+        m = lepton_graph.load(path)
+        out = m(*args, **kwargs)
+    assert m.report().weights.startswith("stored panels unpacked") and m.report().partitions >= 1
+    with torch.no_grad():
+        eager = model(*args, **kwargs)
+    assert float((out[0] - eager[0]).norm() / eager[0].norm()) < 1e-5
+
+
+def _rewrite_call(path: Path, out: Path, edit, drop: str | None = None) -> None:
+    header, sections = read_artifact(path)
+    call = json.loads(sections["call"])
+    edit(call)
+    sections = {**sections, "call": json.dumps(call).encode()}
+    if drop:
+        sections.pop(drop)
+    write_artifact(out, {k: v for k, v in header.items() if k not in ("format", "sections")}, sections)
+
+
+@pytest.mark.parametrize(
+    ("edit", "drop", "message"),
+    [
+        (lambda c: c["panels"][0].update(nbytes=c["panels"][0]["nbytes"] - 4), None, "do not fit the panels section"),
+        (lambda c: c["panels"][0].update(offset=1 << 40), None, "do not fit the panels section"),
+        (lambda c: c["panels"][0].update(offset=2), None, "do not fit the panels section"),
+        (lambda c: c["panels"][0].update(k="many"), None, "malformed"),
+        (lambda c: c["panels"].append(dict(c["panels"][0])), None, "stored twice"),
+        (lambda c: c.update(panels={"a": 1}), None, "panel table is malformed"),
+        (lambda c: None, "panels", "no panels section"),
+        (lambda c: c["panels"][0].update(n=c["panels"][0]["n"] + 1), None, "do not fit|declares"),
+    ],
+)
+def test_hostile_panel_tables_are_refused(exported, tmp_path: Path, edit, drop, message: str) -> None:
+    path, *_ = exported
+    assert _stored_keys(path)
+    bad = tmp_path / "bad.lgraph"
+    _rewrite_call(path, bad, edit, drop)
+    with pytest.raises(ArtifactError, match=message):
+        lepton_graph.load(bad)
+    with pytest.raises(ArtifactError, match=message):
+        from lepton_graph.artifact.commands import inspect_artifact
+
+        inspect_artifact(str(bad))
+
+
+def test_large_sections_are_checked_per_chunk_and_format_1_files_still_load(
+    exported, tmp_path: Path, monkeypatch
+) -> None:
+    """Sections larger than a chunk carry a digest per chunk (checked on every core); a changed byte in any chunk is
+    an ArtifactError, as is a malformed chunk list; a format 1 file (one digest per section, no panels) loads."""
+    path, args, kwargs, ref = exported
+    header, sections = read_artifact(path)
+    header = {k: v for k, v in header.items() if k not in ("format", "sections")}
+    monkeypatch.setattr(container, "CHUNK", 256)
+    chunked = tmp_path / "c.lgraph"
+    write_artifact(chunked, header, sections)
+    last = read_artifact(chunked)[0]["sections"][-1]
+    assert len(last["chunks"]) == (last["length"] + 255) // 256 > 2
+    assert _equal(lepton_graph.load(chunked)(*args, **kwargs), ref)
+    blob = bytearray(chunked.read_bytes())
+    blob[-300] ^= 1  # inside the last section, past its first chunk
+    bad = tmp_path / "bad.lgraph"
+    bad.write_bytes(bytes(blob))
+    with pytest.raises(ArtifactError, match="fails its sha256 check"):
+        lepton_graph.load(bad)
+    monkeypatch.setattr(container, "CHUNK", 512)  # the reader now expects another number of chunks
+    with pytest.raises(ArtifactError, match="malformed chunk digest list"):
+        lepton_graph.load(chunked)
+    monkeypatch.setattr(container, "CHUNK", 1 << 40)
+    monkeypatch.setattr(container, "FORMAT", 1)
+    old = tmp_path / "old.lgraph"
+    torch.manual_seed(0)
+    c = lepton_graph.compile(TwoHeads().eval())
+    out = c(*args, **kwargs)
+    with config.patch(artifact_panels=False):
+        c.export(old)
+    monkeypatch.setattr(container, "FORMAT", FORMAT)
+    old_header, old_sections = read_artifact(old)
+    assert old_header["format"] == 1 and "panels" not in old_sections
+    assert not any("chunks" in s for s in old_header["sections"])
+    assert _equal(lepton_graph.load(old)(*args, **kwargs), out)

@@ -38,6 +38,25 @@ def _const(graph: Graph, v: Value) -> torch.Tensor | None:
     return None if t is None else t.detach()
 
 
+class Consts:
+    """Constant lookup for lowering: ``consts(v)`` is the tensor behind a value (None for run-time values) and
+    ``consts.key(v)`` its graph key; inside a fused group, body values are first mapped to the group's inputs."""
+
+    def __init__(self, graph: Graph, outer: dict[Value, Value] | None = None) -> None:
+        self.graph, self.outer = graph, outer
+
+    def _value(self, v: Value) -> Value | None:
+        return v if self.outer is None else self.outer.get(v)
+
+    def __call__(self, v: Value) -> torch.Tensor | None:
+        o = self._value(v)
+        return None if o is None else _const(self.graph, o)
+
+    def key(self, v: Value) -> str | None:
+        o = self._value(v)
+        return None if o is None else o.const
+
+
 def _rows(t: torch.Tensor, m: int, k: int) -> torch.Tensor:
     """t viewed as (m, k) with unit column stride and a row stride >= k (a copy only when no such view exists)."""
     t2 = t.reshape(m, k)
@@ -250,9 +269,7 @@ class _Root:
         return _make_runtime_kernel(self.k, self.n, self.epi, self.x_index, self.w_index, self.w_transposed, self.alpha)
 
 
-def _linear_root(
-    node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
-) -> _Root | str:
+def _linear_root(node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Consts) -> _Root | str:
     x, w = node.inputs[0], node.inputs[1]
     b = node.inputs[2] if len(node.inputs) > 2 else None
     for v, what in ((x, "input"), (w, "weight"), (b, "bias")):
@@ -276,13 +293,7 @@ def _linear_root(
             epi.bias_input = index_of(b)
     wt = const_of(w)
     if wt is not None:
-        return _Root(
-            index_of(x),
-            k,
-            n,
-            epi,
-            packed=pack_weight(wt, transposed=True, bf16=_use_bf16(opts), huge_pages=_streams_weight(x)),
-        )
+        return _Root(index_of(x), k, n, epi, packed=_weight_b(opts, const_of.key(w), wt, True, _streams_weight(x)))
     return _Root(index_of(x), k, n, epi, w_index=index_of(w), w_transposed=True)
 
 
@@ -399,7 +410,7 @@ def pack_weight_wo(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bit
 
 
 def _matmul_const_root(
-    node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Callable[[Value], Any]
+    node: Node, opts: LowerOptions, index_of: Callable[[Value], int], const_of: Consts
 ) -> _Root | str:
     """MATMUL with a constant 2-D B and a >= 2-D A: the same as a LINEAR without bias."""
     a, b = node.inputs
@@ -414,13 +425,18 @@ def _matmul_const_root(
         return f"a's last dim {a.shape[-1]} != {k}"
     if a.rank == 1:
         return "1-D a"
-    return _Root(
-        index_of(a),
-        k,
-        n,
-        _Epi(),
-        packed=pack_weight(bt, transposed=False, bf16=_use_bf16(opts), huge_pages=_streams_weight(a)),
-    )
+    return _Root(index_of(a), k, n, _Epi(), packed=_weight_b(opts, const_of.key(b), bt, False, _streams_weight(a)))
+
+
+def _weight_b(opts: LowerOptions, key: str | None, w: torch.Tensor, transposed: bool, huge_pages: bool) -> Any:
+    """The packed B of a constant weight: the panels a loaded artifact stored for it when it has them (read in place
+    unless the weight is streamed, which wants huge pages: then copied), else packed now."""
+    words = opts.prepacked.take(key, transposed) if opts.prepacked is not None and key and not _use_bf16(opts) else None
+    if words is None:
+        return pack_weight(w, transposed=transposed, bf16=_use_bf16(opts), huge_pages=huge_pages)
+    k, n = (w.shape[1], w.shape[0]) if transposed else (w.shape[0], w.shape[1])
+    borrow = not huge_pages and words.data_ptr() % 64 == 0
+    return _lib().gemm_packed_b_f32_from(words.data_ptr(), words.numel(), k, n, borrow, huge_pages)
 
 
 def _use_bf16(opts: LowerOptions) -> bool:
@@ -433,8 +449,8 @@ def _identity_index(node: Node) -> Callable[[Value], int]:
     return lambda v: idx[v]
 
 
-def _graph_const(graph: Graph) -> Callable[[Value], Any]:
-    return lambda v: _const(graph, v)
+def _graph_const(graph: Graph) -> Consts:
+    return Consts(graph)
 
 
 @lowers(Op.LINEAR)
@@ -676,9 +692,7 @@ def lower_gemm_group(node: Node, graph: Graph, opts: LowerOptions) -> Kernel | s
     def index_of(v: Value) -> int:
         return index[v]
 
-    def const_of(v: Value) -> Any:
-        o = outer.get(v)
-        return None if o is None else _const(graph, o)
+    const_of = Consts(graph, outer)
 
     if root.op is Op.LINEAR:
         r = _linear_root(root, opts, index_of, const_of)
