@@ -9,6 +9,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${LEPTON_VENV:-$ROOT/.venv}"
 
 bash "$ROOT/.ci/setup.sh"
+# a headless Chromium for the test that renders inspect --html pages (best effort, cached in the venv;
+# LEPTON_BROWSER=0 skips it and the test says so)
+if [ "${LEPTON_BROWSER:-1}" != 0 ]; then bash "$ROOT/.ci/chromium.sh"; fi
 
 cd "$ROOT"
 # lint first: CI keeps the house as it is left (ruff's rules and line length are in pyproject.toml)

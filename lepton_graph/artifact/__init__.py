@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.utils._pytree as pytree
 
+from ..backends.fallback import TorchFallback
 from ..errors import ArtifactError, InputError, UnsupportedError
 from ..ir import Graph, Op
 from ..ir.verify import VerifyError, verify
@@ -324,7 +325,7 @@ class LoadedModel:
             header,
             len(graph.nodes),
             len(plan.partitions),
-            sum(len(p.nodes) for p in plan.partitions if p.target == "torch"),
+            sum(len(p.nodes) for p in plan.partitions if p.target == TorchFallback.name),
             time.perf_counter() - t0,
             precision,
             self.outputs_note,

@@ -2,7 +2,7 @@
 
 lepton-graph export MODEL -o FILE [--quantize SCHEME] [--precision bf16]   # MODEL: a zoo name or pkg.module:function
 lepton-graph run FILE --inputs in.safetensors|in.npz [-o out.safetensors] [--bench N]
-lepton-graph inspect FILE                                                 # format, inputs/outputs, ops, weights
+lepton-graph inspect FILE [--html out.html]                               # format, inputs/outputs, ops, weights
 lepton-graph compile MODEL                                                # the compile report
 
 A ``pkg.module:function`` MODEL is imported and called (your code, at export time only) and must return
@@ -168,6 +168,11 @@ def inspect_artifact(path: str) -> str:
 
 def cmd_inspect(ns: argparse.Namespace) -> int:
     print(inspect_artifact(ns.file))
+    if ns.html:
+        from . import html
+
+        boxes = html.write(ns.file, ns.html)
+        print(f"wrote {ns.html}: the graph as {boxes} boxes, laid out with its partitions, kernels and costs")
     return 0
 
 
@@ -201,6 +206,7 @@ def add_commands(sub: Any) -> None:
     r.set_defaults(func=cmd_run)
     i = sub.add_parser("inspect", help="summarise an artifact (format, call, ops, weights)")
     i.add_argument("file")
+    i.add_argument("--html", metavar="OUT", help="also write one self-contained page drawing the graph")
     i.set_defaults(func=cmd_inspect)
     c = sub.add_parser("compile", help="compile a model and print its compile report")
     model_options(c)
