@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -244,9 +245,9 @@ class LoadReport:
         return "lepton_graph artifact\n" + "\n".join(f"{k:16}{v}" for k, v in d.items()) + "\n" + self.plan
 
 
-class LoadedModel:
-    """A model loaded from an artifact: call it like the model that was exported (same argument structure,
-    shapes and dtypes); ``report()`` says what was loaded and how it runs here."""
+class _Version:
+    """One loaded artifact, as a LoadedModel serves it: read-only after loading, so a call that took it runs on it
+    to the end whatever ``swap`` does meanwhile."""
 
     def __init__(self, path: str | Path) -> None:
         t0 = time.perf_counter()
@@ -271,7 +272,7 @@ class LoadedModel:
             pool.shutdown(wait=True)
         for f in checks:
             f.result()
-        self._report.load_s = time.perf_counter() - t0
+        self.report.load_s = time.perf_counter() - t0
 
     def _build(self, art: Any, t0: float) -> None:
         path, header, sections = art.path, art.header, art.sections
@@ -291,36 +292,35 @@ class LoadedModel:
             verify(graph, check_types=False)
         except VerifyError as e:
             raise ArtifactError(f"artifact {str(path)!r}: the graph is inconsistent: {e}") from None
-        self._header = header
         try:
             ins, outs = call["inputs"], call["outputs"]
-            self._in_spec = pytree.treespec_loads(ins["spec"])
+            self.in_spec = pytree.treespec_loads(ins["spec"])
             self.outputs_note = ""
             try:
-                self._out_spec = pytree.treespec_loads(outs["spec"])
+                self.out_spec = pytree.treespec_loads(outs["spec"])
             except Exception as e:  # noqa: BLE001 - a library's container type this process has not imported
-                self._out_spec = pytree.treespec_loads(outs["plain_spec"])
+                self.out_spec = pytree.treespec_loads(outs["plain_spec"])
                 self.outputs_note = f"outputs as plain dicts/tuples ({str(e).splitlines()[0][:160]})"
-            self._leaves: list[dict[str, Any]] = _check_leaves(ins["leaves"])
-            self._tensor_idx = [int(i) for i in ins["tensor_idx"]]
-            self._n_user = int(outs["n_user"])
+            self.leaves: list[dict[str, Any]] = _check_leaves(ins["leaves"])
+            self.tensor_idx = [int(i) for i in ins["tensor_idx"]]
+            self.n_user = int(outs["n_user"])
             precision = call.get("precision", "fp32")
         except Exception as e:  # noqa: BLE001 - any malformed entry is the same error for the user
             raise ArtifactError(f"artifact {str(path)!r}: malformed input/output description ({e})") from None
-        n_leaves = len(self._leaves)
+        n_leaves = len(self.leaves)
         if (
-            len(self._tensor_idx) != len(graph.inputs)
-            or not 0 <= self._n_user <= len(graph.outputs)
-            or self._in_spec.num_leaves != n_leaves
-            or self._out_spec.num_leaves != self._n_user
-            or any(not 0 <= i < n_leaves or self._leaves[i]["kind"] != "tensor" for i in self._tensor_idx)
+            len(self.tensor_idx) != len(graph.inputs)
+            or not 0 <= self.n_user <= len(graph.outputs)
+            or self.in_spec.num_leaves != n_leaves
+            or self.out_spec.num_leaves != self.n_user
+            or any(not 0 <= i < n_leaves or self.leaves[i]["kind"] != "tensor" for i in self.tensor_idx)
         ):
             raise ArtifactError(f"artifact {str(path)!r}: the call description does not match the graph")
         if precision not in ("fp32", "bf16"):
             raise ArtifactError(f"artifact {str(path)!r}: unknown precision {precision!r}")
-        self._compiled, weights = _lower_loaded(graph, stored, precision)
-        plan = self._compiled.plan
-        self._report = LoadReport(
+        self.compiled, weights = _lower_loaded(graph, stored, precision)
+        plan = self.compiled.plan
+        self.report = LoadReport(
             str(path),
             header,
             len(graph.nodes),
@@ -334,16 +334,18 @@ class LoadedModel:
             weights,
         )
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def check(self, args: tuple, kwargs: dict) -> list[Any]:
+        """The call's graph inputs, after the same guards a compiled model applies (InputError naming the
+        argument)."""
         from ..runtime.guards import flatten_call
 
         leaves, sig = flatten_call(args, kwargs)
-        if sig.structure != self._in_spec:
+        if sig.structure != self.in_spec:
             raise InputError(
-                f"the arguments' structure differs from the exported call's: expected {self._in_spec}, got "
+                f"the arguments' structure differs from the exported call's: expected {self.in_spec}, got "
                 f"{sig.structure}"
             )
-        for name, want, got in zip(sig.names, self._leaves, leaves, strict=True):
+        for name, want, got in zip(sig.names, self.leaves, leaves, strict=True):
             if want["kind"] == "py":
                 if isinstance(got, torch.Tensor) or got != want["value"]:
                     raise InputError(f"argument {name}: the artifact was exported with {want['value']!r}, got {got!r}")
@@ -362,15 +364,93 @@ class LoadedModel:
                 raise InputError(f"argument {name}: expected a shape like {like} (* any size), got {list(got.shape)}")
             if got.device.type != want["device"]:
                 raise InputError(f"argument {name}: expected device {want['device']}, got {got.device.type}")
+        return [leaves[i] for i in self.tensor_idx]
+
+    def run(self, inputs: list[Any]) -> Any:
         with torch.no_grad():
-            outs = self._compiled.run(*[leaves[i] for i in self._tensor_idx])
-        return pytree.tree_unflatten(list(outs[: self._n_user]), self._out_spec)
+            outs = self.compiled.run(*inputs)
+        return pytree.tree_unflatten(list(outs[: self.n_user]), self.out_spec)
+
+    def example_inputs(self) -> tuple[tuple, dict]:
+        """A call this version accepts (zeros of the exported shapes, the exported Python values): for warming."""
+        flat = []
+        for leaf in self.leaves:
+            if leaf["kind"] == "py":
+                flat.append(leaf["value"])
+            else:
+                flat.append(torch.zeros(leaf["shape"], dtype=getattr(torch, leaf["dtype"]), device=leaf["device"]))
+        args, kwargs = pytree.tree_unflatten(flat, self.in_spec)
+        return tuple(args), dict(kwargs)
+
+    def signature_differs(self, other: _Version) -> str | None:
+        """Why ``other`` cannot serve this version's callers (None: it can): the same argument structure, Python
+        values, tensor dtypes, devices and shapes (or dims patterns), and the same output structure."""
+        if other.in_spec != self.in_spec:
+            return f"its arguments' structure {other.in_spec} differs from {self.in_spec}"
+        for i, (a, b) in enumerate(zip(self.leaves, other.leaves, strict=True)):
+            if a != b:
+                return f"input {i} is {_describe(b)} where the serving version takes {_describe(a)}"
+        if other.out_spec != self.out_spec or other.n_user != self.n_user:
+            return f"its outputs' structure {other.out_spec} differs from {self.out_spec}"
+        for i, (mine, theirs) in enumerate(zip(self.outputs(), other.outputs(), strict=True)):
+            if mine != theirs:
+                return f"output {i} is {theirs} where the serving version returns {mine}"
+        return None
+
+    def outputs(self) -> list[str]:
+        """The user outputs' dtypes and shapes (symbolic sizes by name), as the graph declares them."""
+        return [f"{v.dtype.value}[{', '.join(map(str, v.shape))}]" for v in self.compiled.graph.outputs[: self.n_user]]
+
+
+def _describe(leaf: dict[str, Any]) -> str:
+    if leaf["kind"] == "py":
+        return f"the Python value {leaf['value']!r}"
+    shape = leaf.get("dims", leaf["shape"])
+    dims = ", ".join("*" if d is None else str(d) for d in shape)
+    return f"{leaf['dtype']}[{dims}] on {leaf['device']}"
+
+
+class LoadedModel:
+    """A model loaded from an artifact: call it like the model that was exported (same argument structure,
+    shapes and dtypes); ``report()`` says what was loaded and how it runs here. ``swap`` replaces the artifact it
+    serves while it is being called (hot update)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._v = _Version(path)
+        self._swap_lock = threading.Lock()
+        self.version = 1  # counts the versions served: 1 + successful swaps
+
+    @property
+    def _compiled(self) -> Any:
+        return self._v.compiled
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        v = self._v  # one read: the whole call runs on the version it started with
+        return v.run(v.check(args, kwargs))
+
+    def swap(self, source: str | Path | LoadedModel) -> int:
+        """Serve another artifact from now on: ``source`` (a path, or a LoadedModel whose current version is taken)
+        is loaded and checked (every section's checksum; the same call signature and output structure as the
+        version being served), warmed with one call, then switched in at once. Calls in flight finish on the
+        version they started with; calls after the switch run the new one; the old version is freed when its last
+        call returns. Anything wrong raises ``ArtifactError`` naming it, and the old version keeps serving.
+        Returns the new version number."""
+        with self._swap_lock:  # one swap at a time; calls never wait for it
+            new = source._v if isinstance(source, LoadedModel) else _Version(source)
+            why = self._v.signature_differs(new)
+            if why is not None:
+                raise ArtifactError(f"swap to {new.report.path!r} refused: {why}; version {self.version} keeps serving")
+            args, kwargs = new.example_inputs()
+            new.run(new.check(args, kwargs))  # warm: pages the weights in, first-call set-up done off the hot path
+            self._v = new
+            self.version += 1
+            return self.version
 
     def report(self) -> LoadReport:
-        return self._report
+        return self._v.report
 
     def __repr__(self) -> str:
-        return f"LoadedModel({self._report.path!r}, nodes={self._report.nodes})"
+        return f"LoadedModel({self._v.report.path!r}, nodes={self._v.report.nodes}, version={self.version})"
 
 
 def _panels_tensor(sections: dict[str, Any], where: str) -> torch.Tensor | None:

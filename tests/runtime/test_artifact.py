@@ -540,3 +540,85 @@ def test_large_sections_are_checked_per_chunk_and_format_1_files_still_load(
     assert old_header["format"] == 1 and "panels" not in old_sections
     assert not any("chunks" in s for s in old_header["sections"])
     assert _equal(lepton_graph.load(old)(*args, **kwargs), out)
+
+
+# ----------------------------------------------------------------------------------------------- hot swap
+
+
+def _mlp_versions(tmp_path: Path, n: int) -> tuple[list[Path], torch.Tensor, list[torch.Tensor]]:
+    """n artifacts of one MLP with different weights, an input, and each version's compiled output."""
+    x = torch.randn(8, 16)
+    paths, outs = [], []
+    for i in range(n):
+        torch.manual_seed(100 + i)
+        model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4)).eval()
+        c = lepton_graph.compile(model)
+        outs.append(c(x))
+        paths.append(tmp_path / f"v{i}.lgraph")
+        c.export(paths[-1])
+    return paths, x, outs
+
+
+def test_swap_under_concurrent_calls_every_result_is_one_version(tmp_path: Path) -> None:
+    """Four threads call while the artifact is swapped five times: no call fails, every result equals one
+    version's output exactly (no mix of old and new weights), and after each swap new calls get the new one."""
+    import threading
+
+    paths, x, outs = _mlp_versions(tmp_path, 6)
+    m = lepton_graph.load(paths[0])
+    stop, results, errors = threading.Event(), [], []
+
+    def caller() -> None:
+        while not stop.is_set():
+            try:
+                results.append(m(x))
+            except Exception as e:  # noqa: BLE001 - any failure is what the test looks for
+                errors.append(e)
+
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i, p in enumerate(paths[1:], start=2):
+            assert m.swap(p) == i and m.version == i
+            assert torch.equal(m(x), outs[i - 1])  # a call after the switch runs the new version
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors and len(results) > 20
+    seen = {next(i for i, o in enumerate(outs) if torch.equal(r, o)) for r in results}  # StopIteration: a mix
+    assert len(seen) >= 2
+    assert m.report().path == str(paths[-1])
+
+
+def test_a_swap_that_does_not_fit_is_refused_and_the_old_version_keeps_serving(tmp_path: Path) -> None:
+    import gc
+    import weakref
+
+    paths, x, outs = _mlp_versions(tmp_path, 2)
+    m = lepton_graph.load(paths[0])
+    other = tmp_path / "other.lgraph"
+    c = lepton_graph.compile(nn.Sequential(nn.Linear(16, 5)).eval())
+    c(x)
+    c.export(other)
+    with pytest.raises(ArtifactError, match=r"refused: output 0 is f32\[8, 5\] where the serving version returns f32"):
+        m.swap(other)
+    wide = tmp_path / "wide.lgraph"
+    c2 = lepton_graph.compile(nn.Sequential(nn.Linear(16, 4)).eval())
+    c2(torch.randn(3, 16))
+    c2.export(wide)
+    with pytest.raises(ArtifactError, match=r"input 0 is float32\[3, 16\] on cpu where the serving version takes "):
+        m.swap(wide)
+    bad = tmp_path / "bad.lgraph"
+    blob = bytearray(paths[1].read_bytes())
+    blob[-100] ^= 1
+    bad.write_bytes(bytes(blob))
+    with pytest.raises(ArtifactError, match="sha256"):
+        m.swap(bad)
+    assert m.version == 1 and torch.equal(m(x), outs[0])
+    # the old version is freed once nothing calls it
+    old = weakref.ref(m._v)
+    m.swap(lepton_graph.load(paths[1]))
+    gc.collect()
+    assert old() is None and torch.equal(m(x), outs[1]) and m.version == 2
