@@ -91,6 +91,15 @@ def _with_budget(cfg: QuantConfig | None, budget: Any) -> QuantConfig | None:
         raise UnsupportedError(str(e)) from None
 
 
+def _zeros_call(sig: Signature) -> tuple[tuple, dict]:
+    """A call with ``sig``'s structure, Python values, dtypes and shapes, tensors all zeros (to compile a variant)."""
+    flat = [
+        leaf[2] if leaf[0] == "py" else torch.zeros(leaf[0], dtype=leaf[1], device=leaf[2]) for leaf in sig.leaves
+    ]
+    args, kwargs = pytree.tree_unflatten(flat, sig.structure)  # type: ignore[arg-type]
+    return tuple(args), dict(kwargs)
+
+
 def compile(
     model: Any = None,
     /,
@@ -222,6 +231,7 @@ class CompiledModel:
         self._dynamo_report: VariantReport | None = None  # where regions Dynamo compiles during a call report
         self._compile_output: list[Any] = []  # the result of a call that compiling already ran
         self._calibration_info: dict[str, Any] | None = None  # where int8-static's ranges came from
+        self._update_lock = threading.Lock()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         key = fast_key(args, kwargs)
@@ -328,6 +338,52 @@ class CompiledModel:
         self._cache.drop(sig)
         self._recompiling = f"weights changed: {why}"
         return self(*args, **kwargs)
+
+    def update_weights(self, weights: Any, example_inputs: Any = None) -> int:
+        """Serve new weights without stopping: ``weights`` is a state dict (name -> tensor, any subset of the
+        model's) or the path of a safetensors file of one. They are checked (every name a weight of the model, the
+        same shape and dtype), loaded into a copy of the model, compiled for every signature compiled so far (or for
+        ``example_inputs``; int8-static calibrates again) and warmed, then switched in: calls in flight finish on
+        the weights they started with, later calls get the new ones, no call sees a mix. The module you compiled is
+        left as it was; from now on ``self.model`` is the copy (the one whose later updates are followed). A bad
+        update raises InputError naming the weight, and the old weights keep serving. Returns the number of
+        variants compiled for the new weights."""
+        import copy
+
+        if not isinstance(self.model, torch.nn.Module):
+            raise UnsupportedError("update_weights: the compiled model is a function, not an nn.Module with weights")
+        if isinstance(weights, (str, Path)):
+            from safetensors.torch import load_file
+
+            try:
+                weights = load_file(str(weights))
+            except Exception as e:  # noqa: BLE001 - a missing or malformed file is the caller's input
+                raise InputError(f"update_weights: cannot read {str(weights)!r}: {e}") from None
+        current = self.model.state_dict()
+        for name, t in dict(weights).items():
+            if name not in current:
+                known = ", ".join(list(current)[:4])
+                raise InputError(f"update_weights: {name!r} is not a weight of the model (its names: {known}, ...)")
+            want = current[name]
+            if not isinstance(t, torch.Tensor) or t.shape != want.shape or t.dtype != want.dtype:
+                got = f"{t.dtype}{list(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+                raise InputError(f"update_weights: {name!r} is {got}, the model's is {want.dtype}{list(want.shape)}")
+        with self._update_lock:  # one update at a time; calls never wait for it
+            module = copy.deepcopy(self.model)
+            with torch.no_grad():
+                module.load_state_dict(dict(weights), strict=False)
+            opts = replace(self.options, act_ranges=None, act_smooth=None)  # int8-static: ranges of the new weights
+            fresh = CompiledModel(module, opts)
+            calls = [as_call(example_inputs, 0)] if example_inputs is not None else []
+            calls += [] if calls else [_zeros_call(v.signature) for v in self._cache.variants]
+            for args, kwargs in calls:
+                fresh(*args, **kwargs)
+            state = dict(fresh.__dict__)
+            cache = state.pop("_cache")
+            state.pop("_update_lock")
+            self.__dict__.update(state)
+            self._cache = cache  # last: a call takes either the old variants (old module) or the new ones
+            return len(cache.variants)
 
     def refresh_weights(self) -> None:
         """Compile again on the next call: for weight updates no check can see (``p.data.mul_(...)`` bypasses

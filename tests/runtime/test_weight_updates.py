@@ -175,3 +175,96 @@ def test_torch_compile_backend_follows_the_weights_too() -> None:
         compiled(x)
         model[1].weight.mul_(-1.0)  # inside a merged chain
         assert _rel(compiled(x), model(x)) <= 1e-4
+
+
+# ------------------------------------------------------------------------------------------ update_weights
+
+
+def _perturbed(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        k: v + 0.1 * torch.randn(v.shape, generator=g) for k, v in model.state_dict().items() if v.is_floating_point()
+    }
+
+
+def test_update_weights_serves_the_new_weights_and_leaves_the_module(tmp_path) -> None:
+    """update_weights from a state dict or a safetensors file: the compiled model then gives what a fresh compile of
+    the new weights gives, bit for bit, for every signature compiled before; the module passed in is untouched."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    c = lg.compile(model)
+    xs = [torch.randn(3, 16), torch.randn(5, 16)]
+    for x in xs:
+        c(x)
+    for i, source in enumerate(("dict", "file")):
+        sd = _perturbed(model, i)
+        if source == "file":
+            save_file(sd, str(tmp_path / "w.safetensors"))
+        assert c.update_weights(sd if source == "dict" else tmp_path / "w.safetensors") == 2
+        ref_model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4)).eval()
+        ref_model.load_state_dict(sd)
+        ref = lg.compile(ref_model)
+        for x in xs:
+            assert torch.equal(c(x), ref(x))
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_bad_weight_updates_name_the_weight_and_keep_serving() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 8)).eval()
+    c = lg.compile(model)
+    x = torch.randn(2, 16)
+    y = c(x)
+    for bad, says in (
+        ({"0.wieght": torch.zeros(8, 16)}, "'0.wieght' is not a weight of the model"),
+        (
+            {"0.weight": torch.zeros(8, 15)},
+            r"'0.weight' is torch.float32\[8, 15\], the model's is torch.float32\[8, 16\]",
+        ),
+        ({"0.bias": torch.zeros(8, dtype=torch.float64)}, "'0.bias' is torch.float64"),
+    ):
+        with pytest.raises(lg.InputError, match=says):
+            c.update_weights(bad)
+        assert torch.equal(c(x), y)
+    with pytest.raises(lg.InputError, match="cannot read"):
+        c.update_weights("/nonexistent/w.safetensors")
+
+
+def test_update_weights_under_concurrent_calls_every_result_is_one_version() -> None:
+    import threading
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4)).eval()
+    c = lg.compile(model)
+    x = torch.randn(8, 16)
+    versions = [c(x)]
+    updates = [_perturbed(model, s) for s in range(3)]
+    for sd in updates:
+        m = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4)).eval()
+        m.load_state_dict(sd)
+        versions.append(lg.compile(m)(x))
+    stop, results, errors = threading.Event(), [], []
+
+    def caller() -> None:
+        while not stop.is_set():
+            try:
+                results.append(c(x))
+            except Exception as e:  # noqa: BLE001 - any failure is what the test looks for
+                errors.append(e)
+
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i, sd in enumerate(updates, start=1):
+            c.update_weights(sd)
+            assert torch.equal(c(x), versions[i])
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors and len(results) > 10
+    assert all(any(torch.equal(r, v) for v in versions) for r in results)
