@@ -23,6 +23,8 @@ from lepton_graph.artifact.container import FORMAT, MAGIC, read_artifact, write_
 from lepton_graph.backends.cpu import native
 from lepton_graph.config import config
 
+from .calls import results_while
+
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 
 
@@ -562,31 +564,16 @@ def _mlp_versions(tmp_path: Path, n: int) -> tuple[list[Path], torch.Tensor, lis
 def test_swap_under_concurrent_calls_every_result_is_one_version(tmp_path: Path) -> None:
     """Four threads call while the artifact is swapped five times: no call fails, every result equals one
     version's output exactly (no mix of old and new weights), and after each swap new calls get the new one."""
-    import threading
-
     paths, x, outs = _mlp_versions(tmp_path, 6)
     m = lepton_graph.load(paths[0])
-    stop, results, errors = threading.Event(), [], []
 
-    def caller() -> None:
-        while not stop.is_set():
-            try:
-                results.append(m(x))
-            except Exception as e:  # noqa: BLE001 - any failure is what the test looks for
-                errors.append(e)
-
-    threads = [threading.Thread(target=caller) for _ in range(4)]
-    for t in threads:
-        t.start()
-    try:
+    def swaps() -> None:
         for i, p in enumerate(paths[1:], start=2):
             assert m.swap(p) == i and m.version == i
             assert torch.equal(m(x), outs[i - 1])  # a call after the switch runs the new version
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert not errors and len(results) > 20
+
+    results = results_while(lambda: m(x), swaps)
+    assert len(results) > 20
     seen = {next(i for i, o in enumerate(outs) if torch.equal(r, o)) for r in results}  # StopIteration: a mix
     assert len(seen) >= 2
     assert m.report().path == str(paths[-1])

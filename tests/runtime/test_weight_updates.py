@@ -13,6 +13,8 @@ from torch import nn
 
 import lepton_graph as lg
 
+from .calls import results_while
+
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
@@ -234,8 +236,6 @@ def test_bad_weight_updates_name_the_weight_and_keep_serving() -> None:
 
 
 def test_update_weights_under_concurrent_calls_every_result_is_one_version() -> None:
-    import threading
-
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4)).eval()
     c = lg.compile(model)
@@ -246,25 +246,12 @@ def test_update_weights_under_concurrent_calls_every_result_is_one_version() -> 
         m = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4)).eval()
         m.load_state_dict(sd)
         versions.append(lg.compile(m)(x))
-    stop, results, errors = threading.Event(), [], []
 
-    def caller() -> None:
-        while not stop.is_set():
-            try:
-                results.append(c(x))
-            except Exception as e:  # noqa: BLE001 - any failure is what the test looks for
-                errors.append(e)
-
-    threads = [threading.Thread(target=caller) for _ in range(4)]
-    for t in threads:
-        t.start()
-    try:
+    def updates_in_turn() -> None:
         for i, sd in enumerate(updates, start=1):
             c.update_weights(sd)
             assert torch.equal(c(x), versions[i])
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert not errors and len(results) > 10
+
+    results = results_while(lambda: c(x), updates_in_turn)
+    assert len(results) > 10
     assert all(any(torch.equal(r, v) for v in versions) for r in results)
