@@ -93,9 +93,7 @@ def _with_budget(cfg: QuantConfig | None, budget: Any) -> QuantConfig | None:
 
 def _zeros_call(sig: Signature) -> tuple[tuple, dict]:
     """A call with ``sig``'s structure, Python values, dtypes and shapes, tensors all zeros (to compile a variant)."""
-    flat = [
-        leaf[2] if leaf[0] == "py" else torch.zeros(leaf[0], dtype=leaf[1], device=leaf[2]) for leaf in sig.leaves
-    ]
+    flat = [leaf[2] if leaf[0] == "py" else torch.zeros(leaf[0], dtype=leaf[1], device=leaf[2]) for leaf in sig.leaves]
     args, kwargs = pytree.tree_unflatten(flat, sig.structure)  # type: ignore[arg-type]
     return tuple(args), dict(kwargs)
 

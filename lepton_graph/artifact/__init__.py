@@ -416,35 +416,48 @@ class LoadedModel:
     serves while it is being called (hot update)."""
 
     def __init__(self, path: str | Path) -> None:
-        self._v = _Version(path)
+        self._current = (1, _Version(path))  # (version number, version): replaced whole, read once per call
         self._swap_lock = threading.Lock()
-        self.version = 1  # counts the versions served: 1 + successful swaps
+
+    @property
+    def version(self) -> int:
+        """The number of the version being served: 1, plus one per successful swap."""
+        return self._current[0]
+
+    @property
+    def _v(self) -> _Version:
+        return self._current[1]
 
     @property
     def _compiled(self) -> Any:
         return self._v.compiled
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        v = self._v  # one read: the whole call runs on the version it started with
+        v = self._current[1]  # one read: the whole call runs on the version it started with
         return v.run(v.check(args, kwargs))
+
+    def call_versioned(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        """(the number of the version that ran, the outputs): for servers that report which version answered."""
+        n, v = self._current
+        return n, v.run(v.check(args, kwargs))
 
     def swap(self, source: str | Path | LoadedModel) -> int:
         """Serve another artifact from now on: ``source`` (a path, or a LoadedModel whose current version is taken)
-        is loaded and checked (every section's checksum; the same call signature and output structure as the
-        version being served), warmed with one call, then switched in at once. Calls in flight finish on the
-        version they started with; calls after the switch run the new one; the old version is freed when its last
-        call returns. Anything wrong raises ``ArtifactError`` naming it, and the old version keeps serving.
+        is loaded and checked (every section's checksum; the same call signature, output structure, dtypes and
+        shapes as the version being served), warmed with one call, then switched in at once. Calls in flight finish
+        on the version they started with; calls after the switch run the new one; the old version is freed when its
+        last call returns. Anything wrong raises ``ArtifactError`` naming it, and the old version keeps serving.
         Returns the new version number."""
         with self._swap_lock:  # one swap at a time; calls never wait for it
             new = source._v if isinstance(source, LoadedModel) else _Version(source)
+            n = self.version
             why = self._v.signature_differs(new)
             if why is not None:
-                raise ArtifactError(f"swap to {new.report.path!r} refused: {why}; version {self.version} keeps serving")
+                raise ArtifactError(f"swap to {new.report.path!r} refused: {why}; version {n} keeps serving")
             args, kwargs = new.example_inputs()
             new.run(new.check(args, kwargs))  # warm: pages the weights in, first-call set-up done off the hot path
-            self._v = new
-            self.version += 1
-            return self.version
+            self._current = (n + 1, new)
+            return n + 1
 
     def report(self) -> LoadReport:
         return self._v.report

@@ -4,6 +4,7 @@ lepton-graph export MODEL -o FILE [--quantize SCHEME] [--precision bf16]   # MOD
 lepton-graph run FILE --inputs in.safetensors|in.npz [-o out.safetensors] [--bench N]
 lepton-graph inspect FILE [--html out.html]                               # format, inputs/outputs, ops, weights
 lepton-graph compile MODEL                                                # the compile report
+lepton-graph serve FILE [--host H] [--port N] [--watch]                   # HTTP inference, hot-swappable
 
 A ``pkg.module:function`` MODEL is imported and called (your code, at export time only) and must return
 ``(model, example_inputs)``, example_inputs a tuple of positional arguments or a dict of keyword arguments. Input
@@ -83,8 +84,19 @@ def _read_inputs(path: str) -> tuple[tuple, dict]:
         from safetensors.torch import load_file
 
         tensors = load_file(path)
+    return call_of(tensors)
+
+
+def call_of(tensors: dict[str, torch.Tensor]) -> tuple[tuple, dict]:
+    """(args, kwargs) from named tensors: ``arg0``, ``arg1``, ... positional, any other name a keyword."""
     pos = sorted((k for k in tensors if k.startswith("arg") and k[3:].isdigit()), key=lambda k: int(k[3:]))
     return tuple(tensors[k] for k in pos), {k: v for k, v in tensors.items() if k not in pos}
+
+
+def named_outputs(out: Any) -> dict[str, torch.Tensor]:
+    """A call's output tensors by their pytree path (``[0]``, ``['logits']``; a lone tensor is ``out``)."""
+    flat = pytree.tree_flatten_with_path(out)[0]
+    return {pytree.keystr(p) or "out": t.contiguous() for p, t in flat if isinstance(t, torch.Tensor)}
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
@@ -108,8 +120,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     if ns.output:
         from safetensors.torch import save_file
 
-        flat = pytree.tree_flatten_with_path(out)[0]
-        named = {pytree.keystr(p) or "out": t.contiguous() for p, t in flat if isinstance(t, torch.Tensor)}
+        named = named_outputs(out)
         save_file(named, ns.output)
         print(f"wrote {len(named)} outputs to {ns.output}")
     return 0
@@ -187,6 +198,16 @@ def cmd_compile(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(ns: argparse.Namespace) -> int:
+    try:
+        from ..serve import run
+    except ImportError as e:
+        raise InputError(f"serve needs the serve extra (pip install 'lepton_graph[serve]'): {e}") from None
+    print(f"serving {ns.file} on http://{ns.host}:{ns.port} (POST /v1/infer, GET /health /v1/model /metrics)")
+    run(ns.file, ns.host, ns.port, watch=ns.watch, max_body_mb=ns.max_body_mb)
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     def model_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("model", help="a zoo name (lepton-graph models --all) or pkg.module:function")
@@ -211,3 +232,10 @@ def add_commands(sub: Any) -> None:
     c = sub.add_parser("compile", help="compile a model and print its compile report")
     model_options(c)
     c.set_defaults(func=cmd_compile)
+    s = sub.add_parser("serve", help="serve an artifact over HTTP; /v1/reload or --watch swap it while serving")
+    s.add_argument("file")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--watch", action="store_true", help="serve the file's new version whenever it is replaced")
+    s.add_argument("--max-body-mb", type=float, default=64.0, help="larger request bodies get 413")
+    s.set_defaults(func=cmd_serve)

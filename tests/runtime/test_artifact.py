@@ -23,7 +23,7 @@ from lepton_graph.artifact.container import FORMAT, MAGIC, read_artifact, write_
 from lepton_graph.backends.cpu import native
 from lepton_graph.config import config
 
-from .calls import results_while
+from .calls import mlp_versions, results_while
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 
@@ -547,24 +547,10 @@ def test_large_sections_are_checked_per_chunk_and_format_1_files_still_load(
 # ----------------------------------------------------------------------------------------------- hot swap
 
 
-def _mlp_versions(tmp_path: Path, n: int) -> tuple[list[Path], torch.Tensor, list[torch.Tensor]]:
-    """n artifacts of one MLP with different weights, an input, and each version's compiled output."""
-    x = torch.randn(8, 16)
-    paths, outs = [], []
-    for i in range(n):
-        torch.manual_seed(100 + i)
-        model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4)).eval()
-        c = lepton_graph.compile(model)
-        outs.append(c(x))
-        paths.append(tmp_path / f"v{i}.lgraph")
-        c.export(paths[-1])
-    return paths, x, outs
-
-
 def test_swap_under_concurrent_calls_every_result_is_one_version(tmp_path: Path) -> None:
     """Four threads call while the artifact is swapped five times: no call fails, every result equals one
     version's output exactly (no mix of old and new weights), and after each swap new calls get the new one."""
-    paths, x, outs = _mlp_versions(tmp_path, 6)
+    paths, x, outs = mlp_versions(tmp_path, 6)
     m = lepton_graph.load(paths[0])
 
     def swaps() -> None:
@@ -583,7 +569,7 @@ def test_a_swap_that_does_not_fit_is_refused_and_the_old_version_keeps_serving(t
     import gc
     import weakref
 
-    paths, x, outs = _mlp_versions(tmp_path, 2)
+    paths, x, outs = mlp_versions(tmp_path, 2)
     m = lepton_graph.load(paths[0])
     other = tmp_path / "other.lgraph"
     c = lepton_graph.compile(nn.Sequential(nn.Linear(16, 5)).eval())
