@@ -14,12 +14,15 @@ with, later ones get the new one, and a file that does not fit leaves the old ve
     GET  /metrics     Prometheus text: requests by endpoint and status, latency histogram, model version
     POST /v1/reload   optional JSON {"path": FILE}: swap to that file (default: the file being served)
 
-Bad requests get a 4xx with a message naming the problem (a body that is not JSON or safetensors, wrong shapes or
+With ``--max-batch N`` (artifacts exported with ``dynamic=True``), requests that arrive together run as one call on
+their inputs concatenated along dim 0 (up to N rows, waiting up to ``--max-wait-ms`` for more) and each gets its rows
+back. Bad requests get a 4xx with a message naming the problem (a body that is not JSON or safetensors, wrong shapes or
 dtypes, a body over the size limit); the server keeps serving.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -90,8 +93,130 @@ def _call_from_json(model: LoadedModel, body: Any) -> tuple[tuple, dict]:
     return tuple(args), dict(kwargs)
 
 
-def create_app(path: str | Path, *, max_body_mb: float = 64.0, watch: bool = False, poll_s: float = 0.2) -> Any:
-    """The Starlette application serving the artifact at ``path`` (see the module docstring)."""
+def batching_off(model: LoadedModel) -> str | None:
+    """Why concurrent requests cannot be run as one call of ``model`` (None: they can): every tensor input needs a
+    symbolic first dim (exported with ``dynamic=True``)."""
+    for i, leaf in enumerate(model._v.leaves):
+        if leaf["kind"] == "tensor" and (not leaf.get("dims") or leaf["dims"][0] is not None):
+            return f"input {i} has a fixed first dim (export with dynamic=True to batch requests)"
+    return None
+
+
+class _Batcher:
+    """Requests that arrive within ``max_wait_s`` of the first, up to ``max_rows`` rows, with the same trailing
+    shapes, dtypes and Python values, run as one call on their inputs concatenated along dim 0; each gets its rows
+    of every output back. A group whose outputs do not split by rows, or whose call fails, runs request by request
+    (so each gets its own answer or error)."""
+
+    def __init__(self, model: Any, max_rows: int, max_wait_s: float, sizes: Any) -> None:
+        self.model, self.max_rows, self.max_wait_s, self.sizes = model, max_rows, max_wait_s, sizes
+        self.queue: asyncio.Queue[tuple[Any, int, tuple, dict, asyncio.Future]] | None = None
+
+    async def submit(self, args: tuple, kwargs: dict) -> tuple[int, Any]:
+        key, rows = _batch_key(args, kwargs)
+        if key is None or rows > self.max_rows:
+            return await _run(self.model(), args, kwargs)
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+            asyncio.get_running_loop().create_task(self._collect())
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        await self.queue.put((key, rows, args, kwargs, fut))
+        return await fut
+
+    async def _collect(self) -> None:
+        assert self.queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            deadline, rows = loop.time() + self.max_wait_s, batch[0][1]
+            while rows < self.max_rows and (left := deadline - loop.time()) > 0:
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), left)
+                except asyncio.TimeoutError:
+                    break
+                batch.append(item)
+                rows += item[1]
+            groups: dict[Any, list] = {}
+            for item in batch:
+                groups.setdefault(item[0], []).append(item)
+            for group in groups.values():
+                loop.create_task(self._run_group(group))
+
+    async def _run_group(self, group: list) -> None:
+        self.sizes.observe(sum(item[1] for item in group))
+        if len(group) > 1:
+            try:
+                n, outs = await _run(self.model(), *_concat([(item[2], item[3]) for item in group]))
+                parts = _split(outs, [item[1] for item in group])
+            except Exception:  # noqa: BLE001 - each request is run alone below and gets its own error
+                parts = None
+            if parts is not None:
+                for item, part in zip(group, parts, strict=True):
+                    if not item[4].done():
+                        item[4].set_result((n, part))
+                return
+        for item in group:
+            try:
+                item[4].set_result(await _run(self.model(), item[2], item[3]))
+            except Exception as e:  # noqa: BLE001 - handed to the request's own handler
+                item[4].set_exception(e)
+
+
+async def _run(model: LoadedModel, args: tuple, kwargs: dict) -> tuple[int, Any]:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(model.call_versioned, *args, **kwargs)
+
+
+def _batch_key(args: tuple, kwargs: dict) -> tuple[Any, int]:
+    """(a key equal for requests that can be concatenated, their rows), or (None, 0)."""
+    leaves, spec = pytree.tree_flatten((args, kwargs))
+    rows: int | None = None
+    key: list[Any] = [str(spec)]
+    for x in leaves:
+        if isinstance(x, torch.Tensor):
+            if x.dim() == 0 or (rows is not None and x.shape[0] != rows):
+                return None, 0
+            rows = x.shape[0]
+            key.append((tuple(x.shape[1:]), str(x.dtype)))
+        else:
+            key.append(("py", repr(x)))
+    return (tuple(key), rows) if rows else (None, 0)
+
+
+def _concat(calls: list[tuple[tuple, dict]]) -> tuple[tuple, dict]:
+    flat = [pytree.tree_flatten(c) for c in calls]
+    spec = flat[0][1]
+    leaves = [
+        torch.cat([f[0][i] for f in flat]) if isinstance(flat[0][0][i], torch.Tensor) else flat[0][0][i]
+        for i in range(len(flat[0][0]))
+    ]
+    args, kwargs = pytree.tree_unflatten(leaves, spec)
+    return tuple(args), dict(kwargs)
+
+
+def _split(outs: Any, rows: list[int]) -> list[Any] | None:
+    """Each request's rows of every output, or None when an output is not split by rows."""
+    leaves, spec = pytree.tree_flatten(outs)
+    total = sum(rows)
+    if not all(isinstance(x, torch.Tensor) and x.dim() > 0 and x.shape[0] == total for x in leaves):
+        return None
+    pieces = [x.split(rows) for x in leaves]
+    return [pytree.tree_unflatten([p[i] for p in pieces], spec) for i in range(len(rows))]
+
+
+def create_app(
+    path: str | Path,
+    *,
+    max_body_mb: float = 64.0,
+    watch: bool = False,
+    poll_s: float = 0.2,
+    max_batch: int = 1,
+    max_wait_ms: float = 2.0,
+) -> Any:
+    """The Starlette application serving the artifact at ``path`` (see the module docstring). ``max_batch`` > 1
+    runs concurrent requests of a ``dynamic=True`` artifact as one call of up to that many rows, gathered for up
+    to ``max_wait_ms`` after the first."""
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -112,6 +237,11 @@ def create_app(path: str | Path, *, max_body_mb: float = 64.0, watch: bool = Fal
     )
     version = Gauge("lepton_model_version", "version of the artifact being served (1 + swaps)", registry=registry)
     version.set(1)
+    sizes = Histogram(
+        "lepton_batch_rows", "rows per model call", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=registry
+    )
+    state["batching"] = batching_off(state["model"]) if max_batch > 1 else "off (--max-batch 1)"
+    batcher = _Batcher(lambda: state["model"], max_batch, max_wait_ms / 1e3, sizes) if not state["batching"] else None
 
     def model() -> LoadedModel:
         return state["model"]
@@ -166,7 +296,7 @@ def create_app(path: str | Path, *, max_body_mb: float = 64.0, watch: bool = Fal
             except Exception as e:  # noqa: BLE001 - any parse failure is the client's body
                 raise _HTTPError(400, f"the body is not safetensors ({type(e).__name__}: {e})") from None
             args, kwargs = call_of(tensors)
-            n, out = await run_in_threadpool(m.call_versioned, *args, **kwargs)
+            n, out = await (batcher.submit(args, kwargs) if batcher else _run(m, args, kwargs))
             return Response(
                 st_save(named_outputs(out)), media_type="application/octet-stream", headers={"X-Lepton-Version": str(n)}
             )
@@ -177,7 +307,7 @@ def create_app(path: str | Path, *, max_body_mb: float = 64.0, watch: bool = Fal
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise _HTTPError(400, f"the body is not JSON ({e})") from None
         args, kwargs = _call_from_json(m, parsed)
-        n, out = await run_in_threadpool(m.call_versioned, *args, **kwargs)
+        n, out = await (batcher.submit(args, kwargs) if batcher else _run(m, args, kwargs))
         return JSONResponse({"version": n, "outputs": _json_value(out)})
 
     async def health(request: Request) -> Response:
@@ -193,6 +323,7 @@ def create_app(path: str | Path, *, max_body_mb: float = 64.0, watch: bool = Fal
                 "file": state["path"],
                 "inputs": inputs,
                 "outputs": v.outputs(),
+                "batching": state["batching"] or f"up to {max_batch} rows, waiting up to {max_wait_ms} ms",
                 "report": str(m.report()),
             }
         )
@@ -270,11 +401,10 @@ def _watch(state: dict[str, Any], swap: Any, poll_s: float) -> threading.Thread:
     return t
 
 
-def run(
-    path: str, host: str = "127.0.0.1", port: int = 8000, *, watch: bool = False, max_body_mb: float = 64.0
-) -> None:
-    """Serve until interrupted (uvicorn, one process; requests run concurrently on its thread pool)."""
+def run(path: str, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+    """Serve until interrupted (uvicorn, one process; requests run concurrently on its thread pool); ``options``
+    go to create_app."""
     import uvicorn
 
-    app = create_app(path, watch=watch, max_body_mb=max_body_mb)
+    app = create_app(path, **options)
     uvicorn.run(app, host=host, port=port, log_level="warning")

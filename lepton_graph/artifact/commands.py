@@ -4,7 +4,7 @@ lepton-graph export MODEL -o FILE [--quantize SCHEME] [--precision bf16]   # MOD
 lepton-graph run FILE --inputs in.safetensors|in.npz [-o out.safetensors] [--bench N]
 lepton-graph inspect FILE [--html out.html]                               # format, inputs/outputs, ops, weights
 lepton-graph compile MODEL                                                # the compile report
-lepton-graph serve FILE [--host H] [--port N] [--watch]                   # HTTP inference, hot-swappable
+lepton-graph serve FILE [--port N] [--watch] [--max-batch N]              # HTTP inference, hot-swappable
 
 A ``pkg.module:function`` MODEL is imported and called (your code, at export time only) and must return
 ``(model, example_inputs)``, example_inputs a tuple of positional arguments or a dict of keyword arguments. Input
@@ -204,7 +204,15 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     except ImportError as e:
         raise InputError(f"serve needs the serve extra (pip install 'lepton_graph[serve]'): {e}") from None
     print(f"serving {ns.file} on http://{ns.host}:{ns.port} (POST /v1/infer, GET /health /v1/model /metrics)")
-    run(ns.file, ns.host, ns.port, watch=ns.watch, max_body_mb=ns.max_body_mb)
+    run(
+        ns.file,
+        ns.host,
+        ns.port,
+        watch=ns.watch,
+        max_body_mb=ns.max_body_mb,
+        max_batch=ns.max_batch,
+        max_wait_ms=ns.max_wait_ms,
+    )
     return 0
 
 
@@ -238,4 +246,6 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--watch", action="store_true", help="serve the file's new version whenever it is replaced")
     s.add_argument("--max-body-mb", type=float, default=64.0, help="larger request bodies get 413")
+    s.add_argument("--max-batch", type=int, default=1, help="run concurrent requests as one call of up to N rows")
+    s.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests")
     s.set_defaults(func=cmd_serve)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -200,3 +201,47 @@ def test_the_cli_serves_a_file(versions) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_concurrent_requests_of_a_dynamic_model_run_batched(tmp_path: Path, versions) -> None:
+    """--max-batch: requests that arrive together (batch sizes 1..6) run as fewer model calls on their rows
+    concatenated, and each answer equals the model's output on its own rows; an artifact with a fixed batch says
+    why it does not batch."""
+    import lepton_graph
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3)).eval()
+    c = lepton_graph.compile(model, dynamic=True)
+    c(torch.randn(2, 16))
+    path = tmp_path / "dyn.lgraph"
+    c.export(path)
+    s = Server(path, max_batch=32, max_wait_ms=200)
+    xs = [torch.randn(b, 16) for b in range(1, 7)]
+    answers: dict[int, Any] = {}
+
+    def post(i: int) -> None:
+        answers[i] = s.infer(xs[i])
+
+    try:
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(len(xs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        status, text, _ = s.request("/metrics")
+        calls = float(re.search(r"lepton_batch_rows_count (\S+)", text.decode()).group(1))  # type: ignore[union-attr]
+        assert s.request("/v1/model")[1]["batching"].startswith("up to 32 rows")
+    finally:
+        s.close()
+    for i, x in enumerate(xs):
+        status, data = answers[i]
+        assert status == 200
+        with torch.no_grad():
+            torch.testing.assert_close(torch.tensor(data["outputs"]), model(x), rtol=1e-5, atol=1e-6)
+    assert calls < len(xs)  # some requests shared a call
+    paths, *_ = versions
+    fixed = Server(paths[0], max_batch=8)
+    try:
+        assert "fixed first dim" in fixed.request("/v1/model")[1]["batching"]
+    finally:
+        fixed.close()
