@@ -89,6 +89,13 @@ OPTIONS = [
         "export stores GEMM weights as packed f32 panels, read in place at load (off: raw weights, packed at load)",
         "LEPTON_ARTIFACT_PANELS",
     ),
+    Option(
+        "serve",
+        str,
+        "",
+        "set by `lepton-graph serve --workers N` for its worker processes: the served file and options, as JSON",
+        "LEPTON_SERVE",
+    ),
 ]
 
 
@@ -115,6 +122,7 @@ class Config:
     gemm_mc: int
     gemm_dynamic_panels: bool
     artifact_panels: bool
+    serve: str
 
     def __init__(self) -> None:
         for opt in OPTIONS:
@@ -147,6 +155,14 @@ class Config:
             return wrapper
 
         return deco
+
+    def for_children(self, name: str, value: Any) -> None:
+        """Set an option here and in the environment that processes started from now on inherit (worker
+        processes read their settings from it)."""
+        opt = next(o for o in OPTIONS if o.name == name)
+        setattr(self, name, value)
+        if opt.env:
+            os.environ[opt.env] = str(int(value)) if isinstance(value, bool) else str(value)
 
     def env_flag(self, name: str) -> str | None:
         """Read-only access to an environment variable for the few LEPTON_* flags C++ reads too."""

@@ -6,10 +6,11 @@ of our own. Requests run on a thread pool (a loaded model takes concurrent calls
 with, later ones get the new one, and a file that does not fit leaves the old version serving.
 
     POST /v1/infer    JSON {"args": [...], "kwargs": {...}} (nested lists, converted to each input's exported
-                      dtype) -> {"version": n, "outputs": ...}; or a safetensors body (Content-Type
-                      application/octet-stream: tensors named arg0, arg1, ... and keyword names) -> safetensors
-                      of the outputs by pytree path, the version in the X-Lepton-Version header
-    GET  /health      {"status": "ok", "version": n}
+                      dtype) -> {"version": n, "artifact": digest, "outputs": ...}; or a safetensors body
+                      (Content-Type application/octet-stream: tensors named arg0, arg1, ... and keyword names) ->
+                      safetensors of the outputs by pytree path, X-Lepton-Version / X-Lepton-Artifact headers
+                      (the version counts this process's swaps; the digest names the file's content everywhere)
+    GET  /health      {"status": "ok", "version": n, "artifact": digest}
     GET  /v1/model    version, file, the call signature, the load report
     GET  /metrics     Prometheus text: requests by endpoint and status, latency histogram, model version
     POST /v1/reload   optional JSON {"path": FILE}: swap to that file (default: the file being served)
@@ -112,7 +113,7 @@ class _Batcher:
         self.model, self.max_rows, self.max_wait_s, self.sizes = model, max_rows, max_wait_s, sizes
         self.queue: asyncio.Queue[tuple[Any, int, tuple, dict, asyncio.Future]] | None = None
 
-    async def submit(self, args: tuple, kwargs: dict) -> tuple[int, Any]:
+    async def submit(self, args: tuple, kwargs: dict) -> tuple[int, str, Any]:
         key, rows = _batch_key(args, kwargs)
         if key is None or rows > self.max_rows:
             return await _run(self.model(), args, kwargs)
@@ -146,14 +147,14 @@ class _Batcher:
         self.sizes.observe(sum(item[1] for item in group))
         if len(group) > 1:
             try:
-                n, outs = await _run(self.model(), *_concat([(item[2], item[3]) for item in group]))
+                n, digest, outs = await _run(self.model(), *_concat([(item[2], item[3]) for item in group]))
                 parts = _split(outs, [item[1] for item in group])
             except Exception:  # noqa: BLE001 - each request is run alone below and gets its own error
                 parts = None
             if parts is not None:
                 for item, part in zip(group, parts, strict=True):
                     if not item[4].done():
-                        item[4].set_result((n, part))
+                        item[4].set_result((n, digest, part))
                 return
         for item in group:
             try:
@@ -162,7 +163,7 @@ class _Batcher:
                 item[4].set_exception(e)
 
 
-async def _run(model: LoadedModel, args: tuple, kwargs: dict) -> tuple[int, Any]:
+async def _run(model: LoadedModel, args: tuple, kwargs: dict) -> tuple[int, str, Any]:
     from starlette.concurrency import run_in_threadpool
 
     return await run_in_threadpool(model.call_versioned, *args, **kwargs)
@@ -213,6 +214,7 @@ def create_app(
     poll_s: float = 0.2,
     max_batch: int = 1,
     max_wait_ms: float = 2.0,
+    workers: int = 1,
 ) -> Any:
     """The Starlette application serving the artifact at ``path`` (see the module docstring). ``max_batch`` > 1
     runs concurrent requests of a ``dynamic=True`` artifact as one call of up to that many rows, gathered for up
@@ -224,6 +226,13 @@ def create_app(
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    if workers > 1:  # N processes share the cores: each runs its kernels on its share
+        from .backends.cpu import native
+
+        share = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(share)
+        if native.available():
+            native.set_num_threads(share)
     state: dict[str, Any] = {"path": str(path), "seen": _stat(str(path)), "model": load(path)}
     max_body = int(max_body_mb * 2**20)
     registry = CollectorRegistry()
@@ -296,10 +305,9 @@ def create_app(
             except Exception as e:  # noqa: BLE001 - any parse failure is the client's body
                 raise _HTTPError(400, f"the body is not safetensors ({type(e).__name__}: {e})") from None
             args, kwargs = call_of(tensors)
-            n, out = await (batcher.submit(args, kwargs) if batcher else _run(m, args, kwargs))
-            return Response(
-                st_save(named_outputs(out)), media_type="application/octet-stream", headers={"X-Lepton-Version": str(n)}
-            )
+            n, digest, out = await (batcher.submit(args, kwargs) if batcher else _run(m, args, kwargs))
+            headers = {"X-Lepton-Version": str(n), "X-Lepton-Artifact": digest}
+            return Response(st_save(named_outputs(out)), media_type="application/octet-stream", headers=headers)
         if kind != "application/json":
             raise _HTTPError(415, f"content type {kind!r}: send application/json or application/octet-stream")
         try:
@@ -307,11 +315,12 @@ def create_app(
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise _HTTPError(400, f"the body is not JSON ({e})") from None
         args, kwargs = _call_from_json(m, parsed)
-        n, out = await (batcher.submit(args, kwargs) if batcher else _run(m, args, kwargs))
-        return JSONResponse({"version": n, "outputs": _json_value(out)})
+        n, digest, out = await (batcher.submit(args, kwargs) if batcher else _run(m, args, kwargs))
+        return JSONResponse({"version": n, "artifact": digest, "outputs": _json_value(out)})
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "version": model().version})
+        m = model()
+        return JSONResponse({"status": "ok", "version": m.version, "artifact": m.digest})
 
     async def info(request: Request) -> Response:
         m = model()
@@ -320,6 +329,7 @@ def create_app(
         return JSONResponse(
             {
                 "version": m.version,
+                "artifact": m.digest,
                 "file": state["path"],
                 "inputs": inputs,
                 "outputs": v.outputs(),
@@ -332,6 +342,10 @@ def create_app(
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
     async def reload(request: Request) -> Response:
+        if workers > 1:
+            raise _HTTPError(
+                409, f"with {workers} worker processes a reload reaches one of them: replace the watched file instead"
+            )
         body = await body_of(request)
         new_path: str = state["path"]
         if body.strip():
@@ -401,10 +415,26 @@ def _watch(state: dict[str, Any], swap: Any, poll_s: float) -> threading.Thread:
     return t
 
 
-def run(path: str, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-    """Serve until interrupted (uvicorn, one process; requests run concurrently on its thread pool); ``options``
-    go to create_app."""
+def app_factory() -> Any:
+    """The app of one of ``run(..., workers=N)``'s processes, from the settings the parent left for them."""
+    from .config import config
+
+    spec = json.loads(config.serve)
+    return create_app(spec["path"], **spec["options"])
+
+
+def run(path: str, host: str = "127.0.0.1", port: int = 8000, *, workers: int = 1, **options: Any) -> None:
+    """Serve until interrupted with uvicorn; ``options`` go to create_app. One process serves requests
+    concurrently on its thread pool; ``workers`` > 1 starts that many processes on one port (uvicorn's supervisor),
+    each with its own copy of the model and its share of the cores, each following the watched file."""
     import uvicorn
 
-    app = create_app(path, **options)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    if workers > 1:
+        from .config import config
+
+        config.for_children("serve", json.dumps({"path": str(path), "options": {**options, "workers": workers}}))
+        uvicorn.run(
+            "lepton_graph.serve:app_factory", factory=True, host=host, port=port, workers=workers, log_level="warning"
+        )
+        return
+    uvicorn.run(create_app(path, **options), host=host, port=port, log_level="warning")

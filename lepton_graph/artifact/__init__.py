@@ -16,6 +16,7 @@ Not yet: models Dynamo captured (graph breaks) are refused with the reason.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -273,6 +274,8 @@ class _Version:
         for f in checks:
             f.result()
         self.report.load_s = time.perf_counter() - t0
+        # names the file's content (its sections' digests): the same in every process that loaded it
+        self.digest = hashlib.sha256(json.dumps(art.header["sections"], sort_keys=True).encode()).hexdigest()[:16]
 
     def _build(self, art: Any, t0: float) -> None:
         path, header, sections = art.path, art.header, art.sections
@@ -436,10 +439,16 @@ class LoadedModel:
         v = self._current[1]  # one read: the whole call runs on the version it started with
         return v.run(v.check(args, kwargs))
 
-    def call_versioned(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
-        """(the number of the version that ran, the outputs): for servers that report which version answered."""
+    def call_versioned(self, *args: Any, **kwargs: Any) -> tuple[int, str, Any]:
+        """(the number of the version that ran, its artifact digest, the outputs): for servers that say which
+        version answered (the digest names the file's content across processes; the number counts swaps here)."""
         n, v = self._current
-        return n, v.run(v.check(args, kwargs))
+        return n, v.digest, v.run(v.check(args, kwargs))
+
+    @property
+    def digest(self) -> str:
+        """The served artifact's content digest (16 hex digits of the sha256 over its sections' digests)."""
+        return self._current[1].digest
 
     def swap(self, source: str | Path | LoadedModel) -> int:
         """Serve another artifact from now on: ``source`` (a path, or a LoadedModel whose current version is taken)

@@ -212,6 +212,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         max_body_mb=ns.max_body_mb,
         max_batch=ns.max_batch,
         max_wait_ms=ns.max_wait_ms,
+        workers=ns.workers,
     )
     return 0
 
@@ -248,4 +249,5 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--max-body-mb", type=float, default=64.0, help="larger request bodies get 413")
     s.add_argument("--max-batch", type=int, default=1, help="run concurrent requests as one call of up to N rows")
     s.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests")
+    s.add_argument("--workers", type=int, default=1, help="server processes on the port (each its own model copy)")
     s.set_defaults(func=cmd_serve)

@@ -4,6 +4,7 @@ with no failed request and every answer equal to the version it reports."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +81,10 @@ def test_infer_health_model_and_metrics(versions) -> None:
         assert torch.equal(torch.tensor(data["outputs"], dtype=torch.float32), outs[0])
         status, body, headers = s.request("/v1/infer", save({"arg0": x}), "application/octet-stream")
         assert status == 200 and headers["x-lepton-version"] == "1" and torch.equal(load(body)["out"], outs[0])
-        assert s.request("/health")[:2] == (200, {"status": "ok", "version": 1})
+        assert s.request("/health")[:2] == (
+            200,
+            {"status": "ok", "version": 1, "artifact": s.app.state.lepton["model"].digest},
+        )
         status, info, _ = s.request("/v1/model")
         assert status == 200 and info["inputs"][0]["shape"] == [8, 16] and info["outputs"] == ["f32[8, 4]"]
         assert "lepton_graph artifact" in info["report"]
@@ -165,42 +170,84 @@ def test_hot_swaps_under_load_lose_no_request(versions, tmp_path: Path) -> None:
     assert all(torch.equal(out, outs[v - 1]) for v, out in answers)
 
 
-def test_the_cli_serves_a_file(versions) -> None:
-    """`lepton-graph serve FILE --port N` as users start it: it answers /health and /v1/infer, and stops on
-    SIGTERM."""
+@contextlib.contextmanager
+def _serve_process(*argv: str) -> Iterator[str]:
+    """`lepton-graph serve ...` as users start it, on a free port; yields its URL once /health answers."""
     import socket
     import subprocess
     import sys
 
-    paths, x, outs = versions
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cmd = "from lepton_graph.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    cmd = "import sys; from lepton_graph.cli import main; raise SystemExit(main(sys.argv[1:]))"
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; " + cmd, "serve", str(paths[0]), "--port", str(port)],
-        stdout=subprocess.PIPE,
+        [sys.executable, "-c", cmd, "serve", *argv, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
     try:
-        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
         while True:
             try:
                 with urllib.request.urlopen(url + "/health", timeout=5) as r:
-                    assert json.loads(r.read()) == {"status": "ok", "version": 1}
+                    r.read()
                     break
             except (urllib.error.URLError, ConnectionError):
                 assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
                 assert time.monotonic() < deadline, "the server did not come up"
                 time.sleep(0.1)
-        req = urllib.request.Request(
-            url + "/v1/infer", json.dumps({"args": [x.tolist()]}).encode(), {"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(req, timeout=30) as r:
-            assert torch.equal(torch.tensor(json.loads(r.read())["outputs"]), outs[0])
+        yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _get(url: str, body: bytes | None = None) -> tuple[int, Any]:
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"} if body else {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_the_cli_serves_a_file(versions) -> None:
+    """`lepton-graph serve FILE --port N` as users start it: it answers /health and /v1/infer, and stops on
+    SIGTERM."""
+    paths, x, outs = versions
+    with _serve_process(str(paths[0])) as url:
+        assert _get(url + "/health")[1]["version"] == 1
+        status, data = _get(url + "/v1/infer", json.dumps({"args": [x.tolist()]}).encode())
+        assert status == 200 and torch.equal(torch.tensor(data["outputs"]), outs[0])
+
+
+def test_worker_processes_follow_the_watched_file(versions, tmp_path: Path) -> None:
+    """--workers 2: two processes answer on one port; replacing the watched file moves both to the new version
+    (answers name the artifact by its content digest: version numbers count each process's own swaps); a reload
+    (which would reach one of them) is refused with the reason."""
+    import lepton_graph
+
+    paths, x, outs = versions
+    by_digest = {lepton_graph.load(p).digest: o for p, o in zip(paths[:2], outs[:2], strict=True)}
+    served = tmp_path / "served.lgraph"
+    shutil.copy(paths[0], served)
+    body = json.dumps({"args": [x.tolist()]}).encode()
+    with _serve_process(str(served), "--workers", "2", "--watch") as url:
+        status, data = _get(url + "/v1/infer", body)
+        assert status == 200 and torch.equal(torch.tensor(data["outputs"]), outs[0])
+        status, data = _get(url + "/v1/reload", b"{}")
+        assert status == 409 and "replace the watched file" in data["error"]
+        tmp = tmp_path / "next.tmp"
+        shutil.copy(paths[1], tmp)
+        os.replace(tmp, served)
+        deadline, streak = time.monotonic() + 60, 0
+        new = next(d for d, o in by_digest.items() if o is outs[1])
+        while streak < 20:  # 20 answers in a row from the new file: both workers swapped (with high probability)
+            assert time.monotonic() < deadline, "the workers did not all pick up the new file"
+            status, data = _get(url + "/v1/infer", body)
+            assert status == 200 and torch.equal(torch.tensor(data["outputs"]), by_digest[data["artifact"]])
+            streak = streak + 1 if data["artifact"] == new else 0
 
 
 def test_concurrent_requests_of_a_dynamic_model_run_batched(tmp_path: Path, versions) -> None:
