@@ -1,0 +1,148 @@
+"""Dynamic batching in `lepton-graph serve`: requests per second from C concurrent clients with `--max-batch 1` (one
+call per request) and `--max-batch N`, a fresh server process per measurement, the two alternating round by round.
+Answers are checked against the model's own output (batched calls may differ in the last bits: rel. error <= 1e-4).
+
+    python bench/serve_batching.py --model minilm_b1 --clients 16 --max-batch 16 --md bench/results/serve_batching.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+@contextmanager
+def _server(path: Path, *argv: str) -> Any:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = "import sys; from lepton_graph.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", cmd, "serve", str(path), "--port", str(port), *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/health", timeout=5).read()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit("the server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _load(url: str, body: bytes, clients: int, seconds: float, ref: torch.Tensor) -> dict[str, float]:
+    """Requests/s, latency percentiles and wrong answers of ``clients`` threads posting for ``seconds``."""
+    stop, lat, wrong, failed = threading.Event(), [], [0], [0]
+    req = urllib.request.Request(url + "/v1/infer", body, {"Content-Type": "application/json"})
+
+    def client() -> None:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    out = torch.tensor(json.loads(r.read())["outputs"], dtype=torch.float32)
+                lat.append(time.perf_counter() - t0)
+                if float((out - ref).norm() / ref.norm()) > 1e-4:
+                    wrong[0] += 1
+            except Exception:  # noqa: BLE001 - counted
+                failed[0] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    t_start = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t_start
+    lat.sort()
+    return {
+        "rps": len(lat) / elapsed,
+        "p50": lat[len(lat) // 2] if lat else float("nan"),
+        "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan"),
+        "wrong": wrong[0],
+        "failed": failed[0],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="minilm_b1")
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--max-batch", type=int, default=16)
+    p.add_argument("--max-wait-ms", type=float, default=2.0)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--md", help="write the table here")
+    ns = p.parse_args()
+    import lepton_graph
+    from lepton_graph import zoo
+    from lepton_graph.bench.machine import cpu_summary, emit_table, git_commit
+
+    model, (args, kwargs) = zoo.build(ns.model)
+    with torch.no_grad():
+        ref = torch.utils._pytree.tree_leaves(model(*args, **kwargs))[0].reshape(-1)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / f"{ns.model}.lgraph"
+        c = lepton_graph.compile(model, dynamic=True)
+        c(*args, **kwargs)
+        c.export(path)
+        body = json.dumps({"args": [a.tolist() for a in args], "kwargs": {k: v.tolist() for k, v in kwargs.items()}})
+        configs = {"one call per request": ["--max-batch", "1"],
+                   f"--max-batch {ns.max_batch}": ["--max-batch", str(ns.max_batch), "--max-wait-ms",
+                                                   str(ns.max_wait_ms)]}  # fmt: skip
+        results: dict[str, list[dict[str, float]]] = {k: [] for k in configs}
+        for r in range(ns.rounds):
+            for name in list(configs) if r % 2 == 0 else list(configs)[::-1]:
+                with _server(path, *configs[name]) as url:
+                    _load(url, body.encode(), ns.clients, 1.0, ref)  # warm-up
+                    results[name].append(_load(url, body.encode(), ns.clients, ns.seconds, ref))
+                    print(name, results[name][-1], flush=True)
+    med = {k: {f: statistics.median(x[f] for x in v) for f in v[0]} for k, v in results.items()}
+    base = med["one call per request"]["rps"]
+    lines = [
+        f"## serve dynamic batching, {time.strftime('%Y-%m-%dT%H:%M:%S')}",
+        "",
+        f"Machine: {cpu_summary()}; torch {torch.__version__}; commit {git_commit()}. {ns.model} exported with "
+        f"dynamic=True, `lepton-graph serve` in its own process, {ns.clients} JSON client threads over loopback, "
+        f"{ns.seconds:.0f} s per measurement after 1 s of warm-up, {ns.rounds} rounds alternating the two servers "
+        "(medians).",
+        "",
+        "| server | requests/s | vs one call per request | p50 ms | p99 ms | wrong answers | failed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in med.items():
+        wrong = sum(x["wrong"] for x in results[name])
+        failed = sum(x["failed"] for x in results[name])
+        lines.append(
+            f"| {name} | {m['rps']:.1f} | {m['rps'] / base:.2f}x | {m['p50'] * 1e3:.1f} | {m['p99'] * 1e3:.1f} | "
+            f"{wrong} | {failed} |"
+        )
+    emit_table(lines, ns.md)
+
+
+if __name__ == "__main__":
+    main()
