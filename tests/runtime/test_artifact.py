@@ -595,3 +595,25 @@ def test_a_swap_that_does_not_fit_is_refused_and_the_old_version_keeps_serving(t
     m.swap(lepton_graph.load(paths[1]))
     gc.collect()
     assert old() is None and torch.equal(m(x), outs[1]) and m.version == 2
+
+
+def test_concurrent_swaps_serialise(tmp_path: Path) -> None:
+    """Swaps started at once (a second while the first is still loading and warming) queue: each completes, the
+    version numbers are 2..n+1 in some order, and the model serves the last one switched in."""
+    import threading
+
+    paths, x, outs = mlp_versions(tmp_path, 5)
+    m = lepton_graph.load(paths[0])
+    numbers: dict[int, int] = {}
+
+    def swap(i: int) -> None:
+        numbers[i] = m.swap(paths[i])
+
+    threads = [threading.Thread(target=swap, args=(i,)) for i in range(1, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(numbers.values()) == [2, 3, 4, 5] and m.version == 5
+    last = max(numbers, key=numbers.__getitem__)
+    assert torch.equal(m(x), outs[last])
