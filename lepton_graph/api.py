@@ -37,7 +37,7 @@ from .runtime.guards import (
     fast_key,
     flatten_call,
 )
-from .runtime.weights import ModuleWeights, WeightWatch
+from .runtime.weights import CaptureInProgress, ModuleWeights, WeightWatch
 
 # reports of graphs compiled through torch.compile(backend="lepton"), newest last
 DYNAMO_REPORTS: collections.deque[RegionReport] = collections.deque(maxlen=64)
@@ -533,7 +533,11 @@ class CompiledModel:
 
         def run(args: tuple, kwargs: dict, leaves: Sequence[Any]) -> Any:
             if weights is not None:
-                changed = weights.changed()
+                try:
+                    changed = weights.changed()
+                except CaptureInProgress:  # another thread is exporting this module: its weights are stand-ins
+                    with _COMPILE_LOCK:  # wait for that capture to put them back
+                        changed = weights.changed()
                 if changed is not None:
                     try:
                         compiled.refresh(changed)

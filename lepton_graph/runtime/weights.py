@@ -20,6 +20,20 @@ def _state(t: torch.Tensor) -> tuple[torch.Tensor, int, int]:
     return t, t._version, t.data_ptr()
 
 
+class CaptureInProgress(Exception):
+    """The module's weights are torch.export's stand-ins: another thread is capturing this module (non-strict export
+    swaps its parameters for fake tensors while it traces). The caller waits for that compile and checks again."""
+
+
+def _in_capture(t: object) -> bool:
+    # FakeTensor and FunctionalTensor are tensor subclasses without storage; a user's weight is a plain tensor
+    return (
+        isinstance(t, torch.Tensor)
+        and type(t) not in (torch.Tensor, torch.nn.Parameter)
+        and (isinstance(t, torch._subclasses.fake_tensor.FakeTensor) or torch._is_functional_tensor(t) or t.is_meta)
+    )
+
+
 class WeightWatch:
     """The identity, version and storage of the tensors behind a graph's constant keys, as last compiled."""
 
@@ -81,6 +95,8 @@ class ModuleWeights:
                 break
         else:
             return None
+        if any(_in_capture(d.get(name)) for _, d, name, *_ in self._entries):
+            raise CaptureInProgress
         try:
             out = {
                 key: d[name]
