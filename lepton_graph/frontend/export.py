@@ -74,6 +74,26 @@ def _export(module: torch.nn.Module, args: tuple, kwargs: dict, dynamic: bool) -
         )
 
 
+def _registers_cache_support(err: Exception) -> bool:
+    """When torch.export failed on transformers' DynamicCache in the model's inputs or outputs (GPT-2, Llama and
+    the like called with use_cache), register transformers' own pytree support for it
+    (``transformers.integrations.executorch.register_dynamic_cache_export_support``, made for torch.export) and
+    say whether a retry can help. Process-wide, as transformers intends it; done only where a model needs it."""
+    import sys
+
+    if "DynamicCache" not in str(err) or "transformers" not in sys.modules:
+        return False
+    try:
+        from transformers.cache_utils import DynamicCache
+        from transformers.integrations.executorch import register_dynamic_cache_export_support
+    except ImportError:
+        return False
+    if DynamicCache in pytree.SUPPORTED_NODES:
+        return False  # registered already: the failure is something else
+    register_dynamic_cache_export_support()
+    return DynamicCache in pytree.SUPPORTED_NODES
+
+
 def capture_export(
     module: torch.nn.Module, args: tuple, kwargs: dict, flat_inputs: Sequence[Any], dynamic: bool = False
 ) -> Captured:
@@ -81,7 +101,12 @@ def capture_export(
     t0 = time.perf_counter()
     try:
         with quiet_torch():
-            ep = _export(module, args, kwargs, dynamic)
+            try:
+                ep = _export(module, args, kwargs, dynamic)
+            except Exception as e:
+                if not _registers_cache_support(e):
+                    raise
+                ep = _export(module, args, kwargs, dynamic)
     except Exception as e:
         raise CaptureError(f"torch.export failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
     if random := _random_ops(ep):
@@ -122,9 +147,13 @@ def _random_ops(ep: ExportedProgram) -> list[str]:
 
 
 def _has_mutation(ep: ExportedProgram) -> bool:
+    """In-place ops the importer needs functionalised first. ``detach_`` changes no value (autograd metadata only;
+    transformers' cache code calls it): functionalising for it alone would run torch's decompositions, whose
+    verifier rejects the cache code's lifted constants."""
     for n in ep.graph.nodes:
         if n.op == "call_function" and isinstance(n.target, torch._ops.OpOverload) and n.target._schema.is_mutable:
-            return True
+            if n.target is not torch.ops.aten.detach_.default:
+                return True
     return False
 
 
