@@ -9,47 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import torch
-
-
-@contextmanager
-def _server(path: Path, *argv: str) -> Any:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = "import sys; from lepton_graph.cli import main; raise SystemExit(main(sys.argv[1:]))"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", cmd, "serve", str(path), "--port", str(port), *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(url + "/health", timeout=5).read()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit("the server did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _load(url: str, body: bytes, clients: int, seconds: float, ref: torch.Tensor) -> dict[str, float]:
@@ -101,6 +68,7 @@ def main() -> None:
     import lepton_graph
     from lepton_graph import zoo
     from lepton_graph.bench.machine import cpu_summary, emit_table, git_commit
+    from lepton_graph.serve import serving
 
     model, (args, kwargs) = zoo.build(ns.model)
     with torch.no_grad():
@@ -117,7 +85,7 @@ def main() -> None:
         results: dict[str, list[dict[str, float]]] = {k: [] for k in configs}
         for r in range(ns.rounds):
             for name in list(configs) if r % 2 == 0 else list(configs)[::-1]:
-                with _server(path, *configs[name]) as url:
+                with serving(path, *configs[name]) as url:
                     _load(url, body.encode(), ns.clients, 1.0, ref)  # warm-up
                     results[name].append(_load(url, body.encode(), ns.clients, ns.seconds, ref))
                     print(name, results[name][-1], flush=True)

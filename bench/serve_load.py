@@ -10,16 +10,13 @@ file's replacement until the first answer of the new version, plus 0.5 s).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -59,32 +56,15 @@ def main() -> None:
     p.add_argument("--md", help="write the table here")
     ns = p.parse_args()
     from lepton_graph.bench.machine import cpu_summary, emit_table, git_commit
+    from lepton_graph.serve import serving
 
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d, contextlib.ExitStack() as stack:
         work = Path(d)
         paths, args, kwargs, outs = _versions(ns.model, ns.swaps + 1, work)
         served = work / "served.lgraph"
         shutil.copy(paths[0], served)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        cmd = "import sys; from lepton_graph.cli import main; raise SystemExit(main(sys.argv[1:]))"
-        server = subprocess.Popen(
-            [sys.executable, "-c", cmd, "serve", str(served), "--port", str(port), "--watch"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        url = f"http://127.0.0.1:{port}"
+        url = stack.enter_context(serving(served, "--watch"))
         body = json.dumps({"args": [a.tolist() for a in args], "kwargs": {k: v.tolist() for k, v in kwargs.items()}})
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url + "/health", timeout=5).read()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not start") from None
-                time.sleep(0.1)
         records: list[tuple[float, float, int | None, bool]] = []  # start, latency, version, answer matches
         stop = threading.Event()
         leaves = [torch.utils._pytree.tree_leaves(o) for o in outs]
@@ -124,8 +104,6 @@ def main() -> None:
             stop.set()
             for t in threads:
                 t.join()
-            server.terminate()
-            server.wait(timeout=30)
     windows = []
     for i, t_swap in enumerate(swaps, start=2):
         first_new = min((r[0] + r[1] for r in records if r[2] == i), default=t_swap)

@@ -24,10 +24,12 @@ dtypes, a body over the size limit); the server keeps serving.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -413,6 +415,43 @@ def _watch(state: dict[str, Any], swap: Any, poll_s: float) -> threading.Thread:
     t = threading.Thread(target=loop, name="lepton-watch", daemon=True)
     t.start()
     return t
+
+
+@contextlib.contextmanager
+def serving(path: str | Path, *options: str, timeout_s: float = 90.0) -> Iterator[str]:
+    """``lepton-graph serve FILE OPTIONS...`` in a child process on a free loopback port, yielded as its base URL
+    once ``/health`` answers (load tests, benchmarks); the process is stopped on exit."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = "import sys; from lepton_graph.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", cmd, "serve", str(path), *options, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=5) as r:
+                    r.read()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read().decode()[-2000:] if proc.stderr and proc.poll() is not None else ""
+                    raise RuntimeError(f"lepton-graph serve {path} did not come up: {err}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def app_factory() -> Any:

@@ -4,7 +4,6 @@ with no failed request and every answer equal to the version it reports."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -13,7 +12,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,8 @@ import torch
 from lepton_graph.backends.cpu import native
 
 from .calls import mlp_versions
+
+serving = pytest.importorskip("lepton_graph.serve").serving
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="lepton_graph._C is not built")
 uvicorn = pytest.importorskip("uvicorn")
@@ -170,39 +170,6 @@ def test_hot_swaps_under_load_lose_no_request(versions, tmp_path: Path) -> None:
     assert all(torch.equal(out, outs[v - 1]) for v, out in answers)
 
 
-@contextlib.contextmanager
-def _serve_process(*argv: str) -> Iterator[str]:
-    """`lepton-graph serve ...` as users start it, on a free port; yields its URL once /health answers."""
-    import socket
-    import subprocess
-    import sys
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = "import sys; from lepton_graph.cli import main; raise SystemExit(main(sys.argv[1:]))"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", cmd, "serve", *argv, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=5) as r:
-                    r.read()
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-                assert time.monotonic() < deadline, "the server did not come up"
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 def _get(url: str, body: bytes | None = None) -> tuple[int, Any]:
     req = urllib.request.Request(url, body, {"Content-Type": "application/json"} if body else {})
     try:
@@ -216,7 +183,7 @@ def test_the_cli_serves_a_file(versions) -> None:
     """`lepton-graph serve FILE --port N` as users start it: it answers /health and /v1/infer, and stops on
     SIGTERM."""
     paths, x, outs = versions
-    with _serve_process(str(paths[0])) as url:
+    with serving(paths[0]) as url:
         assert _get(url + "/health")[1]["version"] == 1
         status, data = _get(url + "/v1/infer", json.dumps({"args": [x.tolist()]}).encode())
         assert status == 200 and torch.equal(torch.tensor(data["outputs"]), outs[0])
@@ -233,7 +200,7 @@ def test_worker_processes_follow_the_watched_file(versions, tmp_path: Path) -> N
     served = tmp_path / "served.lgraph"
     shutil.copy(paths[0], served)
     body = json.dumps({"args": [x.tolist()]}).encode()
-    with _serve_process(str(served), "--workers", "2", "--watch") as url:
+    with serving(served, "--workers", "2", "--watch") as url:
         status, data = _get(url + "/v1/infer", body)
         assert status == 200 and torch.equal(torch.tensor(data["outputs"]), outs[0])
         status, data = _get(url + "/v1/reload", b"{}")
