@@ -367,7 +367,8 @@ class CompiledModel:
                 got = f"{t.dtype}{list(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
                 raise InputError(f"update_weights: {name!r} is {got}, the model's is {want.dtype}{list(want.shape)}")
         with self._update_lock:  # one update at a time; calls never wait for it
-            module = copy.deepcopy(self.model)
+            with _COMPILE_LOCK:  # a capture in progress swaps the module's parameters for stand-ins: not those
+                module = copy.deepcopy(self.model)
             with torch.no_grad():
                 module.load_state_dict(dict(weights), strict=False)
             opts = replace(self.options, act_ranges=None, act_smooth=None)  # int8-static: ranges of the new weights

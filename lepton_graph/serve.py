@@ -409,8 +409,8 @@ def _watch(state: dict[str, Any], swap: Any, poll_s: float) -> threading.Thread:
             try:
                 n = swap(state["path"])
                 print(f"lepton-graph serve: {state['path']} changed: now serving version {n}", file=sys.stderr)
-            except ArtifactError as e:
-                print(f"lepton-graph serve: {e}", file=sys.stderr)
+            except Exception as e:  # noqa: BLE001 - the watch outlives a bad file; the old version serves on
+                print(f"lepton-graph serve: {type(e).__name__}: {e}", file=sys.stderr)
 
     t = threading.Thread(target=loop, name="lepton-watch", daemon=True)
     t.start()
