@@ -617,3 +617,18 @@ def test_concurrent_swaps_serialise(tmp_path: Path) -> None:
     assert sorted(numbers.values()) == [2, 3, 4, 5] and m.version == 5
     last = max(numbers, key=numbers.__getitem__)
     assert torch.equal(m(x), outs[last])
+
+
+@pytest.mark.parametrize("name", ["mlp_tiny", "bert_tiny"])
+def test_bf16_models_round_trip_bit_for_bit(name: str, tmp_path: Path) -> None:
+    """precision="bf16" (bf16 GEMM weights where the CPU has AVX512_BF16, fp32 elsewhere): the file keeps the raw
+    weights (bf16 panels are not stored) and the loaded model runs the same precision, bit for bit."""
+    model, (args, kwargs) = zoo.build(name)
+    c = lepton_graph.compile(model, precision="bf16")
+    ref = c(*args, **kwargs)
+    path = tmp_path / f"{name}.lgraph"
+    c.export(path)
+    loaded = lepton_graph.load(path)
+    assert _equal(loaded(*args, **kwargs), ref)
+    assert loaded.report().as_dict()["precision"] == "bf16"
+    assert _stored_keys(path) == set() and loaded.report().weights == "packed at load"
