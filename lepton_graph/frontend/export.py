@@ -74,24 +74,30 @@ def _export(module: torch.nn.Module, args: tuple, kwargs: dict, dynamic: bool) -
         )
 
 
-def _registers_cache_support(err: Exception) -> bool:
-    """When torch.export failed on transformers' DynamicCache in the model's inputs or outputs (GPT-2, Llama and
-    the like called with use_cache), register transformers' own pytree support for it
-    (``transformers.integrations.executorch.register_dynamic_cache_export_support``, made for torch.export) and
-    say whether a retry can help. Process-wide, as transformers intends it; done only where a model needs it."""
+def _registers_cache_support(err: Exception, module: torch.nn.Module) -> bool:
+    """When torch.export failed on a transformers cache object in the model's inputs or outputs (GPT-2 and Llama
+    return a DynamicCache with use_cache, BART an EncoderDecoderCache), register transformers' own pytree support for
+    its cache classes, made for torch.export (``integrations.executorch.register_dynamic_cache_export_support`` for
+    DynamicCache, ``exporters.exporter_dynamo.register_cache_pytrees_for_model`` for the rest), and say whether a
+    retry can help. Process-wide, as transformers intends it; done only where a model needs it."""
     import sys
 
-    if "DynamicCache" not in str(err) or "transformers" not in sys.modules:
+    if "Cache" not in str(err) or "transformers" not in sys.modules:
         return False
+    before = set(pytree.SUPPORTED_NODES)
     try:
-        from transformers.cache_utils import DynamicCache
         from transformers.integrations.executorch import register_dynamic_cache_export_support
+
+        register_dynamic_cache_export_support()
     except ImportError:
-        return False
-    if DynamicCache in pytree.SUPPORTED_NODES:
-        return False  # registered already: the failure is something else
-    register_dynamic_cache_export_support()
-    return DynamicCache in pytree.SUPPORTED_NODES
+        pass
+    try:
+        from transformers.exporters.exporter_dynamo import register_cache_pytrees_for_model
+
+        register_cache_pytrees_for_model(module)  # type: ignore[arg-type]  # any module: it reads its classes
+    except ImportError:
+        pass
+    return set(pytree.SUPPORTED_NODES) != before
 
 
 def capture_export(
@@ -104,7 +110,7 @@ def capture_export(
             try:
                 ep = _export(module, args, kwargs, dynamic)
             except Exception as e:
-                if not _registers_cache_support(e):
+                if not _registers_cache_support(e, module):
                     raise
                 ep = _export(module, args, kwargs, dynamic)
     except Exception as e:
