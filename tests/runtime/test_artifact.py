@@ -632,3 +632,20 @@ def test_bf16_models_round_trip_bit_for_bit(name: str, tmp_path: Path) -> None:
     assert _equal(loaded(*args, **kwargs), ref)
     assert loaded.report().as_dict()["precision"] == "bf16"
     assert _stored_keys(path) == set() and loaded.report().weights == "packed at load"
+
+
+@pytest.mark.parametrize("scheme", ["int8-dynamic", "int8-static", "int8-weight", "int4-weight"])
+def test_quantized_models_round_trip_bit_for_bit(scheme: str, tmp_path: Path) -> None:
+    """Every quantization scheme's artifact (int8 / int4 weights as compiled, static activation scales) gives the
+    compiled model's outputs bit for bit, and is smaller than the fp32 weights."""
+    model, (args, kwargs) = zoo.build("mlp_tiny")
+    options: dict = {"quantize": scheme}
+    if scheme == "int8-static":
+        options["calibration"] = [(torch.randn_like(args[0]),) for _ in range(4)]
+    c = lepton_graph.compile(model, **options)
+    ref = c(*args, **kwargs)
+    path = tmp_path / "q.lgraph"
+    size = c.export(path)
+    assert _equal(lepton_graph.load(path)(*args, **kwargs), ref)
+    fp32 = sum(p.numel() * 4 for p in model.parameters())
+    assert size < fp32
