@@ -222,13 +222,14 @@ def render(path: str | Path) -> str:
     """The page for the artifact at ``path`` (it is loaded and lowered for this machine to show its plan)."""
     from . import load
     from .commands import inspect_artifact
+    from .panels import NATIVE
 
     model = load(path)
     compiled = model._compiled
     graph, plan = compiled.graph, compiled.plan
     where: dict[int, str] = {}
     for p in plan.partitions:
-        label = f"native p{p.index}" if p.target == "cpu-native" else f"torch fallback p{p.index}"
+        label = f"native p{p.index}" if p.target == NATIVE else f"torch fallback p{p.index}"
         for n in p.nodes:
             where[id(n)] = label
     boxes, edges = _boxes(graph, where)

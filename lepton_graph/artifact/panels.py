@@ -19,12 +19,18 @@ from typing import Any
 
 import torch
 
+from ..backends.cpu import CpuNative
 from ..errors import ArtifactError
 from ..ir import Graph, Node, Op
 
 PANEL = 32  # csrc/kernels/gemm.h detail::kPanel
 ALIGN = 64
-NATIVE = "cpu-native"
+NATIVE = CpuNative.name
+
+
+def native_nodes(plan: Any) -> set[int]:
+    """ids of the nodes in ``plan``'s native partitions."""
+    return {id(n) for p in plan.partitions if p.target == NATIVE for n in p.nodes}
 
 
 def packed_f32_nbytes(k: int, n: int) -> int:
@@ -98,7 +104,7 @@ def untaken(graph: Graph, plan: Any, used: dict[str, int], stored: dict[str, Any
     for key in stored:
         if used.get(key, 0) != counts.get(key, 0):
             return f"{used.get(key, 0)} of the {counts.get(key, 0)} reads of {key!r} took its panels"
-    native = {id(n) for p in plan.partitions if p.target == NATIVE for n in p.nodes}
+    native = native_nodes(plan)
     for node in graph.nodes:
         if id(node) not in native and any(key in stored for key, _ in _uses(graph, node)):
             return f"node {node.name} reads a stored weight outside the native kernels"
@@ -108,7 +114,7 @@ def untaken(graph: Graph, plan: Any, used: dict[str, int], stored: dict[str, Any
 def candidates(graph: Graph, plan: Any) -> dict[str, bool]:
     """Constant key -> orientation, for the f32 2-D constants every reader of which is a native GEMM packing it
     one way (``plan``: the compiled partition plan)."""
-    native = {id(n) for p in plan.partitions if p.target == NATIVE for n in p.nodes}
+    native = native_nodes(plan)
     seen: dict[str, set[bool | None]] = {}
     for node in graph.nodes:
         for key, site in _uses(graph, node):

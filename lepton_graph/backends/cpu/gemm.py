@@ -431,9 +431,10 @@ def _matmul_const_root(
 def _weight_b(opts: LowerOptions, key: str | None, w: torch.Tensor, transposed: bool, huge_pages: bool) -> Any:
     """The packed B of a constant weight: the panels a loaded artifact stored for it when it has them (read in place
     unless the weight is streamed, which wants huge pages: then copied), else packed now."""
-    words = opts.prepacked.take(key, transposed) if opts.prepacked is not None and key and not _use_bf16(opts) else None
+    bf16 = _use_bf16(opts)
+    words = opts.prepacked.take(key, transposed) if opts.prepacked is not None and key and not bf16 else None
     if words is None:
-        return pack_weight(w, transposed=transposed, bf16=_use_bf16(opts), huge_pages=huge_pages)
+        return pack_weight(w, transposed=transposed, bf16=bf16, huge_pages=huge_pages)
     k, n = (w.shape[1], w.shape[0]) if transposed else (w.shape[0], w.shape[1])
     borrow = not huge_pages and words.data_ptr() % 64 == 0
     return _lib().gemm_packed_b_f32_from(words.data_ptr(), words.numel(), k, n, borrow, huge_pages)
