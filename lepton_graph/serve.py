@@ -159,10 +159,15 @@ class _Batcher:
                         item[4].set_result((n, digest, part))
                 return
         for item in group:
+            fut = item[4]
             try:
-                item[4].set_result(await _run(self.model(), item[2], item[3]))
+                result = await _run(self.model(), item[2], item[3])
             except Exception as e:  # noqa: BLE001 - handed to the request's own handler
-                item[4].set_exception(e)
+                if not fut.done():  # a request whose client went away is cancelled: the rest still get answers
+                    fut.set_exception(e)
+                continue
+            if not fut.done():
+                fut.set_result(result)
 
 
 async def _run(model: LoadedModel, args: tuple, kwargs: dict) -> tuple[int, str, Any]:
