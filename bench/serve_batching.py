@@ -45,11 +45,12 @@ def _load(url: str, body: bytes, clients: int, seconds: float, ref: torch.Tensor
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t_start
-    lat.sort()
+    from lepton_graph.bench.timing import percentile
+
     return {
         "rps": len(lat) / elapsed,
-        "p50": lat[len(lat) // 2] if lat else float("nan"),
-        "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan"),
+        "p50": percentile(lat, 0.5),
+        "p99": percentile(lat, 0.99),
         "wrong": wrong[0],
         "failed": failed[0],
     }

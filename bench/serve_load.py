@@ -42,11 +42,6 @@ def _versions(name: str, n: int, workdir: Path) -> tuple[list[Path], tuple, dict
     return paths, first[0], first[1], outs
 
 
-def _pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="mlp_b1")
@@ -56,6 +51,7 @@ def main() -> None:
     p.add_argument("--md", help="write the table here")
     ns = p.parse_args()
     from lepton_graph.bench.machine import cpu_summary, emit_table, git_commit
+    from lepton_graph.bench.timing import percentile
     from lepton_graph.serve import serving
 
     with tempfile.TemporaryDirectory() as d, contextlib.ExitStack() as stack:
@@ -125,9 +121,9 @@ def main() -> None:
         "steady p50 / p99 ms | during swaps p50 / p99 ms | p99 during / steady |",
         "|---|---|---|---|---|---|---|---|---|",
         f"| {ns.model} | {len(records)} | {failed} | {wrong} | {seen} | {max(swap_s, default=float('nan')):.2f} | "
-        f"{_pct(steady, 0.5) * 1e3:.2f} / {_pct(steady, 0.99) * 1e3:.2f} | "
-        f"{_pct(during, 0.5) * 1e3:.2f} / {_pct(during, 0.99) * 1e3:.2f} | "
-        f"{_pct(during, 0.99) / _pct(steady, 0.99):.2f} |",
+        f"{percentile(steady, 0.5) * 1e3:.2f} / {percentile(steady, 0.99) * 1e3:.2f} | "
+        f"{percentile(during, 0.5) * 1e3:.2f} / {percentile(during, 0.99) * 1e3:.2f} | "
+        f"{percentile(during, 0.99) / percentile(steady, 0.99):.2f} |",
     ]
     emit_table(lines, ns.md)
 

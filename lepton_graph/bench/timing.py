@@ -168,13 +168,19 @@ def setup_backend(
     run.record.update(warmup_calls=len(warm), warmup_s=time.perf_counter() - t_start, batch=run.batch)
 
 
+def percentile(xs: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0 < q <= 1) of ``xs``; NaN for none."""
+    ordered = sorted(xs)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))] if ordered else float("nan")
+
+
 def summarize(times: list[float]) -> dict[str, Any]:
     ms = sorted(t * 1e3 for t in times)
     n = len(ms)
     return {
         "calls": n,
         "median_ms": statistics.median(ms),
-        "p90_ms": ms[min(n - 1, math.ceil(0.9 * n) - 1)],
+        "p90_ms": percentile(ms, 0.9),
         "mean_ms": statistics.fmean(ms),
         "min_ms": ms[0],
         "stdev_ms": statistics.pstdev(ms),
